@@ -1,0 +1,138 @@
+"""The replicate Dataset: from per-block analysis results to labelled arrays.
+
+One place states which variables a run stores and their dims; ``docs/results_schema.md``
+documents them. A block's Dataset has dims ``(condition, replicate, method, cohort,
+endpoint)`` with ``condition`` of length one; :func:`combine_blocks` concatenates blocks and
+conditions and adds the truths and provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from analysis.status import STATUS_NAMES
+
+COHORTS = ("full", "matched")
+ENDPOINTS = ("pfs", "os")
+
+#: Variables over (replicate, cohort, endpoint) and their stored dtype.
+ENDPOINT_VARIABLES = {
+    "log_hr": "float64",
+    "se": "float64",
+    "ci_lower": "float64",
+    "ci_upper": "float64",
+    "p_value": "float64",
+    "p_logrank": "float64",
+    "median_treated": "float64",
+    "median_control": "float64",
+    "median_treated_lower": "float64",
+    "median_treated_upper": "float64",
+    "median_control_lower": "float64",
+    "median_control_upper": "float64",
+    "events_treated": "int32",
+    "events_control": "int32",
+    "status": "int8",
+}
+#: Variables over (replicate, cohort).
+COHORT_VARIABLES = {
+    "n_treated": "int32",
+    "n_control": "int32",
+    "max_abs_smd": "float64",
+    "p_orr": "float64",
+    "p_dcr": "float64",
+    "orr_treated": "float64",
+    "orr_control": "float64",
+    "dcr_treated": "float64",
+    "dcr_control": "float64",
+}
+#: Variables over (replicate,).
+REPLICATE_VARIABLES = {"n_pairs": "int32", "ps_status": "int8"}
+
+TRUTH_VARIABLES = (
+    "true_log_hr_conditional",
+    "true_log_hr_marginal",
+    "true_median_treated",
+    "true_median_control",
+)
+
+
+def block_dataset(results: Mapping[str, Any], *, condition: int, start: int) -> xr.Dataset:
+    """Labelled arrays of one block.
+
+    Parameters
+    ----------
+    results : mapping method name → plan result; each result has, as attributes, every
+        variable of :data:`ENDPOINT_VARIABLES` shaped (replicate, cohort, endpoint), of
+        :data:`COHORT_VARIABLES` shaped (replicate, cohort) and of
+        :data:`REPLICATE_VARIABLES` shaped (replicate,), in the order of :data:`COHORTS` and
+        :data:`ENDPOINTS`.
+    condition : grid-point index of the block.
+    start : index of the block's first replicate within its condition.
+    """
+    methods = list(results)
+    first = results[methods[0]]
+    n_rep = np.asarray(getattr(first, "n_pairs")).shape[0]
+    data_vars = {}
+    groups = (
+        (ENDPOINT_VARIABLES, ("condition", "replicate", "method", "cohort", "endpoint")),
+        (COHORT_VARIABLES, ("condition", "replicate", "method", "cohort")),
+        (REPLICATE_VARIABLES, ("condition", "replicate", "method")),
+    )
+    for variables, dims in groups:
+        for name, dtype in variables.items():
+            stacked = np.stack([np.asarray(getattr(results[m], name)) for m in methods], axis=1)
+            data_vars[name] = (dims, stacked[np.newaxis].astype(dtype))
+    coords = {
+        "condition": [condition],
+        "replicate": np.arange(start, start + n_rep),
+        "method": methods,
+        "cohort": list(COHORTS),
+        "endpoint": list(ENDPOINTS),
+    }
+    return xr.Dataset(data_vars, coords=coords)
+
+
+def combine_blocks(
+    blocks: Sequence[xr.Dataset],
+    *,
+    truths: Sequence[Mapping[str, Sequence[float]]],
+    grid: Sequence[Mapping[str, Any]],
+    attrs: Mapping[str, Any],
+) -> xr.Dataset:
+    """All blocks of a run as one Dataset.
+
+    Parameters
+    ----------
+    blocks : block Datasets (any order); sorted by (condition, replicate) here.
+    truths : per condition, a mapping of each name in :data:`TRUTH_VARIABLES` to its
+        (pfs, os) values.
+    grid : per condition, the swept fields (dotted scenario paths → value); becomes
+        coordinate variables on ``condition``.
+    attrs : provenance attributes (see the schema); ``created_at`` and ``status_codes`` are
+        added.
+    """
+    by_condition: dict[int, list[xr.Dataset]] = {}
+    for block in blocks:
+        by_condition.setdefault(int(block.condition.values[0]), []).append(block)
+    per_condition = []
+    for condition in sorted(by_condition):
+        parts = sorted(by_condition[condition], key=lambda b: int(b.replicate.values[0]))
+        per_condition.append(xr.concat(parts, dim="replicate", join="exact"))
+    dataset = xr.concat(per_condition, dim="condition", join="exact")
+    for name in TRUTH_VARIABLES:
+        values = np.array([[float(v) for v in truth[name]] for truth in truths])
+        dataset[name] = (("condition", "endpoint"), values)
+    for field in sorted({key for point in grid for key in point}):
+        values = [point.get(field) for point in grid]
+        dataset = dataset.assign_coords({field: ("condition", np.asarray(values))})
+    full_attrs = dict(attrs)
+    full_attrs["grid"] = json.dumps(list(grid), sort_keys=True)
+    full_attrs["status_codes"] = json.dumps({str(k): v for k, v in STATUS_NAMES.items()})
+    full_attrs["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    dataset.attrs = full_attrs
+    return dataset

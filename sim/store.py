@@ -1,0 +1,207 @@
+"""The run folder on disk: identity, block files, resume, the combined Dataset.
+
+Layout (schema: ``docs/results_schema.md``)::
+
+    DIR/run.json                      identity of the run (written first; checked on resume)
+    DIR/blocks/c0000_b000000.nc       one finished block (netCDF via h5netcdf)
+    DIR/blocks/c0000_b000000.sha256   its checksum, written after the block: a block counts as
+                                      finished only when both exist and agree
+    DIR/replicates.nc                 all blocks combined
+    DIR/summary.nc, DIR/summary.csv   performance measures
+
+Every file is written to a temporary name in the same folder and moved into place with
+``os.replace`` (atomic on POSIX), so a killed run leaves either a whole file or none. A block
+whose checksum is missing or wrong, or that does not open, is deleted and recomputed — never
+merged. A folder holding another run (different identity) is refused unless ``force``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import xarray as xr
+
+from sim.errors import RunFolderError
+
+IDENTITY_FILE = "run.json"
+BLOCK_FOLDER = "blocks"
+REPLICATES_FILE = "replicates.nc"
+SUMMARY_NC = "summary.nc"
+SUMMARY_CSV = "summary.csv"
+NETCDF_ENGINE = "h5netcdf"
+
+
+@dataclass(frozen=True)
+class BlockKey:
+    """A block: replicates ``[start, start + size)`` of grid point ``condition``."""
+
+    condition: int
+    block: int
+    start: int
+    size: int
+
+    @property
+    def stem(self) -> str:
+        return f"c{self.condition:04d}_b{self.block:06d}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dataset_to_bytes(dataset: xr.Dataset) -> bytes:
+    """The netCDF4 (HDF5) bytes of ``dataset``."""
+    return bytes(dataset.to_netcdf(path=None, engine=NETCDF_ENGINE))
+
+
+def write_dataset(path: Path, dataset: xr.Dataset) -> str:
+    """Write ``dataset`` atomically to ``path``; return the sha256 of the bytes written."""
+    data = dataset_to_bytes(dataset)
+    atomic_write_bytes(Path(path), data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_dataset(path: Path) -> xr.Dataset:
+    """Load a whole netCDF file into memory (no file handle stays open)."""
+    return xr.load_dataset(path, engine=NETCDF_ENGINE)
+
+
+class RunFolder:
+    """A run folder: create or resume it, write and list blocks, combine them.
+
+    Parameters
+    ----------
+    path : folder of the run (created if absent).
+    identity : JSON-serialisable mapping that names the run (scenario hash, seed, block
+        size, replicates, methods, grid, format version). Equal identity → resume; another
+        identity → :class:`RunFolderError` unless ``force``.
+    force : start over in a folder that holds another run (its blocks and results are
+        removed; nothing outside the run's own files is touched).
+    """
+
+    def __init__(self, path: Path | str, identity: Mapping[str, Any], *, force: bool = False):
+        self.path = Path(path)
+        self.identity = json.loads(json.dumps(identity, sort_keys=True))
+        self._open(force=force)
+
+    # -- identity -------------------------------------------------------------------------
+    def _open(self, *, force: bool) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise RunFolderError(f"--out {self.path}: exists and is not a folder; choose another path")
+        identity_path = self.path / IDENTITY_FILE
+        if identity_path.exists():
+            try:
+                existing = json.loads(identity_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                existing = None
+            if existing != self.identity:
+                if not force:
+                    raise RunFolderError(
+                        f"--out {self.path}: holds another run (different "
+                        f"{self._difference(existing)}); choose a new folder or pass --force "
+                        "to replace it"
+                    )
+                self._clear()
+        elif self.path.exists() and any(self.path.iterdir()):
+            if not force:
+                raise RunFolderError(
+                    f"--out {self.path}: folder is not empty and is not a psmsim run; choose an "
+                    "empty or new folder, or pass --force to use it"
+                )
+            self._clear()
+        (self.path / BLOCK_FOLDER).mkdir(parents=True, exist_ok=True)
+        if not identity_path.exists():
+            data = json.dumps(self.identity, indent=2, sort_keys=True).encode()
+            atomic_write_bytes(identity_path, data)
+
+    def _difference(self, existing: Mapping[str, Any] | None) -> str:
+        if not isinstance(existing, dict):
+            return "identity file unreadable"
+        keys = sorted(k for k in set(existing) | set(self.identity) if existing.get(k) != self.identity.get(k))
+        return ", ".join(keys) if keys else "identity"
+
+    def _clear(self) -> None:
+        """Remove this run's own files (blocks, identity, results) before starting over."""
+        shutil.rmtree(self.path / BLOCK_FOLDER, ignore_errors=True)
+        for name in (IDENTITY_FILE, REPLICATES_FILE, SUMMARY_NC, SUMMARY_CSV):
+            (self.path / name).unlink(missing_ok=True)
+
+    # -- blocks ---------------------------------------------------------------------------
+    def _block_paths(self, key: BlockKey) -> tuple[Path, Path]:
+        folder = self.path / BLOCK_FOLDER
+        return folder / f"{key.stem}.nc", folder / f"{key.stem}.sha256"
+
+    def write_block(self, key: BlockKey, dataset: xr.Dataset) -> None:
+        """Write one finished block: data first, then its checksum (which marks it done)."""
+        data_path, sum_path = self._block_paths(key)
+        digest = write_dataset(data_path, dataset)
+        atomic_write_bytes(sum_path, digest.encode())
+
+    def is_finished(self, key: BlockKey) -> bool:
+        """True when the block's data and checksum exist and agree; a block that fails the
+        check is deleted so it is recomputed."""
+        data_path, sum_path = self._block_paths(key)
+        if not (data_path.exists() and sum_path.exists()):
+            self._discard(key)
+            return False
+        digest = hashlib.sha256(data_path.read_bytes()).hexdigest()
+        if digest != sum_path.read_text().strip():
+            self._discard(key)
+            return False
+        return True
+
+    def _discard(self, key: BlockKey) -> None:
+        for path in self._block_paths(key):
+            path.unlink(missing_ok=True)
+
+    def read_block(self, key: BlockKey) -> xr.Dataset:
+        data_path, _ = self._block_paths(key)
+        return read_dataset(data_path)
+
+    def pending(self, keys: Iterable[BlockKey]) -> list[BlockKey]:
+        """The blocks still to compute (missing or failing their checksum)."""
+        return [key for key in keys if not self.is_finished(key)]
+
+    # -- results --------------------------------------------------------------------------
+    def write_replicates(self, dataset: xr.Dataset) -> Path:
+        path = self.path / REPLICATES_FILE
+        write_dataset(path, dataset)
+        return path
+
+    def write_summary(self, summary: xr.Dataset, csv_text: str) -> tuple[Path, Path]:
+        nc_path, csv_path = self.path / SUMMARY_NC, self.path / SUMMARY_CSV
+        write_dataset(nc_path, summary)
+        atomic_write_bytes(csv_path, csv_text.encode())
+        return nc_path, csv_path
+
+
+def open_replicates(run_dir: Path | str) -> xr.Dataset:
+    """Load ``replicates.nc`` of a finished run; a clear error when it is not one."""
+    path = Path(run_dir) / REPLICATES_FILE
+    if not path.exists():
+        raise RunFolderError(
+            f"{run_dir}: no {REPLICATES_FILE} here; run `psmsim run SCENARIO --out {run_dir}` "
+            "first (an interrupted run resumes with the same command)"
+        )
+    try:
+        return read_dataset(path)
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{path}: cannot be read as netCDF ({exc}); rerun to rebuild it") from None
