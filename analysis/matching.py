@@ -1,0 +1,470 @@
+"""Batched propensity-score matching: R MatchIt's nearest neighbour and SPSS FUZZY.
+
+Every matcher works on a block of replicates at once. The treated patients are processed one
+*step* at a time (a Python loop over at most ``ratio * n_treated`` steps); within a step every
+replicate does its own step in vectorised numpy, over (replicate, patient) arrays.
+
+Methods (dispatch by name through :data:`MATCHERS` and :func:`match_patients`):
+
+``matchit_nn``
+    R MatchIt ``method="nearest"`` (v4.5.1 and later, distance given as a vector), pair for
+    pair: Ho, Imai, King & Stuart (2011), J Stat Softw 42(8); the algorithm is the one of
+    MatchIt's ``nn_matchC_vec`` (greedy, left-then-right search in the sorted distances).
+``spss_fuzzy_v1``
+    SPSS 25 "Propensity Score Matching" through the FUZZY extension before version 2.0:
+    cases in file order, an exactly equal control first, otherwise a control drawn at random
+    among *all* unused controls within the tolerance.
+``spss_fuzzy_v2``
+    FUZZY 2.0 (2023): the closest unused control within the tolerance, ties at random.
+
+Conventions shared by all methods: a pair is allowed when ``|d_t - d_c| <= caliper``
+(rejected only when strictly greater); patients outside ``mask`` or with a non-finite
+distance are never matched; without replacement a control is used at most once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis import status
+
+_ORDERS = ("largest", "smallest", "random", "data")
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Matched sets of a batch of replicates.
+
+    Attributes
+    ----------
+    pair_id : ndarray of int32, shape (replicate, patient)
+        Matched-set number 0..n_pairs-1, numbered in data order of the treated patients
+        (MatchIt's ``subclass`` numbering, minus one); a treated patient and its controls
+        share it. -1 for unmatched patients. With replacement a control serving several
+        treated patients holds the smallest of their set numbers.
+    weight : ndarray of float, shape (replicate, patient)
+        1 for a matched treated patient; for a control the number of matched sets it belongs
+        to (1 without replacement); 0 for unmatched patients. MatchIt's ATT weights differ
+        when sets have unequal sizes or controls are reused: there a control gets
+        ``sum over its sets of 1 / (controls in the set)``, and the control weights are then
+        scaled to sum to the number of distinct matched controls. For 1:1 matching without
+        replacement both are 1 for every matched patient.
+    matched : ndarray of bool, shape (replicate, patient)
+        Patient belongs to at least one matched set.
+    n_pairs : ndarray of int, shape (replicate,)
+        Number of matched treated patients (matched sets).
+    control_of : ndarray of int32, shape (replicate, patient, ratio)
+        For a treated patient, the patient index of its j-th control (in the order they were
+        found), -1 where none; all -1 for controls.
+    caliper : ndarray of float, shape (replicate,)
+        Caliper (tolerance) used, in distance units; NaN when none.
+    status : ndarray of int8, shape (replicate,)
+        :data:`analysis.status.OK`, or ``NO_MATCHES`` when nobody was matched.
+    """
+
+    pair_id: np.ndarray
+    weight: np.ndarray
+    matched: np.ndarray
+    n_pairs: np.ndarray
+    control_of: np.ndarray
+    caliper: np.ndarray
+    status: np.ndarray
+
+
+def _sd_caliper(distance, eligible, caliper):
+    """Caliper times the SD (ddof=1) of the distance over all eligible units, pooled."""
+    count = eligible.sum(axis=1)
+    values = np.where(eligible, distance, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = values.sum(axis=1) / count
+        squares = np.where(eligible, (distance - mean[:, None]) ** 2, 0.0).sum(axis=1)
+        sd = np.sqrt(squares / (count - 1))
+    return np.where(count >= 2, caliper * sd, np.nan)
+
+
+def _absolute_caliper(distance, eligible, caliper):
+    """The caliper as given, for every replicate."""
+    return np.full(distance.shape[0], float(caliper))
+
+
+_CALIPER_SCALES = {"sd": _sd_caliper, "absolute": _absolute_caliper}
+
+
+def caliper_width(distance, mask=None, *, caliper, scale="sd") -> np.ndarray:
+    """Caliper in distance units, per replicate.
+
+    Parameters
+    ----------
+    distance : array_like of float, shape (replicate, patient)
+        Matching distance (propensity score or its logit).
+    mask : array_like of bool, shape (replicate, patient), optional
+        Eligible patients (default: all); non-finite distances are left out too.
+    caliper : float
+        Width: in SDs of the distance (``scale="sd"``) or in distance units ("absolute").
+    scale : {"sd", "absolute"}
+        ``"sd"``: ``caliper * SD`` where SD is the sample standard deviation (n-1
+        denominator) of the distance over all eligible patients of both arms pooled into one
+        sample, as MatchIt's ``std.caliper=TRUE`` (``sd(distance[!discarded])``); Austin
+        (2011, Pharm Stat 10:150-161) recommends 0.2 SD of the logit of the PS.
+        ``"absolute"``: ``caliper`` itself (SPSS FUZZY's tolerance).
+
+    Returns
+    -------
+    ndarray of float, shape (replicate,)
+        NaN where fewer than two patients are eligible (``"sd"``).
+    """
+    if scale not in _CALIPER_SCALES:
+        raise ValueError(f"unknown caliper scale {scale!r}; valid scales: {', '.join(_CALIPER_SCALES)}")
+    if caliper < 0:
+        raise ValueError(f"caliper must be >= 0, got {caliper}")
+    d = np.asarray(distance, dtype=float)
+    eligible = np.isfinite(d) if mask is None else np.asarray(mask, dtype=bool) & np.isfinite(d)
+    return _CALIPER_SCALES[scale](d, eligible, caliper)
+
+
+def _treated_order(distance, is_treated, order, rng):
+    """Patient indices of the treated in processing order, shape (replicate, max treated).
+
+    Rows are padded with -1 after a replicate's last treated patient. Sorting is stable, so
+    ties keep data order (R's ``order()``, also with ``decreasing=TRUE``).
+    """
+    n_rep, n_pat = distance.shape
+    if order == "largest":
+        key = -distance
+    elif order == "smallest":
+        key = distance.copy()
+    elif order == "data":
+        key = np.zeros((n_rep, n_pat))
+    else:
+        key = rng.random((n_rep, n_pat))
+    key = np.where(is_treated, key, np.inf)
+    sequence = np.argsort(key, axis=1, kind="stable")
+    n_treated = is_treated.sum(axis=1)
+    width = int(n_treated.max()) if n_rep else 0
+    sequence = sequence[:, :width]
+    sequence[np.arange(width)[None, :] >= n_treated[:, None]] = -1
+    return sequence
+
+
+def _pick_uniform(pool, rng):
+    """A uniformly random True column of each row of ``pool`` (-1 for an empty row)."""
+    count = pool.sum(axis=1)
+    draw = rng.integers(0, np.maximum(count, 1))
+    rank = np.cumsum(pool, axis=1) - 1
+    chosen = np.argmax(pool & (rank == draw[:, None]), axis=1)
+    return np.where(count > 0, chosen, -1)
+
+
+class _NearestLeftRight:
+    """MatchIt's choice: nearest free control on each side in the sorted order, tie to the left."""
+
+    def __init__(self, distance):
+        n_pat = distance.shape[1]
+        self.distance = distance
+        self.sorted_index = np.argsort(np.where(np.isfinite(distance), distance, np.inf), axis=1, kind="stable")
+        self.position = np.empty_like(self.sorted_index)
+        np.put_along_axis(self.position, self.sorted_index, np.arange(n_pat)[None, :], axis=1)
+
+    def __call__(self, treated_index, candidates, width, rng):
+        rows = np.arange(candidates.shape[0])
+        n_pat = candidates.shape[1]
+        d_t = self.distance[rows, treated_index]
+        here = self.position[rows, treated_index][:, None]
+        left = np.where(candidates & (self.position < here), self.position, -1).max(axis=1)
+        right = np.where(candidates & (self.position > here), self.position, n_pat).min(axis=1)
+        left_index = self.sorted_index[rows, np.clip(left, 0, n_pat - 1)]
+        right_index = self.sorted_index[rows, np.clip(right, 0, n_pat - 1)]
+        gap_left = np.abs(self.distance[rows, left_index] - d_t)
+        gap_right = np.abs(self.distance[rows, right_index] - d_t)
+        left_ok = (left >= 0) & (gap_left <= width)
+        right_ok = (right < n_pat) & (gap_right <= width)
+        take_left = left_ok & (~right_ok | (gap_left <= gap_right))
+        take_right = right_ok & ~take_left
+        return np.where(take_left, left_index, np.where(take_right, right_index, -1))
+
+
+class _RandomWithinTolerance:
+    """FUZZY < 2.0: an exactly equal control if any, else a random one within the tolerance."""
+
+    def __init__(self, distance):
+        self.distance = distance
+
+    def __call__(self, treated_index, candidates, width, rng):
+        d_t = self.distance[np.arange(candidates.shape[0]), treated_index][:, None]
+        within = candidates & (np.abs(self.distance - d_t) <= width[:, None])
+        exact = within & (self.distance == d_t)
+        pool = np.where(exact.any(axis=1)[:, None], exact, within)
+        return _pick_uniform(pool, rng)
+
+
+class _ClosestWithinTolerance:
+    """FUZZY 2.0: the closest control within the tolerance, ties at random."""
+
+    def __init__(self, distance):
+        self.distance = distance
+
+    def __call__(self, treated_index, candidates, width, rng):
+        d_t = self.distance[np.arange(candidates.shape[0]), treated_index][:, None]
+        gap = np.abs(self.distance - d_t)
+        within = candidates & (gap <= width[:, None])
+        gap = np.where(within, gap, np.inf)
+        pool = within & (gap == gap.min(axis=1)[:, None])
+        return _pick_uniform(pool, rng)
+
+
+def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, replace, order, rng):
+    """Shared engine: process treated patients step by step, all replicates at once.
+
+    ``rounds_first`` True gives MatchIt's schedule (every treated gets its first control
+    before any gets a second); False gives FUZZY's (a case draws all its controls in turn).
+    """
+    d = np.asarray(distance, dtype=float)
+    if d.ndim != 2:
+        raise ValueError(f"distance must be shaped (replicate, patient), got {d.shape}")
+    n_rep, n_pat = d.shape
+    is_treated_all = np.asarray(treated, dtype=bool)
+    eligible = np.isfinite(d) if mask is None else np.asarray(mask, dtype=bool) & np.isfinite(d)
+    if is_treated_all.shape != d.shape or eligible.shape != d.shape:
+        raise ValueError("treated and mask must be shaped (replicate, patient) like distance")
+    ratio = int(ratio)
+    if ratio < 1:
+        raise ValueError(f"ratio must be an integer >= 1, got {ratio}")
+    if order not in _ORDERS:
+        raise ValueError(f"unknown order {order!r}; valid orders: {', '.join(_ORDERS)}")
+
+    width = _caliper_array(caliper, n_rep)
+    limit = np.where(np.isnan(width), np.inf, width)
+    is_treated = eligible & is_treated_all
+    is_control = eligible & ~is_treated_all
+    d_work = np.where(eligible, d, np.nan)
+
+    sequence = _treated_order(d_work, is_treated, order, rng)
+    choose = chooser_type(d_work)
+    rows = np.arange(n_rep)
+    available = is_control.copy()
+    control_of = np.full((n_rep, n_pat, ratio), -1, dtype=np.int32)
+    uses = np.zeros((n_rep, n_pat), dtype=np.int64)
+
+    n_steps = sequence.shape[1]
+    if rounds_first:
+        schedule = [(k, s) for k in range(ratio) for s in range(n_steps)]
+    else:
+        schedule = [(k, s) for s in range(n_steps) for k in range(ratio)]
+    for k, s in schedule:
+        treated_index = sequence[:, s]
+        present = treated_index >= 0
+        if not present.any():
+            continue
+        t = np.where(present, treated_index, 0)
+        candidates = available & present[:, None]
+        if replace and k > 0:
+            previous = control_of[rows, t, :k]
+            hit_rows, hit_cols = np.nonzero(previous >= 0)
+            candidates[hit_rows, previous[hit_rows, hit_cols]] = False
+        chosen = choose(t, candidates, limit, rng)
+        found = np.flatnonzero(chosen >= 0)
+        control_of[found, t[found], k] = chosen[found]
+        uses[found, chosen[found]] += 1
+        if not replace:
+            available[found, chosen[found]] = False
+
+    return _assemble(control_of, uses, is_treated, width)
+
+
+def _caliper_array(caliper, n_rep):
+    """Caliper per replicate (NaN = none) from None, a scalar or a (replicate,) array."""
+    if caliper is None:
+        return np.full(n_rep, np.nan)
+    width = np.broadcast_to(np.asarray(caliper, dtype=float), (n_rep,)).copy()
+    if np.any(width < 0):
+        raise ValueError("caliper must be >= 0 (NaN means no caliper)")
+    return width
+
+
+def _assemble(control_of, uses, is_treated, width):
+    """Pair ids, weights and counts from the controls found for each treated patient."""
+    n_rep, n_pat, ratio = control_of.shape
+    treated_matched = is_treated & (control_of >= 0).any(axis=2)
+    set_number = np.cumsum(treated_matched, axis=1) - 1
+    pair_id = np.where(treated_matched, set_number, -1).astype(np.int32)
+
+    rep_index, treated_index, _slot = np.nonzero(control_of >= 0)
+    controls = control_of[control_of >= 0]
+    flat = np.full(n_rep * n_pat, np.iinfo(np.int32).max, dtype=np.int64)
+    np.minimum.at(flat, rep_index * n_pat + controls, set_number[rep_index, treated_index])
+    flat = flat.reshape(n_rep, n_pat)
+    pair_id = np.where(uses > 0, flat, pair_id).astype(np.int32)
+
+    weight = np.where(treated_matched, 1.0, uses.astype(float))
+    matched = treated_matched | (uses > 0)
+    n_pairs = treated_matched.sum(axis=1)
+    code = np.where(n_pairs > 0, status.OK, status.NO_MATCHES).astype(np.int8)
+    return MatchResult(
+        pair_id=pair_id,
+        weight=weight,
+        matched=matched,
+        n_pairs=n_pairs,
+        control_of=control_of,
+        caliper=width,
+        status=code,
+    )
+
+
+def _require_rng(rng, reason):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng (a numpy.random.Generator) is required {reason}")
+
+
+def match_matchit_nn(distance, treated, *, mask=None, caliper=None, ratio=1, replace=False,
+                     order=None, rng=None) -> MatchResult:
+    """Greedy nearest-neighbour matching exactly as R MatchIt ``method="nearest"``.
+
+    The algorithm (MatchIt >= 4.5.1, ``nn_matchC_vec``; see Ho et al. 2011 and the MatchIt
+    maintainer's description in kosukeimai/MatchIt issue #180):
+
+    1. Sort all eligible patients, treated and control, by distance ascending; the sort is
+       stable (R ``sort.list``), so equal distances keep data order.
+    2. Process the treated in ``order``: ``"largest"`` (default) = distance descending,
+       ties in data order (R ``order(decreasing=TRUE)``); ``"smallest"`` ascending;
+       ``"data"`` data order; ``"random"`` a random permutation from ``rng``.
+    3. For a treated patient, the candidate on the left is the nearest control *in sorted
+       position* below it that is still available (without replacement: not yet used; for
+       the j-th control of a 1:k match: not already among its controls), and likewise on
+       the right. A candidate farther than the caliper is dropped (the walk on that side
+       stops at the first available control). If both remain, the one with the smaller
+       ``|d_t - d_c|`` is taken, the left one on a tie.
+    4. With ``ratio = k`` this is repeated in k rounds: every treated patient gets its first
+       control before any gets its second. Treated patients without a control stay
+       unmatched (dropped from the matched sample).
+
+    Parameters
+    ----------
+    distance : array_like of float, shape (replicate, patient)
+        Propensity score or its logit (the caller chooses); non-finite = ineligible.
+    treated : array_like of bool, shape (replicate, patient)
+    mask : array_like of bool, shape (replicate, patient), optional
+        Eligible patients (default: all); the others are never matched.
+    caliper : float, ndarray of shape (replicate,), or None
+        Largest allowed ``|d_t - d_c|`` in distance units (see :func:`caliper_width`);
+        None or NaN: no caliper.
+    ratio : int
+        Controls per treated patient (1:k).
+    replace : bool
+        Controls may be reused across treated patients (never twice for the same one).
+    order : {"largest", "smallest", "data", "random"} or None
+        Processing order of the treated; None means ``"largest"``.
+    rng : numpy.random.Generator, optional
+        Required only for ``order="random"``.
+
+    Returns
+    -------
+    MatchResult
+
+    Notes
+    -----
+    Debian's MatchIt 4.5.1 build (``r-cran-matchit``, bookworm) departs from this documented
+    rule in three ways, all checked in ``tests/analysis/test_matching.py`` against its output:
+    it compares gaps through an integer ``abs()``, so fractional gaps truncate to 0 (the
+    left candidate always wins and fractional calipers are ignored; integer-valued
+    distances are unaffected); for ratio > 1 it skips the unit *after* each of a treated
+    unit's own controls in data order instead of those controls (a 0-/1-based slip, fixed
+    in later MatchIt); and it numbers subclasses by the treated row index sorted as text.
+    This function follows the documented rule (MatchIt 4.7).
+    """
+    order = "largest" if order is None else order
+    if order == "random":
+        _require_rng(rng, 'for order="random"')
+    return _match(_NearestLeftRight, True, distance, treated, mask, caliper, ratio, replace, order, rng)
+
+
+def match_spss_fuzzy_v1(distance, treated, *, mask=None, caliper=None, ratio=1, replace=False,
+                        order=None, rng=None) -> MatchResult:
+    """SPSS 25 PSM via FUZZY < 2.0: random control within an absolute tolerance.
+
+    Cases (treated) are processed in file (data) order unless ``order`` says otherwise
+    (SPSS's SHUFFLE option is ``order="random"``). For each case, if an unused control has
+    exactly the same distance (EXACTPRIORITY=TRUE, the default) one of those is drawn;
+    otherwise a control is drawn uniformly at random among *all* unused controls with
+    ``|d_t - d_c| <= caliper``. No attempt is made to find the closest one (FUZZY help:
+    "There is no attempt to get the closest fuzzy match"). With ``ratio = k`` a case draws
+    its k controls in turn before the next case. Source: IBMPredictiveAnalytics/FUZZY
+    (``FUZZY.py`` <= 1.3.1) and the SPSS PSM dialog (``STATS_PSM``); the tolerance is an
+    absolute difference of propensity scores, so pass ``caliper`` in distance units.
+
+    Parameters are as :func:`match_matchit_nn`, except: ``order`` None means ``"data"``;
+    ``caliper`` None means no tolerance (every control eligible); ``rng`` is required.
+    With ``replace=True`` a control may serve several cases but not the same case twice.
+
+    Returns
+    -------
+    MatchResult
+    """
+    _require_rng(rng, "for the SPSS FUZZY matchers")
+    order = "data" if order is None else order
+    return _match(_RandomWithinTolerance, False, distance, treated, mask, caliper, ratio, replace, order, rng)
+
+
+def match_spss_fuzzy_v2(distance, treated, *, mask=None, caliper=None, ratio=1, replace=False,
+                        order=None, rng=None) -> MatchResult:
+    """FUZZY 2.0 (2023): the closest unused control within the tolerance, ties at random.
+
+    As :func:`match_spss_fuzzy_v1` (file order, absolute tolerance, a case draws its k
+    controls in turn), but each draw takes the unused control with the smallest
+    ``|d_t - d_c|`` within the tolerance, choosing uniformly at random among exactly equal
+    differences. Note: FUZZY 2.0 ranks by ``BEST=PROPOR`` by default, the proportional
+    difference ``|d_t - d_c| / (|d_t| + |d_c|)``; this function ranks by the absolute
+    difference (``BEST=ABS``), which is what "closest" means on the PS scale.
+
+    Returns
+    -------
+    MatchResult
+    """
+    _require_rng(rng, "for the SPSS FUZZY matchers")
+    order = "data" if order is None else order
+    return _match(_ClosestWithinTolerance, False, distance, treated, mask, caliper, ratio, replace, order, rng)
+
+
+#: Matchers by name, as used in analysis plans and by :func:`match_patients`.
+MATCHERS = {
+    "matchit_nn": match_matchit_nn,
+    "spss_fuzzy_v1": match_spss_fuzzy_v1,
+    "spss_fuzzy_v2": match_spss_fuzzy_v2,
+}
+
+
+def match_patients(method, distance, treated, *, mask=None, caliper=None, ratio=1, replace=False,
+                   order=None, rng=None) -> MatchResult:
+    """Match treated to control patients with the named method, all replicates at once.
+
+    Parameters
+    ----------
+    method : {"matchit_nn", "spss_fuzzy_v1", "spss_fuzzy_v2"}
+        See the module docstring and the function of each method.
+    distance : array_like of float, shape (replicate, patient)
+        Propensity score or logit of it.
+    treated : array_like of bool, shape (replicate, patient)
+    mask : array_like of bool, shape (replicate, patient), optional
+        Eligible patients (default: all).
+    caliper : float, ndarray of shape (replicate,), or None
+        Largest allowed ``|d_t - d_c|`` in distance units; use :func:`caliper_width` for an
+        SD-scaled caliper. None (or NaN) = no caliper.
+    ratio : int
+        Controls per treated patient.
+    replace : bool
+        Matching with replacement.
+    order : {"largest", "smallest", "random", "data"} or None
+        Processing order of the treated (None: the method's default, "largest" for
+        ``matchit_nn`` and "data" for the SPSS matchers).
+    rng : numpy.random.Generator
+        Required by the SPSS matchers and by ``order="random"``.
+
+    Returns
+    -------
+    MatchResult
+    """
+    if method not in MATCHERS:
+        raise ValueError(f"unknown matching method {method!r}; valid methods: {', '.join(MATCHERS)}")
+    return MATCHERS[method](distance, treated, mask=mask, caliper=caliper, ratio=ratio,
+                            replace=replace, order=order, rng=rng)
