@@ -1,0 +1,279 @@
+"""Covariate balance between arms: standardised mean differences and variance ratios.
+
+Batched over replicates. The standardised mean difference (SMD) of a covariate is
+
+    SMD = (mean_T - mean_C) / s
+
+with means weighted by ``weights`` (the analysed cohort: 1/0 for the full cohort, matching
+weights for a matched one) and the standard deviation ``s`` computed from
+``reference_weights``. Two habits exist, and the caller picks one:
+
+* MatchIt / cobalt / Stuart (2010): ``s`` comes from the **unmatched** sample and is reused
+  after matching, so the SMDs before and after matching share a denominator and only the
+  means move. Pass ``reference_weights`` = the full-cohort weights (ones) for both calls.
+* Clinical papers (SPSS users; Austin 2009): ``s`` is recomputed in the sample itself, so
+  after matching it is the SD of the matched sample. Leave ``reference_weights`` unset
+  (it defaults to ``weights``).
+
+Variances (as MatchIt's ``wvar`` and cobalt's ``col_w_sd``):
+
+* binary covariates: ``p (1 - p)`` with the weighted proportion p (no n - 1 correction);
+* continuous covariates: reliability-weighted ``sum w (x - m)^2 / (1 - sum w^2)`` with w
+  normalised to sum to 1 in the arm (R ``cov.wt``; the usual n - 1 variance when unweighted).
+
+Denominators: ``"treated"`` ``s = sqrt(v_T)`` (MatchIt's default for the ATT), ``"control"``
+``s = sqrt(v_C)`` and ``"pooled"`` ``s = sqrt((v_T + v_C) / 2)`` (Austin 2009, equal
+contribution of the arms). If ``s`` is below sqrt(machine epsilon) or not finite it falls back
+to the pooled ``sqrt((v_T + v_C) / 2)`` (MatchIt falls back to a sample-size weighted pooled
+SD; both are positive whenever either arm varies). If that is still below sqrt(eps) (both arms
+constant) the SMD is 0 where the means agree to sqrt(eps) and +-inf where they differ (the
+covariate separates the arms).
+
+Categorical covariates (kind ``"categorical"``, levels 0..k-1) are summarised by one number:
+the signed SMD of the level indicator with the largest |SMD|, each indicator treated as binary
+(ties, e.g. the two levels of a two-level variable, go to the lowest level).
+Callers wanting one row per level (cobalt's display) expand the covariate into indicator
+columns of kind ``"binary"`` beforehand (e.g. the PS model's design expansion plus the
+reference level).
+
+References
+----------
+Austin PC (2009). Balance diagnostics for comparing the distribution of baseline covariates
+between treatment groups in propensity-score matched samples. Stat Med 28:3083-3107.
+Stuart EA (2010). Matching methods for causal inference: a review and a look forward. Stat Sci
+25:1-21. MatchIt 4.x ``R/match.qoi.R`` (``bal1var``) and ``R/utils.R`` (``wvar``); cobalt 4.x
+``col_w_smd``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis import status
+from analysis.cohort import ANALYSIS_KINDS
+
+#: Standard deviations (and mean differences) below this count as zero (MatchIt's threshold).
+ZERO_SD = float(np.sqrt(np.finfo(float).eps))
+#: Level indicators whose |SMD| agree to this relative tolerance tie; the lowest level wins.
+LEVEL_TIE_TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Balance of the covariates between arms, per replicate.
+
+    Attributes
+    ----------
+    smd : ndarray of float, shape (replicate, covariate)
+        Standardised mean difference, treated minus control (see the module docstring for the
+        denominator, zero-SD and categorical conventions). NaN where an arm is empty.
+    variance_ratio : ndarray of float, shape (replicate, covariate)
+        Weighted variance ratio treated / control for continuous covariates (with ``weights``,
+        not the reference weights); NaN for binary and categorical ones; inf when only the
+        control arm is constant, NaN when both are.
+    max_abs_smd : ndarray of float, shape (replicate,)
+        Largest |SMD| over the covariates (NaN only if every SMD is NaN).
+    status : ndarray of int8, shape (replicate,)
+        :data:`analysis.status.OK`, or ``EMPTY_ARM`` when an arm has zero total weight under
+        ``weights`` or ``reference_weights``.
+    """
+
+    smd: np.ndarray
+    variance_ratio: np.ndarray
+    max_abs_smd: np.ndarray
+    status: np.ndarray
+
+
+def _sd_treated(var_treated, var_control):
+    return np.sqrt(var_treated)
+
+
+def _sd_control(var_treated, var_control):
+    return np.sqrt(var_control)
+
+
+def _sd_pooled(var_treated, var_control):
+    return np.sqrt((var_treated + var_control) / 2.0)
+
+
+#: SMD denominators: name -> function(var_treated, var_control) -> s.
+SMD_DENOMINATORS = {"treated": _sd_treated, "control": _sd_control, "pooled": _sd_pooled}
+
+
+def standardised_differences(
+    covariates,
+    kinds,
+    treated,
+    *,
+    weights=None,
+    denominator="treated",
+    reference_weights=None,
+) -> Balance:
+    """Standardised mean differences, variance ratios and max |SMD| of a batch.
+
+    Parameters
+    ----------
+    covariates : ndarray of float, shape (replicate, patient, covariate)
+        Binary as 0/1, categorical as level index 0..k-1, continuous in their units. Values of
+        patients with zero weight are never used (they may be NaN).
+    kinds : sequence of str, length covariate
+        ``"binary"``, ``"categorical"`` or ``"continuous"`` per covariate.
+    treated : ndarray of bool, shape (replicate, patient)
+    weights : ndarray of float, shape (replicate, patient), optional
+        Weights of the analysed cohort (0 = not in it; matched samples: matching weights).
+        Default: everybody weight 1.
+    denominator : str
+        ``"treated"``, ``"control"`` or ``"pooled"`` (:data:`SMD_DENOMINATORS`).
+    reference_weights : ndarray of float, shape (replicate, patient), optional
+        Weights of the sample the SD is computed in. Default: ``weights`` (clinical habit);
+        pass the unmatched cohort's weights to follow MatchIt/Stuart.
+
+    Returns
+    -------
+    Balance
+
+    Raises
+    ------
+    ValueError
+        For an unknown denominator or kind, or inconsistent shapes.
+    """
+    if denominator not in SMD_DENOMINATORS:
+        raise ValueError(
+            f"unknown denominator {denominator!r}; choose one of {sorted(SMD_DENOMINATORS)}"
+        )
+    covariates = np.asarray(covariates, dtype=float)
+    treated = np.asarray(treated, dtype=bool)
+    kinds = tuple(kinds)
+    if covariates.ndim != 3 or covariates.shape[:2] != treated.shape:
+        raise ValueError(
+            "covariates must be shaped (replicate, patient, covariate) matching treated"
+            f" {treated.shape}; got {covariates.shape}"
+        )
+    if len(kinds) != covariates.shape[2]:
+        raise ValueError(f"got {len(kinds)} kinds for {covariates.shape[2]} covariates")
+    unknown = sorted(set(kinds) - set(ANALYSIS_KINDS))
+    if unknown:
+        raise ValueError(f"unknown covariate kinds {unknown}; valid: {list(ANALYSIS_KINDS)}")
+    weight = _as_weights(weights, treated.shape, "weights")
+    reference = weight if reference_weights is None else _as_weights(
+        reference_weights, treated.shape, "reference_weights"
+    )
+    sd_of = SMD_DENOMINATORS[denominator]
+
+    n_replicates, _, n_covariates = covariates.shape
+    kinds_array = np.array(kinds)
+    # One column per binary/continuous covariate and one 0/1 indicator per categorical level.
+    columns, binary, owner = [], [], []
+    present = (weight > 0) | (reference > 0)
+    for index, kind in enumerate(kinds):
+        values = covariates[:, :, index]
+        if kind == "categorical":
+            n_levels = int(np.nanmax(np.where(present, values, 0.0), initial=0.0)) + 1
+            columns.extend((values == level).astype(float) for level in range(n_levels))
+            binary.extend([True] * n_levels)
+            owner.extend([index] * n_levels)
+        else:
+            columns.append(values)
+            binary.append(kind == "binary")
+            owner.append(index)
+    binary = np.array(binary)
+    owner = np.array(owner)
+    arm_weights = np.stack(
+        [weight * treated, weight * ~treated, reference * treated, reference * ~treated], axis=-1
+    )
+    mean, variance = _arm_moments(np.stack(columns, axis=-1), binary, arm_weights)
+    difference = mean[:, :, 0] - mean[:, :, 1]
+    column_smd = _standardise(difference, variance[:, :, 2], variance[:, :, 3], sd_of)
+
+    smd = np.full((n_replicates, n_covariates), np.nan)
+    plain = kinds_array[owner] != "categorical"
+    smd[:, owner[plain]] = column_smd[:, plain]
+    for index in np.flatnonzero(kinds_array == "categorical"):
+        level_smd = column_smd[:, owner == index]
+        magnitude = np.where(np.isnan(level_smd), -1.0, np.abs(level_smd))
+        largest = magnitude.max(axis=1, keepdims=True)
+        pick = np.argmax(magnitude >= largest * (1.0 - LEVEL_TIE_TOLERANCE), axis=1)
+        smd[:, index] = np.take_along_axis(level_smd, pick[:, None], axis=1)[:, 0]
+    variance_ratio = np.full((n_replicates, n_covariates), np.nan)
+    continuous = plain & ~binary
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance_ratio[:, owner[continuous]] = (
+            variance[:, continuous, 0] / variance[:, continuous, 1]
+        )
+
+    empty = _empty_arm(weight, treated) | _empty_arm(reference, treated)
+    smd[empty] = np.nan
+    variance_ratio[empty] = np.nan
+    magnitude = np.where(np.isnan(smd), -np.inf, np.abs(smd))
+    max_abs = magnitude.max(axis=1, initial=-np.inf)
+    max_abs = np.where(np.isneginf(max_abs), np.nan, max_abs)
+    return Balance(
+        smd=smd,
+        variance_ratio=variance_ratio,
+        max_abs_smd=max_abs,
+        status=np.where(empty, status.EMPTY_ARM, status.OK).astype(np.int8),
+    )
+
+
+def _as_weights(weights, shape, name):
+    if weights is None:
+        return np.ones(shape, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    if weights.shape != shape:
+        raise ValueError(f"{name} must be shaped (replicate, patient) {shape}; got {weights.shape}")
+    return weights
+
+
+def _empty_arm(weight, treated):
+    return ((weight * treated).sum(axis=1) <= 0) | ((weight * ~treated).sum(axis=1) <= 0)
+
+
+def _arm_moments(values, binary, arm_weights):
+    """Weighted means and MatchIt ``wvar`` variances of each column under several weightings.
+
+    Parameters
+    ----------
+    values : ndarray of float, shape (replicate, patient, column)
+    binary : ndarray of bool, shape (column,)
+        p(1-p) for these columns, the reliability-weighted variance for the others.
+    arm_weights : ndarray of float, shape (replicate, patient, weighting)
+
+    Returns
+    -------
+    mean, variance : ndarray of float, shape (replicate, column, weighting)
+        NaN where a weighting has zero total weight.
+    """
+    present = (arm_weights > 0).any(axis=-1)
+    clean = np.where(present[:, :, None], values, 0.0)  # unused values may be NaN
+    # centre at the plain mean of the patients in use, so that the one-pass sum of squares
+    # sum w x^2 - (sum w x)^2 / sum w does not lose digits to cancellation (patients not in
+    # use have weight 0 in every weighting, whatever their centred value)
+    shift = clean.sum(axis=1) / np.maximum(present.sum(axis=1), 1)[:, None]
+    centred = clean - shift[:, None, :]
+    weights_first = np.ascontiguousarray(arm_weights.transpose(0, 2, 1))  # (R, K, P)
+    total = arm_weights.sum(axis=1)[:, None, :]
+    first = np.matmul(weights_first, centred).transpose(0, 2, 1)
+    second = np.matmul(weights_first, centred * centred).transpose(0, 2, 1)
+    squared_weights = (arm_weights**2).sum(axis=1)[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centred_mean = first / total
+        sum_of_squares = np.maximum(second - first * centred_mean, 0.0)
+        reliability = sum_of_squares / total / (1.0 - squared_weights / total**2)
+    mean = shift[:, :, None] + centred_mean
+    variance = np.where(binary[None, :, None], mean * (1.0 - mean), reliability)
+    return mean, variance
+
+
+def _standardise(difference, var_treated, var_control, sd_of):
+    """SMD from mean differences and reference variances, all shaped (replicate, column)."""
+    with np.errstate(invalid="ignore"):
+        sd = sd_of(var_treated, var_control)
+        fallback = _sd_pooled(var_treated, var_control)
+        sd = np.where(np.isfinite(sd) & (sd >= ZERO_SD), sd, fallback)
+        zero_sd = np.isfinite(sd) & (sd < ZERO_SD)
+        with np.errstate(divide="ignore"):
+            standardised = difference / sd
+        degenerate = np.where(np.abs(difference) <= ZERO_SD, 0.0, np.sign(difference) * np.inf)
+    return np.where(zero_sd, np.where(np.isnan(difference), np.nan, degenerate), standardised)
