@@ -1,0 +1,425 @@
+"""Baseline covariates: fitting published summaries and drawing cohorts through a Gaussian copula.
+
+Two jobs, both about the covariate marginals of :mod:`sim.scenario`:
+
+1. **Fitting** (used by the scenario loader): turn what a paper prints into distribution
+   parameters — a normal truncated to bounds whose *truncated* mean and SD equal the printed
+   ones, a lognormal from median (IQR) by least squares on the log scale, a lognormal from
+   mean ± SD by moments — and :func:`implied_summary`, the fitted distribution's value of every
+   printed statistic, so the fit error can be reported.
+2. **Drawing** (:func:`draw_covariates`): a latent multivariate normal with the scenario's
+   correlation matrix, pushed through each marginal's inverse CDF (Gaussian copula; Nelsen 2006,
+   ch. 2). Table mode draws each arm from its own marginals; selection mode draws one population
+   and assigns treatment from the stated logistic model.
+
+The latent correlation is the correlation of the normal scores, not of the observed values:
+for a binary or categorical covariate it is the tetrachoric/polychoric correlation, for a
+continuous pair it relates to Spearman's rho by rho_latent = 2 sin(pi rho_s / 6)
+(Pearson 1907; Kruskal 1958).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Mapping
+
+import numpy as np
+from scipy import optimize, special, stats
+
+if TYPE_CHECKING:
+    from sim.scenario import Covariate, Marginal, Scenario
+
+#: Standard normal 75th percentile: the quartiles of N(mu, sigma^2) are mu -/+ Z75 * sigma.
+Z75 = float(special.ndtri(0.75))
+
+#: Covariate kinds as the analysis sees them (``analysis.cohort.ANALYSIS_KINDS``).
+_ANALYSIS_KIND = {
+    "binary": "binary",
+    "categorical": "categorical",
+    "normal": "continuous",
+    "lognormal": "continuous",
+}
+
+#: Relative tolerance on the truncated-normal moment match.
+_TRUNCATED_FIT_TOLERANCE = 1e-9
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting published summaries
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NormalParameters:
+    """Parameters ``mu``, ``sigma`` of the untruncated normal behind a (truncated) normal."""
+
+    mu: float
+    sigma: float
+
+
+@dataclass(frozen=True)
+class LognormalParameters:
+    """Parameters of log X ~ N(``mu``, ``sigma``^2)."""
+
+    mu: float
+    sigma: float
+
+
+def truncated_normal_moments(
+    mu: float, sigma: float, *, lower: float | None, upper: float | None
+) -> tuple[float, float]:
+    """Mean and SD of N(mu, sigma^2) truncated to [lower, upper] (``None`` = unbounded).
+
+    Computed by :func:`scipy.stats.truncnorm` (Johnson, Kotz & Balakrishnan 1994, §10.1).
+    """
+    a = -np.inf if lower is None else (lower - mu) / sigma
+    b = np.inf if upper is None else (upper - mu) / sigma
+    mean, var = stats.truncnorm.stats(a, b, loc=mu, scale=sigma, moments="mv")
+    return float(mean), float(np.sqrt(var))
+
+
+def fit_truncated_normal(
+    mean: float, sd: float, *, lower: float | None, upper: float | None
+) -> NormalParameters:
+    """Untruncated (mu, sigma) whose truncation to [lower, upper] has the given mean and SD.
+
+    Papers print the mean ± SD of the observed (bounded) values; drawing N(mean, sd^2) and
+    clipping would shift both. This solves the two moment equations
+    E[X | lower <= X <= upper] = mean, SD[X | lower <= X <= upper] = sd for (mu, log sigma)
+    by Powell's hybrid method started at (mean, log sd), with a least-squares fallback.
+
+    Feasibility is checked first: for a given mean, the SD of a truncated normal grows with
+    sigma towards the SD of the exponential-family limit (sigma -> infinity): ``mean - lower``
+    with a lower bound only, ``upper - mean`` with an upper bound only, and the SD of the
+    truncated exponential with that mean on [lower, upper] with both bounds (the uniform's
+    (upper - lower)/sqrt(12) at the midpoint). See :func:`largest_truncated_normal_sd`.
+
+    Raises
+    ------
+    ValueError
+        If no truncated normal has these moments.
+    """
+    if lower is None and upper is None:
+        return NormalParameters(mu=float(mean), sigma=float(sd))
+    interval = f"[{_bound_text(lower)}, {_bound_text(upper)}]"
+    largest = largest_truncated_normal_sd(mean, lower=lower, upper=upper)
+    if not sd < largest:
+        raise ValueError(
+            f"no normal truncated to {interval} has mean {mean:g} and SD {sd:g} (for this mean "
+            f"the SD must be < {largest:.4g})")
+
+    def residual(params: np.ndarray) -> np.ndarray:
+        mu, log_sigma = params
+        sigma = float(np.exp(np.clip(log_sigma, -50.0, 50.0)))
+        fitted_mean, fitted_sd = truncated_normal_moments(mu, sigma, lower=lower, upper=upper)
+        return np.array([(fitted_mean - mean) / sd, (fitted_sd - sd) / sd])
+
+    start = np.array([mean, np.log(sd)])
+    with np.errstate(all="ignore"):
+        candidate = optimize.root(residual, start, method="hybr", options={"xtol": 1e-13}).x
+        if not _fits(residual, candidate):
+            candidate = optimize.least_squares(
+                residual, start, xtol=1e-15, ftol=1e-15, gtol=1e-15).x
+    if not _fits(residual, candidate):
+        raise ValueError(
+            f"could not fit a normal truncated to {interval} with mean {mean:g} and SD {sd:g} "
+            f"(too close to the largest possible SD {largest:.4g})")
+    return NormalParameters(mu=float(candidate[0]), sigma=float(np.exp(candidate[1])))
+
+
+def largest_truncated_normal_sd(mean: float, *, lower: float | None, upper: float | None
+                                ) -> float:
+    """Supremum of the SD of normals truncated to [lower, upper] with the given mean.
+
+    It is the SD of the limit sigma -> infinity, an exponential-family density
+    proportional to exp(c x / w) on the interval of width w = upper - lower, with c set so the
+    mean matches: on [0, w] the mean is w (1/(1 - e^-c) - 1/c) and the variance
+    w^2 (1/c^2 - 1/(4 sinh^2(c/2))) (0.5 w and w^2/12 at c = 0, the uniform). With one bound the
+    limit is the exponential distribution, whose SD equals its mean's distance to the bound.
+    """
+    if lower is None and upper is None:
+        return np.inf
+    if upper is None:
+        return float(mean - lower)
+    if lower is None:
+        return float(upper - mean)
+    width = upper - lower
+    fraction = (mean - lower) / width
+
+    def mean_fraction(c: float) -> float:
+        if abs(c) < 1e-6:
+            return 0.5 + c / 12.0
+        with np.errstate(over="ignore"):
+            return float(1.0 / -np.expm1(-c) - 1.0 / c)
+
+    c = optimize.brentq(lambda x: mean_fraction(x) - fraction, -1e4, 1e4, xtol=1e-14)
+    if abs(c) < 1e-4:
+        variance = 1.0 / 12.0 - c**2 / 240.0
+    else:
+        with np.errstate(over="ignore"):
+            variance = 1.0 / c**2 - 1.0 / (4.0 * np.sinh(c / 2.0) ** 2)
+    return float(width * np.sqrt(variance))
+
+
+def _fits(residual: Callable[[np.ndarray], np.ndarray], candidate: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(candidate))
+                and np.all(np.abs(residual(candidate)) < _TRUNCATED_FIT_TOLERANCE))
+
+
+def fit_lognormal_quartiles(median: float, q1: float, q3: float) -> LognormalParameters:
+    """Lognormal fitted to a median (IQR) by least squares on the log scale.
+
+    The model quantiles are log q1 = mu - Z75 sigma, log median = mu, log q3 = mu + Z75 sigma,
+    linear in (mu, sigma); the least-squares solution is mu = mean of the three log values and
+    sigma = (log q3 - log q1) / (2 Z75) (Hozo, Djulbegovic & Hozo 2005 and Wan et al. 2014 use
+    the same quantile relations). A lognormal has only two parameters, so a median that is not
+    the geometric mean of the quartiles cannot be matched exactly: see :func:`implied_summary`
+    for the fit error.
+    """
+    logs = np.log([q1, median, q3])
+    return LognormalParameters(
+        mu=float(logs.mean()), sigma=float((logs[2] - logs[0]) / (2.0 * Z75))
+    )
+
+
+def fit_lognormal_moments(mean: float, sd: float) -> LognormalParameters:
+    """Lognormal with the given mean and SD (exact): sigma^2 = log(1 + sd^2/mean^2),
+    mu = log(mean) - sigma^2 / 2."""
+    sigma2 = float(np.log1p((sd / mean) ** 2))
+    return LognormalParameters(mu=float(np.log(mean) - sigma2 / 2.0), sigma=float(np.sqrt(sigma2)))
+
+
+def implied_summary(kind: str, marginal: "Marginal") -> dict[str, float | tuple[float, ...]]:
+    """The fitted distribution's value of each statistic the paper printed.
+
+    Returns a dict keyed like the statistics in ``marginal.target``: ``proportion`` (binary),
+    ``probabilities`` (categorical), ``mean``/``sd`` (normal, of the truncated distribution),
+    ``median``/``q1``/``q3`` or ``mean``/``sd`` (lognormal, whichever was printed). Comparing it
+    with ``marginal.target`` gives the fit error (exactly zero but for the lognormal fitted to
+    quartiles).
+    """
+    if kind == "binary":
+        return {"proportion": float(marginal.p)}
+    if kind == "categorical":
+        return {"probabilities": tuple(float(p) for p in marginal.probabilities)}
+    if kind == "normal":
+        mean, sd = truncated_normal_moments(
+            marginal.mean, marginal.sd, lower=marginal.lower, upper=marginal.upper)
+        return {"mean": mean, "sd": sd}
+    if kind == "lognormal":
+        if "median" in marginal.target:
+            return {
+                "median": float(np.exp(marginal.mu)),
+                "q1": float(np.exp(marginal.mu - Z75 * marginal.sigma)),
+                "q3": float(np.exp(marginal.mu + Z75 * marginal.sigma)),
+            }
+        return {
+            "mean": float(np.exp(marginal.mu + marginal.sigma**2 / 2.0)),
+            "sd": float(np.exp(marginal.mu + marginal.sigma**2 / 2.0)
+                        * np.sqrt(np.expm1(marginal.sigma**2))),
+        }
+    raise ValueError(f"unknown covariate kind {kind!r}; valid: {', '.join(_ANALYSIS_KIND)}")
+
+
+def _bound_text(bound: float | None) -> str:
+    return "unbounded" if bound is None else f"{bound:g}"
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrawnCovariates:
+    """Baseline data of B replicate cohorts of N patients.
+
+    Attributes
+    ----------
+    values : ndarray of float, shape (replicate, patient, covariate)
+        Covariates in scenario order: binary 0/1, categorical level index 0..k-1, continuous in
+        their own units.
+    treated : ndarray of bool, shape (replicate, patient)
+        True for the experimental arm. Table mode: arms in file order, fixed sizes. Selection
+        mode: drawn from the logistic treatment model.
+    unmeasured : ndarray of bool, shape (replicate, patient)
+        The unmeasured binary confounder U (all False when the scenario has none).
+    true_ps : ndarray of float, shape (replicate, patient)
+        Selection mode: the true propensity score P(treated | X) (marginal over U). Table mode:
+        NaN (arm sizes are fixed; there is no individual treatment model).
+    names : tuple of str
+        Covariate names (CSV columns) in ``values`` order.
+    kinds : tuple of str
+        ``"binary"``, ``"categorical"`` or ``"continuous"`` per covariate.
+    """
+
+    values: np.ndarray
+    treated: np.ndarray
+    unmeasured: np.ndarray
+    true_ps: np.ndarray
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+
+def draw_covariates(
+    scenario: "Scenario", n_replicates: int, *, rng: np.random.Generator
+) -> DrawnCovariates:
+    """Draw the baseline covariates, arm and unmeasured confounder of ``n_replicates`` cohorts.
+
+    Table mode: each arm's ``size`` patients (arms in file order, so N = sum of arm sizes) are
+    drawn from that arm's marginals. Selection mode: ``selection.patients`` patients from the
+    population marginals, then treated ~ Bernoulli(expit(intercept + sum_c log_odds_c x_c
+    [+ unmeasured_log_odds U])). In both modes the covariates share one Gaussian copula: latent
+    Z ~ N(0, R) with R = ``scenario.correlation``, then X_c = F_c^{-1}(Phi(Z_c)) — binary
+    X = 1{Z > Phi^{-1}(1 - p)}, categorical by cut points at Phi^{-1} of the cumulative
+    probabilities, truncated normal by its inverse CDF, lognormal exp(mu + sigma Z).
+
+    U ~ Bernoulli(prevalence of the patient's arm), independent of X given the arm (table mode,
+    and selection mode with per-arm prevalences, drawn after treatment); selection mode with a
+    ``population`` prevalence draws U first, independent of X, and lets it enter the treatment
+    model through ``selection.unmeasured_log_odds``.
+
+    Random numbers are consumed in a fixed order (latent normals, then U uniforms, then treatment
+    uniforms), whether or not the scenario has an unmeasured confounder.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    n_replicates : int
+        B, the number of cohorts.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    DrawnCovariates
+        Arrays shaped (B, N[, covariate]).
+    """
+    if n_replicates < 1:
+        raise ValueError(f"n_replicates must be >= 1, got {n_replicates}")
+    correlation = np.asarray(scenario.correlation, dtype=float)
+    cholesky = np.linalg.cholesky(correlation) if correlation.size else correlation
+    names = scenario.covariate_names
+    kinds = tuple(_ANALYSIS_KIND[c.kind] for c in scenario.covariates)
+
+    if scenario.mode == "table":
+        parts, treated_parts = [], []
+        for arm in scenario.arms:
+            latent = _draw_latent(cholesky, (n_replicates, arm.size), rng=rng)
+            parts.append(_apply_marginals(latent, scenario.covariates, arm.name))
+            treated_parts.append(np.full((n_replicates, arm.size), arm.treated))
+        values = np.concatenate(parts, axis=1)
+        treated = np.concatenate(treated_parts, axis=1)
+        unmeasured_uniform = rng.random(treated.shape)
+        unmeasured = _draw_unmeasured_given_arm(scenario, treated, unmeasured_uniform)
+        true_ps = np.full(treated.shape, np.nan)
+        return DrawnCovariates(values=values, treated=treated, unmeasured=unmeasured,
+                               true_ps=true_ps, names=names, kinds=kinds)
+
+    selection = scenario.selection
+    shape = (n_replicates, selection.patients)
+    latent = _draw_latent(cholesky, shape, rng=rng)
+    values = _apply_marginals(latent, scenario.covariates, "population")
+    unmeasured_uniform = rng.random(shape)
+    treatment_uniform = rng.random(shape)
+    linear_predictor = np.full(shape, float(selection.intercept))
+    for index, covariate in enumerate(scenario.covariates):
+        coefficient = selection.log_odds.get(covariate.name)
+        if coefficient is None:
+            continue
+        linear_predictor += _covariate_effect(values[..., index], coefficient)
+
+    unmeasured_log_odds = float(getattr(selection, "unmeasured_log_odds", 0.0))
+    population_prevalence = None
+    if scenario.unmeasured is not None and "population" in scenario.unmeasured.prevalence:
+        population_prevalence = float(scenario.unmeasured.prevalence["population"])
+    if population_prevalence is not None:
+        unmeasured = unmeasured_uniform < population_prevalence
+        treated = treatment_uniform < special.expit(
+            linear_predictor + unmeasured_log_odds * unmeasured)
+        true_ps = (population_prevalence * special.expit(linear_predictor + unmeasured_log_odds)
+                   + (1.0 - population_prevalence) * special.expit(linear_predictor))
+    else:
+        true_ps = special.expit(linear_predictor)
+        treated = treatment_uniform < true_ps
+        unmeasured = _draw_unmeasured_given_arm(scenario, treated, unmeasured_uniform)
+    return DrawnCovariates(values=values, treated=treated, unmeasured=unmeasured,
+                           true_ps=true_ps, names=names, kinds=kinds)
+
+
+def latent_to_value(latent: np.ndarray, kind: str, marginal: "Marginal") -> np.ndarray:
+    """Map standard-normal latent scores to covariate values through one marginal.
+
+    ``latent`` is any-shaped float array of N(0, 1) scores; returns the same shape (float).
+    The map is non-decreasing, so the copula's dependence is kept.
+    """
+    if kind == "binary":
+        return (latent > -special.ndtri(marginal.p)).astype(float)
+    if kind == "categorical":
+        cumulative = np.cumsum(marginal.probabilities)[:-1]
+        cut_points = special.ndtri(np.clip(cumulative, 0.0, 1.0))
+        level = np.zeros(latent.shape)
+        for cut in cut_points:
+            level += latent > cut
+        return level
+    if kind == "normal":
+        return _truncated_normal_from_latent(
+            latent, marginal.mean, marginal.sd, marginal.lower, marginal.upper)
+    if kind == "lognormal":
+        return np.exp(marginal.mu + marginal.sigma * latent)
+    raise ValueError(f"unknown covariate kind {kind!r}; valid: {', '.join(_ANALYSIS_KIND)}")
+
+
+def _draw_latent(cholesky: np.ndarray, shape: tuple[int, int], *, rng: np.random.Generator
+                 ) -> np.ndarray:
+    """Latent N(0, R) scores shaped ``shape + (K,)`` from the Cholesky factor L of R (Z = E L^T)."""
+    k = cholesky.shape[0]
+    standard = rng.standard_normal(shape + (k,))
+    return standard @ cholesky.T
+
+
+def _apply_marginals(latent: np.ndarray, covariates: tuple["Covariate", ...], key: str
+                     ) -> np.ndarray:
+    values = np.empty(latent.shape)
+    for index, covariate in enumerate(covariates):
+        values[..., index] = latent_to_value(
+            latent[..., index], covariate.kind, covariate.marginals[key])
+    return values
+
+
+def _truncated_normal_from_latent(
+    latent: np.ndarray, mu: float, sigma: float, lower: float | None, upper: float | None
+) -> np.ndarray:
+    """Inverse-CDF transform of latent N(0,1) scores into N(mu, sigma^2) truncated to
+    [lower, upper]: X = mu + sigma Phi^{-1}(Phi(a) + Phi(Z) (Phi(b) - Phi(a))). When the
+    interval lies in the upper tail (a > 0) the mirror image is used, so no precision is lost
+    to Phi close to 1."""
+    if lower is None and upper is None:
+        return mu + sigma * latent
+    a = -np.inf if lower is None else (lower - mu) / sigma
+    b = np.inf if upper is None else (upper - mu) / sigma
+    if a > 0:
+        tail_a, tail_b = special.ndtr(-a), special.ndtr(-b)
+        standard = -special.ndtri(tail_b + special.ndtr(-latent) * (tail_a - tail_b))
+    else:
+        cdf_a, cdf_b = special.ndtr(a), special.ndtr(b)
+        standard = special.ndtri(cdf_a + special.ndtr(latent) * (cdf_b - cdf_a))
+    return mu + sigma * np.clip(standard, a, b)
+
+
+def _covariate_effect(column: np.ndarray, coefficient: float | tuple[float, ...]) -> np.ndarray:
+    """Linear-predictor contribution of one covariate: coefficient * x, or the per-level
+    coefficient of a categorical covariate's level index."""
+    if isinstance(coefficient, tuple):
+        return np.asarray(coefficient, dtype=float)[column.astype(np.intp)]
+    return coefficient * column
+
+
+def _draw_unmeasured_given_arm(
+    scenario: "Scenario", treated: np.ndarray, uniform: np.ndarray
+) -> np.ndarray:
+    if scenario.unmeasured is None:
+        return np.zeros(treated.shape, dtype=bool)
+    prevalence: Mapping[str, float] = scenario.unmeasured.prevalence
+    prevalence_treated = prevalence[scenario.treated_arm.name]
+    prevalence_control = prevalence[scenario.control_arm.name]
+    return uniform < np.where(treated, prevalence_treated, prevalence_control)
