@@ -4,9 +4,10 @@ Two jobs, both about the covariate marginals of :mod:`sim.scenario`:
 
 1. **Fitting** (used by the scenario loader): turn what a paper prints into distribution
    parameters — a normal truncated to bounds whose *truncated* mean and SD equal the printed
-   ones, a lognormal from median (IQR) by least squares on the log scale, a lognormal from
-   mean ± SD by moments — and :func:`implied_summary`, the fitted distribution's value of every
-   printed statistic, so the fit error can be reported.
+   ones, a two-piece (split) lognormal through the printed median and quartiles, a lognormal
+   from mean ± SD by moments; all exact — and :func:`implied_summary`, the fitted
+   distribution's value of every printed statistic, so the fit error can be reported, and
+   :func:`marginal_mean`, its mean.
 2. **Drawing** (:func:`draw_covariates`): a latent multivariate normal with the scenario's
    correlation matrix, pushed through each marginal's inverse CDF (Gaussian copula; Nelsen 2006,
    ch. 2). Table mode draws each arm from its own marginals; selection mode draws one population
@@ -63,6 +64,16 @@ class LognormalParameters:
 
     mu: float
     sigma: float
+
+
+@dataclass(frozen=True)
+class SplitLognormalParameters:
+    """Parameters of a two-piece (split) lognormal: log X = ``mu`` + ``sigma_lower`` Z for
+    Z < 0 and ``mu`` + ``sigma_upper`` Z for Z >= 0, Z ~ N(0, 1); the median is exp(mu)."""
+
+    mu: float
+    sigma_lower: float
+    sigma_upper: float
 
 
 def truncated_normal_moments(
@@ -166,20 +177,62 @@ def _fits(residual: Callable[[np.ndarray], np.ndarray], candidate: np.ndarray) -
                 and np.all(np.abs(residual(candidate)) < _TRUNCATED_FIT_TOLERANCE))
 
 
-def fit_lognormal_quartiles(median: float, q1: float, q3: float) -> LognormalParameters:
-    """Lognormal fitted to a median (IQR) by least squares on the log scale.
+def fit_split_lognormal_quartiles(median: float, q1: float, q3: float
+                                  ) -> SplitLognormalParameters:
+    """Two-piece (split) lognormal through a printed median (IQR), exactly.
 
-    The model quantiles are log q1 = mu - Z75 sigma, log median = mu, log q3 = mu + Z75 sigma,
-    linear in (mu, sigma); the least-squares solution is mu = mean of the three log values and
-    sigma = (log q3 - log q1) / (2 Z75) (Hozo, Djulbegovic & Hozo 2005 and Wan et al. 2014 use
-    the same quantile relations). A lognormal has only two parameters, so a median that is not
-    the geometric mean of the quartiles cannot be matched exactly: see :func:`implied_summary`
-    for the fit error.
+    On the log scale the distribution is a two-piece (split) normal: log X = mu + sigma_lower Z
+    for Z < 0 and mu + sigma_upper Z for Z >= 0 with Z ~ N(0, 1) — two half-normals of
+    different scales joined at their common mode and median mu (John 1982, Commun Stat Theory
+    Methods 11:879-885; Wallis 2014, Stat Sci 29:106-112). Its quantile function
+    Q(u) = exp(mu + s(u) Phi^-1(u)), s = sigma_lower below u = 1/2 and sigma_upper above, is
+    continuous and increasing, so
+
+        mu = log median,
+        sigma_lower = (log median - log q1) / Z75,
+        sigma_upper = (log q3 - log median) / Z75   (Z75 = Phi^-1(0.75))
+
+    reproduce all three printed quantiles exactly. A two-parameter lognormal cannot when the
+    IQR is not symmetric on the log scale (AST in the combination arm of Liu et al. 2021,
+    56.6 (44.8-98.2): the least-squares lognormal has median 62.9); with a log-symmetric IQR
+    both scales are equal and this is the lognormal. In the Gaussian copula Z is the latent
+    score, so X stays a non-decreasing function of it.
+
+    Parameters
+    ----------
+    median, q1, q3 : float
+        The printed quantiles, 0 < q1 < median < q3.
+
+    Returns
+    -------
+    SplitLognormalParameters
     """
-    logs = np.log([q1, median, q3])
-    return LognormalParameters(
-        mu=float(logs.mean()), sigma=float((logs[2] - logs[0]) / (2.0 * Z75))
+    log_q1, log_median, log_q3 = np.log([q1, median, q3])
+    return SplitLognormalParameters(
+        mu=float(log_median),
+        sigma_lower=float((log_median - log_q1) / Z75),
+        sigma_upper=float((log_q3 - log_median) / Z75),
     )
+
+
+def split_lognormal_moments(mu: float, sigma_lower: float, sigma_upper: float
+                            ) -> tuple[float, float]:
+    """Mean and SD of the two-piece lognormal of :func:`fit_split_lognormal_quartiles`.
+
+    With Z ~ N(0, 1), E[exp(k s Z); Z < 0] = exp(k^2 s^2 / 2) Phi(-k s) and
+    E[exp(k s Z); Z >= 0] = exp(k^2 s^2 / 2) Phi(k s) (complete the square), so the k-th raw
+    moment is exp(k mu) [exp(k^2 sl^2 / 2) Phi(-k sl) + exp(k^2 su^2 / 2) Phi(k su)]
+    (sl, su the lower and upper scales); k = 1, 2 give the mean and the variance. With
+    sl = su = sigma: exp(mu + sigma^2 / 2), the lognormal mean.
+    """
+
+    def raw_moment(k: int) -> float:
+        lower, upper = k * sigma_lower, k * sigma_upper
+        return float(np.exp(k * mu) * (np.exp(lower**2 / 2.0) * special.ndtr(-lower)
+                                       + np.exp(upper**2 / 2.0) * special.ndtr(upper)))
+
+    mean = raw_moment(1)
+    return mean, float(np.sqrt(max(raw_moment(2) - mean**2, 0.0)))
 
 
 def fit_lognormal_moments(mean: float, sd: float) -> LognormalParameters:
@@ -195,8 +248,9 @@ def implied_summary(kind: str, marginal: "Marginal") -> dict[str, float | tuple[
     Returns a dict keyed like the statistics in ``marginal.target``: ``proportion`` (binary),
     ``probabilities`` (categorical), ``mean``/``sd`` (normal, of the truncated distribution),
     ``median``/``q1``/``q3`` or ``mean``/``sd`` (lognormal, whichever was printed). Comparing it
-    with ``marginal.target`` gives the fit error (exactly zero but for the lognormal fitted to
-    quartiles).
+    with ``marginal.target`` gives the fit error: zero up to rounding for every form (the
+    truncated normal to the solver's 1e-9 tolerance; the quartiles exactly, by the two-piece
+    lognormal).
     """
     if kind == "binary":
         return {"proportion": float(marginal.p)}
@@ -211,14 +265,46 @@ def implied_summary(kind: str, marginal: "Marginal") -> dict[str, float | tuple[
             return {
                 "median": float(np.exp(marginal.mu)),
                 "q1": float(np.exp(marginal.mu - Z75 * marginal.sigma)),
-                "q3": float(np.exp(marginal.mu + Z75 * marginal.sigma)),
+                "q3": float(np.exp(marginal.mu + Z75 * _upper_sigma(marginal))),
             }
-        return {
-            "mean": float(np.exp(marginal.mu + marginal.sigma**2 / 2.0)),
-            "sd": float(np.exp(marginal.mu + marginal.sigma**2 / 2.0)
-                        * np.sqrt(np.expm1(marginal.sigma**2))),
-        }
+        mean, sd = _lognormal_moments(marginal)
+        return {"mean": mean, "sd": sd}
     raise ValueError(f"unknown covariate kind {kind!r}; valid: {', '.join(_ANALYSIS_KIND)}")
+
+
+def marginal_mean(kind: str, marginal: "Marginal") -> float:
+    """The mean of a covariate's fitted marginal distribution.
+
+    binary: ``p``; normal: the truncated normal's mean (Johnson, Kotz & Balakrishnan 1994,
+    §10.1); lognormal: exp(mu + sigma^2 / 2), or for the two-piece lognormal fitted to a median
+    (IQR) the closed form of :func:`split_lognormal_moments`. Categorical covariates have no
+    mean (their values are level indices): ValueError.
+    """
+    if kind == "binary":
+        return float(marginal.p)
+    if kind == "normal":
+        return truncated_normal_moments(
+            marginal.mean, marginal.sd, lower=marginal.lower, upper=marginal.upper)[0]
+    if kind == "lognormal":
+        return _lognormal_moments(marginal)[0]
+    if kind == "categorical":
+        raise ValueError("a categorical covariate has no mean (its values are level indices)")
+    raise ValueError(f"unknown covariate kind {kind!r}; valid: {', '.join(_ANALYSIS_KIND)}")
+
+
+def _lognormal_moments(marginal: "Marginal") -> tuple[float, float]:
+    """Mean and SD of a lognormal marginal: the two-piece closed form, or for an ordinary
+    lognormal exp(mu + sigma^2 / 2) and mean * sqrt(exp(sigma^2) - 1) (no cancellation)."""
+    if marginal.sigma_upper is not None:
+        return split_lognormal_moments(marginal.mu, marginal.sigma, marginal.sigma_upper)
+    mean = float(np.exp(marginal.mu + marginal.sigma**2 / 2.0))
+    return mean, float(mean * np.sqrt(np.expm1(marginal.sigma**2)))
+
+
+def _upper_sigma(marginal: "Marginal") -> float:
+    """The log-scale SD above the median: ``sigma_upper`` of a two-piece lognormal, else
+    ``sigma``."""
+    return marginal.sigma if marginal.sigma_upper is None else marginal.sigma_upper
 
 
 def _bound_text(bound: float | None) -> str:
@@ -272,7 +358,8 @@ def draw_covariates(
     [+ unmeasured_log_odds U])). In both modes the covariates share one Gaussian copula: latent
     Z ~ N(0, R) with R = ``scenario.correlation``, then X_c = F_c^{-1}(Phi(Z_c)) — binary
     X = 1{Z > Phi^{-1}(1 - p)}, categorical by cut points at Phi^{-1} of the cumulative
-    probabilities, truncated normal by its inverse CDF, lognormal exp(mu + sigma Z).
+    probabilities, truncated normal by its inverse CDF, lognormal exp(mu + sigma Z) (two-piece
+    lognormal: sigma below Z = 0, sigma_upper above).
 
     U ~ Bernoulli(prevalence of the patient's arm), independent of X given the arm (table mode,
     and selection mode with per-arm prevalences, drawn after treatment); selection mode with a
@@ -350,7 +437,9 @@ def latent_to_value(latent: np.ndarray, kind: str, marginal: "Marginal") -> np.n
     """Map standard-normal latent scores to covariate values through one marginal.
 
     ``latent`` is any-shaped float array of N(0, 1) scores; returns the same shape (float).
-    The map is non-decreasing, so the copula's dependence is kept.
+    The map is non-decreasing, so the copula's dependence is kept. Lognormal:
+    exp(mu + sigma Z), or for the two-piece lognormal exp(mu + sigma Z) for Z < 0 and
+    exp(mu + sigma_upper Z) for Z >= 0 (continuous at Z = 0, the median).
     """
     if kind == "binary":
         return (latent > -special.ndtri(marginal.p)).astype(float)
@@ -365,7 +454,10 @@ def latent_to_value(latent: np.ndarray, kind: str, marginal: "Marginal") -> np.n
         return _truncated_normal_from_latent(
             latent, marginal.mean, marginal.sd, marginal.lower, marginal.upper)
     if kind == "lognormal":
-        return np.exp(marginal.mu + marginal.sigma * latent)
+        if marginal.sigma_upper is None:
+            return np.exp(marginal.mu + marginal.sigma * latent)
+        scale = np.where(latent < 0.0, marginal.sigma, marginal.sigma_upper)
+        return np.exp(marginal.mu + scale * latent)
     raise ValueError(f"unknown covariate kind {kind!r}; valid: {', '.join(_ANALYSIS_KIND)}")
 
 

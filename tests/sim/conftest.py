@@ -206,6 +206,33 @@ MALFORMED = [
           "'prior_tace'?"),
     _case("plan-unknown", 'plan = "paper"', 'plan = "papr"',
           "analysis.plan: 'papr' is not one of paper, recommended"),
+    _case("analysis-unknown-option", "caliper = 0.05\n", "calipr = 0.05\n",
+          "analysis.paper.calipr: unknown key; did you mean 'caliper'? (allowed: distance, "
+          "matcher, caliper,"),
+    _case("analysis-bad-matcher", "caliper = 0.05\n", 'caliper = 0.05\nmatcher = "spss"\n',
+          "analysis.paper.matcher: 'spss' is not one of matchit_nn, spss_fuzzy_v1, "
+          "spss_fuzzy_v2"),
+    _case("analysis-negative-caliper", "caliper = 0.05\n", "caliper = -0.05\n",
+          "analysis.paper.caliper: -0.05 must be a positive number"),
+    _case("analysis-ratio-float", "caliper = 0.05\n", "caliper = 0.05\nratio = 2.0\n",
+          "analysis.paper.ratio: 2.0 must be a whole number >= 1"),
+    _case("analysis-unknown-preset-table", "[analysis.paper]", "[analysis.papers]",
+          "analysis.papers: unknown key; did you mean 'paper'? (allowed: plan, ps_covariates, "
+          "paper, recommended)"),
+    Mutation("analysis-preset-not-a-table", (("[analysis.paper]\n", ""),
+                                             ("caliper = 0.05\n", "paper = 0.05\n")),
+             "analysis.paper: expected a table, got 0.05 (float)"),
+    Mutation("analysis-old-flat-overrides", (("[analysis.paper]\n", ""),
+                                             ("caliper = 0.05\n",
+                                              "overrides = { caliper = 0.05 }\n")),
+             "analysis.overrides: the flat overrides table is no longer read: move its options "
+             "under [analysis.paper] or [analysis.recommended]"),
+    _case("analysis-option-outside-preset-table", "[analysis.paper]\n", "",
+          "analysis.caliper: analysis options go in a table per preset: move it under "
+          "[analysis.paper] or [analysis.recommended]"),
+    _case("selection-recommended-caliper-zero", "# [analysis.recommended]\n# caliper = 0.1",
+          "[analysis.recommended]\ncaliper = 0", "analysis.recommended.caliper: 0 must be a "
+          "positive number", base="selection"),
     _case("replicates-zero", "replicates = 2000", "replicates = 0",
           "simulation.replicates: 0 is too small (allowed: an integer >= 1)"),
     _case("seed-negative", "seed = 20210430", "seed = -5", "simulation.seed: -5 is too small"),

@@ -1,8 +1,8 @@
 """Covariate generation: marginals, copula correlations, selection model, unmeasured confounder.
 
 Statistical checks use 10^5 patients per arm (one replicate) with a fixed seed; proportions must
-lie within 4 Monte Carlo SEs of their targets, means/SDs and quantiles within 2% (and within
-4 MCSEs where the SE is simple), latent correlations within 0.02.
+lie within 4 Monte Carlo SEs of their targets, means/SDs and the printed medians/quartiles within
+2% (and within 4 MCSEs where the SE is simple), latent correlations within 0.02.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ import pytest
 import statsmodels.api as sm
 from scipy import optimize, special, stats
 
-from sim.covariates import DrawnCovariates, draw_covariates, implied_summary, latent_to_value
+from sim.covariates import (
+    Z75,
+    DrawnCovariates,
+    draw_covariates,
+    fit_split_lognormal_quartiles,
+    implied_summary,
+    latent_to_value,
+    split_lognormal_moments,
+)
 from sim.scenario import Marginal, Scenario, Unmeasured, parse_scenario
 
 N_PER_ARM = 100_000
@@ -120,23 +128,69 @@ def test_truncation_bounds_hold(big_table):
     assert (size < 1.0).mean() > 0        # the bound is reached, not clipped away
 
 
-def test_lognormal_quantiles_match_the_fitted_distribution(big_table):
+def _quartile_checks(values: np.ndarray, marginal: Marginal, label) -> None:
+    """The sample median and quartiles equal the printed ones within 2% and within 4 MC SEs.
+
+    SE of the sample p-quantile: sqrt(p (1 - p) / n) / f(Q(p)) (Serfling 1980, §2.3). The
+    two-piece lognormal's density at Q(p) = exp(mu + s z_p) is phi(z_p) / (s Q(p)), with s the
+    scale of that side; at the median the density jumps, so the larger scale (the larger SE)
+    is used."""
+    target = marginal.target
+    n = values.size
+    q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
+    scales = {"q1": (marginal.sigma,), "median": (marginal.sigma, marginal.sigma_upper),
+              "q3": (marginal.sigma_upper,)}
+    for level, observed, key in ((0.25, q1, "q1"), (0.5, median, "median"), (0.75, q3, "q3")):
+        assert observed == pytest.approx(target[key], rel=0.02), (label, key)
+        z = special.ndtri(level)
+        density = stats.norm.pdf(z) / (max(scales[key]) * target[key])
+        quantile_se = math.sqrt(level * (1 - level) / n) / density
+        assert abs(observed - target[key]) <= 4 * quantile_se, (label, key, observed)
+
+
+def test_lognormal_medians_and_quartiles_match_the_printed_values(big_table):
     scenario, drawn = big_table
+    checked = 0
     for covariate in scenario.covariates:
         if covariate.kind != "lognormal":
             continue
         for arm in scenario.arms:
             marginal = covariate.marginals[arm.name]
-            fitted = implied_summary("lognormal", marginal)
+            assert implied_summary("lognormal", marginal) == pytest.approx(marginal.target,
+                                                                           rel=1e-12)
             values = _arm_values(scenario, drawn, arm.name, covariate.name)
-            q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
-            distribution = stats.lognorm(s=marginal.sigma, scale=math.exp(marginal.mu))
-            for level, observed, key in ((0.25, q1, "q1"), (0.5, median, "median"),
-                                         (0.75, q3, "q3")):
-                assert observed == pytest.approx(fitted[key], rel=0.02)
-                quantile_se = math.sqrt(level * (1 - level) / N_PER_ARM) / distribution.pdf(
-                    fitted[key])
-                assert abs(observed - fitted[key]) <= 4 * quantile_se, (covariate.name, key)
+            _quartile_checks(values, marginal, (covariate.name, arm.name))
+            checked += 1
+    assert checked == 12
+
+
+def test_skewed_ast_row_is_reproduced(big_table):
+    # 56.6 (44.8-98.2) in the combination arm: a two-parameter lognormal gives median 62.9.
+    scenario, drawn = big_table
+    values = _arm_values(scenario, drawn, "combination", "ast")
+    assert np.median(values) == pytest.approx(56.6, rel=0.01)
+
+
+def test_population_lognormal_quartiles(big_selection):
+    scenario, drawn = big_selection
+    marginal = _covariate(scenario, "ast").marginals["population"]
+    values = drawn.values[0, :, scenario.covariate_names.index("ast")]
+    _quartile_checks(values, marginal, "ast")
+
+
+def test_split_lognormal_mean_and_sd_by_simulation(big_table):
+    scenario, drawn = big_table
+    for name in ("ast", "wbc", "tbil"):
+        for arm in scenario.arms:
+            marginal = _covariate(scenario, name).marginals[arm.name]
+            mean, sd = split_lognormal_moments(marginal.mu, marginal.sigma, marginal.sigma_upper)
+            values = _arm_values(scenario, drawn, arm.name, name)
+            n = values.size
+            assert abs(values.mean() - mean) <= 4 * sd / math.sqrt(n), (name, arm)
+            # SE of the sample SD by the delta method: sqrt((m4 - s^4) / n) / (2 s).
+            fourth = np.mean((values - values.mean()) ** 4)
+            sd_se = math.sqrt((fourth - values.var() ** 2) / n) / (2 * values.std())
+            assert abs(values.std(ddof=1) - sd) <= 4 * sd_se, (name, arm)
 
 
 def test_lognormal_mean_sd_form(liu2021_path, with_arm_sizes):
@@ -178,6 +232,44 @@ def test_truncated_normal_latent_map_equals_scipy_ppf(mu, sigma, lower, upper):
     expected = stats.truncnorm.ppf(special.ndtr(latent), a, b, loc=mu, scale=sigma)
     np.testing.assert_allclose(values, expected, rtol=1e-8, atol=1e-8 * sigma)
     assert np.all(np.diff(values) >= 0)
+
+
+@pytest.mark.parametrize("median, q1, q3", [(56.6, 44.8, 98.2), (20.0, 12.2, 29.7),
+                                            (12.0, 11.4, 12.8), (10.0, 5.0, 20.0)])
+def test_split_lognormal_latent_map_equals_its_quantile_function(median, q1, q3):
+    """X = F^-1(Phi(Z)) with F^-1 found by root finding on the CDF written from the
+    definition, P(X <= x) = Phi((log x - mu) / s), s the scale of x's side of the median."""
+    fitted = fit_split_lognormal_quartiles(median, q1, q3)
+    marginal = Marginal(mu=fitted.mu, sigma=fitted.sigma_lower, sigma_upper=fitted.sigma_upper,
+                        target={"median": median, "q1": q1, "q3": q3})
+    latent = np.linspace(-5.0, 5.0, 101)
+    values = latent_to_value(latent, "lognormal", marginal)
+
+    def cdf(x: float) -> float:
+        d = math.log(x) - fitted.mu
+        return stats.norm.cdf(d / (fitted.sigma_lower if d < 0 else fitted.sigma_upper))
+
+    expected = [optimize.brentq(lambda x: cdf(x) - stats.norm.cdf(z), 1e-6, 1e6, xtol=1e-14,
+                                rtol=1e-13) for z in latent]
+    np.testing.assert_allclose(values, expected, rtol=1e-10)
+    assert np.all(np.diff(values) > 0)
+    np.testing.assert_allclose(latent_to_value(np.array([-Z75, 0.0, Z75]), "lognormal",
+                                               marginal), [q1, median, q3], rtol=1e-13)
+    # Continuous at the median (the two halves meet).
+    tiny = np.array([-1e-12, 1e-12])
+    np.testing.assert_allclose(latent_to_value(tiny, "lognormal", marginal), median, rtol=1e-10)
+
+
+def test_ordinary_lognormal_latent_map_equals_scipy():
+    marginal = Marginal(mu=1.3, sigma=0.6)
+    latent = np.linspace(-5.0, 5.0, 101)
+    expected = stats.lognorm.ppf(special.ndtr(latent), s=0.6, scale=math.exp(1.3))
+    np.testing.assert_allclose(latent_to_value(latent, "lognormal", marginal), expected,
+                               rtol=1e-9)
+    # sigma_upper == sigma is the same lognormal.
+    same = Marginal(mu=1.3, sigma=0.6, sigma_upper=0.6)
+    np.testing.assert_array_equal(latent_to_value(latent, "lognormal", same),
+                                  latent_to_value(latent, "lognormal", marginal))
 
 
 def test_categorical_and_binary_latent_maps():
@@ -257,7 +349,9 @@ def test_binary_continuous_pairs_biserial_correlation(big_table, binary, continu
         marginal = _covariate(scenario, continuous).marginals[arm.name]
         values = _arm_values(scenario, drawn, arm.name, continuous)
         if _covariate(scenario, continuous).kind == "lognormal":
-            latent = (np.log(values) - marginal.mu) / marginal.sigma
+            log_distance = np.log(values) - marginal.mu
+            upper = marginal.sigma if marginal.sigma_upper is None else marginal.sigma_upper
+            latent = log_distance / np.where(log_distance < 0, marginal.sigma, upper)
         else:
             mean, sd = marginal.mean, marginal.sd
             a = -np.inf if marginal.lower is None else (marginal.lower - mean) / sd

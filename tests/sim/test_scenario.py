@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import subprocess
+import sys
 import tomllib
 
 import numpy as np
 import pytest
-from scipy import integrate, stats
+from scipy import integrate, optimize, stats
 
+import sim.scenario_parser
+from analysis.plan_options import OVERRIDABLE, PRESETS, make_plan
 from sim.covariates import (
-    Z75,
     fit_lognormal_moments,
-    fit_lognormal_quartiles,
+    fit_split_lognormal_quartiles,
     fit_truncated_normal,
     implied_summary,
     largest_truncated_normal_sd,
+    marginal_mean,
+    split_lognormal_moments,
 )
 from sim.errors import PsmsimError, ScenarioError
 from sim.scenario import (
@@ -104,8 +110,12 @@ def test_liu2021_continuous_rows_equal_table1(liu2021: Scenario):
         for arm, (median, q1, q3) in zip(ARMS, rows):
             marginal = by_name[name].marginals[arm]
             assert marginal.target == {"median": median, "q1": q1, "q3": q3}
-            expected = fit_lognormal_quartiles(median, q1, q3)
-            assert (marginal.mu, marginal.sigma) == (expected.mu, expected.sigma)
+            expected = fit_split_lognormal_quartiles(median, q1, q3)
+            assert (marginal.mu, marginal.sigma, marginal.sigma_upper) == (
+                expected.mu, expected.sigma_lower, expected.sigma_upper)
+            # The printed median and quartiles are reproduced exactly (no fit error).
+            fitted = implied_summary("lognormal", marginal)
+            assert fitted == pytest.approx(marginal.target, rel=1e-12)
     assert by_name["tumour_size"].marginals["combination"].lower == 0.5
     assert by_name["tumour_size"].marginals["combination"].upper is None
     assert by_name["age"].marginals["sorafenib"].lower == 18.0
@@ -141,7 +151,8 @@ def test_liu2021_analysis_and_simulation(liu2021: Scenario):
     assert set(liu2021.analysis.ps_covariates) <= set(liu2021.covariate_names)
     assert not {"tbil", "alb", "ast", "alt", "plt", "wbc", "pt"} & set(
         liu2021.analysis.ps_covariates)
-    assert liu2021.analysis.overrides == {"caliper": 0.05}
+    assert liu2021.analysis.overrides == {"paper": {"caliper": 0.05}}
+    assert make_plan("paper", liu2021.analysis.overrides["paper"]).caliper == 0.05
     simulation = liu2021.simulation
     assert (simulation.replicates, simulation.seed, simulation.block_size) == (2000, 20210430,
                                                                                100)
@@ -175,6 +186,8 @@ def test_selection_example_loads(selection_example: Scenario):
     assert set(ecog.marginals) == {"population"}
     assert selection_example.outcome.treatment.hazard_ratio == 0.7
     assert selection_example.response.pfs_link == 0.5
+    assert selection_example.analysis.plan == "recommended"
+    assert selection_example.analysis.overrides == {}
 
 
 def test_defaults_when_optional_sections_are_absent(liu2021_path):
@@ -187,6 +200,7 @@ def test_defaults_when_optional_sections_are_absent(liu2021_path):
     assert scenario.correlation == tuple(
         tuple(1.0 if i == j else 0.0 for j in range(22)) for i in range(22))
     assert scenario.analysis.ps_covariates == scenario.covariate_names
+    assert (scenario.analysis.plan, scenario.analysis.overrides) == ("paper", {})
     assert scenario.simulation.replicates == 1000
     assert scenario.adverse_events == ()
     assert scenario.outcome.progression.baseline == "exponential"
@@ -221,6 +235,7 @@ def test_proportion_and_probability_forms(liu2021_path):
     assert (thrombocytopenia.any_grade["combination"],
             thrombocytopenia.grade34["combination"]) == (0.5, 0.1)
     tbil = next(c for c in scenario.covariates if c.name == "tbil").marginals["combination"]
+    assert tbil.sigma_upper is None                    # an ordinary lognormal
     distribution = stats.lognorm(s=tbil.sigma, scale=math.exp(tbil.mu))
     assert distribution.mean() == pytest.approx(22.0, rel=1e-12)
     assert distribution.std() == pytest.approx(11.0, rel=1e-12)
@@ -259,38 +274,215 @@ def test_truncated_normal_fit_impossible_raises(mean, sd, lower, upper):
         fit_truncated_normal(mean, sd, lower=lower, upper=upper)
 
 
+def _split_lognormal_cdf(x: float, mu: float, lower: float, upper: float) -> float:
+    """CDF of the two-piece lognormal written from its definition: P(X <= x) = Phi(z) with
+    z = (log x - mu) / (lower if log x < mu else upper)."""
+    d = math.log(x) - mu
+    return stats.norm.cdf(d / (lower if d < 0 else upper))
+
+
 @pytest.mark.parametrize("median, q1, q3", [v for rows in TABLE1_MEDIAN_IQR.values()
                                             for v in rows])
-def test_lognormal_quartile_fit_is_log_scale_least_squares(median, q1, q3):
-    fitted = fit_lognormal_quartiles(median, q1, q3)
-    design = np.array([[1.0, -Z75], [1.0, 0.0], [1.0, Z75]])
-    solution = np.linalg.lstsq(design, np.log([q1, median, q3]), rcond=None)[0]
-    assert (fitted.mu, fitted.sigma) == pytest.approx(tuple(solution), rel=1e-12)
-    # The reported fit error is the distance of the fitted quantiles from the printed ones.
-    marginal_target = {"median": median, "q1": q1, "q3": q3}
-    implied = implied_summary("lognormal", Marginal(mu=fitted.mu, sigma=fitted.sigma,
-                                                    target=marginal_target))
-    distribution = stats.lognorm(s=fitted.sigma, scale=math.exp(fitted.mu))
-    assert implied["median"] == pytest.approx(distribution.ppf(0.5), rel=1e-12)
-    assert implied["q1"] == pytest.approx(distribution.ppf(0.25), rel=1e-12)
-    assert implied["q3"] == pytest.approx(distribution.ppf(0.75), rel=1e-12)
+def test_split_lognormal_reproduces_the_printed_quartiles(median, q1, q3):
+    fitted = fit_split_lognormal_quartiles(median, q1, q3)
+    for quantile, level in ((q1, 0.25), (median, 0.5), (q3, 0.75)):
+        assert _split_lognormal_cdf(quantile, fitted.mu, fitted.sigma_lower,
+                                    fitted.sigma_upper) == pytest.approx(level, rel=1e-12)
+    # The quantile function by root finding on that CDF agrees with implied_summary.
+    implied = implied_summary("lognormal", Marginal(
+        mu=fitted.mu, sigma=fitted.sigma_lower, sigma_upper=fitted.sigma_upper,
+        target={"median": median, "q1": q1, "q3": q3}))
+    for key, level in (("q1", 0.25), ("median", 0.5), ("q3", 0.75)):
+        root = optimize.brentq(lambda x: _split_lognormal_cdf(
+            x, fitted.mu, fitted.sigma_lower, fitted.sigma_upper) - level, 1e-3, 1e4,
+            xtol=1e-13, rtol=1e-14)
+        assert implied[key] == pytest.approx(root, rel=1e-10)
+        assert implied[key] == pytest.approx({"q1": q1, "median": median, "q3": q3}[key],
+                                             rel=1e-12)
 
 
-def test_lognormal_fit_error_of_a_skewed_iqr_is_reported():
-    # AST, combination arm: 56.6 (44.8-98.2) is far from log-symmetric; no lognormal fits it.
-    fitted = fit_lognormal_quartiles(56.6, 44.8, 98.2)
-    implied = implied_summary("lognormal", Marginal(mu=fitted.mu, sigma=fitted.sigma,
-                                                    target={"median": 56.6}))
-    assert implied["median"] / 56.6 - 1 == pytest.approx(0.1115, abs=5e-4)
-    # A log-symmetric IQR is fitted exactly.
-    fitted = fit_lognormal_quartiles(10.0, 5.0, 20.0)
-    assert math.exp(fitted.mu) == pytest.approx(10.0, rel=1e-14)
+def test_split_lognormal_hand_computed_case():
+    # 10 (5-40): log-scale half-widths log 2 and log 4.
+    fitted = fit_split_lognormal_quartiles(10.0, 5.0, 40.0)
+    assert fitted.mu == pytest.approx(math.log(10.0), rel=1e-15)
+    assert fitted.sigma_lower == pytest.approx(math.log(2.0) / 0.6744897501960817, rel=1e-13)
+    assert fitted.sigma_upper == pytest.approx(math.log(4.0) / 0.6744897501960817, rel=1e-13)
+
+
+def test_log_symmetric_iqr_gives_the_ordinary_lognormal():
+    fitted = fit_split_lognormal_quartiles(10.0, 5.0, 20.0)
+    assert fitted.sigma_lower == pytest.approx(fitted.sigma_upper, rel=1e-14)
+    distribution = stats.lognorm(s=fitted.sigma_lower, scale=math.exp(fitted.mu))
+    assert (distribution.ppf(0.25), distribution.ppf(0.75)) == pytest.approx((5.0, 20.0),
+                                                                             rel=1e-12)
+    assert split_lognormal_moments(fitted.mu, fitted.sigma_lower, fitted.sigma_upper) == (
+        pytest.approx((distribution.mean(), distribution.std()), rel=1e-12))
+
+
+def test_a_two_parameter_lognormal_cannot_fit_the_skewed_ast_row():
+    # AST, combination arm: 56.6 (44.8-98.2). The least-squares lognormal on the log scale
+    # (mu = mean of the three logs) has median 62.9, 11% off; the split lognormal is exact.
+    least_squares_median = math.exp(np.mean(np.log([44.8, 56.6, 98.2])))
+    assert least_squares_median / 56.6 - 1 == pytest.approx(0.1115, abs=5e-4)
+    fitted = fit_split_lognormal_quartiles(56.6, 44.8, 98.2)
+    assert math.exp(fitted.mu) == pytest.approx(56.6, rel=1e-14)
+    assert fitted.sigma_upper > 2 * fitted.sigma_lower
+
+
+@pytest.mark.parametrize("median, q1, q3", [v for rows in TABLE1_MEDIAN_IQR.values()
+                                            for v in rows] + [(10.0, 9.0, 30.0)])
+def test_split_lognormal_mean_and_sd_by_quadrature(median, q1, q3):
+    fitted = fit_split_lognormal_quartiles(median, q1, q3)
+    mu, lower, upper = fitted.mu, fitted.sigma_lower, fitted.sigma_upper
+
+    def moment(k: int) -> float:
+        """E[X^k] = integral of exp(k (mu + s(z) z)) phi(z) dz, split at z = 0."""
+        def integrand(z: float, scale: float) -> float:
+            return math.exp(k * (mu + scale * z) - z * z / 2.0) / math.sqrt(2.0 * math.pi)
+
+        below = integrate.quad(integrand, -np.inf, 0.0, args=(lower,), epsabs=0,
+                               epsrel=1e-13)[0]
+        above = integrate.quad(integrand, 0.0, np.inf, args=(upper,), epsabs=0,
+                               epsrel=1e-13)[0]
+        return below + above
+
+    mean, sd = split_lognormal_moments(mu, lower, upper)
+    assert mean == pytest.approx(moment(1), rel=1e-10)
+    assert sd == pytest.approx(math.sqrt(moment(2) - moment(1) ** 2), rel=1e-8)
+    marginal = Marginal(mu=mu, sigma=lower, sigma_upper=upper,
+                        target={"median": median, "q1": q1, "q3": q3})
+    assert marginal_mean("lognormal", marginal) == mean
+
+
+def test_marginal_mean_of_every_kind():
+    assert marginal_mean("binary", Marginal(p=0.3)) == 0.3
+    fitted = fit_truncated_normal(6.7, 3.6, lower=0.5, upper=None)
+    truncated = Marginal(mean=fitted.mu, sd=fitted.sigma, lower=0.5)
+    assert marginal_mean("normal", truncated) == pytest.approx(6.7, rel=1e-9)
+    moments = fit_lognormal_moments(22.0, 11.0)
+    plain = Marginal(mu=moments.mu, sigma=moments.sigma, target={"mean": 22.0, "sd": 11.0})
+    assert marginal_mean("lognormal", plain) == pytest.approx(22.0, rel=1e-12)
+    assert implied_summary("lognormal", plain) == pytest.approx({"mean": 22.0, "sd": 11.0},
+                                                                rel=1e-12)
+    with pytest.raises(ValueError, match="categorical"):
+        marginal_mean("categorical", Marginal(probabilities=(0.5, 0.5)))
+    with pytest.raises(ValueError, match="unknown covariate kind"):
+        marginal_mean("gamma", plain)
 
 
 def test_lognormal_moment_fit_is_exact():
     fitted = fit_lognormal_moments(22.0, 11.0)
     distribution = stats.lognorm(s=fitted.sigma, scale=math.exp(fitted.mu))
     assert (distribution.mean(), distribution.std()) == pytest.approx((22.0, 11.0), rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis options per preset
+# --------------------------------------------------------------------------------------------
+
+
+def _with_analysis(liu2021_path, analysis_text: str) -> str:
+    """liu2021 with its [analysis] section (up to [simulation]) replaced."""
+    text = liu2021_path.read_text(encoding="utf-8")
+    start, end = text.index("[analysis]\n"), text.index("[simulation]\n")
+    return text[:start] + analysis_text + "\n" + text[end:]
+
+
+def test_overrides_per_preset(liu2021_path):
+    scenario = parse_scenario(_with_analysis(liu2021_path, """[analysis]
+plan = "recommended"
+ps_covariates = ["age", "ecog"]
+
+[analysis.paper]
+matcher = "spss_fuzzy_v2"
+caliper = 0.02
+
+[analysis.recommended]
+caliper = "none"
+ratio = 2
+order = "none"
+ties = "breslow"
+"""))
+    analysis = scenario.analysis
+    assert analysis.plan == "recommended" and analysis.ps_covariates == ("age", "ecog")
+    assert analysis.overrides == {
+        "paper": {"matcher": "spss_fuzzy_v2", "caliper": 0.02},
+        "recommended": {"caliper": None, "ratio": 2, "order": None, "ties": "breslow"},
+    }
+    paper = make_plan("paper", analysis.overrides["paper"])
+    assert (paper.matcher, paper.caliper, paper.ties) == ("spss_fuzzy_v2", 0.02, "breslow")
+    recommended = make_plan("recommended", analysis.overrides["recommended"])
+    assert (recommended.caliper, recommended.ratio, recommended.order,
+            recommended.ties) == (None, 2, None, "breslow")
+    assert recommended.matcher == PRESETS["recommended"].matcher
+
+
+def test_empty_preset_table_and_every_overridable_option(liu2021_path):
+    scenario = parse_scenario(_with_analysis(liu2021_path, "[analysis]\n[analysis.paper]\n"))
+    assert scenario.analysis.overrides == {"paper": {}}
+    # Every option of the plan can be overridden (the loader takes OVERRIDABLE from the plan).
+    values = {name: getattr(PRESETS["paper"], name) for name in OVERRIDABLE}
+    values = {name: ("none" if value is None else value) for name, value in values.items()}
+    lines = "\n".join(f"{name} = {_toml(value)}" for name, value in values.items())
+    scenario = parse_scenario(_with_analysis(liu2021_path, f"[analysis.recommended]\n{lines}"))
+    assert make_plan("recommended", scenario.analysis.overrides["recommended"]) == (
+        dataclasses.replace(PRESETS["paper"], name="recommended"))
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def test_old_flat_overrides_are_refused_with_a_clear_message(liu2021_path):
+    text = _with_analysis(liu2021_path, '[analysis]\noverrides = { caliper = 0.05 }\n')
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text)
+    assert caught.value.field == "analysis.overrides"
+    assert str(caught.value) == (
+        "analysis.overrides: the flat overrides table is no longer read: move its options "
+        "under [analysis.paper] or [analysis.recommended] (the preset they change)")
+
+
+def test_documented_analysis_example_and_option_list_are_current(liu2021_path):
+    documentation = (liu2021_path.parents[1] / "docs" / "scenario_format.md").read_text(
+        encoding="utf-8")
+    section = documentation.split("### `[analysis]`")[1].split("### `[simulation]`")[0]
+    example = section.split("```toml\n")[1].split("```")[0]
+    scenario = parse_scenario(_with_analysis(liu2021_path, example))
+    assert scenario.analysis.overrides == {"paper": {"caliper": 0.05},
+                                           "recommended": {"caliper": 0.1, "ratio": 2}}
+    listed = section.split("(the `Plan` docstring explains\neach), e.g.")[1].split(
+        " with the values")[0]
+    names = listed.replace("\n", " ").split("`")[1::2]
+    assert len(names) >= 10 and set(names) <= set(OVERRIDABLE)
+
+
+# --------------------------------------------------------------------------------------------
+# Module split: dataclasses in sim.scenario, reading in sim.scenario_parser
+# --------------------------------------------------------------------------------------------
+
+
+def test_reexported_loaders_equal_the_parser(liu2021_path):
+    text = liu2021_path.read_text(encoding="utf-8")
+    assert load_scenario(liu2021_path) == sim.scenario_parser.load_scenario(liu2021_path)
+    assert parse_scenario(text, source="x") == sim.scenario_parser.parse_scenario(text)
+    data = tomllib.loads(text)
+    assert scenario_from_mapping(data, source_text=text) == (
+        sim.scenario_parser.scenario_from_mapping(data, source_text=text))
+
+
+@pytest.mark.parametrize("first", ["sim.scenario_parser", "sim.scenario"])
+def test_either_module_imports_first_without_a_cycle(first, liu2021_path):
+    code = (f"import {first}\nfrom sim.scenario import load_scenario\n"
+            f"print(load_scenario({str(liu2021_path)!r}).name)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "liu2021\n"
 
 
 # --------------------------------------------------------------------------------------------
