@@ -93,6 +93,14 @@ def _cell_row(cell: xr.Dataset, cohort: str, endpoint: str) -> str:
     ])
 
 
+def _ps_status_text(rates: xr.DataArray) -> str:
+    """Rates of the PS/matching statuses other than ok, by name. A separated PS model is a flag
+    (the plan still matches on its scores unless told to fail), so it is not called a failure."""
+    parts = [f"{name.replace('_', ' ')} {_percent(rates.sel(status=name))}"
+             for name in rates.status.values.tolist() if name != "ok" and float(rates.sel(status=name)) > 0]
+    return "PS model/matching: " + (", ".join(parts) if parts else "all ok")
+
+
 def _method_lines(block: xr.Dataset, attrs: dict) -> list[str]:
     """Pair counts, balance and the paper's pattern for one condition × method."""
     pairs = (
@@ -100,7 +108,7 @@ def _method_lines(block: xr.Dataset, attrs: dict) -> list[str]:
         f" (SD {_number(block.n_pairs_sd, 1)}; min {_number(block.n_pairs_min, 0)},"
         f" Q1 {_number(block.n_pairs_q1, 1)}, median {_number(block.n_pairs_median, 1)},"
         f" Q3 {_number(block.n_pairs_q3, 1)}, max {_number(block.n_pairs_max, 0)});"
-        f" PS/matching failed {_percent(1.0 - block.ps_status_rate.sel(status='ok'))}"
+        f" {_ps_status_text(block.ps_status_rate)}"
     )
     threshold = attrs.get("balance_threshold", 0.1)
     balance = ", ".join(

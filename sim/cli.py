@@ -11,7 +11,11 @@ Example::
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
+import numpy as np
 
 from sim.errors import PsmsimError
 from sim.scenario import Scenario, load_scenario
@@ -72,3 +76,191 @@ def _scenario_summary(scenario: Scenario) -> str:
     return (f"{scenario.name}: valid ({scenario.mode} mode; {arms}; "
             f"{len(scenario.covariates)} covariates; {len(scenario.adverse_events)} adverse "
             f"events; {effect_text}; {scenario.simulation.replicates} replicates)")
+
+
+# --------------------------------------------------------------------------------------------
+# cohort, describe
+
+
+def _refuse_overwrite(path: Path, force: bool, option: str) -> None:
+    if path.exists() and not force:
+        raise PsmsimError(f"{option} {path}: file exists; choose another name or pass --force to replace it")
+
+
+@main.command()
+@click.argument("scenario", metavar="SCENARIO")
+@click.option("--seed", type=click.IntRange(min=0), required=True, help="Root seed of the cohort (>= 0).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="CSV file to write.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def cohort(scenario: str, seed: int, out: str, force: bool) -> None:
+    """Write one synthetic cohort of SCENARIO as CSV (one row per patient).
+
+    The columns are described in the README's data dictionary; `psmsim analyse` reads the same
+    format.
+
+    \b
+    Example:
+      psmsim cohort scenarios/liu2021.toml --seed 1 --out cohort.csv
+    """
+    from sim.cache import calibrate_cached
+    from sim.cohort_csv import cohort_to_csv
+    from sim.generate import generate_cohorts
+    from sim.store import atomic_write_bytes
+
+    path = Path(out)
+    _refuse_overwrite(path, force, "--out")
+    loaded = load_scenario(scenario)
+    batch = generate_cohorts(loaded, calibrate_cached(loaded), 1,
+                             rng=np.random.default_rng(np.random.SeedSequence(seed)))
+    atomic_write_bytes(path, cohort_to_csv(batch).encode())
+    click.echo(f"wrote {path}: {batch.n_patients} patients ({int(batch.treated.sum())} treated), seed {seed}")
+
+
+@main.command()
+@click.argument("scenario", metavar="SCENARIO")
+@click.option("--patients", type=click.IntRange(min=100), default=100_000, show_default=True,
+              help="Patients per arm in the simulated sample.")
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
+def describe(scenario: str, patients: int, seed: int) -> None:
+    """Print target vs simulated for every published number of SCENARIO, the calibrated
+    parameters and the true estimands.
+
+    \b
+    Example:
+      psmsim describe scenarios/liu2021.toml --patients 100000
+    """
+    from sim.cache import calibrate_cached, true_estimands_cached
+    from sim.describe import describe_rows, format_description
+
+    loaded = load_scenario(scenario)
+    calibration = calibrate_cached(loaded)
+    truth = true_estimands_cached(loaded, calibration)
+    rows = describe_rows(loaded, calibration, truth, patients=patients,
+                         rng=np.random.default_rng(np.random.SeedSequence(seed)))
+    click.echo(format_description(loaded, calibration, truth, rows, patients=patients))
+
+
+# --------------------------------------------------------------------------------------------
+# analyse
+
+
+@main.command()
+@click.argument("cohort_csv", metavar="COHORT.csv")
+@click.option("--scenario", "scenario_path", type=click.Path(dir_okay=False),
+              help="Scenario giving PS covariates, covariate kinds, labels and plan options.")
+@click.option("--plan", "preset", type=click.Choice(["paper", "recommended"]), default=None,
+              help="Analysis plan preset [default: the scenario's, else paper].")
+@click.option("--engine", type=click.Choice(["batched", "reference"]), default="batched", show_default=True,
+              help="batched numpy engine, or the per-cohort lifelines/statsmodels reference.")
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Seed of the random parts (SPSS-style matching).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@click.option("--force", is_flag=True, help="Replace an existing JSON file.")
+def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, engine: str, seed: int,
+            json_path: str | None, force: bool) -> None:
+    """Run the analysis plan on one cohort and print the paper's tables.
+
+    \b
+    Example:
+      psmsim analyse cohort.csv --scenario scenarios/liu2021.toml --plan recommended --json out.json
+    """
+    from analysis.cohort_report import cohort_json, cohort_tables
+    from analysis.plan import analyse_cohorts
+    from analysis.plan_options import make_plan
+    from sim.cohort_csv import read_cohort_csv
+    from sim.errors import CohortFileError
+    from sim.plans import scenario_plan
+    from sim.store import atomic_write_bytes
+
+    if json_path:
+        _refuse_overwrite(Path(json_path), force, "--json")
+    labels, kinds, arm_names = {}, None, ("Treated", "Control")
+    if scenario_path:
+        loaded = load_scenario(scenario_path)
+        preset = preset or loaded.analysis.plan
+        plan = scenario_plan(loaded, preset)
+        kinds = {c.name: ("continuous" if c.kind in ("normal", "lognormal") else c.kind) for c in loaded.covariates}
+        labels = {c.name: c.label for c in loaded.covariates}
+        arm_names = (loaded.treated_arm.label, loaded.control_arm.label)
+    else:
+        plan = make_plan(preset or "paper")
+    batch = read_cohort_csv(cohort_csv, covariate_kinds=kinds)
+    missing = [name for name in plan.ps_covariates if name not in batch.covariate_names]
+    if missing:
+        raise CohortFileError(f"{cohort_csv}: missing PS covariate column(s) {', '.join(missing)} "
+                              "named by the scenario's analysis.ps_covariates")
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    if engine == "reference":
+        from analysis.reference import analyse_cohort_reference
+
+        result = analyse_cohort_reference(batch, plan, rng=rng)
+    else:
+        result = analyse_cohorts(batch, plan, rng=rng, details=True)
+    click.echo(cohort_tables(result, batch, labels=labels, arm_names=arm_names))
+    if json_path:
+        payload = cohort_json(result, batch)
+        payload["engine"] = engine
+        atomic_write_bytes(Path(json_path), json.dumps(payload, indent=2).encode())
+        click.echo(f"\nwrote {json_path}")
+
+
+# --------------------------------------------------------------------------------------------
+# run, summarise
+
+
+@main.command()
+@click.argument("scenario", metavar="SCENARIO")
+@click.option("--replicates", type=click.IntRange(min=1), help="Replicates [default: the scenario's].")
+@click.option("--seed", type=click.IntRange(min=0), help="Root seed [default: the scenario's].")
+@click.option("--jobs", type=int, default=-1, show_default=True, help="Workers; -1 = all cores.")
+@click.option("--block-size", type=click.IntRange(min=1), help="Replicates per block [default: the scenario's].")
+@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
+@click.option("--scheduler", help="Dask scheduler address (default: a LocalCluster on 127.0.0.1).")
+@click.option("--out", "out", type=click.Path(file_okay=False),
+              help="Run folder [default: results/<scenario name>].")
+@click.option("--force", is_flag=True, help="Replace another run in --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, block_size: int | None,
+        backend: str, scheduler: str | None, out: str | None, force: bool, quiet: bool) -> None:
+    """Simulate and analyse SCENARIO's replicates in parallel, then print the summary.
+
+    An interrupted run resumes with the same command; a folder holding another run is refused
+    unless --force.
+
+    \b
+    Example:
+      psmsim run scenarios/liu2021.toml --replicates 2000 --jobs 2 --out results/liu2021
+    """
+    from sim.simulation import run_scenario
+
+    if jobs == 0 or jobs < -1:
+        raise PsmsimError(f"--jobs {jobs}: must be a positive number of workers or -1 for all cores")
+    if scheduler and backend != "dask":
+        raise PsmsimError("--scheduler: only used with --backend dask")
+    loaded = load_scenario(scenario)
+    outcome = run_scenario(
+        loaded, replicates=replicates, seed=seed, block_size=block_size, jobs=jobs, backend=backend,
+        scheduler=scheduler, out=Path(out) if out else Path("results") / loaded.name, force=force, quiet=quiet,
+    )
+    click.echo(outcome.report)
+    click.echo(f"\nwrote {outcome.replicates_path}, {outcome.summary_paths[0]}, {outcome.summary_paths[1]}")
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
+def summarise(run_dir: str) -> None:
+    """(Re)compute and print the performance summary of a finished run.
+
+    \b
+    Example:
+      psmsim summarise results/liu2021
+    """
+    from sim.simulation import summarise_folder
+
+    outcome = summarise_folder(Path(run_dir))
+    click.echo(outcome.report)
+    click.echo(f"\nwrote {outcome.summary_paths[0]}, {outcome.summary_paths[1]}")
+
+
+if __name__ == "__main__":  # python -m sim.cli
+    main()

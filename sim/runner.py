@@ -90,15 +90,16 @@ def block_rng(root_seed: int, key: BlockKey, stream: int) -> np.random.Generator
 
 def simulate_block(task: BlockTask) -> xr.Dataset:
     """Generate and analyse one block; the default work of a worker."""
-    from analysis.plan import analyse_cohorts, resolve_plan
+    from analysis.plan import analyse_cohorts
     from sim.generate import generate_cohorts
+    from sim.plans import scenario_plan
 
     batch = generate_cohorts(
         task.scenario, task.calibration, task.key.size, rng=block_rng(task.root_seed, task.key, 0)
     )
     results = {}
     for index, method in enumerate(task.methods):
-        plan = resolve_plan(method, task.scenario.analysis)
+        plan = scenario_plan(task.scenario, method)
         rng = block_rng(task.root_seed, task.key, 1 + index)
         results[method] = analyse_cohorts(batch, plan, rng=rng)
     return block_dataset(results, condition=task.key.condition, start=task.key.start)

@@ -131,7 +131,11 @@ def test_method_lines(summary, text):
         f"  matched pairs: mean {float(block.n_pairs_mean):.1f}±{float(block.n_pairs_mean_mcse):.1f}"
         f" (SD {float(block.n_pairs_sd):.1f}; min {float(block.n_pairs_min):.0f},"
     )
-    assert pairs.endswith(f"max {float(block.n_pairs_max):.0f}); PS/matching failed 0.0%")
+    rates = block.ps_status_rate
+    expected = ", ".join(f"{name.replace('_', ' ')} {100 * float(rates.sel(status=name)):.1f}%"
+                         for name in rates.status.values.tolist()
+                         if name != "ok" and float(rates.sel(status=name)) > 0) or "all ok"
+    assert pairs.endswith(f"max {float(block.n_pairs_max):.0f}); PS model/matching: {expected}")
     matched = block.sel(cohort="matched")
     assert balance.startswith("  balanced (max |SMD| < 0.1): full ")
     assert balance.endswith(f"matched {float(matched.balance_rate):.3f}±{float(matched.balance_rate_mcse):.3f}")

@@ -140,11 +140,6 @@ def test_same_seed_same_rows(liu2021, described):
     assert first == second
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "sim/describe.py compares the control arm's Kaplan-Meier median with "
-    "outcome.control_pfs_median, which in selection mode is the calibration target of the "
-    "whole population under control, not of the (selected) control arm; the control arm's "
-    "true median is truth.pfs_median_control"))
 def test_selection_mode_control_survival_target_is_the_control_arms(selection_example,
                                                                       tmp_path):
     calibration = calibrate_cached(selection_example, cache_dir=tmp_path)
@@ -154,3 +149,18 @@ def test_selection_mode_control_survival_target_is_the_control_arms(selection_ex
     control = next(row for row in rows if row.section.startswith("Survival")
                    and row.label == "PFS" and row.arm == selection_example.control_arm.label)
     assert control.target[0] == pytest.approx(truth.pfs_median_control, rel=1e-12)
+
+
+def test_selection_mode_baseline_rows_compare_the_population(selection_example, tmp_path):
+    calibration = calibrate_cached(selection_example, cache_dir=tmp_path)
+    truth = _small_truth(selection_example, calibration, 5)
+    rows = describe_rows(selection_example, calibration, truth, patients=20_000,
+                         rng=np.random.default_rng(7))
+    baseline = [row for row in rows if row.section == "Baseline"]
+    assert baseline and all(row.arm == "all patients" for row in baseline)
+    for row in baseline:
+        if row.kind == "percent":
+            p = row.target[0] / 100
+            assert abs(row.simulated[0] / 100 - p) <= 4 * np.sqrt(p * (1 - p) / 40_000) + 1e-12, row
+        else:
+            np.testing.assert_allclose(row.simulated, row.target, rtol=0.02, err_msg=str(row))

@@ -75,15 +75,15 @@ def test_dask_local_cluster_gives_identical_results(tmp_path):
 def test_resume_after_a_failed_block_keeps_finished_blocks(tmp_path):
     with pytest.raises(BlockFailedError, match="block 1 of condition 0"):
         run(tmp_path, "r", work=failing_work)
-    finished = sorted(p.name for p in (tmp_path / "r" / "blocks").glob("*.nc"))
-    assert "c0000_b000000.nc" in finished and "c0000_b000001.nc" not in finished
+    finished = sorted(p.name for p in (tmp_path / "r" / "blocks").glob("*.npz"))
+    assert "c0000_b000000.npz" in finished and "c0000_b000001.npz" not in finished
     resumed = run(tmp_path, "r")
     xr.testing.assert_identical(strip_time(resumed), strip_time(run(tmp_path, "fresh")))
 
 
 def test_corrupt_block_is_recomputed_not_merged(tmp_path):
     reference = run(tmp_path, "c")
-    block = tmp_path / "c" / "blocks" / "c0001_b000002.nc"
+    block = tmp_path / "c" / "blocks" / "c0001_b000002.npz"
     data = bytearray(block.read_bytes())
     data[len(data) // 2] ^= 0xFF
     block.write_bytes(bytes(data))
@@ -96,7 +96,7 @@ def test_foreign_run_folder_is_refused_unless_forced(tmp_path):
     run(tmp_path, "f", seed=7)
     with pytest.raises(RunFolderError, match="holds another run .*seed.*--force"):
         run(tmp_path, "f", seed=8)
-    assert (tmp_path / "f" / "blocks" / "c0000_b000000.nc").exists()  # nothing lost
+    assert (tmp_path / "f" / "blocks" / "c0000_b000000.npz").exists()  # nothing lost
     forced = run(tmp_path, "f", seed=8, force=True)
     assert forced.attrs["root_seed"] == 8
 
