@@ -126,8 +126,8 @@ def _fmt_p(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "NR" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int = 1, missing: str = "NR") -> str:
+    return missing if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _covariate_cells(values, weights, kind, rank, n_levels) -> list[str] | str:
@@ -202,11 +202,11 @@ def cohort_tables(result: PlanResult, batch: CohortBatch, *, labels: dict[str, s
         responses = batch.best_response[0]
         evaluable = w * (responses >= 0)
         r = result.details[cohort].responses
-        row = [f"  {cohort:<8}"]
+        row = [f"  {cohort + ':':<9}"]
         for code, label in enumerate(RESPONSE_LABELS):
             row.append(f"{label} {_percent((evaluable * treated * (responses == code)).sum(), (evaluable * treated).sum())}"
                        f" vs {_percent((evaluable * ~treated * (responses == code)).sum(), (evaluable * ~treated).sum())}")
-        lines.append("; ".join(row))
+        lines.append(row[0] + "; ".join(row[1:]))
         lines.append(f"  {'':<8}ORR {100 * r.orr_rate[0, 0]:.1f}% vs {100 * r.orr_rate[0, 1]:.1f}%, P = {_fmt_p(float(r.orr_p_value[0]))}"
                      f" ({TEST_NAMES[int(r.orr_test_used[0])]}); DCR {100 * r.dcr_rate[0, 0]:.1f}% vs "
                      f"{100 * r.dcr_rate[0, 1]:.1f}%, P = {_fmt_p(float(r.dcr_p_value[0]))} ({TEST_NAMES[int(r.dcr_test_used[0])]})")
@@ -235,12 +235,14 @@ def cohort_tables(result: PlanResult, batch: CohortBatch, *, labels: dict[str, s
         for e, endpoint in enumerate(ENDPOINTS):
             def at(name):
                 return float(getattr(result, name)[0, c, e])
-            mt = f"{_fmt(at('median_treated'))} ({_fmt(at('median_treated_lower'))}–{_fmt(at('median_treated_upper'))})"
-            mc = f"{_fmt(at('median_control'))} ({_fmt(at('median_control_lower'))}–{_fmt(at('median_control_upper'))})"
+            mt = (f"{_fmt(at('median_treated'))} ({_fmt(at('median_treated_lower'), missing='NA')}–"
+                  f"{_fmt(at('median_treated_upper'), missing='NA')})")
+            mc = (f"{_fmt(at('median_control'))} ({_fmt(at('median_control_lower'), missing='NA')}–"
+                  f"{_fmt(at('median_control_upper'), missing='NA')})")
             hr = (f"{math.exp(at('log_hr')):.2f} ({math.exp(at('ci_lower')):.2f}–{math.exp(at('ci_upper')):.2f})"
                   if math.isfinite(at("log_hr")) else "NA")
             events = f"{int(at('events_treated'))}/{int(at('events_control'))}"
             lines.append(f"{cohort:<9}{endpoint.upper():<9}{mt:>24}{mc:>24}{_fmt_p(at('p_logrank')):>12}{hr:>22}"
                          f"{_fmt_p(at('p_value')):>8}{events:>10}  {STATUS_NAMES[int(at('status'))]}")
-    lines.append("NR = median not reached; NA = not estimable (see status).")
+    lines.append("NR = median not reached; NA = CI limit or estimate not defined (see status).")
     return "\n".join(lines)
