@@ -139,6 +139,43 @@ def standardised_differences(
     ValueError
         For an unknown denominator or kind, or inconsistent shapes.
     """
+    (balance,) = standardised_differences_by_cohort(
+        covariates, kinds, treated, weights=(weights,), denominator=denominator,
+        reference_weights=reference_weights,
+    )
+    return balance
+
+
+def standardised_differences_by_cohort(
+    covariates,
+    kinds,
+    treated,
+    *,
+    weights,
+    denominator="treated",
+    reference_weights=None,
+) -> tuple[Balance, ...]:
+    """:func:`standardised_differences` of several cohorts of the same patients at once.
+
+    The covariate columns are centred once for all cohorts (at their plain mean over the
+    patients in any of the cohorts or the reference sample), then each cohort's weighted
+    moments are taken: e.g. the full and the matched cohort of a batch with the full cohort as
+    the reference sample. Each result equals :func:`standardised_differences` of that cohort
+    (to rounding: the centring is a numerical device that cancels out).
+
+    Parameters
+    ----------
+    covariates, kinds, treated, denominator, reference_weights
+        As in :func:`standardised_differences` (one reference sample for every cohort;
+        default: each cohort's own weights).
+    weights : sequence of (ndarray of float, shape (replicate, patient), or None)
+        Weights of each cohort (None: everybody weight 1).
+
+    Returns
+    -------
+    tuple of Balance
+        One per cohort, in the order of ``weights``.
+    """
     if denominator not in SMD_DENOMINATORS:
         raise ValueError(
             f"unknown denominator {denominator!r}; choose one of {sorted(SMD_DENOMINATORS)}"
@@ -156,17 +193,22 @@ def standardised_differences(
     unknown = sorted(set(kinds) - set(ANALYSIS_KINDS))
     if unknown:
         raise ValueError(f"unknown covariate kinds {unknown}; valid: {list(ANALYSIS_KINDS)}")
-    weight = _as_weights(weights, treated.shape, "weights")
-    reference = weight if reference_weights is None else _as_weights(
-        reference_weights, treated.shape, "reference_weights"
-    )
+    cohort_weights = [_as_weights(w, treated.shape, "weights") for w in weights]
+    if not cohort_weights:
+        raise ValueError("weights must hold at least one cohort's weights")
+    if reference_weights is None:
+        references = cohort_weights
+    else:
+        references = [_as_weights(reference_weights, treated.shape, "reference_weights")] * len(cohort_weights)
     sd_of = SMD_DENOMINATORS[denominator]
 
     n_replicates, _, n_covariates = covariates.shape
     kinds_array = np.array(kinds)
+    present = references[0] > 0
+    for weight, reference in zip(cohort_weights, references):
+        present = present | (weight > 0) | (reference > 0)
     # One column per binary/continuous covariate and one 0/1 indicator per categorical level.
     columns, binary, owner = [], [], []
-    present = (weight > 0) | (reference > 0)
     for index, kind in enumerate(kinds):
         values = covariates[:, :, index]
         if kind == "categorical":
@@ -180,41 +222,48 @@ def standardised_differences(
             owner.append(index)
     binary = np.array(binary)
     owner = np.array(owner)
-    arm_weights = np.stack(
-        [weight * treated, weight * ~treated, reference * treated, reference * ~treated], axis=-1
-    )
-    mean, variance = _arm_moments(np.stack(columns, axis=-1), binary, arm_weights)
-    difference = mean[:, :, 0] - mean[:, :, 1]
-    column_smd = _standardise(difference, variance[:, :, 2], variance[:, :, 3], sd_of)
-
-    smd = np.full((n_replicates, n_covariates), np.nan)
     plain = kinds_array[owner] != "categorical"
-    smd[:, owner[plain]] = column_smd[:, plain]
-    for index in np.flatnonzero(kinds_array == "categorical"):
-        level_smd = column_smd[:, owner == index]
-        magnitude = np.where(np.isnan(level_smd), -1.0, np.abs(level_smd))
-        largest = magnitude.max(axis=1, keepdims=True)
-        pick = np.argmax(magnitude >= largest * (1.0 - LEVEL_TIE_TOLERANCE), axis=1)
-        smd[:, index] = np.take_along_axis(level_smd, pick[:, None], axis=1)[:, 0]
-    variance_ratio = np.full((n_replicates, n_covariates), np.nan)
     continuous = plain & ~binary
-    with np.errstate(divide="ignore", invalid="ignore"):
-        variance_ratio[:, owner[continuous]] = (
-            variance[:, continuous, 0] / variance[:, continuous, 1]
-        )
+    # Without categorical covariates the columns are the covariates themselves.
+    values = np.ascontiguousarray(covariates) if plain.all() else np.stack(columns, axis=-1)
+    all_arm_weights = [
+        np.stack([weight * treated, weight * ~treated, reference * treated, reference * ~treated], axis=-1)
+        for weight, reference in zip(cohort_weights, references)
+    ]
+    moments = _moments_by_cohort(values, present, binary, all_arm_weights)
 
-    empty = _empty_arm(weight, treated) | _empty_arm(reference, treated)
-    smd[empty] = np.nan
-    variance_ratio[empty] = np.nan
-    magnitude = np.where(np.isnan(smd), -np.inf, np.abs(smd))
-    max_abs = magnitude.max(axis=1, initial=-np.inf)
-    max_abs = np.where(np.isneginf(max_abs), np.nan, max_abs)
-    return Balance(
-        smd=smd,
-        variance_ratio=variance_ratio,
-        max_abs_smd=max_abs,
-        status=np.where(empty, status.EMPTY_ARM, status.OK).astype(np.int8),
-    )
+    results = []
+    for weight, reference, (mean, variance) in zip(cohort_weights, references, moments):
+        difference = mean[:, :, 0] - mean[:, :, 1]
+        column_smd = _standardise(difference, variance[:, :, 2], variance[:, :, 3], sd_of)
+
+        smd = np.full((n_replicates, n_covariates), np.nan)
+        smd[:, owner[plain]] = column_smd[:, plain]
+        for index in np.flatnonzero(kinds_array == "categorical"):
+            level_smd = column_smd[:, owner == index]
+            magnitude = np.where(np.isnan(level_smd), -1.0, np.abs(level_smd))
+            largest = magnitude.max(axis=1, keepdims=True)
+            pick = np.argmax(magnitude >= largest * (1.0 - LEVEL_TIE_TOLERANCE), axis=1)
+            smd[:, index] = np.take_along_axis(level_smd, pick[:, None], axis=1)[:, 0]
+        variance_ratio = np.full((n_replicates, n_covariates), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            variance_ratio[:, owner[continuous]] = (
+                variance[:, continuous, 0] / variance[:, continuous, 1]
+            )
+
+        empty = _empty_arm(weight, treated) | _empty_arm(reference, treated)
+        smd[empty] = np.nan
+        variance_ratio[empty] = np.nan
+        magnitude = np.where(np.isnan(smd), -np.inf, np.abs(smd))
+        max_abs = magnitude.max(axis=1, initial=-np.inf)
+        max_abs = np.where(np.isneginf(max_abs), np.nan, max_abs)
+        results.append(Balance(
+            smd=smd,
+            variance_ratio=variance_ratio,
+            max_abs_smd=max_abs,
+            status=np.where(empty, status.EMPTY_ARM, status.OK).astype(np.int8),
+        ))
+    return tuple(results)
 
 
 def _as_weights(weights, shape, name):
@@ -230,12 +279,69 @@ def _empty_arm(weight, treated):
     return ((weight * treated).sum(axis=1) <= 0) | ((weight * ~treated).sum(axis=1) <= 0)
 
 
-def _arm_moments(values, binary, arm_weights):
-    """Weighted means and MatchIt ``wvar`` variances of each column under several weightings.
+#: Replicates per block in :func:`_moments_by_cohort`: a block's centred columns and their
+#: squares (64 x patients x columns doubles each) stay in cache for every cohort's products.
+MOMENTS_BLOCK = 64
+
+
+def _moments_by_cohort(values, present, binary, all_arm_weights):
+    """:func:`_arm_moments` of every cohort's weightings, a block of replicates at a time.
 
     Parameters
     ----------
     values : ndarray of float, shape (replicate, patient, column)
+    present : ndarray of bool, shape (replicate, patient)
+        Patients with a positive weight in some weighting.
+    binary : ndarray of bool, shape (column,)
+    all_arm_weights : list of ndarray of float, shape (replicate, patient, weighting)
+
+    Returns
+    -------
+    list of (mean, variance), each shaped (replicate, column, weighting)
+        One per entry of ``all_arm_weights``; every replicate's numbers are those of the
+        whole-batch computation (cache blocking only).
+    """
+    n_rep, _, n_columns = values.shape
+    moments = [(np.empty((n_rep, n_columns, w.shape[2])), np.empty((n_rep, n_columns, w.shape[2])))
+               for w in all_arm_weights]
+    for start in range(0, n_rep, MOMENTS_BLOCK):
+        block = slice(start, start + MOMENTS_BLOCK)
+        shift, centred, centred_squared = _centred_columns(values[block], present[block])
+        for arm_weights, (mean, variance) in zip(all_arm_weights, moments):
+            mean[block], variance[block] = _arm_moments(shift, centred, centred_squared, binary, arm_weights[block])
+    return moments
+
+
+def _centred_columns(values, present):
+    """Columns centred at their plain mean over the patients in use, and their squares.
+
+    Centring makes the one-pass sum of squares ``sum w x^2 - (sum w x)^2 / sum w`` of
+    :func:`_arm_moments` immune to cancellation; patients not in use (``present`` False, their
+    values may be NaN) are set to 0 first and carry weight 0 in every weighting.
+
+    Parameters
+    ----------
+    values : ndarray of float, shape (replicate, patient, column)
+    present : ndarray of bool, shape (replicate, patient)
+
+    Returns
+    -------
+    shift : ndarray of float, shape (replicate, column)
+    centred, centred_squared : ndarray of float, shape (replicate, patient, column)
+    """
+    clean = values if present.all() else np.where(present[:, :, None], values, 0.0)
+    shift = clean.sum(axis=1) / np.maximum(present.sum(axis=1), 1)[:, None]
+    centred = clean - shift[:, None, :]
+    return shift, centred, centred * centred
+
+
+def _arm_moments(shift, centred, centred_squared, binary, arm_weights):
+    """Weighted means and MatchIt ``wvar`` variances of each column under several weightings.
+
+    Parameters
+    ----------
+    shift, centred, centred_squared
+        From :func:`_centred_columns` (every patient with a positive weight in use).
     binary : ndarray of bool, shape (column,)
         p(1-p) for these columns, the reliability-weighted variance for the others.
     arm_weights : ndarray of float, shape (replicate, patient, weighting)
@@ -245,18 +351,11 @@ def _arm_moments(values, binary, arm_weights):
     mean, variance : ndarray of float, shape (replicate, column, weighting)
         NaN where a weighting has zero total weight.
     """
-    present = (arm_weights > 0).any(axis=-1)
-    clean = np.where(present[:, :, None], values, 0.0)  # unused values may be NaN
-    # centre at the plain mean of the patients in use, so that the one-pass sum of squares
-    # sum w x^2 - (sum w x)^2 / sum w does not lose digits to cancellation (patients not in
-    # use have weight 0 in every weighting, whatever their centred value)
-    shift = clean.sum(axis=1) / np.maximum(present.sum(axis=1), 1)[:, None]
-    centred = clean - shift[:, None, :]
     weights_first = np.ascontiguousarray(arm_weights.transpose(0, 2, 1))  # (R, K, P)
-    total = arm_weights.sum(axis=1)[:, None, :]
+    total = weights_first.sum(axis=2)[:, None, :]
     first = np.matmul(weights_first, centred).transpose(0, 2, 1)
-    second = np.matmul(weights_first, centred * centred).transpose(0, 2, 1)
-    squared_weights = (arm_weights**2).sum(axis=1)[:, None, :]
+    second = np.matmul(weights_first, centred_squared).transpose(0, 2, 1)
+    squared_weights = (weights_first * weights_first).sum(axis=2)[:, None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         centred_mean = first / total
         sum_of_squares = np.maximum(second - first * centred_mean, 0.0)

@@ -21,13 +21,13 @@ information ``I = sum c p (1 - p)`` with ``p = b e^beta / (a + b e^beta)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special
 
 from analysis import status as status_codes
-from analysis.logrank import _as_batch, _cumulative, _unique_negative_ids, tabulate_risk_sets
+from analysis.logrank import RiskSetTable, _Packing, _as_batch, _cumulative, _unique_negative_ids, tabulate_risk_sets
 
 #: A fitted |log HR| beyond this is reported as not converged (practically infinite).
 MAX_ABS_LOG_HR = 20.0
@@ -111,7 +111,7 @@ def _efron_ties(table):
     """The k-th of m tied events sees the tied events down-weighted by k/m; each term weighs
     the mean weight of the tied events (R ``coxph``, lifelines)."""
     tied = np.maximum(table.death_count, 1)
-    fraction = np.where(table.event, table.death_rank / tied, 0.0)
+    fraction = (np.maximum(table.death_rank, 0) / tied) * table.event  # 0 off the event rows
     return fraction, (table.events_treated + table.events_control) / tied
 
 
@@ -125,20 +125,14 @@ def _partial_likelihood_terms(table, ties: str) -> _Terms:
     b = table.at_risk_treated - fraction * table.events_treated
     # Risk-set sums are differences of cumulative sums: clear rounding residue near 0.
     scale = 1e-12 * np.maximum(table.weight.sum(axis=1, keepdims=True), 1.0)
-    a = np.where(is_term, np.where(a > scale, a, 0.0), 1.0)
-    b = np.where(is_term & (b > scale), b, 0.0)
-    weight = np.where(is_term, weight, 0.0)
+    # The same as np.where(is_term, np.where(a > scale, a, 0), 1) and np.where(is_term &
+    # (b > scale), b, 0), by exact products with 0/1 masks (faster than np.where).
+    a = np.maximum(a, 0.0) * (is_term & (a > scale)) + ~is_term
+    b = np.maximum(b, 0.0) * (is_term & (b > scale))
+    weight = weight * is_term
 
-    rows, cols = np.nonzero(is_term)
-    columns = (np.cumsum(is_term, axis=1) - 1)[rows, cols]
-    width = max(1, int(is_term.sum(axis=1).max(initial=0)))
-
-    def compact(values, fill):
-        out = np.full((is_term.shape[0], width), fill)
-        out[rows, columns] = values[rows, cols]
-        return out
-
-    events_treated = np.where(is_term & table.treated, table.weight, 0.0).sum(axis=1)
+    compact = _Packing(is_term)
+    events_treated = (table.weight * (is_term & table.treated)).sum(axis=1)
     return _Terms(
         risk_control=a,
         risk_treated=b,
@@ -168,37 +162,52 @@ def _evaluate(terms: _Terms, beta):
     return loglik, score, information
 
 
+def _active_terms(terms: _Terms, rows) -> _Terms:
+    """The compact terms of some replicates (the rows ``rows``), for :func:`_evaluate`."""
+    return replace(terms, compact_control=terms.compact_control[rows], compact_treated=terms.compact_treated[rows],
+                   compact_weight=terms.compact_weight[rows], events_treated=terms.events_treated[rows])
+
+
 def _newton(terms: _Terms, active, *, max_iter: int, tol: float):
-    """Batched Newton-Raphson with step halving on the log partial likelihood, from beta = 0."""
+    """Batched Newton-Raphson with step halving on the log partial likelihood, from beta = 0.
+
+    Each iteration evaluates the replicates still iterating only (their terms are copied out
+    when the set shrinks); every replicate's numbers are those of its own iterations.
+    """
     n_replicates = active.shape[0]
     beta = np.zeros(n_replicates)
     n_iter = np.zeros(n_replicates, np.int64)
     converged = np.zeros(n_replicates, bool)
     active = active.copy()
     loglik, score, information = _evaluate(terms, beta)
+    working = None  # (rows, their terms), refreshed when the active set shrinks
     for _ in range(max_iter):
         if not active.any():
             break
+        idx = np.flatnonzero(active)
+        if working is None or working[0].size != idx.size:
+            working = (idx, terms if idx.size == n_replicates else _active_terms(terms, idx))
+        active_terms = working[1]
+        beta_active, loglik_active = beta[idx], loglik[idx]
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(active, score / information, 0.0)
+            step = score[idx] / information[idx]
         step = np.where(np.isfinite(step), step, 0.0)
-        trial = beta + step
-        trial_values = _evaluate(terms, trial)
+        trial = beta_active + step
+        trial_values = _evaluate(active_terms, trial)
         for _ in range(60):
-            worse = active & ~(trial_values[0] >= loglik - 1e-13 * np.abs(loglik))
+            worse = ~(trial_values[0] >= loglik_active - 1e-13 * np.abs(loglik_active))
             if not worse.any():
                 break
             step = np.where(worse, step / 2.0, step)
-            trial = beta + step
-            trial_values = _evaluate(terms, trial)
-        beta = np.where(active, trial, beta)
-        loglik, score, information = (np.where(active, new, old) for new, old in
-                                      zip(trial_values, (loglik, score, information)))
-        n_iter += active
-        done = active & (np.abs(step) <= tol * np.maximum(1.0, np.abs(beta)))
-        escaped = active & (np.abs(beta) > MAX_ABS_LOG_HR)
-        converged |= done & ~escaped
-        active &= ~(done | escaped)
+            trial = beta_active + step
+            trial_values = _evaluate(active_terms, trial)
+        beta[idx] = trial
+        loglik[idx], score[idx], information[idx] = trial_values
+        n_iter[idx] += 1
+        done = np.abs(step) <= tol * np.maximum(1.0, np.abs(trial))
+        escaped = np.abs(trial) > MAX_ABS_LOG_HR
+        converged[idx] |= done & ~escaped
+        active[idx[done | escaped]] = False
     return beta, information, n_iter, converged
 
 
@@ -224,31 +233,42 @@ def _score_residuals(table, terms: _Terms, beta):
     at_stratum_first = table.stratum_first + row_offset
     after_tie_last = table.tie_last + 1 + row_offset
 
-    def earlier_groups(values):
+    def earlier_and_own(values):
+        """Sums of ``values`` over the earlier tie groups of the stratum, and over the own group."""
         cumulative = _cumulative(values).ravel()
-        return cumulative[at_tie_first] - cumulative[at_stratum_first]
+        at_first = cumulative[at_tie_first]
+        return at_first - cumulative[at_stratum_first], cumulative[after_tie_last] - at_first
 
     def own_group(values):
         cumulative = _cumulative(values).ravel()
         return cumulative[after_tie_last] - cumulative[at_tie_first]
 
     mean_share = own_group(share) / np.maximum(table.death_count, 1)
-    cumulative_hazard = earlier_groups(hazard) + np.where(
-        table.event, own_group(hazard * kept), own_group(hazard)
-    )
-    cumulative_hazard_x = earlier_groups(hazard * share) + np.where(
-        table.event, own_group(hazard * share * kept), own_group(hazard * share)
+    hazard_earlier, hazard_own = earlier_and_own(hazard)
+    # Selections by exact products with 0/1 masks (every value is finite and >= 0).
+    event = table.event
+    not_event = ~event
+    cumulative_hazard = hazard_earlier + (own_group(hazard * kept) * event + hazard_own * not_event)
+    hazard_share = hazard * share
+    hazard_share_earlier, hazard_share_own = earlier_and_own(hazard_share)
+    cumulative_hazard_x = hazard_share_earlier + (
+        own_group(hazard_share * kept) * event + hazard_share_own * not_event
     )
     x = table.treated.astype(np.float64)
-    risk = np.where(table.treated, hazard_ratio, 1.0)
+    risk = hazard_ratio * x + (1.0 - x)  # e^beta for the treated, 1 for the controls
     compensator = risk * (x * cumulative_hazard - cumulative_hazard_x)
-    return np.where(table.event, x - mean_share, 0.0) - compensator
+    return np.where(event, x - mean_share, 0.0) - compensator
 
 
 def _cluster_sum_of_squares(values, cluster):
-    """sum over clusters of (sum of ``values`` in the cluster)^2, per replicate; shape (replicate,)."""
+    """sum over clusters of (sum of ``values`` in the cluster)^2, per replicate; shape (replicate,).
+
+    Clusters are summed in increasing id order, each cluster's values in row order.
+    """
     n_replicates, n_patients = values.shape
-    order = np.argsort(cluster, axis=1, kind="stable")
+    # A stable sort of small non-negative ids is a radix sort on int16 (same order, faster).
+    small = cluster.size and cluster.min() >= 0 and cluster.max() < np.iinfo(np.int16).max
+    order = np.argsort(cluster.astype(np.int16) if small else cluster, axis=1, kind="stable")
     sorted_cluster = np.take_along_axis(cluster, order, axis=1)
     sorted_values = np.take_along_axis(values, order, axis=1)
     new_cluster = np.ones(values.shape, bool)
@@ -256,6 +276,19 @@ def _cluster_sum_of_squares(values, cluster):
     starts = np.flatnonzero(new_cluster.ravel())
     sums = np.add.reduceat(sorted_values.ravel(), starts)
     return np.bincount(starts // n_patients, weights=sums**2, minlength=n_replicates)
+
+
+def _singleton_sum_of_squares(values, order):
+    """:func:`_cluster_sum_of_squares` when every patient is a cluster of their own with the
+    patient index as id: the squares summed in patient order. ``values`` are in the table's row
+    order, ``order`` is :attr:`RiskSetTable.order`; shape (replicate,)."""
+    n_replicates, n_patients = values.shape
+    in_patient_order = np.empty_like(values)
+    flat_order = (order + (np.arange(n_replicates, dtype=np.int64) * n_patients)[:, None]).ravel()
+    in_patient_order.ravel()[flat_order] = values.ravel()
+    squares = in_patient_order * in_patient_order
+    # Sequential sums (np.cumsum), in the order np.bincount accumulates them.
+    return np.cumsum(squares, axis=1)[:, -1] if n_patients else np.zeros(n_replicates)
 
 
 def fit_cox(
@@ -325,16 +358,48 @@ def fit_cox(
     if ties not in _TIES:
         raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(_TIES)}")
     table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=strata)
+    return cox_from_table(table, ties=ties, cluster=cluster, level=level, max_iter=max_iter, tol=tol)
+
+
+def cox_from_table(
+    table: RiskSetTable,
+    *,
+    ties: str = "efron",
+    cluster=None,
+    level: float = 0.95,
+    max_iter: int = 30,
+    tol: float = 1e-9,
+) -> CoxResult:
+    """Fit the Cox model of :func:`fit_cox` from a risk-set table.
+
+    Parameters
+    ----------
+    table : RiskSetTable
+        From :func:`analysis.logrank.tabulate_risk_sets` with the treatment indicator as
+        ``treated`` (and the strata, mask and weights of the model), e.g. shared with
+        :func:`analysis.logrank.logrank_from_table`.
+    ties, cluster, level, max_iter, tol
+        As in :func:`fit_cox`; ``cluster`` is shaped (replicate, patient) in the patients'
+        input order (not the table's sorted order).
+
+    Returns
+    -------
+    CoxResult
+        Arrays of shape (replicate,); the same numbers as :func:`fit_cox` on the data the
+        table was built from.
+    """
+    if ties not in _TIES:
+        raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(_TIES)}")
     terms = _partial_likelihood_terms(table, ties)
     n_replicates = table.time.shape[0]
 
-    weight_treated = np.where(table.treated, table.weight, 0.0).sum(axis=1)
+    weight_treated = (table.weight * table.treated).sum(axis=1)
     weight_control = table.weight.sum(axis=1) - weight_treated
-    events_total = np.where(table.event, table.weight, 0.0).sum(axis=1)
+    events_total = (table.weight * table.event).sum(axis=1)
     events_control = events_total - terms.events_treated
     # Limits of the score: U(+inf) = d1 - sum_{b>0} c, U(-inf) = d1 - sum_{a=0} c.
-    treated_at_risk_weight = np.where(terms.risk_treated > 0, terms.weight, 0.0).sum(axis=1)
-    no_control_at_risk_weight = np.where(terms.risk_control == 0, terms.weight, 0.0).sum(axis=1)
+    treated_at_risk_weight = (terms.weight * (terms.risk_treated > 0)).sum(axis=1)
+    no_control_at_risk_weight = (terms.weight * (terms.risk_control == 0)).sum(axis=1)
     score_at_plus_inf = terms.events_treated - treated_at_risk_weight
     score_at_minus_inf = terms.events_treated - no_control_at_risk_weight
     margin = 1e-10 * np.maximum(events_total, 1.0)
@@ -363,10 +428,14 @@ def fit_cox(
             if cluster_ids.size == 0:  # no patient columns (placeholder table)
                 cluster_ids = np.zeros(table.time.shape, np.int64)
             cluster_ids = _unique_negative_ids(_as_batch("cluster", cluster_ids, table.time.shape, np.int64))
-            cluster_sorted = np.take_along_axis(cluster_ids, table.order, axis=1)
             residuals = _score_residuals(table, terms, np.where(ok, beta, 0.0))
             dfbeta = np.where(table.weight > 0, table.weight * residuals, 0.0) * (se**2)[:, None]
-            robust_se = np.where(ok, np.sqrt(_cluster_sum_of_squares(dfbeta, cluster_sorted)), np.nan)
+            if np.array_equal(cluster_ids, np.broadcast_to(np.arange(cluster_ids.shape[1]), cluster_ids.shape)):
+                sum_of_squares = _singleton_sum_of_squares(dfbeta, table.order)
+            else:
+                cluster_sorted = np.take_along_axis(cluster_ids, table.order, axis=1)
+                sum_of_squares = _cluster_sum_of_squares(dfbeta, cluster_sorted)
+            robust_se = np.where(ok, np.sqrt(sum_of_squares), np.nan)
         z_model = log_hr / se
         z_robust = log_hr / robust_se
     p_value_model = 2.0 * special.ndtr(-np.abs(z_model))

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import special
 
 from analysis import status as status_codes
-from analysis.logrank import tabulate_risk_sets
+from analysis.logrank import RiskSetTable, _cumulative, _Packing, tabulate_risk_sets
 
 #: Tolerance for "S(t) equals p" (R ``quantile.survfit``: ``sqrt(.Machine$double.eps)``).
 SURVIVAL_TOLERANCE = float(np.sqrt(np.finfo(float).eps))
@@ -91,22 +91,60 @@ def kaplan_meier(time, event, *, mask=None, weights=None) -> KaplanMeier:
     Public Health and Medical Subjects 33.
     """
     table = tabulate_risk_sets(time, event, mask=mask, weights=weights)
-    keep = table.is_tie_last & (table.tie_weight > 0)
-    n_replicates = keep.shape[0]
-    width = max(1, int(keep.sum(axis=1).max(initial=0)))
-    rows, cols = np.nonzero(keep)
-    columns = (np.cumsum(keep, axis=1) - 1)[rows, cols]
+    return kaplan_meier_from_table(table, arm="control")
 
-    def compact(values, fill):
-        out = np.full((n_replicates, width), fill, dtype=np.float64)
-        out[rows, columns] = values[rows, cols]
-        return out
 
-    valid = np.zeros((n_replicates, width), bool)
-    valid[rows, columns] = True
-    n_at_risk = compact(table.at_risk_control, 0.0)
-    n_events = compact(table.events_control, 0.0)
-    n_censored = compact(table.tie_weight - table.events_control, 0.0)
+def _arm_counts(table: RiskSetTable, arm: str):
+    """(at risk, events, total weight of the tie group) of one arm, per row of the table."""
+    if arm == "treated":
+        at_risk, events = table.at_risk_treated, table.events_treated
+        arm_weight = table.weight * table.treated
+    else:
+        at_risk, events = table.at_risk_control, table.events_control
+        if not table.treated.any():  # one-sample table: the arm is everyone
+            return at_risk, events, table.tie_weight
+        arm_weight = table.weight - table.weight * table.treated  # as tabulate_risk_sets
+    # Sums over the tie group of the arm's weights, as tabulate_risk_sets sums all weights.
+    n_replicates, n_patients = table.time.shape
+    row_offset = (np.arange(n_replicates, dtype=np.int64) * (n_patients + 1))[:, None]
+    cumulative = _cumulative(arm_weight).ravel()
+    tie_weight = cumulative[table.tie_last + 1 + row_offset] - cumulative[table.tie_first + row_offset]
+    return at_risk, events, tie_weight
+
+
+_ARMS = ("treated", "control")
+
+
+def kaplan_meier_from_table(table: RiskSetTable, *, arm: str = "control") -> KaplanMeier:
+    """Kaplan-Meier estimate of one arm from a two-arm (or one-sample) risk-set table.
+
+    The risk sets of an arm are its own columns of the table (``at_risk_treated`` and
+    ``events_treated`` for the treated arm), so one table sorted once serves both arms, the
+    log-rank test and the Cox model. Without strata the result equals :func:`kaplan_meier`
+    with ``mask = cohort & arm``.
+
+    Parameters
+    ----------
+    table : RiskSetTable
+        From :func:`analysis.logrank.tabulate_risk_sets`, without ``strata``. A table built
+        without ``treated`` is one sample: use ``arm="control"``.
+    arm : {"treated", "control"}
+        Whose curve.
+
+    Returns
+    -------
+    KaplanMeier
+    """
+    if arm not in _ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose one of {', '.join(_ARMS)}")
+    if table.stratum_first.any():
+        raise ValueError("kaplan_meier_from_table needs a table built without strata")
+    at_risk, events, tie_weight = _arm_counts(table, arm)
+    compact = _Packing(table.is_tie_last & (tie_weight > 0))  # one column per distinct time
+    valid = compact.valid()
+    n_at_risk = compact(at_risk, 0.0)
+    n_events = compact(events, 0.0)
+    n_censored = compact(tie_weight - events, 0.0)
     times = compact(table.time, np.nan)
 
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -10,7 +10,7 @@ Conventions
 -----------
 * Arrays are shaped ``(replicate, patient)``; times are in months.
 * ``mask`` marks who is in the analysed cohort; patients outside it are ignored.
-* ``weights`` are non-negative frequency weights (e.g. how often a control is used in a
+* ``weights`` are finite non-negative frequency weights (e.g. how often a control is used in a
   matching with replacement): a patient with weight ``w`` counts as ``w`` patients in every
   risk set and event count. Weight 0 is the same as being outside the cohort.
 * Tied times are times that are exactly equal (R's ``timefix`` merging of times that differ
@@ -111,11 +111,13 @@ def _run_bounds(is_new_run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last row index of the run (consecutive block) each row belongs to."""
     n_patients = is_new_run.shape[1]
     index = np.arange(n_patients)
-    first = np.maximum.accumulate(np.where(is_new_run, index, 0), axis=1)
+    # Products with the 0/1 masks select the indices (exact integers; faster than np.where).
+    first = np.maximum.accumulate(index * is_new_run, axis=1)
     is_last = np.empty_like(is_new_run)
     is_last[:, :-1] = is_new_run[:, 1:]
     is_last[:, -1] = True
-    last = np.minimum.accumulate(np.where(is_last, index, n_patients - 1)[:, ::-1], axis=1)[:, ::-1]
+    last_or_end = (index - (n_patients - 1)) * is_last + (n_patients - 1)
+    last = np.minimum.accumulate(last_or_end[:, ::-1], axis=1)[:, ::-1]
     return first, last
 
 
@@ -124,6 +126,32 @@ def _cumulative(values: np.ndarray) -> np.ndarray:
     out = np.zeros((values.shape[0], values.shape[1] + 1), dtype=np.result_type(values, np.float64))
     np.cumsum(values, axis=1, out=out[:, 1:])
     return out
+
+
+class _Packing:
+    """Moves the True cells of each row of a (replicate, patient) mask to the left of a
+    (replicate, width) array, in order (width = the largest count of a row, at least 1)."""
+
+    def __init__(self, keep: np.ndarray):
+        n_rows, n_columns = keep.shape
+        self.source = np.flatnonzero(keep)
+        counts = keep.sum(axis=1)
+        self.shape = (n_rows, max(1, int(counts.max(initial=0))))
+        rows = self.source // max(n_columns, 1)
+        first = np.cumsum(counts) - counts  # position in `source` of each row's first cell
+        self.destination = rows * self.shape[1] + (np.arange(self.source.size) - first[rows])
+
+    def __call__(self, values: np.ndarray, fill, dtype=np.float64) -> np.ndarray:
+        """``values`` (replicate, patient) packed; ``fill`` in the cells left over."""
+        out = np.full(self.shape[0] * self.shape[1], fill, dtype=dtype)
+        out[self.destination] = np.ravel(values)[self.source]
+        return out.reshape(self.shape)
+
+    def valid(self) -> np.ndarray:
+        """True on the packed cells, shape (replicate, width)."""
+        out = np.zeros(self.shape[0] * self.shape[1], bool)
+        out[self.destination] = True
+        return out.reshape(self.shape)
 
 
 def tabulate_risk_sets(
@@ -166,30 +194,39 @@ def tabulate_risk_sets(
         event, treated = np.zeros(shape, bool), np.zeros(shape, bool)
         strata = None
     in_cohort = weight > 0
-    sort_time = np.where(in_cohort, time, np.inf)
+    sort_time = time if in_cohort.all() else np.where(in_cohort, time, np.inf)
 
     order = np.argsort(sort_time, axis=1, kind="stable")
     if strata is not None:
         stratum_ids = _unique_negative_ids(_as_batch("strata", strata, shape, np.int64))
-        by_stratum = np.argsort(np.take_along_axis(stratum_ids, order, axis=1), axis=1, kind="stable")
+        stratum_in_time_order = np.take_along_axis(stratum_ids, order, axis=1)
+        if stratum_ids.size and stratum_ids.min() >= 0 and stratum_ids.max() < np.iinfo(np.int16).max:
+            stratum_in_time_order = stratum_in_time_order.astype(np.int16)  # radix sort, same order
+        by_stratum = np.argsort(stratum_in_time_order, axis=1, kind="stable")
         order = np.take_along_axis(order, by_stratum, axis=1)
     flat_order = (order + (np.arange(shape[0], dtype=np.int64) * shape[1])[:, None]).ravel()
 
     def sort_rows(values):
         return values.ravel()[flat_order].reshape(shape)
 
-    stratum = np.zeros(shape, np.int64) if strata is None else sort_rows(stratum_ids)
     sorted_time = sort_rows(sort_time)
     sorted_weight = sort_rows(weight)
     sorted_event = sort_rows(event & in_cohort)
     sorted_treated = sort_rows(treated)
 
-    new_stratum = np.ones(shape, bool)
-    new_stratum[:, 1:] = stratum[:, 1:] != stratum[:, :-1]
-    new_tie = new_stratum.copy()
-    new_tie[:, 1:] |= sorted_time[:, 1:] != sorted_time[:, :-1]
+    new_tie = np.ones(shape, bool)
+    new_tie[:, 1:] = sorted_time[:, 1:] != sorted_time[:, :-1]
+    if strata is None:  # one stratum: every row's stratum is the whole row
+        stratum = np.zeros(shape, np.int64)
+        stratum_first = np.zeros(shape, np.int64)
+        stratum_last = np.full(shape, shape[1] - 1, np.int64)
+    else:
+        stratum = sort_rows(stratum_ids)
+        new_stratum = np.ones(shape, bool)
+        new_stratum[:, 1:] = stratum[:, 1:] != stratum[:, :-1]
+        new_tie |= new_stratum
+        stratum_first, stratum_last = _run_bounds(new_stratum)
     tie_first, tie_last = _run_bounds(new_tie)
-    stratum_first, stratum_last = _run_bounds(new_stratum)
 
     # Gathers from the (replicate, patient + 1) cumulative sums by flat index (much faster
     # than take_along_axis on this hot path).
@@ -202,17 +239,22 @@ def tabulate_risk_sets(
         cumulative = _cumulative(values).ravel()
         return cumulative[upto] - cumulative[at_tie_first]
 
-    weight_treated = np.where(sorted_treated, sorted_weight, 0.0)
+    # Weights are finite: multiplying by a 0/1 mask selects them exactly (faster than np.where).
+    weight_treated = sorted_weight * sorted_treated
     weight_control = sorted_weight - weight_treated
     at_risk_treated = group_sum(weight_treated, after_stratum_last)
     at_risk_control = group_sum(weight_control, after_stratum_last)
     tie_weight = group_sum(sorted_weight, after_tie_last)
-    events_treated = group_sum(np.where(sorted_event, weight_treated, 0.0), after_tie_last)
-    events_control = group_sum(np.where(sorted_event, weight_control, 0.0), after_tie_last)
-    cum_deaths = _cumulative(sorted_event.astype(np.int64))
+    events_treated = group_sum(weight_treated * sorted_event, after_tie_last)
+    events_control = group_sum(weight_control * sorted_event, after_tie_last)
+    # Event counts: exact small integers, summed in int16 when they fit (faster), as float64.
+    count_type = np.int16 if shape[1] < np.iinfo(np.int16).max else np.int64
+    cum_deaths = np.zeros((shape[0], shape[1] + 1), count_type)
+    np.cumsum(sorted_event, axis=1, dtype=count_type, out=cum_deaths[:, 1:])
     flat_deaths = cum_deaths.ravel()
-    death_count = flat_deaths[after_tie_last] - flat_deaths[at_tie_first]
-    death_rank = np.where(sorted_event, cum_deaths[:, 1:] - flat_deaths[at_tie_first] - 1, -1)
+    events_before_group = flat_deaths[at_tie_first]
+    death_count = (flat_deaths[after_tie_last] - events_before_group).astype(np.float64)
+    death_rank = ((cum_deaths[:, 1:] - events_before_group) * sorted_event - 1).astype(np.float64)
     is_tie_last = tie_last == np.arange(shape[1])
 
     return RiskSetTable(
@@ -306,17 +348,37 @@ def logrank_test(time, event, group, *, mask=None, strata=None, weights=None) ->
     135:185-207. Therneau TM, survival package, ``survdiff``.
     """
     table = tabulate_risk_sets(time, event, group, mask=mask, weights=weights, strata=strata)
+    return logrank_from_table(table)
+
+
+def logrank_from_table(table: RiskSetTable) -> LogrankResult:
+    """Log-rank test of treated vs control from a risk-set table, as :func:`logrank_test`.
+
+    Parameters
+    ----------
+    table : RiskSetTable
+        From :func:`tabulate_risk_sets` with the arm as ``treated`` (and the strata, mask and
+        weights of the test), e.g. shared with :func:`analysis.cox.cox_from_table`.
+
+    Returns
+    -------
+    LogrankResult
+        Arrays of shape (replicate,); the same numbers as :func:`logrank_test` on the data
+        the table was built from.
+    """
     at_risk = table.at_risk_treated + table.at_risk_control
     deaths = table.events_treated + table.events_control
     term = table.is_tie_last & (deaths > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share_treated = np.where(term, table.at_risk_treated / at_risk, 0.0)
-        expected = np.where(term, deaths * share_treated, 0.0).sum(axis=1)
-        ties_factor = np.where(term & (at_risk > 1), (at_risk - deaths) / (at_risk - 1), 0.0)
-        variance = (deaths * share_treated * (1.0 - share_treated) * ties_factor).sum(axis=1)
-    observed = np.where(table.is_tie_last, table.events_treated, 0.0).sum(axis=1)
+    # Terms off the event rows are 0: products with 0/1 masks, and denominators set to 1 there
+    # (exact, and faster than np.where; every count is finite and >= 0).
+    share_treated = table.at_risk_treated / (at_risk + ~term) * term
+    expected = (deaths * share_treated).sum(axis=1)
+    with_ties = term & (at_risk > 1)
+    ties_factor = (at_risk - deaths) / ((at_risk - 1.0) * with_ties + ~with_ties) * with_ties
+    variance = (deaths * share_treated * (1.0 - share_treated) * ties_factor).sum(axis=1)
+    observed = (table.events_treated * table.is_tie_last).sum(axis=1)
 
-    weight_treated = np.where(table.treated, table.weight, 0.0).sum(axis=1)
+    weight_treated = (table.weight * table.treated).sum(axis=1)
     weight_control = table.weight.sum(axis=1) - weight_treated
     status = np.full(table.time.shape[0], status_codes.OK, np.int8)
     status[variance <= 0] = status_codes.UNDEFINED

@@ -20,12 +20,12 @@ import numpy as np
 from scipy import stats
 
 from analysis import status as st
-from analysis.balance import Balance, standardised_differences
+from analysis.balance import Balance, standardised_differences_by_cohort
 from analysis.cohort import CohortBatch
-from analysis.cox import CoxResult, fit_cox
+from analysis.cox import CoxResult, cox_from_table
 from analysis.group_tests import TestResult, categorical_test, contingency_table, continuous_test
-from analysis.kaplan_meier import MedianEstimate, km_median
-from analysis.logrank import LogrankResult, logrank_test
+from analysis.kaplan_meier import MedianEstimate, kaplan_meier_from_table, km_median
+from analysis.logrank import LogrankResult, logrank_from_table, tabulate_risk_sets
 from analysis.matching import MatchResult, caliper_width, match_patients
 from analysis.plan_options import PRESETS, Plan, PlanOptionError, make_plan
 from analysis.propensity import PropensityFit, design_matrix, fit_propensity
@@ -114,7 +114,7 @@ def _ps_covariates(batch: CohortBatch, plan: Plan) -> tuple[np.ndarray, tuple[st
         raise PlanOptionError("ps_covariates", f"not among the cohort's covariates: {', '.join(missing)}")
     index = [batch.covariate_names.index(n) for n in names]
     kinds = tuple(batch.covariate_kinds[i] for i in index)
-    return batch.covariates[:, :, index], tuple(names), kinds
+    return np.take(batch.covariates, index, axis=2), tuple(names), kinds  # C-contiguous copy
 
 
 def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
@@ -155,6 +155,14 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
     cohort_status = {"full": np.zeros(batch.n_replicates, np.int8), "matched": matched_status}
 
     z = stats.norm.ppf(0.5 + plan.level / 2)
+    weights_by_cohort = tuple(cohort_weights[cohort] for cohort in COHORTS)
+    balances = dict(zip(COHORTS, standardised_differences_by_cohort(
+        covariates, kinds, batch.treated, weights=weights_by_cohort, denominator=plan.smd_denominator,
+        reference_weights=full_weights)))
+    if details:
+        detail_balances = dict(zip(COHORTS, standardised_differences_by_cohort(
+            batch.covariates, batch.covariate_kinds, batch.treated, weights=weights_by_cohort,
+            denominator=plan.smd_denominator, reference_weights=full_weights)))
     columns: dict[str, list] = {}
     cohort_details = {}
     for cohort in COHORTS:
@@ -175,8 +183,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
 
         evaluable = weights * (batch.best_response >= 0)
         responses = compare_responses(batch.best_response, batch.treated, weights=evaluable, rule=plan.test_rule)
-        balance = standardised_differences(covariates, kinds, batch.treated, weights=weights,
-                                           denominator=plan.smd_denominator, reference_weights=full_weights)
+        balance = balances[cohort]
         failed = cohort_status[cohort] != st.OK
         per_cohort = {
             "n_treated": np.rint((weights * batch.treated).sum(axis=1)),
@@ -194,9 +201,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
         if details:
             cohort_details[cohort] = CohortDetails(
                 weights=weights,
-                balance=standardised_differences(batch.covariates, batch.covariate_kinds, batch.treated,
-                                                 weights=weights, denominator=plan.smd_denominator,
-                                                 reference_weights=full_weights),
+                balance=detail_balances[cohort],
                 baseline_tests=_baseline_tests(batch, weights, plan),
                 responses=responses,
                 adverse_events=compare_adverse_events(batch.ae_grade, batch.treated, weights=weights,
@@ -211,6 +216,8 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
 
 
 def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> EndpointAnalysis:
+    """Cox, log-rank and both arms' medians of one endpoint from one risk-set table (two when
+    the pair-stratified models need a stratified one: the Kaplan-Meier curves never are)."""
     mask = weights > 0
     stratified = plan.stratify_pairs and pairs is not None
     strata = pairs if stratified else None
@@ -218,14 +225,13 @@ def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> Endpo
         cluster = pairs if pairs is not None else np.broadcast_to(np.arange(time.shape[1]), time.shape)
     else:
         cluster = None
-    cox = fit_cox(time, event, treated, mask=mask, ties=plan.ties, cluster=cluster, strata=strata,
-                  weights=weights, level=plan.level)
-    logrank = logrank_test(time, event, treated, mask=mask, strata=strata, weights=weights)
-    median_treated = km_median(time, event, mask=mask & treated, weights=weights, ci=plan.median_ci, level=plan.level,
-                               median_rule=plan.median_rule)
-    median_control = km_median(time, event, mask=mask & ~treated, weights=weights, ci=plan.median_ci, level=plan.level,
-                               median_rule=plan.median_rule)
-    return EndpointAnalysis(cox, logrank, median_treated, median_control)
+    table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=strata)
+    km_table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights) if stratified else table
+    cox = cox_from_table(table, ties=plan.ties, cluster=cluster, level=plan.level)
+    logrank = logrank_from_table(table)
+    medians = [km_median(kaplan_meier_from_table(km_table, arm=arm), ci=plan.median_ci, level=plan.level,
+                         median_rule=plan.median_rule) for arm in ("treated", "control")]
+    return EndpointAnalysis(cox, logrank, *medians)
 
 
 def _endpoint_columns(analysis: EndpointAnalysis, event, treated, weights, plan: Plan, z: float,

@@ -125,6 +125,8 @@ def design_matrix(covariates, kinds, *, columns=None, n_levels=None) -> DesignMa
     names_in = tuple(columns) if columns is not None else tuple(f"x{j}" for j in range(n_cov))
     if len(names_in) != n_cov:
         raise ValueError(f"columns has {len(names_in)} names for {n_cov} covariates")
+    if "categorical" not in kinds:  # every column as given
+        return DesignMatrix(values=np.array(x, dtype=float, order="C"), names=names_in)
     blocks, names = [], []
     for j, kind in enumerate(kinds):
         column = x[:, :, j]
@@ -146,18 +148,71 @@ def design_matrix(covariates, kinds, *, columns=None, n_levels=None) -> DesignMa
     return DesignMatrix(values=values, names=tuple(names))
 
 
-def _log_likelihood(eta, y, weight):
-    """Bernoulli log-likelihood per replicate; eta, y, weight shaped (replicate, patient)."""
-    # log p = log_expit(eta), log(1 - p) = log_expit(-eta): accurate for |eta| large.
-    terms = np.where(y > 0, log_expit(eta), log_expit(-eta))
-    return np.sum(weight * terms, axis=1)
+def _log_likelihood(eta, sign, weight):
+    """Bernoulli log-likelihood per replicate; eta, sign, weight shaped (replicate, patient).
+
+    ``sign`` is +1.0 where the outcome is 1 and -1.0 where it is 0: log p = log_expit(eta)
+    and log(1 - p) = log_expit(-eta) (accurate for |eta| large) in one pass.
+    """
+    return np.sum(weight * log_expit(eta * sign), axis=1)
+
+
+def _rank_deficient(design):
+    """Rank of each replicate's design ``[1, X]`` below its column count, shape (replicate,).
+
+    The rank is numpy's (``matrix_rank``): the number of singular values above
+    ``s_max * max(patient, q) * eps``. The SVD is computed only for the replicates whose Gram
+    matrix ``D'D`` does not show full rank by a wide margin: its smallest eigenvalue above
+    ``1e-8`` times its largest means ``s_min > ~1e-4 s_max`` even after the rounding of the
+    product and the eigensolver (both ``~1e-13 s_max^2``), so the SVD rank would be full.
+    """
+    n_rep, n_pat, q = design.shape
+    gram = design.transpose(0, 2, 1) @ design
+    eigenvalues = np.linalg.eigvalsh(gram)
+    unclear = ~(eigenvalues[:, 0] > 1e-8 * eigenvalues[:, -1])
+    deficient = np.zeros(n_rep, dtype=bool)
+    if unclear.any():
+        singular_values = np.linalg.svd(design[unclear], compute_uv=False)
+        rank_tol = singular_values[:, :1] * max(n_pat, q) * np.finfo(float).eps
+        deficient[unclear] = np.sum(singular_values > rank_tol, axis=1) < q
+    return deficient
+
+
+#: Replicates per block when forming the score and information: a block's design and its
+#: weighted copy (64 x patients x q doubles each) stay in cache for the products reading them.
+INFORMATION_BLOCK = 64
+
+
+def _score_and_information(design, residual, curvature):
+    """Score ``D' r`` and Fisher information ``D' diag(c) D`` of each replicate.
+
+    ``design`` (replicate, patient, q); ``residual`` ``w (y - mu)`` and ``curvature``
+    ``w mu (1 - mu)``, both (replicate, patient). Returns shapes (replicate, q) and
+    (replicate, q, q). Computed a block of replicates at a time (cache blocking: the block's
+    design is read from cache by both products); each replicate's numbers are the same
+    products as over the whole batch.
+    """
+    n_rep, _, q = design.shape
+    score = np.empty((n_rep, q))
+    information = np.empty((n_rep, q, q))
+    for start in range(0, n_rep, INFORMATION_BLOCK):
+        block = slice(start, start + INFORMATION_BLOCK)
+        design_t = design[block].transpose(0, 2, 1)
+        np.matmul(design_t, design[block] * curvature[block, :, None], out=information[block])
+        np.matmul(design_t, residual[block, :, None], out=score[block, :, None])
+    return score, information
 
 
 def _newton_step(information, score, use_pinv):
     """Solve ``information @ step = score`` for each replicate, shape (replicate, q)."""
     step = np.zeros_like(score)
     regular = ~use_pinv
-    if regular.any():
+    if regular.all():
+        try:
+            step[...] = np.linalg.solve(information, score[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            use_pinv = regular
+    elif regular.any():
         try:
             step[regular] = np.linalg.solve(information[regular], score[regular][..., None])[..., 0]
         except np.linalg.LinAlgError:
@@ -241,22 +296,21 @@ def fit_propensity(X, treated, *, mask=None, max_iter=50, tol=1e-10) -> Propensi
 
     weight = in_model.astype(float)
     y = np.where(in_model, y_bool, False).astype(float)
-    design = np.concatenate([np.ones((n_rep, n_pat, 1)), X], axis=2)
-    design = np.where(in_model[:, :, None], design, 0.0)
     q = n_col + 1
+    design = np.empty((n_rep, n_pat, q))
+    design[:, :, 0] = 1.0
+    design[:, :, 1:] = X
+    if mask is not None:
+        design[~in_model] = 0.0
 
     n_in = weight.sum(axis=1)
     n_treated = y.sum(axis=1)
     empty_arm = (n_treated == 0) | (n_treated == n_in)
     bad_data = ~np.isfinite(design).all(axis=(1, 2)) & ~empty_arm
     unusable = empty_arm | bad_data
-    weight = np.where(unusable[:, None], 0.0, weight)
-    design = np.where(unusable[:, None, None], 0.0, design)
-
-    singular_values = np.linalg.svd(design, compute_uv=False)
-    rank_tol = singular_values[:, :1] * max(n_pat, q) * np.finfo(float).eps
-    rank = np.sum(singular_values > rank_tol, axis=1)
-    rank_deficient = (rank < q) & ~unusable
+    weight[unusable] = 0.0
+    design[unusable] = 0.0
+    rank_deficient = _rank_deficient(design) & ~unusable
 
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(unusable, 0.5, n_treated / np.where(n_in > 0, n_in, 1.0))
@@ -269,49 +323,62 @@ def fit_propensity(X, treated, *, mask=None, max_iter=50, tol=1e-10) -> Propensi
         beta[rank_deficient] = (np.linalg.pinv(rows) @ (rows @ beta[rank_deficient][..., None]))[..., 0]
 
     eta = (design @ beta[..., None])[..., 0]
-    log_lik = _log_likelihood(eta, y, weight)
+    sign = np.where(y > 0, 1.0, -1.0)
+    log_lik = _log_likelihood(eta, sign, weight)
     active = ~unusable
     converged = np.zeros(n_rep, dtype=bool)
     n_iter = np.zeros(n_rep, dtype=int)
     last_move = np.zeros((n_rep, n_pat))
 
+    working = None  # active replicates' rows of design, weight, y: copied when the set shrinks
     for _ in range(max_iter):
         if not active.any():
             break
         idx = np.flatnonzero(active)
-        d, w, yy = design[idx], weight[idx], y[idx]
-        mu = expit(eta[idx])
-        d_t = d.transpose(0, 2, 1)
-        score = (d_t @ (w * (yy - mu))[..., None])[..., 0]
-        information = d_t @ (d * (w * mu * (1.0 - mu))[..., None])
+        if working is None or working[0].size != idx.size:  # the active set only ever shrinks
+            working = ((idx, design, weight, y, sign) if idx.size == n_rep
+                       else (idx, design[idx], weight[idx], y[idx], sign[idx]))
+        _, d, w, yy, ss = working
+        eta_active = eta[idx]
+        mu = expit(eta_active)
+        score, information = _score_and_information(d, w * (yy - mu), w * mu * (1.0 - mu))
         step = _newton_step(information, score, rank_deficient[idx])
         move = (d @ step[..., None])[..., 0]
 
+        # Full step first; halve the step of the replicates whose log-likelihood would drop.
         ll_old = log_lik[idx]
         scale = np.ones(idx.size)
-        accepted = np.zeros(idx.size, dtype=bool)
-        new_eta = eta[idx].copy()
-        new_ll = ll_old.copy()
-        for _halving in range(MAX_HALVINGS + 1):
-            todo = ~accepted
-            trial_eta = eta[idx][todo] + scale[todo, None] * move[todo]
-            trial_ll = _log_likelihood(trial_eta, yy[todo], w[todo])
-            slack = 1e-12 * (np.abs(ll_old[todo]) + 1.0)
-            ok = np.isfinite(trial_ll) & (trial_ll >= ll_old[todo] - slack)
-            hit = np.flatnonzero(todo)[ok]
-            new_eta[hit] = trial_eta[ok]
-            new_ll[hit] = trial_ll[ok]
-            accepted[hit] = True
-            if accepted.all():
-                break
-            scale[~accepted] *= 0.5
+        new_eta = eta_active + move
+        new_ll = _log_likelihood(new_eta, ss, w)
+        accepted = np.isfinite(new_ll) & (new_ll >= ll_old - 1e-12 * (np.abs(ll_old) + 1.0))
+        full_steps = accepted.all()
+        if not full_steps:
+            new_ll[~accepted] = ll_old[~accepted]
+            for _halving in range(MAX_HALVINGS):
+                todo = np.flatnonzero(~accepted)
+                scale[todo] *= 0.5
+                trial_eta = eta_active[todo] + scale[todo, None] * move[todo]
+                trial_ll = _log_likelihood(trial_eta, ss[todo], w[todo])
+                slack = 1e-12 * (np.abs(ll_old[todo]) + 1.0)
+                ok = np.isfinite(trial_ll) & (trial_ll >= ll_old[todo] - slack)
+                hit = todo[ok]
+                new_eta[hit] = trial_eta[ok]
+                new_ll[hit] = trial_ll[ok]
+                accepted[hit] = True
+                if accepted.all():
+                    break
 
         n_iter[idx] += 1
         stuck = ~accepted
-        taken = idx[accepted]
-        beta[taken] += scale[accepted, None] * step[accepted]
-        eta[taken] = new_eta[accepted]
-        last_move[taken] = scale[accepted, None] * move[accepted]
+        if full_steps:
+            beta[idx] += step
+            eta[idx] = new_eta
+            last_move[idx] = move
+        else:
+            taken = idx[accepted]
+            beta[taken] += scale[accepted, None] * step[accepted]
+            eta[taken] = new_eta[accepted]
+            last_move[taken] = scale[accepted, None] * move[accepted]
         deviance_old, deviance_new = -2.0 * ll_old, -2.0 * new_ll
         small_change = np.abs(deviance_new - deviance_old) / (np.abs(deviance_new) + 0.1) < tol
         log_lik[idx] = new_ll

@@ -110,8 +110,8 @@ def compare_responses(best_response, treated, *, weights=None, rule="paper") -> 
     ResponseComparison
     """
     best_response = np.asarray(best_response)
-    responded = np.isin(best_response, OBJECTIVE_RESPONSE_CODES)
-    controlled = np.isin(best_response, DISEASE_CONTROL_CODES)
+    responded = _is_one_of(best_response, OBJECTIVE_RESPONSE_CODES)
+    controlled = _is_one_of(best_response, DISEASE_CONTROL_CODES)
     outcome = np.stack([responded, controlled], axis=-1)  # (replicate, patient, endpoint)
     n_per_arm, rate, result = _compare_binary(outcome, treated, weights, rule)
     return ResponseComparison(
@@ -186,6 +186,14 @@ def _compare_binary(outcome, treated, weights, rule):
     # (R, E, level, arm) with level 0 = has the outcome; cell counts rounded as SPSS does
     table = np.rint(np.stack([events, n_per_arm[:, None, :] - events], axis=-2))
     return n_per_arm, rate, categorical_test(table, rule=rule)
+
+
+def _is_one_of(codes, accepted):
+    """``np.isin(codes, accepted)`` for a handful of accepted codes (a comparison each)."""
+    found = np.zeros(codes.shape, bool)
+    for code in accepted:
+        found |= codes == code
+    return found
 
 
 def _arm_status(n_per_arm):

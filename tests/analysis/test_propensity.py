@@ -19,7 +19,7 @@ import statsmodels.api as sm
 from scipy import optimize
 from scipy.special import expit, log_expit
 
-from analysis import status
+from analysis import propensity, status
 from analysis.propensity import DesignMatrix, design_matrix, fit_propensity
 
 
@@ -246,6 +246,62 @@ def test_singular_design_is_handled_per_replicate():
         assert abs(null @ fit.coef[r]) < 1e-8 * np.linalg.norm(fit.coef[r])
     alone = fit_propensity(x[3][None], treated[3][None])
     assert np.allclose(fit.coef[3], alone.coef[0], rtol=1e-10)
+
+
+def test_coefficients_and_linear_predictor_agree_after_step_halving(monkeypatch):
+    """Separated, partly rank-deficient fits whose Newton steps get halved: the returned
+    coefficients must be the ones of the returned linear predictor (``logit = [1, X] coef``),
+    for the batch and for each replicate fitted alone (where every halving is the only one of
+    its iteration)."""
+    rng = np.random.default_rng(3)
+    n_rep, n_pat, p = 40, 40, 7
+    x = rng.normal(size=(n_rep, n_pat, p)) * rng.choice([0.1, 1, 10, 100], p)
+    x[:, :, 0] = np.round(x[:, :, 0])  # mostly (often all) zero
+    x[:, :, 1] = rng.random((n_rep, n_pat)) < 0.05  # rare binary
+    treated = rng.random((n_rep, n_pat)) < expit(np.clip(x @ rng.normal(0, 3, p), -30, 30))
+    mask = rng.random((n_rep, n_pat)) < 0.9
+    evaluated = []
+    log_likelihood = propensity._log_likelihood
+
+    def counting(eta, sign, weight):
+        evaluated.append(eta.shape[0])
+        return log_likelihood(eta, sign, weight)
+
+    monkeypatch.setattr(propensity, "_log_likelihood", counting)
+    design = np.concatenate([np.ones((n_rep, n_pat, 1)), x], axis=2)
+
+    def assert_consistent(fit, rows):
+        linear = (design[rows] @ fit.coef[..., None])[..., 0]
+        size = (np.abs(design[rows]) @ np.abs(fit.coef)[..., None])[..., 0] + 1.0
+        assert np.all(np.abs(linear - fit.logit)[mask[rows]] <= 1e-10 * size[mask[rows]])
+
+    batch = fit_propensity(x, treated, mask=mask)
+    assert sum(evaluated) > n_rep + batch.n_iter.sum()  # some steps were halved
+    assert batch.rank_deficient.any()
+    assert_consistent(batch, slice(None))
+    for r in range(n_rep):
+        assert_consistent(fit_propensity(x[r:r + 1], treated[r:r + 1], mask=mask[r:r + 1]), slice(r, r + 1))
+
+
+def test_rank_deficient_flag_is_numpy_matrix_rank():
+    """The Gram-eigenvalue screen only skips the SVD where the rank is plainly full: the flag
+    equals ``matrix_rank([1, X]) < q`` on exact, near and far-from singular designs."""
+    rng = np.random.default_rng(12)
+    n_rep, n_pat = 240, 40
+    x = rng.normal(size=(n_rep, n_pat, 4)) * [1.0, 50.0, 1.0, 0.2]
+    x[:, :, 2] = rng.random((n_rep, n_pat)) < 0.08  # a rare binary covariate: often all zero
+    case = np.arange(n_rep) % 8
+    x[case == 1, :, 0] = 3.0  # constant: aliased with the intercept
+    x[case == 2, :, 3] = x[case == 2, :, 0] + 2.0 * x[case == 2, :, 1]  # exact combination
+    x[case == 3, :, 3] = x[case == 3, :, 0] + 1e-9 * rng.normal(size=(np.sum(case == 3), n_pat))
+    x[case == 4, :, 3] = x[case == 4, :, 0] + 1e-14 * rng.normal(size=(np.sum(case == 4), n_pat))
+    x[case == 5, :, 3] = 0.5 * x[case == 5, :, 1] - 1e-6
+    treated = rng.random((n_rep, n_pat)) < 0.4
+    treated[:, :2] = [True, False]
+    fit = fit_propensity(x, treated)
+    expected = [np.linalg.matrix_rank(with_intercept(x[r])) < 5 for r in range(n_rep)]
+    assert fit.rank_deficient.tolist() == expected
+    assert 0 < np.sum(expected) < n_rep
 
 
 def test_empty_arm_bad_values_and_non_convergence_give_status_not_exceptions():

@@ -23,9 +23,9 @@ from scipy import optimize, stats
 from statsmodels.duration.hazard_regression import PHReg
 
 from analysis import status
-from analysis.cox import _evaluate, _partial_likelihood_terms
-from analysis.kaplan_meier import SURVIVAL_TOLERANCE
-from analysis.logrank import tabulate_risk_sets
+from analysis.cox import _evaluate, _partial_likelihood_terms, cox_from_table
+from analysis.kaplan_meier import SURVIVAL_TOLERANCE, kaplan_meier_from_table
+from analysis.logrank import logrank_from_table, tabulate_risk_sets
 from analysis.survival import fit_cox, kaplan_meier, km_median, logrank_test
 
 GOLDEN = pathlib.Path(__file__).parents[1] / "data" / "survival_r_golden.json"
@@ -716,3 +716,81 @@ def test_results_do_not_depend_on_patient_order(cohorts):
     after = km_median(shuffled["time"], shuffled["event"], mask=shuffled["mask"])
     np.testing.assert_array_equal(before.median, after.median)
     np.testing.assert_array_equal(before.lower, after.lower)
+
+
+# --------------------------------------------------------------------------- one shared table
+
+
+def assert_same_arrays(left, right):
+    """Every array field of two result dataclasses equal bit for bit (NaN where NaN)."""
+    for name, value in vars(left).items():
+        np.testing.assert_array_equal(value, getattr(right, name), err_msg=name, strict=True)
+
+
+@pytest.mark.parametrize("weighting", ["none", "counts", "fractional"])
+def test_kaplan_meier_of_each_arm_from_the_two_arm_table_equals_one_arm_estimate(cohorts, weighting):
+    """The plan reads both arms' curves off one two-arm table: the numbers must be those of the
+    one-arm estimate (mask = cohort & arm) exactly, also with fractional weights."""
+    rng = np.random.default_rng(31)
+    weights = {"none": None, "counts": rng.integers(1, 4, cohorts["time"].shape).astype(float),
+               "fractional": rng.uniform(0.2, 3.0, cohorts["time"].shape)}[weighting]
+    time, event, treated, mask = (cohorts[key] for key in ("time", "event", "treated", "mask"))
+    table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights)
+    for arm, in_arm in (("treated", treated), ("control", ~treated)):
+        shared = kaplan_meier_from_table(table, arm=arm)
+        alone = kaplan_meier(time, event, mask=mask & in_arm, weights=weights)
+        assert shared.valid.any(axis=1).all()
+        assert_same_arrays(shared, alone)
+        for ci in ("brookmeyer_crowley_log", "spss_symmetric"):
+            alone_median = km_median(time, event, mask=mask & in_arm, weights=weights, ci=ci)
+            assert_same_arrays(km_median(shared, ci=ci), alone_median)
+
+
+def test_kaplan_meier_from_table_rejects_strata_and_unknown_arms(cohorts):
+    time, event, treated, mask = (cohorts[key] for key in ("time", "event", "treated", "mask"))
+    with pytest.raises(ValueError, match="strata"):
+        kaplan_meier_from_table(tabulate_risk_sets(time, event, treated, mask=mask, strata=cohorts["cluster"]))
+    with pytest.raises(ValueError, match="treated, control"):
+        kaplan_meier_from_table(tabulate_risk_sets(time, event, treated, mask=mask), arm="both")
+
+
+@pytest.mark.parametrize("stratified", [False, True])
+def test_cox_and_logrank_from_one_table_equal_the_separate_fits(cohorts, stratified):
+    time, event, treated, mask = (cohorts[key] for key in ("time", "event", "treated", "mask"))
+    strata = cohorts["cluster"] if stratified else None
+    weights = np.random.default_rng(5).integers(1, 3, time.shape).astype(float)
+    table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=strata)
+    assert_same_arrays(logrank_from_table(table),
+                       logrank_test(time, event, treated, mask=mask, weights=weights, strata=strata))
+    for ties in ("efron", "breslow"):
+        assert_same_arrays(cox_from_table(table, ties=ties, cluster=cohorts["cluster"]),
+                           fit_cox(time, event, treated, mask=mask, weights=weights, strata=strata, ties=ties,
+                                   cluster=cohorts["cluster"]))
+
+
+def test_robust_se_does_not_depend_on_the_cluster_ids_coding(cohorts):
+    """Singleton clusters numbered 0..n-1 (the full cohort's fast path), large ids (the int64
+    sort) and small ids (the int16 radix sort) give the same numbers bit for bit."""
+    time, event, treated, mask = (cohorts[key] for key in ("time", "event", "treated", "mask"))
+    patient = np.broadcast_to(np.arange(time.shape[1]), time.shape)
+    for ties in ("efron", "breslow"):
+        def robust(cluster):
+            return fit_cox(time, event, treated, mask=mask, ties=ties, cluster=cluster).robust_se
+
+        np.testing.assert_array_equal(robust(patient), robust(patient + 7))
+        np.testing.assert_array_equal(robust(patient), robust(patient + 100_000))
+        np.testing.assert_array_equal(robust(np.full(time.shape, -1)), robust(patient))
+        large_ids = np.where(cohorts["cluster"] >= 0, cohorts["cluster"] + 100_000, -1)
+        np.testing.assert_array_equal(robust(cohorts["cluster"]), robust(large_ids))
+        ok = fit_cox(time, event, treated, mask=mask, ties=ties).status == status.OK
+        assert np.isfinite(robust(patient)[ok]).all()
+
+
+def test_stratified_fits_do_not_depend_on_the_strata_ids_coding(cohorts):
+    time, event, treated, mask = (cohorts[key] for key in ("time", "event", "treated", "mask"))
+    small = cohorts["cluster"]
+    large = np.where(small >= 0, small + 100_000, -1)
+    assert_same_arrays(fit_cox(time, event, treated, mask=mask, strata=small),
+                       fit_cox(time, event, treated, mask=mask, strata=large))
+    assert_same_arrays(logrank_test(time, event, treated, mask=mask, strata=small),
+                       logrank_test(time, event, treated, mask=mask, strata=large))
