@@ -159,6 +159,8 @@ class RunFolder:
                 )
             self._clear()
         (self.path / BLOCK_FOLDER).mkdir(parents=True, exist_ok=True)
+        for stale in (self.path / BLOCK_FOLDER).glob(".*.tmp"):  # left by a killed run
+            stale.unlink(missing_ok=True)
         if not identity_path.exists():
             data = json.dumps(self.identity, indent=2, sort_keys=True).encode()
             atomic_write_bytes(identity_path, data)

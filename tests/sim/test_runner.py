@@ -88,7 +88,10 @@ def test_corrupt_block_is_recomputed_not_merged(tmp_path):
     data[len(data) // 2] ^= 0xFF
     block.write_bytes(bytes(data))
     (tmp_path / "c" / "blocks" / "c0000_b000003.sha256").unlink()  # block without checksum
+    stale = tmp_path / "c" / "blocks" / ".c0000_b000004.npz.abc.tmp"  # a write cut short
+    stale.write_bytes(b"partial")
     again = run(tmp_path, "c")
+    assert not stale.exists()
     xr.testing.assert_identical(strip_time(reference), strip_time(again))
 
 
