@@ -244,22 +244,25 @@ def _endpoint_columns(analysis: EndpointAnalysis, event, treated, weights, plan:
     failed = code != st.OK
     events = weights * event
 
-    def unless_failed(values):
-        return np.where(failed, np.nan, values)
+    cohort_failed = cohort_status != st.OK
 
-    return {
+    def unless_failed(values, failure=failed):
+        return np.where(failure, np.nan, values)
+
+    medians = {"treated": analysis.median_treated, "control": analysis.median_control}
+    columns = {
         "log_hr": unless_failed(cox.log_hr),
         "se": unless_failed(se),
         "ci_lower": unless_failed(cox.log_hr - z * se),
         "ci_upper": unless_failed(cox.log_hr + z * se),
         "p_value": unless_failed(p_value),
-        "p_logrank": np.where(cohort_status != st.OK, np.nan, analysis.logrank.p_value),
-        "median_treated": np.where(cohort_status != st.OK, np.nan, analysis.median_treated.median),
-        "median_control": np.where(cohort_status != st.OK, np.nan, analysis.median_control.median),
-        "median_treated_lower": np.where(cohort_status != st.OK, np.nan, analysis.median_treated.lower),
-        "median_treated_upper": np.where(cohort_status != st.OK, np.nan, analysis.median_treated.upper),
-        "median_control_lower": np.where(cohort_status != st.OK, np.nan, analysis.median_control.lower),
-        "median_control_upper": np.where(cohort_status != st.OK, np.nan, analysis.median_control.upper),
+        "p_logrank": unless_failed(analysis.logrank.p_value, cohort_failed),
+    }
+    for arm, estimate in medians.items():
+        columns[f"median_{arm}"] = unless_failed(estimate.median, cohort_failed)
+        columns[f"median_{arm}_lower"] = unless_failed(estimate.lower, cohort_failed)
+        columns[f"median_{arm}_upper"] = unless_failed(estimate.upper, cohort_failed)
+    return columns | {
         "events_treated": np.rint((events * treated).sum(axis=1)),
         "events_control": np.rint((events * ~treated).sum(axis=1)),
         "status": code,
