@@ -4,10 +4,10 @@ Builds liu2021-like cohorts (35 vs 65 patients, the scenario's 15 PS covariates)
 simulator (``scenarios/liu2021.toml``, calibrated through the on-disk cache) and measures, in
 one run and for each preset ("paper", "recommended"):
 
-* the reference engine (:func:`analysis.reference.analyse_cohort_reference`: lifelines,
+* the reference engine (:func:`analysis.plan.reference.analyse_cohort_reference`: lifelines,
   statsmodels, scipy, one cohort at a time): milliseconds per replicate over ``--reference``
   replicates;
-* the batched engine (:func:`analysis.plan.analyse_cohorts`): milliseconds per replicate over
+* the batched engine (:func:`analysis.plan.analyse.analyse_cohorts`): milliseconds per replicate over
   ``--blocks`` blocks of ``--block-size`` replicates (the runner's unit of work);
 
 and prints the ratio. Cohort generation is not timed. ``--profile`` prints the top cProfile
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from analysis.cohort import CohortBatch
-from analysis.plan import analyse_cohorts
-from analysis.plan_options import PRESETS, Plan, make_plan
-from analysis.reference import analyse_cohort_reference
+from analysis.plan.analyse import analyse_cohorts
+from analysis.plan.options import PRESETS, Plan, make_plan
+from analysis.plan.reference import analyse_cohort_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "liu2021.toml"
@@ -43,10 +43,10 @@ SCENARIO = ROOT / "scenarios" / "liu2021.toml"
 
 def liu2021_source(seed: int):
     """(draw(n, rng) -> CohortBatch, {preset: Plan}) from the liu2021 scenario."""
-    from sim.cache import calibrate_cached
-    from sim.generate import generate_cohorts
-    from sim.plans import scenario_plan
-    from sim.scenario import load_scenario
+    from sim.calibrate.cache import calibrate_cached
+    from sim.generate.cohorts import generate_cohorts
+    from sim.scenario.plans import scenario_plan
+    from sim.scenario.model import load_scenario
 
     scenario = load_scenario(SCENARIO)
     calibration = calibrate_cached(scenario)

@@ -18,7 +18,7 @@ import click
 import numpy as np
 
 from sim.errors import PsmsimError
-from sim.scenario import Scenario, load_scenario
+from sim.scenario.model import Scenario, load_scenario
 
 #: Exit code for input problems (the same code click uses for usage errors).
 INPUT_ERROR_EXIT_CODE = 2
@@ -102,10 +102,10 @@ def cohort(scenario: str, seed: int, out: str, force: bool) -> None:
     Example:
       psmsim cohort scenarios/liu2021.toml --seed 1 --out cohort.csv
     """
-    from sim.cache import calibrate_cached
-    from sim.cohort_csv import cohort_to_csv
-    from sim.generate import generate_cohorts
-    from sim.store import atomic_write_bytes
+    from sim.calibrate.cache import calibrate_cached
+    from sim.generate.cohort_csv import cohort_to_csv
+    from sim.generate.cohorts import generate_cohorts
+    from sim.run.store import atomic_write_bytes
 
     path = Path(out)
     _refuse_overwrite(path, force, "--out")
@@ -129,8 +129,8 @@ def describe(scenario: str, patients: int, seed: int) -> None:
     Example:
       psmsim describe scenarios/liu2021.toml --patients 100000
     """
-    from sim.cache import calibrate_cached, true_estimands_cached
-    from sim.describe import describe_rows, format_description
+    from sim.calibrate.cache import calibrate_cached, true_estimands_cached
+    from sim.calibrate.describe import describe_rows, format_description
 
     loaded = load_scenario(scenario)
     calibration = calibrate_cached(loaded)
@@ -164,13 +164,13 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, engi
     Example:
       psmsim analyse cohort.csv --scenario scenarios/liu2021.toml --plan recommended --json out.json
     """
-    from analysis.cohort_report import cohort_json, cohort_tables
-    from analysis.plan import analyse_cohorts
-    from analysis.plan_options import make_plan
-    from sim.cohort_csv import read_cohort_csv
+    from analysis.plan.cohort_report import cohort_json, cohort_tables
+    from analysis.plan.analyse import analyse_cohorts
+    from analysis.plan.options import make_plan
+    from sim.generate.cohort_csv import read_cohort_csv
     from sim.errors import CohortFileError
-    from sim.plans import scenario_plan
-    from sim.store import atomic_write_bytes
+    from sim.scenario.plans import scenario_plan
+    from sim.run.store import atomic_write_bytes
 
     if json_path:
         _refuse_overwrite(Path(json_path), force, "--json")
@@ -191,7 +191,7 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, engi
                               "named by the scenario's analysis.ps_covariates")
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     if engine == "reference":
-        from analysis.reference import analyse_cohort_reference
+        from analysis.plan.reference import analyse_cohort_reference
 
         result = analyse_cohort_reference(batch, plan, rng=rng)
     else:
@@ -231,7 +231,7 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
     Example:
       psmsim run scenarios/liu2021.toml --replicates 2000 --jobs 2 --out results/liu2021
     """
-    from sim.simulation import run_scenario
+    from sim.run.orchestrate import run_scenario
 
     if jobs == 0 or jobs < -1:
         raise PsmsimError(f"--jobs {jobs}: must be a positive number of workers or -1 for all cores")
@@ -255,7 +255,7 @@ def summarise(run_dir: str) -> None:
     Example:
       psmsim summarise results/liu2021
     """
-    from sim.simulation import summarise_folder
+    from sim.run.orchestrate import summarise_folder
 
     outcome = summarise_folder(Path(run_dir))
     click.echo(outcome.report)

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from sim.results import COHORT_VARIABLES, ENDPOINT_VARIABLES, REPLICATE_VARIABLES, block_dataset
-from sim.runner import block_rng
+from sim.run.results import COHORT_VARIABLES, ENDPOINT_VARIABLES, REPLICATE_VARIABLES, block_dataset
+from sim.run.runner import block_rng
 
 
 def fake_result(n, rng):

@@ -1,0 +1,200 @@
+"""Tumour response and adverse events compared between arms, batched over replicates.
+
+Objective response rate (ORR: CR or PR) and disease control rate (DCR: CR, PR or SD) per arm
+(mRECIST best overall response), and for each adverse event the rate of any grade (>= 1) and
+of grade 3-4 (>= 3, CTCAE), each compared between arms by a 2x2 contingency-table test chosen
+by a named rule of :func:`analysis.comparisons.group_tests.categorical_test` (``"paper"`` reproduces the
+study paper's Tables 2 and 3).
+
+Rates use the weighted counts as they are; the tables the tests see have their weighted cell
+counts rounded to integers (SPSS CROSSTABS' default), which changes nothing for 0/1 weights.
+Arms are ordered :data:`analysis.comparisons.group_tests.ARMS` = (treated, control).
+
+References
+----------
+Lencioni R, Llovet JM (2010). Modified RECIST (mRECIST) assessment for hepatocellular
+carcinoma. Semin Liver Dis 30:52-60. National Cancer Institute (2009). Common Terminology
+Criteria for Adverse Events v4.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis import status
+from analysis.cohort import RESPONSE_CODES
+from analysis.comparisons.group_tests import categorical_test
+
+#: Best-response codes counted as objective response and as disease control.
+OBJECTIVE_RESPONSE_CODES = (RESPONSE_CODES["CR"], RESPONSE_CODES["PR"])
+DISEASE_CONTROL_CODES = (RESPONSE_CODES["CR"], RESPONSE_CODES["PR"], RESPONSE_CODES["SD"])
+#: Lowest CTCAE grade counted as "any grade" and as "grade 3-4".
+ANY_GRADE = 1
+SEVERE_GRADE = 3
+
+
+@dataclass(frozen=True)
+class ResponseComparison:
+    """ORR and DCR per arm and their between-arm tests.
+
+    Attributes
+    ----------
+    n_per_arm : ndarray of float, shape (replicate, arm)
+        Weighted number of analysed patients, arms (treated, control).
+    orr_rate, dcr_rate : ndarray of float, shape (replicate, arm)
+        Weighted proportion with CR/PR, and with CR/PR/SD; NaN for an empty arm.
+    orr_p_value, dcr_p_value : ndarray of float, shape (replicate,)
+        Two-sided p-values by the rule; 1.0 when nobody (or everybody) responds.
+    orr_test_used, dcr_test_used : ndarray of int8, shape (replicate,)
+        Test codes (:data:`analysis.comparisons.group_tests.TEST_NAMES`).
+    status : ndarray of int8, shape (replicate,)
+        :data:`analysis.status.OK` or ``EMPTY_ARM``.
+    """
+
+    n_per_arm: np.ndarray
+    orr_rate: np.ndarray
+    dcr_rate: np.ndarray
+    orr_p_value: np.ndarray
+    dcr_p_value: np.ndarray
+    orr_test_used: np.ndarray
+    dcr_test_used: np.ndarray
+    status: np.ndarray
+
+
+@dataclass(frozen=True)
+class AdverseEventComparison:
+    """Adverse-event rates per arm (any grade, grade 3-4) and their between-arm tests.
+
+    Attributes
+    ----------
+    n_per_arm : ndarray of float, shape (replicate, arm)
+        Weighted number of analysed patients, arms (treated, control).
+    any_grade_rate, grade3_4_rate : ndarray of float, shape (replicate, adverse_event, arm)
+        Weighted proportion with grade >= 1, and with grade >= 3; NaN for an empty arm.
+    any_grade_p_value, grade3_4_p_value : ndarray of float, shape (replicate, adverse_event)
+        Two-sided p-values by the rule; 1.0 for an event nobody had.
+    any_grade_test_used, grade3_4_test_used : ndarray of int8, shape (replicate, adverse_event)
+        Test codes (:data:`analysis.comparisons.group_tests.TEST_NAMES`).
+    status : ndarray of int8, shape (replicate,)
+        :data:`analysis.status.OK` or ``EMPTY_ARM``.
+    """
+
+    n_per_arm: np.ndarray
+    any_grade_rate: np.ndarray
+    grade3_4_rate: np.ndarray
+    any_grade_p_value: np.ndarray
+    grade3_4_p_value: np.ndarray
+    any_grade_test_used: np.ndarray
+    grade3_4_test_used: np.ndarray
+    status: np.ndarray
+
+
+def compare_responses(best_response, treated, *, weights=None, rule="paper") -> ResponseComparison:
+    """ORR and DCR per arm, each compared between arms by ``rule``.
+
+    Parameters
+    ----------
+    best_response : ndarray of int8, shape (replicate, patient)
+        Best overall response codes (:data:`analysis.cohort.RESPONSE_CODES`: CR=0, PR=1,
+        SD=2, PD=3).
+    treated : ndarray of bool, shape (replicate, patient)
+    weights : ndarray of float, shape (replicate, patient), optional
+        Weights of the analysed cohort (0 = not in it). Default: everybody weight 1.
+    rule : str
+        A rule of :data:`analysis.comparisons.group_tests.CATEGORICAL_RULES`.
+
+    Returns
+    -------
+    ResponseComparison
+    """
+    best_response = np.asarray(best_response)
+    responded = _is_one_of(best_response, OBJECTIVE_RESPONSE_CODES)
+    controlled = _is_one_of(best_response, DISEASE_CONTROL_CODES)
+    outcome = np.stack([responded, controlled], axis=-1)  # (replicate, patient, endpoint)
+    n_per_arm, rate, result = _compare_binary(outcome, treated, weights, rule)
+    return ResponseComparison(
+        n_per_arm=n_per_arm,
+        orr_rate=rate[:, 0],
+        dcr_rate=rate[:, 1],
+        orr_p_value=result.p_value[:, 0],
+        dcr_p_value=result.p_value[:, 1],
+        orr_test_used=result.test_used[:, 0],
+        dcr_test_used=result.test_used[:, 1],
+        status=_arm_status(n_per_arm),
+    )
+
+
+def compare_adverse_events(
+    ae_grade, treated, *, weights=None, rule="paper"
+) -> AdverseEventComparison:
+    """Any-grade and grade 3-4 rates of each adverse event, compared between arms by ``rule``.
+
+    Parameters
+    ----------
+    ae_grade : ndarray of int8, shape (replicate, patient, adverse_event)
+        Maximum CTCAE grade 0-4 per adverse event.
+    treated : ndarray of bool, shape (replicate, patient)
+    weights : ndarray of float, shape (replicate, patient), optional
+        Weights of the analysed cohort (0 = not in it). Default: everybody weight 1.
+    rule : str
+        A rule of :data:`analysis.comparisons.group_tests.CATEGORICAL_RULES`.
+
+    Returns
+    -------
+    AdverseEventComparison
+    """
+    ae_grade = np.asarray(ae_grade)
+    if ae_grade.ndim != 3:
+        raise ValueError(
+            f"ae_grade must be shaped (replicate, patient, adverse_event); got {ae_grade.shape}"
+        )
+    n_events = ae_grade.shape[2]
+    outcome = np.concatenate([ae_grade >= ANY_GRADE, ae_grade >= SEVERE_GRADE], axis=2)
+    n_per_arm, rate, result = _compare_binary(outcome, treated, weights, rule)
+    return AdverseEventComparison(
+        n_per_arm=n_per_arm,
+        any_grade_rate=rate[:, :n_events],
+        grade3_4_rate=rate[:, n_events:],
+        any_grade_p_value=result.p_value[:, :n_events],
+        grade3_4_p_value=result.p_value[:, n_events:],
+        any_grade_test_used=result.test_used[:, :n_events],
+        grade3_4_test_used=result.test_used[:, n_events:],
+        status=_arm_status(n_per_arm),
+    )
+
+
+def _compare_binary(outcome, treated, weights, rule):
+    """Rates and tests of binary outcomes (replicate, patient, endpoint).
+
+    Returns n_per_arm (replicate, arm), rate (replicate, endpoint, arm) and the TestResult of
+    shape (replicate, endpoint).
+    """
+    treated = np.asarray(treated, dtype=bool)
+    weight = np.ones(treated.shape) if weights is None else np.asarray(weights, dtype=float)
+    if weight.shape != treated.shape or outcome.shape[:2] != treated.shape:
+        raise ValueError(
+            "best_response/ae_grade, treated and weights must share (replicate, patient)"
+            f" {treated.shape}; got {outcome.shape[:2]} and {weight.shape}"
+        )
+    arm_weight = np.stack([weight * treated, weight * ~treated], axis=-1)  # (R, P, arm)
+    n_per_arm = arm_weight.sum(axis=1)
+    events = np.matmul(outcome.astype(float).transpose(0, 2, 1), arm_weight)  # (R, E, arm)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = events / n_per_arm[:, None, :]
+    # (R, E, level, arm) with level 0 = has the outcome; cell counts rounded as SPSS does
+    table = np.rint(np.stack([events, n_per_arm[:, None, :] - events], axis=-2))
+    return n_per_arm, rate, categorical_test(table, rule=rule)
+
+
+def _is_one_of(codes, accepted):
+    """``np.isin(codes, accepted)`` for a handful of accepted codes (a comparison each)."""
+    found = np.zeros(codes.shape, bool)
+    for code in accepted:
+        found |= codes == code
+    return found
+
+
+def _arm_status(n_per_arm):
+    return np.where((n_per_arm <= 0).any(axis=1), status.EMPTY_ARM, status.OK).astype(np.int8)

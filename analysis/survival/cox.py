@@ -1,0 +1,460 @@
+"""Cox proportional-hazards model on the treatment indicator only, batched over replicates.
+
+With one binary covariate the partial likelihood depends on the data only through the 2 x 2
+risk-set tables of :func:`analysis.survival.logrank.tabulate_risk_sets`. Every event row contributes a
+term ``c * log(a + b * exp(beta))`` to the log partial likelihood, where ``a`` and ``b`` are
+the (Efron-reduced) weighted numbers at risk in the control and treated arms and ``c`` the
+event's weight; the Newton iterations then cost a few vectorised passes over those terms,
+for all replicates at once.
+
+* Breslow ties: ``a = n0``, ``b = n1``, ``c = w_i`` for each event i at the time (SPSS
+  COXREG, statsmodels ``PHReg(ties="breslow")``).
+* Efron ties (R ``coxph`` default, lifelines): the k-th of the m tied events (k = 0..m-1)
+  sees the risk set with the tied events down-weighted by k/m:
+  ``a = n0 - (k/m) d0``, ``b = n1 - (k/m) d1``, ``c = (d0 + d1) / m`` (the mean event
+  weight, as R ``coxph`` and lifelines do with case weights; with non-integer or unequal
+  weights this is not the same as duplicating rows).
+
+``log L(beta) = d1 beta - sum c log(a + b e^beta)``, score ``U = d1 - sum c p``,
+information ``I = sum c p (1 - p)`` with ``p = b e^beta / (a + b e^beta)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import special
+
+from analysis import status as status_codes
+from analysis.survival.logrank import RiskSetTable, _Packing, _as_batch, _cumulative, _unique_negative_ids, tabulate_risk_sets
+
+#: A fitted |log HR| beyond this is reported as not converged (practically infinite).
+MAX_ABS_LOG_HR = 20.0
+
+
+@dataclass(frozen=True)
+class CoxResult:
+    """Cox model of time on treatment, one value per replicate (log-hazard-ratio scale).
+
+    Attributes
+    ----------
+    log_hr : ndarray of float, shape (replicate,)
+        Maximum partial likelihood estimate of the log hazard ratio, treated vs control.
+    se : ndarray of float, shape (replicate,)
+        Model-based standard error, I(beta)^(-1/2).
+    robust_se : ndarray of float, shape (replicate,)
+        Lin-Wei sandwich standard error clustered on ``cluster`` (NaN without ``cluster``).
+    z : ndarray of float, shape (replicate,)
+        Wald statistic log_hr / SE, with the robust SE when ``cluster`` was given (as R
+        ``coxph`` reports it), else the model SE.
+    p_value : ndarray of float, shape (replicate,)
+        Two-sided Wald p-value from ``z``.
+    p_value_model, p_value_robust : ndarray of float, shape (replicate,)
+        Two-sided Wald p-values with the model and the robust SE (the latter NaN without
+        ``cluster``).
+    ci_lower, ci_upper : ndarray of float, shape (replicate,)
+        Wald confidence limits of the log HR, log_hr -+ z_level * SE, with the same SE as ``z``.
+    n_events : ndarray of float, shape (replicate,)
+        Weighted number of events in the analysed cohort.
+    n_iter : ndarray of int, shape (replicate,)
+        Newton iterations used.
+    converged : ndarray of bool, shape (replicate,)
+        True where a finite maximum was found.
+    status : ndarray of int8, shape (replicate,)
+        EMPTY_ARM (an arm has nobody), NO_EVENTS (no events, or none in one arm: the
+        likelihood is monotone), NOT_CONVERGED (other monotone likelihood, e.g. in a
+        pair-stratified model, information 0, or no convergence), else OK. All estimates are
+        NaN unless OK.
+    """
+
+    log_hr: np.ndarray
+    se: np.ndarray
+    robust_se: np.ndarray
+    z: np.ndarray
+    p_value: np.ndarray
+    p_value_model: np.ndarray
+    p_value_robust: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+    n_events: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    status: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """Partial-likelihood terms, one per event row: a, b, c and the Efron fraction k/m.
+
+    ``risk_control`` (a), ``risk_treated`` (b), ``weight`` (c) and ``fraction`` are in the row
+    layout of the risk-set table (a = 1, b = c = 0 on other rows); ``compact_*`` hold the same
+    terms packed to the left, shape (replicate, max events), for the Newton iterations.
+    """
+
+    risk_control: np.ndarray
+    risk_treated: np.ndarray
+    weight: np.ndarray
+    fraction: np.ndarray
+    compact_control: np.ndarray
+    compact_treated: np.ndarray
+    compact_weight: np.ndarray
+    events_treated: np.ndarray  # (replicate,) weighted treated events, d1
+
+
+def _breslow_ties(table):
+    """Every tied event sees the full risk set; each event term weighs its own weight."""
+    return np.zeros(table.time.shape), table.weight
+
+
+def _efron_ties(table):
+    """The k-th of m tied events sees the tied events down-weighted by k/m; each term weighs
+    the mean weight of the tied events (R ``coxph``, lifelines)."""
+    tied = np.maximum(table.death_count, 1)
+    fraction = (np.maximum(table.death_rank, 0) / tied) * table.event  # 0 off the event rows
+    return fraction, (table.events_treated + table.events_control) / tied
+
+
+_TIES = {"breslow": _breslow_ties, "efron": _efron_ties}
+
+
+def _partial_likelihood_terms(table, ties: str) -> _Terms:
+    is_term = table.event
+    fraction, weight = _TIES[ties](table)
+    a = table.at_risk_control - fraction * table.events_control
+    b = table.at_risk_treated - fraction * table.events_treated
+    # Risk-set sums are differences of cumulative sums: clear rounding residue near 0.
+    scale = 1e-12 * np.maximum(table.weight.sum(axis=1, keepdims=True), 1.0)
+    # The same as np.where(is_term, np.where(a > scale, a, 0), 1) and np.where(is_term &
+    # (b > scale), b, 0), by exact products with 0/1 masks (faster than np.where).
+    a = np.maximum(a, 0.0) * (is_term & (a > scale)) + ~is_term
+    b = np.maximum(b, 0.0) * (is_term & (b > scale))
+    weight = weight * is_term
+
+    compact = _Packing(is_term)
+    events_treated = (table.weight * (is_term & table.treated)).sum(axis=1)
+    return _Terms(
+        risk_control=a,
+        risk_treated=b,
+        weight=weight,
+        fraction=fraction,
+        compact_control=compact(a, 1.0),
+        compact_treated=compact(b, 0.0),
+        compact_weight=compact(weight, 0.0),
+        events_treated=events_treated,
+    )
+
+
+def _hazard_ratio(beta):
+    """exp(beta), with beta clipped where a runaway Newton step would overflow."""
+    return np.exp(np.clip(beta, -3 * MAX_ABS_LOG_HR, 3 * MAX_ABS_LOG_HR))
+
+
+def _evaluate(terms: _Terms, beta):
+    """Log partial likelihood, score and information at ``beta`` (each shape (replicate,))."""
+    treated_risk = terms.compact_treated * _hazard_ratio(beta)[:, None]
+    denominator = terms.compact_control + treated_risk
+    share = treated_risk / denominator
+    weighted_share = terms.compact_weight * share
+    loglik = terms.events_treated * beta - (terms.compact_weight * np.log(denominator)).sum(axis=1)
+    score = terms.events_treated - weighted_share.sum(axis=1)
+    information = (weighted_share * (1.0 - share)).sum(axis=1)
+    return loglik, score, information
+
+
+def _active_terms(terms: _Terms, rows) -> _Terms:
+    """The compact terms of some replicates (the rows ``rows``), for :func:`_evaluate`."""
+    return replace(terms, compact_control=terms.compact_control[rows], compact_treated=terms.compact_treated[rows],
+                   compact_weight=terms.compact_weight[rows], events_treated=terms.events_treated[rows])
+
+
+def _newton(terms: _Terms, active, *, max_iter: int, tol: float):
+    """Batched Newton-Raphson with step halving on the log partial likelihood, from beta = 0.
+
+    Each iteration evaluates the replicates still iterating only (their terms are copied out
+    when the set shrinks); every replicate's numbers are those of its own iterations.
+    """
+    n_replicates = active.shape[0]
+    beta = np.zeros(n_replicates)
+    n_iter = np.zeros(n_replicates, np.int64)
+    converged = np.zeros(n_replicates, bool)
+    active = active.copy()
+    loglik, score, information = _evaluate(terms, beta)
+    working = None  # (rows, their terms), refreshed when the active set shrinks
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        if working is None or working[0].size != idx.size:
+            working = (idx, terms if idx.size == n_replicates else _active_terms(terms, idx))
+        active_terms = working[1]
+        beta_active, loglik_active = beta[idx], loglik[idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = score[idx] / information[idx]
+        step = np.where(np.isfinite(step), step, 0.0)
+        trial = beta_active + step
+        trial_values = _evaluate(active_terms, trial)
+        for _ in range(60):
+            worse = ~(trial_values[0] >= loglik_active - 1e-13 * np.abs(loglik_active))
+            if not worse.any():
+                break
+            step = np.where(worse, step / 2.0, step)
+            trial = beta_active + step
+            trial_values = _evaluate(active_terms, trial)
+        beta[idx] = trial
+        loglik[idx], score[idx], information[idx] = trial_values
+        n_iter[idx] += 1
+        done = np.abs(step) <= tol * np.maximum(1.0, np.abs(trial))
+        escaped = np.abs(trial) > MAX_ABS_LOG_HR
+        converged[idx] |= done & ~escaped
+        active[idx[done | escaped]] = False
+    return beta, information, n_iter, converged
+
+
+def _score_residuals(table, terms: _Terms, beta):
+    """Score residuals per row (Efron- or Breslow-consistent, as R ``residuals.coxph``).
+
+    For row i in tie group j (stratum s):
+    ``L_i = delta_i (x_i - xbar_j) - e^{beta x_i} sum_{events k up to j} r_ik (x_i - p_k) dLambda_k``
+    with ``dLambda_k = c_k / (a_k + b_k e^beta)``, ``p_k`` the treated share of the k-th
+    (Efron) risk set, ``xbar_j`` the mean of ``p_k`` over the events of group j, and
+    ``r_ik = 1 - k/m`` when i is one of the tied events of group j (1 otherwise).
+    """
+    hazard_ratio = _hazard_ratio(beta)[:, None]
+    treated_risk = terms.risk_treated * hazard_ratio
+    denominator = terms.risk_control + treated_risk
+    share = treated_risk / denominator  # 0 on non-event rows
+    hazard = terms.weight / denominator  # 0 on non-event rows
+    kept = 1.0 - terms.fraction
+
+    n_replicates, n_patients = table.time.shape
+    row_offset = (np.arange(n_replicates, dtype=np.int64) * (n_patients + 1))[:, None]
+    at_tie_first = table.tie_first + row_offset
+    at_stratum_first = table.stratum_first + row_offset
+    after_tie_last = table.tie_last + 1 + row_offset
+
+    def earlier_and_own(values):
+        """Sums of ``values`` over the earlier tie groups of the stratum, and over the own group."""
+        cumulative = _cumulative(values).ravel()
+        at_first = cumulative[at_tie_first]
+        return at_first - cumulative[at_stratum_first], cumulative[after_tie_last] - at_first
+
+    def own_group(values):
+        cumulative = _cumulative(values).ravel()
+        return cumulative[after_tie_last] - cumulative[at_tie_first]
+
+    mean_share = own_group(share) / np.maximum(table.death_count, 1)
+    hazard_earlier, hazard_own = earlier_and_own(hazard)
+    # Selections by exact products with 0/1 masks (every value is finite and >= 0).
+    event = table.event
+    not_event = ~event
+    cumulative_hazard = hazard_earlier + (own_group(hazard * kept) * event + hazard_own * not_event)
+    hazard_share = hazard * share
+    hazard_share_earlier, hazard_share_own = earlier_and_own(hazard_share)
+    cumulative_hazard_x = hazard_share_earlier + (
+        own_group(hazard_share * kept) * event + hazard_share_own * not_event
+    )
+    x = table.treated.astype(np.float64)
+    risk = hazard_ratio * x + (1.0 - x)  # e^beta for the treated, 1 for the controls
+    compensator = risk * (x * cumulative_hazard - cumulative_hazard_x)
+    return np.where(event, x - mean_share, 0.0) - compensator
+
+
+def _cluster_sum_of_squares(values, cluster):
+    """sum over clusters of (sum of ``values`` in the cluster)^2, per replicate; shape (replicate,).
+
+    Clusters are summed in increasing id order, each cluster's values in row order.
+    """
+    n_replicates, n_patients = values.shape
+    # A stable sort of small non-negative ids is a radix sort on int16 (same order, faster).
+    small = cluster.size and cluster.min() >= 0 and cluster.max() < np.iinfo(np.int16).max
+    order = np.argsort(cluster.astype(np.int16) if small else cluster, axis=1, kind="stable")
+    sorted_cluster = np.take_along_axis(cluster, order, axis=1)
+    sorted_values = np.take_along_axis(values, order, axis=1)
+    new_cluster = np.ones(values.shape, bool)
+    new_cluster[:, 1:] = sorted_cluster[:, 1:] != sorted_cluster[:, :-1]
+    starts = np.flatnonzero(new_cluster.ravel())
+    sums = np.add.reduceat(sorted_values.ravel(), starts)
+    return np.bincount(starts // n_patients, weights=sums**2, minlength=n_replicates)
+
+
+def _singleton_sum_of_squares(values, order):
+    """:func:`_cluster_sum_of_squares` when every patient is a cluster of their own with the
+    patient index as id: the squares summed in patient order. ``values`` are in the table's row
+    order, ``order`` is :attr:`RiskSetTable.order`; shape (replicate,)."""
+    n_replicates, n_patients = values.shape
+    in_patient_order = np.empty_like(values)
+    flat_order = (order + (np.arange(n_replicates, dtype=np.int64) * n_patients)[:, None]).ravel()
+    in_patient_order.ravel()[flat_order] = values.ravel()
+    squares = in_patient_order * in_patient_order
+    # Sequential sums (np.cumsum), in the order np.bincount accumulates them.
+    return np.cumsum(squares, axis=1)[:, -1] if n_patients else np.zeros(n_replicates)
+
+
+def fit_cox(
+    time,
+    event,
+    treated,
+    *,
+    mask=None,
+    ties: str = "efron",
+    cluster=None,
+    strata=None,
+    weights=None,
+    level: float = 0.95,
+    max_iter: int = 30,
+    tol: float = 1e-9,
+) -> CoxResult:
+    """Fit ``Surv(time, event) ~ treated`` by maximum partial likelihood, per replicate.
+
+    Parameters
+    ----------
+    time : array_like of float, shape (replicate, patient)
+        Observed times, months.
+    event : array_like of bool, shape (replicate, patient)
+        True for an event.
+    treated : array_like of bool, shape (replicate, patient)
+        Treatment indicator (the only covariate).
+    mask : array_like of bool, shape (replicate, patient), optional
+        Who is in the analysed cohort (default everyone).
+    ties : {"efron", "breslow"}
+        Handling of tied event times (Efron: R ``coxph``, lifelines; Breslow: SPSS COXREG).
+    cluster : array_like of int, shape (replicate, patient), optional
+        Cluster ids (e.g. matched-pair ids) for the Lin-Wei robust variance; a negative id is
+        a cluster of its own.
+    strata : array_like of int, shape (replicate, patient), optional
+        Stratum ids for a stratified model (separate baseline hazard per stratum, e.g. per
+        matched pair); a negative id is a stratum of one (it carries no information).
+    weights : array_like of float, shape (replicate, patient), optional
+        Non-negative case (frequency) weights, default 1.
+    level : float
+        Confidence level of ``ci_lower``/``ci_upper``.
+    max_iter : int
+        Newton iteration limit.
+    tol : float
+        Convergence when the Newton step is <= tol * max(1, |beta|).
+
+    Returns
+    -------
+    CoxResult
+        Arrays of shape (replicate,).
+
+    Notes
+    -----
+    Monotone likelihood is detected exactly before iterating: a finite maximum exists iff
+    U(-inf) > 0 > U(+inf), i.e. some treated event has a control at risk and some control
+    event has a treated patient at risk (within a stratum). The robust variance is
+    ``sum_g (sum_{i in g} w_i L_i / I)^2`` with the score residuals L_i of the chosen ties
+    method (Efron-consistent for Efron, as R ``coxph(..., cluster=)``; statsmodels and
+    lifelines use Breslow-form residuals, so they differ from R under Efron with ties).
+    No small-sample factor is applied.
+
+    References
+    ----------
+    Cox DR (1972). J R Stat Soc B 34:187-220. Breslow N (1974). Biometrics 30:89-99.
+    Efron B (1977). J Am Stat Assoc 72:557-565. Lin DY, Wei LJ (1989). J Am Stat Assoc
+    84:1074-1078. Therneau TM, Grambsch PM (2000). Modeling Survival Data, Springer.
+    """
+    if ties not in _TIES:
+        raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(_TIES)}")
+    table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=strata)
+    return cox_from_table(table, ties=ties, cluster=cluster, level=level, max_iter=max_iter, tol=tol)
+
+
+def cox_from_table(
+    table: RiskSetTable,
+    *,
+    ties: str = "efron",
+    cluster=None,
+    level: float = 0.95,
+    max_iter: int = 30,
+    tol: float = 1e-9,
+) -> CoxResult:
+    """Fit the Cox model of :func:`fit_cox` from a risk-set table.
+
+    Parameters
+    ----------
+    table : RiskSetTable
+        From :func:`analysis.survival.logrank.tabulate_risk_sets` with the treatment indicator as
+        ``treated`` (and the strata, mask and weights of the model), e.g. shared with
+        :func:`analysis.survival.logrank.logrank_from_table`.
+    ties, cluster, level, max_iter, tol
+        As in :func:`fit_cox`; ``cluster`` is shaped (replicate, patient) in the patients'
+        input order (not the table's sorted order).
+
+    Returns
+    -------
+    CoxResult
+        Arrays of shape (replicate,); the same numbers as :func:`fit_cox` on the data the
+        table was built from.
+    """
+    if ties not in _TIES:
+        raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(_TIES)}")
+    terms = _partial_likelihood_terms(table, ties)
+    n_replicates = table.time.shape[0]
+
+    weight_treated = (table.weight * table.treated).sum(axis=1)
+    weight_control = table.weight.sum(axis=1) - weight_treated
+    events_total = (table.weight * table.event).sum(axis=1)
+    events_control = events_total - terms.events_treated
+    # Limits of the score: U(+inf) = d1 - sum_{b>0} c, U(-inf) = d1 - sum_{a=0} c.
+    treated_at_risk_weight = (terms.weight * (terms.risk_treated > 0)).sum(axis=1)
+    no_control_at_risk_weight = (terms.weight * (terms.risk_control == 0)).sum(axis=1)
+    score_at_plus_inf = terms.events_treated - treated_at_risk_weight
+    score_at_minus_inf = terms.events_treated - no_control_at_risk_weight
+    margin = 1e-10 * np.maximum(events_total, 1.0)
+    finite_maximum = (score_at_plus_inf < -margin) & (score_at_minus_inf > margin)
+
+    status = np.full(n_replicates, status_codes.OK, np.int8)
+    status[~finite_maximum] = status_codes.NOT_CONVERGED
+    status[(terms.events_treated <= 0) | (events_control <= 0)] = status_codes.NO_EVENTS
+    status[(weight_treated <= 0) | (weight_control <= 0)] = status_codes.EMPTY_ARM
+
+    beta, information, n_iter, converged = _newton(
+        terms, status == status_codes.OK, max_iter=max_iter, tol=tol
+    )
+    converged &= information > 0
+    status[(status == status_codes.OK) & ~converged] = status_codes.NOT_CONVERGED
+    ok = status == status_codes.OK
+    converged &= ok
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_hr = np.where(ok, beta, np.nan)
+        se = np.where(ok, 1.0 / np.sqrt(information), np.nan)
+        if cluster is None:
+            robust_se = np.full(n_replicates, np.nan)
+        else:
+            cluster_ids = np.asarray(cluster, dtype=np.int64)
+            if cluster_ids.size == 0:  # no patient columns (placeholder table)
+                cluster_ids = np.zeros(table.time.shape, np.int64)
+            cluster_ids = _unique_negative_ids(_as_batch("cluster", cluster_ids, table.time.shape, np.int64))
+            residuals = _score_residuals(table, terms, np.where(ok, beta, 0.0))
+            dfbeta = np.where(table.weight > 0, table.weight * residuals, 0.0) * (se**2)[:, None]
+            if np.array_equal(cluster_ids, np.broadcast_to(np.arange(cluster_ids.shape[1]), cluster_ids.shape)):
+                sum_of_squares = _singleton_sum_of_squares(dfbeta, table.order)
+            else:
+                cluster_sorted = np.take_along_axis(cluster_ids, table.order, axis=1)
+                sum_of_squares = _cluster_sum_of_squares(dfbeta, cluster_sorted)
+            robust_se = np.where(ok, np.sqrt(sum_of_squares), np.nan)
+        z_model = log_hr / se
+        z_robust = log_hr / robust_se
+    p_value_model = 2.0 * special.ndtr(-np.abs(z_model))
+    p_value_robust = 2.0 * special.ndtr(-np.abs(z_robust))
+    use_robust = cluster is not None
+    chosen_se = robust_se if use_robust else se
+    critical = float(special.ndtri(1.0 - (1.0 - level) / 2.0))
+    return CoxResult(
+        log_hr=log_hr,
+        se=se,
+        robust_se=robust_se,
+        z=z_robust if use_robust else z_model,
+        p_value=p_value_robust if use_robust else p_value_model,
+        p_value_model=p_value_model,
+        p_value_robust=p_value_robust,
+        ci_lower=log_hr - critical * chosen_se,
+        ci_upper=log_hr + critical * chosen_se,
+        n_events=events_total,
+        n_iter=n_iter,
+        converged=converged,
+        status=status,
+    )

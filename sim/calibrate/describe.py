@@ -1,0 +1,163 @@
+"""``psmsim describe``: target vs simulated for every published number of a scenario.
+
+Draws one large cohort (``patients`` per arm in table mode; ``2 × patients`` in selection
+mode), then tabulates per arm every baseline row (proportions; mean ± SD; median (IQR)), the
+Kaplan–Meier medians of PFS and OS, the best-response and adverse-event rates, next to what
+the scenario asked for; then the calibrated parameters and the true estimands. The rows are
+returned as data (:class:`DescriptionRow`) so tests can check them, and as text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.cohort import RESPONSE_LABELS, CohortBatch
+from analysis.survival.kaplan_meier import km_median
+from sim.calibrate.targets import Calibration, Truth
+from sim.generate.cohorts import generate_cohorts
+from sim.scenario.model import Scenario
+
+POPULATION = "population"
+
+
+@dataclass(frozen=True)
+class DescriptionRow:
+    """One compared number: section, row label, arm, what was asked, what was drawn, and how
+    to print them (``kind``: ``percent``, ``mean_sd``, ``median_iqr``, ``months``)."""
+
+    section: str
+    label: str
+    arm: str
+    target: tuple[float, ...]
+    simulated: tuple[float, ...]
+    kind: str
+
+
+def _large_scenario(scenario: Scenario, patients: int) -> Scenario:
+    if scenario.mode == "selection":
+        return dataclasses.replace(scenario, selection=dataclasses.replace(scenario.selection, patients=2 * patients))
+    arms = tuple(dataclasses.replace(arm, size=patients) for arm in scenario.arms)
+    return dataclasses.replace(scenario, arms=arms)
+
+
+def describe_rows(
+    scenario: Scenario, calibration: Calibration, truth: Truth, *, patients: int, rng: np.random.Generator
+) -> list[DescriptionRow]:
+    """Every target-vs-simulated row for one large cohort of ``patients`` per arm."""
+    batch = generate_cohorts(_large_scenario(scenario, patients), calibration, 1, rng=rng)
+    arms = [(scenario.treated_arm, batch.treated[0]), (scenario.control_arm, ~batch.treated[0])]
+    rows: list[DescriptionRow] = []
+    for j, covariate in enumerate(scenario.covariates):
+        if POPULATION in covariate.marginals:  # selection mode: the target is the population's
+            rows.extend(_covariate_rows(covariate, covariate.marginals[POPULATION], "all patients",
+                                        batch.covariates[0, :, j]))
+            continue
+        for arm, in_arm in arms:
+            rows.extend(_covariate_rows(covariate, covariate.marginals[arm.name], arm.label,
+                                        batch.covariates[0, in_arm, j]))
+    rows.extend(_survival_rows(scenario, truth, batch, arms))
+    for arm, in_arm in arms:
+        probabilities = scenario.response.probabilities.get(arm.name) or scenario.response.probabilities.get(POPULATION)
+        observed = batch.best_response[0, in_arm]
+        for code, label in enumerate(RESPONSE_LABELS):
+            rows.append(DescriptionRow("Best response", label, arm.label, (100 * probabilities[code],),
+                                       (100 * np.mean(observed == code),), "percent"))
+    for k, ae in enumerate(scenario.adverse_events):
+        for arm, in_arm in arms:
+            grades = batch.ae_grade[0, in_arm, k]
+            any_p = ae.any_grade.get(arm.name, ae.any_grade.get(POPULATION))
+            g34_p = ae.grade34.get(arm.name, ae.grade34.get(POPULATION))
+            rows.append(DescriptionRow("Adverse events", f"{ae.label}, any grade", arm.label,
+                                       (100 * any_p,), (100 * np.mean(grades >= 1),), "percent"))
+            rows.append(DescriptionRow("Adverse events", f"{ae.label}, grade 3-4", arm.label,
+                                       (100 * g34_p,), (100 * np.mean(grades >= 3),), "percent"))
+    return rows
+
+
+def _covariate_rows(covariate, marginal, arm_label, values) -> list[DescriptionRow]:
+    section = "Baseline"
+    if covariate.kind == "binary":
+        return [DescriptionRow(section, covariate.label, arm_label, (100 * marginal.p,),
+                               (100 * values.mean(),), "percent")]
+    if covariate.kind == "categorical":
+        levels = covariate.levels or tuple(str(i) for i in range(len(marginal.probabilities)))
+        return [DescriptionRow(section, f"{covariate.label}: {level}", arm_label, (100 * p,),
+                               (100 * np.mean(values == i),), "percent")
+                for i, (level, p) in enumerate(zip(levels, marginal.probabilities))]
+    target = marginal.target
+    if "median" in target:
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
+        return [DescriptionRow(section, covariate.label, arm_label,
+                               (target["median"], target["q1"], target["q3"]), (median, q1, q3), "median_iqr")]
+    mean = target.get("mean", marginal.mean)
+    sd = target.get("sd", marginal.sd)
+    return [DescriptionRow(section, covariate.label, arm_label, (mean, sd),
+                           (values.mean(), values.std(ddof=1)), "mean_sd")]
+
+
+def _survival_rows(scenario: Scenario, truth: Truth, batch: CohortBatch, arms) -> list[DescriptionRow]:
+    outcome = scenario.outcome
+    treated_targets = {"pfs": truth.pfs_median_treated, "os": truth.os_median_treated}
+    if outcome.treatment.mode == "target_medians":
+        treated_targets = {"pfs": outcome.treatment.pfs_median, "os": outcome.treatment.os_median}
+    control_targets = {"pfs": outcome.control_pfs_median, "os": outcome.control_os_median}
+    if scenario.mode == "selection":
+        # The calibration targets are medians of the whole population under control; the
+        # selected control arm's true medians come from the truth computation.
+        control_targets = {"pfs": truth.pfs_median_control, "os": truth.os_median_control}
+    rows = []
+    for endpoint, time, event in (("pfs", batch.pfs_months, batch.pfs_event), ("os", batch.os_months, batch.os_event)):
+        for (arm, in_arm), target in zip(arms, (treated_targets[endpoint], control_targets[endpoint])):
+            estimate = km_median(time, event, mask=in_arm[np.newaxis], ci="brookmeyer_crowley_log")
+            rows.append(DescriptionRow("Survival (Kaplan-Meier median)", endpoint.upper(), arm.label,
+                                       (target,), (float(estimate.median[0]),), "months"))
+    return rows
+
+
+def _format_numbers(values: tuple[float, ...], kind: str) -> str:
+    if kind == "percent":
+        return f"{values[0]:6.1f}%"
+    if kind == "mean_sd":
+        return f"{values[0]:.1f} ± {values[1]:.1f}"
+    if kind == "median_iqr":
+        return f"{values[0]:.1f} ({values[1]:.1f}–{values[2]:.1f})"
+    return f"{values[0]:.2f} mo"
+
+
+def format_description(
+    scenario: Scenario, calibration: Calibration, truth: Truth, rows: list[DescriptionRow], *, patients: int
+) -> str:
+    """The describe report as text: the rows by section, then calibration and truth."""
+    per_arm = "per arm" if scenario.mode == "table" else "in all (selection mode)"
+    lines = [f"{scenario.title}", f"Simulated: one cohort of {patients:,} patients {per_arm}.", ""]
+    section = None
+    width = max(len(r.label) for r in rows) + 2
+    arm_width = max(len(r.arm) for r in rows) + 2
+    for row in rows:
+        if row.section != section:
+            section = row.section
+            lines += ["", section, f"  {'row':<{width}}{'arm':<{arm_width}}{'target':>22}{'simulated':>22}"]
+        lines.append(f"  {row.label:<{width}}{row.arm:<{arm_width}}"
+                     f"{_format_numbers(row.target, row.kind):>22}{_format_numbers(row.simulated, row.kind):>22}")
+    lines += [
+        "",
+        "Calibrated parameters (illness-death model; scales λ of the baseline hazards)",
+        f"  progression λ01 = {calibration.progression_scale:.5g}   death before progression λ02 = "
+        f"{calibration.death_before_scale:.5g}   death after progression λ12 = {calibration.death_after_scale:.5g}",
+        f"  treatment log-HR on PFS transitions = {calibration.log_hr_pfs:+.4f} (HR {np.exp(calibration.log_hr_pfs):.3f})"
+        f"   on death after progression = {calibration.log_hr_os:+.4f} (HR {np.exp(calibration.log_hr_os):.3f})",
+        "",
+        "True estimands (treated vs control)",
+        f"  conditional log-HR  PFS {truth.conditional_log_hr_pfs:+.4f} (HR {np.exp(truth.conditional_log_hr_pfs):.3f})"
+        f"   OS (h12) {truth.conditional_log_hr_os:+.4f} (HR {np.exp(truth.conditional_log_hr_os):.3f})",
+        f"  marginal log-HR in the treated (ATT, design censoring)  PFS {truth.marginal_log_hr_pfs:+.4f} "
+        f"(HR {np.exp(truth.marginal_log_hr_pfs):.3f})   OS {truth.marginal_log_hr_os:+.4f} "
+        f"(HR {np.exp(truth.marginal_log_hr_os):.3f})",
+        f"  true marginal medians  PFS {truth.pfs_median_treated:.2f} vs {truth.pfs_median_control:.2f} mo   "
+        f"OS {truth.os_median_treated:.2f} vs {truth.os_median_control:.2f} mo",
+        f"  (from {truth.n_patients:,} potential-outcome profiles per arm)",
+    ]
+    return "\n".join(lines)

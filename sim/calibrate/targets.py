@@ -1,0 +1,708 @@
+"""Calibration of the illness-death model and the true estimands of a scenario.
+
+**Calibration** (:func:`calibrate`). The baseline scales λ01, λ02, λ12 are set so that the
+control arm's marginal (uncensored, averaged over the control arm's covariates including the
+unmeasured U) PFS and OS medians equal ``outcome.control_pfs_median`` and
+``outcome.control_os_median``; then the treatment log-HRs either follow the stated HR
+(``mode="hazard_ratio"``: β_pfs = β_os = log HR exactly, so HR = 1 is exactly the null) or are
+set so that the treated arm's marginal medians (over the treated arm's covariates) equal
+``treatment.pfs_median`` and ``treatment.os_median`` (``mode="target_medians"``; β_pfs on h01
+and h02 first, then β_os on h12). Each quantity is a root of "sample median − target" found by
+``scipy.optimize.brentq`` (on the log scale for the scales) on one large simulated sample
+(``simulation.calibration_patients`` per arm) whose random numbers are drawn once (common random
+numbers), so the sample medians are continuous monotone functions of the parameter and the
+result is deterministic for a given generator.
+
+The ratio λ02/λ01 comes from ``outcome.death_before_progression`` = π, the share of the control
+arm's PFS events that are deaths: λ02 G02(m) = π / (1 − π) · λ01 G01(m) with m the control PFS
+target median and G the unit cumulative baselines. With equal shapes (the usual case) this makes
+h02/h01 = π / (1 − π) at all times and for every patient, so the share is exactly π. With
+different shapes the share changes with time; the rule then fixes the share of the cumulative
+PFS hazard accumulated up to the control median, and the achieved share of deaths is reported
+(:attr:`Calibration.control_death_share`).
+
+Selection mode: the targets refer to the whole population had everyone received control
+(control targets) or the experimental treatment (treated targets), so both calibrations average
+over the population's covariates.
+
+**True estimands** (:func:`true_estimands`). The conditional log-HRs are β_pfs (h01 and h02,
+after any delay) and β_os (h12 only: OS itself does not have proportional hazards when
+β_os ≠ β_pfs, or in general under an illness-death model, so β_os is the transition's log-HR).
+The marginal log-HR in the treated (ATT) follows Austin (2013, Stat Med 32:2837-2849): draw
+``simulation.truth_patients`` treated profiles (table mode: the treated arm's covariates;
+selection mode: Z = 1 from the treatment model), both potential outcomes with common random
+numbers, the design's censoring (one entry and dropout time per profile, used for both), stack
+the 2N records and fit Cox(T ~ treatment) (Efron ties: with a delayed effect the potential
+outcomes coincide before the delay). The marginal log-HR depends on the censoring pattern
+because the marginal hazards are not proportional. True marginal medians (uncensored) are
+reported per arm and for the treated population had it received control.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Callable, Mapping
+
+import numpy as np
+from scipy.optimize import brentq
+
+from sim.generate.censoring import apply_censoring, draw_censoring
+from sim.errors import ScenarioError
+from sim.generate.outcomes import (
+    IllnessDeathModel,
+    OutcomeNoise,
+    covariate_linear_predictor,
+    draw_outcome_noise,
+    illness_death_times,
+    unit_cumulative_hazard,
+)
+from sim.scenario.model import Censoring, Outcome, Scenario
+
+#: Version of the calibration/truth code: part of the cache key; bump it whenever a change
+#: alters the numbers.
+CALIBRATION_VERSION = 1
+
+#: Patients per call of the covariate generator when drawing large samples.
+_CHUNK_PATIENTS = 100_000
+
+@dataclass(frozen=True)
+class Calibration:
+    """Calibrated parameters of a scenario's outcome model.
+
+    Attributes
+    ----------
+    progression_scale, death_before_scale, death_after_scale : float
+        λ01, λ02, λ12: H(t) = λ G(t) with G the transition's unit cumulative baseline
+        (months).
+    log_hr_pfs, log_hr_os : float
+        Treatment log-HR on h01/h02 (after ``delay_months``) and on h12.
+    delay_months : float
+        Delay of the PFS treatment effect (copied from the scenario).
+    control_pfs_median, control_os_median, treated_pfs_median, treated_os_median : float
+        Marginal medians achieved on the calibration sample (months).
+    control_death_share : float
+        Achieved share of the control arm's PFS events that are deaths.
+    control_mean_linear_predictor, treated_mean_linear_predictor : float
+        Mean covariate log-hazard η per arm (selection mode: among Z = 0 / Z = 1), used to centre
+        the prognosis that links response to PFS.
+    n_patients : int
+        Calibration sample size per arm.
+    key : str
+        Content key of the scenario parts the calibration depends on (sha256 hex,
+        :func:`calibration_key`).
+    response_thresholds : tuple of tuple of float
+        Cumulative-logit response thresholds per arm (scenario arm order; 3 each), from
+        :func:`sim.generate.responses.calibrate_response_thresholds` on the calibration sample's
+        prognosis, so that each arm's marginal response rates equal the targets whatever
+        ``response.pfs_link``; empty when calibrated from bare profiles.
+    version : int
+        :data:`CALIBRATION_VERSION` of the code that produced it.
+    """
+
+    progression_scale: float
+    death_before_scale: float
+    death_after_scale: float
+    log_hr_pfs: float
+    log_hr_os: float
+    delay_months: float
+    control_pfs_median: float
+    control_os_median: float
+    treated_pfs_median: float
+    treated_os_median: float
+    control_death_share: float
+    control_mean_linear_predictor: float
+    treated_mean_linear_predictor: float
+    n_patients: int
+    key: str
+    response_thresholds: tuple[tuple[float, ...], ...] = ()
+    version: int = CALIBRATION_VERSION
+
+    def illness_death_model(self, outcome: Outcome) -> IllnessDeathModel:
+        """The fully specified model for a scenario's ``outcome`` section."""
+        return IllnessDeathModel(
+            progression=outcome.progression,
+            death_before=outcome.death_before,
+            death_after=outcome.death_after,
+            progression_scale=self.progression_scale,
+            death_before_scale=self.death_before_scale,
+            death_after_scale=self.death_after_scale,
+            log_hr_pfs=self.log_hr_pfs,
+            log_hr_os=self.log_hr_os,
+            delay_months=self.delay_months,
+        )
+
+
+@dataclass(frozen=True)
+class Truth:
+    """True estimands of a scenario (log-HRs treated vs control; medians in months).
+
+    Attributes
+    ----------
+    conditional_log_hr_pfs : float
+        β_pfs, the conditional log-HR of PFS (after the delay, if any).
+    conditional_log_hr_os : float
+        β_os, the log-HR of the h12 transition. OS has no single conditional HR (it is not a
+        proportional-hazards outcome in the illness-death model); this is what is reported.
+    marginal_log_hr_pfs, marginal_log_hr_os : float
+        Marginal log-HR in the treated (ATT) under the design's censoring (Austin 2013).
+    pfs_median_treated, os_median_treated : float
+        Marginal medians of the treated population under treatment.
+    pfs_median_control, os_median_control : float
+        Marginal medians of the control arm (selection mode: Z = 0) under control.
+    pfs_median_treated_under_control, os_median_treated_under_control : float
+        Marginal medians of the treated population had it received control (the target of the
+        matched control group).
+    n_patients : int
+        Profiles per potential outcome.
+    key : str
+        Content key (:func:`truth_key`).
+    """
+
+    conditional_log_hr_pfs: float
+    conditional_log_hr_os: float
+    marginal_log_hr_pfs: float
+    marginal_log_hr_os: float
+    pfs_median_treated: float
+    os_median_treated: float
+    pfs_median_control: float
+    os_median_control: float
+    pfs_median_treated_under_control: float
+    os_median_treated_under_control: float
+    n_patients: int
+    key: str
+
+    def as_variables(self) -> dict[str, tuple[float, float]]:
+        """The truths as the results Dataset stores them: name → (pfs, os)
+        (see ``sim.run.results.TRUTH_VARIABLES``; medians per arm)."""
+        return {
+            "true_log_hr_conditional": (self.conditional_log_hr_pfs, self.conditional_log_hr_os),
+            "true_log_hr_marginal": (self.marginal_log_hr_pfs, self.marginal_log_hr_os),
+            "true_median_treated": (self.pfs_median_treated, self.os_median_treated),
+            "true_median_control": (self.pfs_median_control, self.os_median_control),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Keys
+
+
+def _canonical(value):
+    """JSON-ready canonical form of scenario parts (dataclasses, mappings, tuples, numbers)."""
+    if is_dataclass(value):
+        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (tuple, list)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    raise TypeError(f"cannot key a {type(value).__name__}")
+
+
+def _digest(content: dict) -> str:
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _calibration_content(scenario: Scenario) -> dict:
+    return {
+        "version": CALIBRATION_VERSION,
+        "mode": scenario.mode,
+        "arms": _canonical(scenario.arms),
+        "covariates": _canonical(scenario.covariates),
+        "correlation": _canonical(scenario.correlation),
+        "outcome": _canonical(scenario.outcome),
+        "selection": _canonical(scenario.selection),
+        "unmeasured": _canonical(scenario.unmeasured),
+        "response": _canonical(scenario.response),
+        "calibration_patients": scenario.simulation.calibration_patients,
+    }
+
+
+def calibration_key(scenario: Scenario) -> str:
+    """sha256 of the canonical content the calibration depends on: mode, arms, covariates and
+    their correlation, outcome model, selection model, unmeasured confounder, response model,
+    calibration sample size and :data:`CALIBRATION_VERSION` (not the name, censoring, AEs,
+    analysis or the other run settings)."""
+    return _digest(_calibration_content(scenario))
+
+
+def truth_key(scenario: Scenario) -> str:
+    """:func:`calibration_key`'s content plus censoring and the truth sample size."""
+    content = _calibration_content(scenario)
+    content["censoring"] = _canonical(scenario.censoring)
+    content["truth_patients"] = scenario.simulation.truth_patients
+    return _digest(content)
+
+
+# --------------------------------------------------------------------------------------------
+# Large samples of patient profiles
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """Covariate log-hazards of a large sample of patients.
+
+    Attributes
+    ----------
+    linear_predictor : ndarray of float, shape (patient,)
+    treated : ndarray of bool, shape (patient,)
+        The patient's arm (selection mode: drawn treatment).
+    """
+
+    linear_predictor: np.ndarray
+    treated: np.ndarray
+
+
+def draw_population_profiles(
+    scenario: Scenario, n_patients: int, *, rng: np.random.Generator
+) -> Profiles:
+    """Draw ``n_patients`` profiles of whole cohorts (both arms, in the cohorts' proportions)
+    through :func:`sim.generate.covariates.draw_covariates`, in chunks of about 10^5 patients."""
+    from sim.generate.covariates import draw_covariates
+
+    cohort_size = _cohort_size(scenario)
+    replicates = max(1, math.ceil(n_patients / cohort_size))
+    max_replicates = max(1, _CHUNK_PATIENTS // cohort_size)
+    predictors, arms = [], []
+    while replicates > 0:
+        chunk = min(replicates, max_replicates)
+        drawn = draw_covariates(scenario, chunk, rng=rng)
+        predictors.append(covariate_linear_predictor(scenario, drawn.values, drawn.unmeasured).ravel())
+        arms.append(drawn.treated.ravel())
+        replicates -= chunk
+    return Profiles(
+        linear_predictor=np.concatenate(predictors)[:n_patients],
+        treated=np.concatenate(arms)[:n_patients],
+    )
+
+
+def _cohort_size(scenario: Scenario) -> int:
+    if scenario.mode == "selection":
+        return scenario.selection.patients
+    return sum(arm.size for arm in scenario.arms)
+
+
+@dataclass(frozen=True)
+class ArmProfiles:
+    """Covariate log-hazards of large samples of both arms.
+
+    Attributes
+    ----------
+    control, treated : ndarray of float, shape (patient,)
+        η of control-arm and treated-arm patients (table mode: each arm's covariates;
+        selection mode: patients with Z = 0 and Z = 1).
+    """
+
+    control: np.ndarray
+    treated: np.ndarray
+
+
+def draw_arm_profiles(
+    scenario: Scenario, n_patients: int, *, rng: np.random.Generator
+) -> ArmProfiles:
+    """Draw ``n_patients`` profiles of each arm from the same cohorts.
+
+    Cohorts of :func:`sim.generate.covariates.draw_covariates` are drawn in chunks of about 10^5
+    patients until both arms have ``n_patients``; the first ``n_patients`` of each are kept.
+    """
+    from sim.generate.covariates import draw_covariates
+
+    cohort_size = _cohort_size(scenario)
+    max_replicates = max(1, _CHUNK_PATIENTS // cohort_size)
+    parts: dict[bool, list[np.ndarray]] = {False: [], True: []}
+    counts = {False: 0, True: 0}
+    drawn_replicates = 0
+    while min(counts.values()) < n_patients:
+        replicates = 1
+        for arm in (False, True):
+            # Patients of this arm per cohort: the arm size, or as observed so far (selection).
+            per_cohort = max(counts[arm] / drawn_replicates, 1.0) if drawn_replicates else (
+                cohort_size / 2.0
+            )
+            if scenario.mode == "table":
+                per_cohort = (scenario.treated_arm if arm else scenario.control_arm).size
+            missing = max(n_patients - counts[arm], 0)
+            replicates = max(replicates, math.ceil(missing / per_cohort))
+        replicates = min(replicates, max_replicates)
+        drawn = draw_covariates(scenario, replicates, rng=rng)
+        predictor = covariate_linear_predictor(scenario, drawn.values, drawn.unmeasured)
+        for arm in (False, True):
+            chosen = predictor[drawn.treated == arm]
+            parts[arm].append(chosen)
+            counts[arm] += chosen.size
+        drawn_replicates += replicates
+    return ArmProfiles(
+        control=np.concatenate(parts[False])[:n_patients],
+        treated=np.concatenate(parts[True])[:n_patients],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration
+
+
+def _solve(
+    objective: Callable[[float], float], guess: float, *, field: str, problem: str
+) -> float:
+    """Root of a monotone ``objective`` by brentq after expanding a bracket around ``guess``
+    (steps 1, 2, 4, ... on each side); ScenarioError(field, problem) when none is found."""
+    step = 1.0
+    low, high = guess - step, guess + step
+    value_low, value_high = objective(low), objective(high)
+    while np.sign(value_low) == np.sign(value_high) and value_low != 0:
+        if step > 64:
+            raise ScenarioError(field, problem)
+        step *= 2.0
+        low, high = guess - step, guess + step
+        value_low, value_high = objective(low), objective(high)
+    if value_low == 0:
+        return low
+    return float(brentq(objective, low, high, xtol=1e-12, rtol=1e-13, maxiter=500))
+
+
+def _log_ratio(value: float, target: float) -> float:
+    """log(value / target), clipped to ±50 so infinite medians keep brentq finite."""
+    with np.errstate(divide="ignore"):
+        return float(np.clip(np.log(value / target), -50.0, 50.0))
+
+
+def calibrate_profiles(
+    outcome: Outcome,
+    control_predictor: np.ndarray,
+    treated_predictor: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    key: str = "",
+) -> Calibration:
+    """Calibrate the outcome model on given covariate log-hazards.
+
+    Parameters
+    ----------
+    outcome : Outcome
+        The scenario's outcome section (targets, shapes, treatment effect).
+    control_predictor, treated_predictor : ndarray of float, shape (patient,)
+        Covariate log-hazards η of the control and treated calibration samples (same size).
+    rng : numpy.random.Generator
+        Draws the outcome random numbers once (common random numbers for all root searches).
+    key : str
+        Stored as :attr:`Calibration.key`.
+
+    Returns
+    -------
+    Calibration
+
+    Raises
+    ------
+    ScenarioError
+        A target cannot be reached (e.g. an OS median not above the PFS median), naming the
+        field.
+    """
+    control_noise = draw_outcome_noise(control_predictor.shape, rng=rng)
+    treated_noise = draw_outcome_noise(treated_predictor.shape, rng=rng)
+    untreated = np.zeros(control_predictor.shape, dtype=bool)
+    treated = np.ones(treated_predictor.shape, dtype=bool)
+    share = outcome.death_before_progression
+    pfs_target, os_target = outcome.control_pfs_median, outcome.control_os_median
+    # λ02 = ratio λ01 so the death share of the cumulative PFS hazard up to the target median is π.
+    ratio = (
+        share
+        / (1.0 - share)
+        * float(unit_cumulative_hazard(outcome.progression, pfs_target))
+        / float(unit_cumulative_hazard(outcome.death_before, pfs_target))
+    )
+
+    def model(log_scale01: float, log_scale12: float, beta_pfs: float, beta_os: float):
+        scale01 = math.exp(log_scale01)
+        return IllnessDeathModel(
+            progression=outcome.progression,
+            death_before=outcome.death_before,
+            death_after=outcome.death_after,
+            progression_scale=scale01,
+            death_before_scale=ratio * scale01,
+            death_after_scale=math.exp(log_scale12),
+            log_hr_pfs=beta_pfs,
+            log_hr_os=beta_os,
+            delay_months=outcome.treatment.delay_months,
+        )
+
+    def medians(candidate: IllnessDeathModel, predictor, arm, noise: OutcomeNoise):
+        times = illness_death_times(predictor, arm, candidate, noise)
+        return float(np.median(times.pfs_months)), float(np.median(times.os_months)), times
+
+    guess01 = math.log(
+        math.log(2.0)
+        / float(unit_cumulative_hazard(outcome.progression, pfs_target))
+        / (1.0 + share / (1.0 - share))
+    )
+    log_scale01 = _solve(
+        lambda x: -_log_ratio(
+            medians(model(x, 0.0, 0.0, 0.0), control_predictor, untreated, control_noise)[0],
+            pfs_target,
+        ),
+        guess01,
+        field="outcome.control_pfs_median",
+        problem=f"{pfs_target} months cannot be reached by scaling the progression hazard",
+    )
+    gap = max(os_target - pfs_target, 0.1 * os_target)
+    guess12 = math.log(
+        math.log(2.0) / float(unit_cumulative_hazard(outcome.death_after, gap))
+    )
+    log_scale12 = _solve(
+        lambda x: -_log_ratio(
+            medians(model(log_scale01, x, 0.0, 0.0), control_predictor, untreated, control_noise)[
+                1
+            ],
+            os_target,
+        ),
+        guess12,
+        field="outcome.control_os_median",
+        problem=(
+            f"{os_target} months cannot be reached: the control OS median must exceed the "
+            f"PFS median ({pfs_target}) and be reachable given death_before_progression"
+        ),
+    )
+    effect = outcome.treatment
+    if effect.mode == "hazard_ratio":
+        beta_pfs = beta_os = math.log(effect.hazard_ratio)
+    else:
+        beta_pfs = _solve(
+            lambda b: -_log_ratio(
+                medians(
+                    model(log_scale01, log_scale12, b, 0.0), treated_predictor, treated, treated_noise
+                )[0],
+                effect.pfs_median,
+            ),
+            0.0,
+            field="outcome.treatment.pfs_median",
+            problem=(
+                f"{effect.pfs_median} months cannot be reached by a log-HR on h01/h02 "
+                f"(delay {effect.delay_months} months)"
+            ),
+        )
+        beta_os = _solve(
+            lambda b: -_log_ratio(
+                medians(
+                    model(log_scale01, log_scale12, beta_pfs, b),
+                    treated_predictor,
+                    treated,
+                    treated_noise,
+                )[1],
+                effect.os_median,
+            ),
+            0.0,
+            field="outcome.treatment.os_median",
+            problem=(
+                f"{effect.os_median} months cannot be reached by a log-HR on h12: it must exceed "
+                f"the treated PFS median ({effect.pfs_median})"
+            ),
+        )
+    final = model(log_scale01, log_scale12, beta_pfs, beta_os)
+    control_pfs, control_os, control_times = medians(
+        final, control_predictor, untreated, control_noise
+    )
+    treated_pfs, treated_os, _ = medians(final, treated_predictor, treated, treated_noise)
+    return Calibration(
+        progression_scale=final.progression_scale,
+        death_before_scale=final.death_before_scale,
+        death_after_scale=final.death_after_scale,
+        log_hr_pfs=float(beta_pfs),
+        log_hr_os=float(beta_os),
+        delay_months=float(effect.delay_months),
+        control_pfs_median=control_pfs,
+        control_os_median=control_os,
+        treated_pfs_median=treated_pfs,
+        treated_os_median=treated_os,
+        control_death_share=float(np.mean(~control_times.progressed)),
+        control_mean_linear_predictor=float(np.mean(control_predictor)),
+        treated_mean_linear_predictor=float(np.mean(treated_predictor)),
+        n_patients=int(control_predictor.shape[0]),
+        key=key,
+    )
+
+
+def calibrate(scenario: Scenario, *, rng: np.random.Generator) -> Calibration:
+    """Calibrate a scenario's illness-death model (see the module docstring).
+
+    Draws ``simulation.calibration_patients`` control and treated profiles (selection mode: one
+    population sample used for both), then the outcome random numbers, and solves for the
+    scales and log-HRs by :func:`calibrate_profiles`. The arms' mean covariate log-hazards and
+    the response thresholds (:func:`sim.generate.responses.calibrate_response_thresholds`, on the
+    prognosis η minus its arm mean) come from the same profiles.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    rng : numpy.random.Generator
+        :func:`sim.calibrate.cache.calibrate_cached` passes one from a fixed entropy so results are
+        reproducible and cacheable.
+
+    Returns
+    -------
+    Calibration
+    """
+    from sim.generate.responses import calibrate_response_thresholds
+
+    n_patients = scenario.simulation.calibration_patients
+    if scenario.mode == "selection":
+        population = draw_population_profiles(scenario, n_patients, rng=rng)
+        control = treated = population.linear_predictor
+        arm_predictor, arm_treated = population.linear_predictor, population.treated
+    else:
+        profiles = draw_arm_profiles(scenario, n_patients, rng=rng)
+        control, treated = profiles.control, profiles.treated
+        arm_predictor = np.concatenate([control, treated])
+        arm_treated = np.concatenate([np.zeros(control.shape, bool), np.ones(treated.shape, bool)])
+    arm_means = (
+        float(np.mean(arm_predictor[~arm_treated])),
+        float(np.mean(arm_predictor[arm_treated])),
+    )
+    prognosis = arm_predictor - np.where(arm_treated, arm_means[1], arm_means[0])
+    thresholds = calibrate_response_thresholds(scenario, arm_treated[None], prognosis[None])
+    by_arm = dict(zip(thresholds.arm_names, thresholds.thresholds))
+    result = calibrate_profiles(
+        scenario.outcome, control, treated, rng=rng, key=calibration_key(scenario)
+    )
+    return replace(
+        result,
+        control_mean_linear_predictor=arm_means[0],
+        treated_mean_linear_predictor=arm_means[1],
+        response_thresholds=tuple(
+            tuple(float(v) for v in by_arm[arm.name]) for arm in scenario.arms
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# True estimands
+
+
+def marginal_log_hr(
+    time_months: np.ndarray, event: np.ndarray, treated: np.ndarray
+) -> float:
+    """Cox(T ~ treatment) log-HR (Efron ties) of one large stacked sample.
+
+    Parameters
+    ----------
+    time_months, event, treated : ndarray, shape (record,)
+
+    Returns
+    -------
+    float
+    """
+    from analysis.survival import fit_cox
+
+    fit = fit_cox(time_months[None, :], event[None, :], treated[None, :], ties="efron")
+    return float(np.asarray(fit.log_hr)[0])
+
+
+@dataclass(frozen=True)
+class PotentialOutcomeEstimands:
+    """ATT quantities from one sample of treated profiles (:func:`att_estimands`)."""
+
+    marginal_log_hr_pfs: float
+    marginal_log_hr_os: float
+    pfs_median_treated: float
+    os_median_treated: float
+    pfs_median_under_control: float
+    os_median_under_control: float
+
+
+def att_estimands(
+    model: IllnessDeathModel,
+    treated_predictor: np.ndarray,
+    censoring: Censoring,
+    *,
+    rng: np.random.Generator,
+) -> PotentialOutcomeEstimands:
+    """Marginal log-HRs (PFS, OS) and medians in the treated by potential outcomes.
+
+    For each treated profile both potential outcomes are drawn with the same random numbers
+    and censored at the same censoring time (design's entry, cut-off and dropout); the 2N
+    records are stacked and Cox(T ~ treatment) is fitted (Austin 2013, Stat Med 32:2837-2849).
+
+    Parameters
+    ----------
+    model : IllnessDeathModel
+    treated_predictor : ndarray of float, shape (patient,)
+        Covariate log-hazards η of the treated population.
+    censoring : Censoring
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    PotentialOutcomeEstimands
+    """
+    shape = treated_predictor.shape
+    noise = draw_outcome_noise(shape, rng=rng)
+    follow_up = draw_censoring(censoring, shape, rng=rng).censor_months
+    under_treatment = illness_death_times(treated_predictor, np.ones(shape, bool), model, noise)
+    under_control = illness_death_times(treated_predictor, np.zeros(shape, bool), model, noise)
+    stacked_treated = np.concatenate([np.ones(shape, bool), np.zeros(shape, bool)])
+    censor = np.concatenate([follow_up, follow_up])
+    observed = apply_censoring(
+        np.concatenate([under_treatment.pfs_months, under_control.pfs_months]),
+        np.concatenate([under_treatment.os_months, under_control.os_months]),
+        censor,
+    )
+    return PotentialOutcomeEstimands(
+        marginal_log_hr_pfs=marginal_log_hr(
+            observed.pfs_months, observed.pfs_event, stacked_treated
+        ),
+        marginal_log_hr_os=marginal_log_hr(observed.os_months, observed.os_event, stacked_treated),
+        pfs_median_treated=float(np.median(under_treatment.pfs_months)),
+        os_median_treated=float(np.median(under_treatment.os_months)),
+        pfs_median_under_control=float(np.median(under_control.pfs_months)),
+        os_median_under_control=float(np.median(under_control.os_months)),
+    )
+
+
+def true_estimands(
+    scenario: Scenario, calibration: Calibration, *, rng: np.random.Generator
+) -> Truth:
+    """True estimands of a calibrated scenario (see the module docstring).
+
+    Draws ``simulation.truth_patients`` treated profiles for the ATT quantities
+    (:func:`att_estimands`) and as many control profiles (table mode: control arm; selection
+    mode: Z = 0) for the control arm's medians (:func:`draw_arm_profiles`).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    calibration : Calibration
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    Truth
+    """
+    n_patients = scenario.simulation.truth_patients
+    model = calibration.illness_death_model(scenario.outcome)
+    profiles = draw_arm_profiles(scenario, n_patients, rng=rng)
+    att = att_estimands(model, profiles.treated, scenario.censoring, rng=rng)
+    control = profiles.control
+    control_times = illness_death_times(
+        control,
+        np.zeros(control.shape, bool),
+        model,
+        draw_outcome_noise(control.shape, rng=rng),
+    )
+    return Truth(
+        conditional_log_hr_pfs=calibration.log_hr_pfs,
+        conditional_log_hr_os=calibration.log_hr_os,
+        marginal_log_hr_pfs=att.marginal_log_hr_pfs,
+        marginal_log_hr_os=att.marginal_log_hr_os,
+        pfs_median_treated=att.pfs_median_treated,
+        os_median_treated=att.os_median_treated,
+        pfs_median_control=float(np.median(control_times.pfs_months)),
+        os_median_control=float(np.median(control_times.os_months)),
+        pfs_median_treated_under_control=att.pfs_median_under_control,
+        os_median_treated_under_control=att.os_median_under_control,
+        n_patients=n_patients,
+        key=truth_key(scenario),
+    )

@@ -1,0 +1,395 @@
+"""PFS and OS drawn jointly from an illness-death model.
+
+States 0 (alive, progression-free), 1 (progressed), 2 (dead); transitions h01 (progression),
+h02 (death before progression) and h12 (death after progression, semi-Markov: its clock starts
+at progression). PFS is the time of leaving state 0, OS the time of death, so PFS <= OS for
+every patient (Meller, Beyersmann & Rufibach 2019, Stat Med 38:4270-4289; R package simIDM).
+
+Hazards of patient i (times in months)::
+
+    h01(t) = λ01 g01(t) exp(η_i + z_i β_pfs 1{t > d})
+    h02(t) = λ02 g02(t) exp(η_i + z_i β_pfs 1{t > d})
+    h12(s) = λ12 g12(s) exp(η_i + z_i β_os),    s = time since progression
+
+with ``g`` the unit-scale baseline of the transition (exponential: 1; Weibull PH form:
+ν t^(ν-1); piecewise-constant: the relative rates between the breaks), ``η_i`` the covariate
+linear predictor (:func:`covariate_linear_predictor`, including an unmeasured confounder U),
+``z_i`` the treatment indicator and ``d`` the delay of the treatment effect (months; 0 = PH).
+
+Times are drawn by inverse transform (Bender, Augustin & Blettner 2005, Stat Med 24:1713-1723):
+``T = H^{-1}(E)`` with ``E = -log U`` standard exponential and H the patient's cumulative
+hazard. With the delay the treatment multiplier is piecewise constant in time, so H is inverted
+piecewise: with ``y = E exp(-η) / λ`` on the unit scale and ``G`` the unit cumulative baseline,
+``T = G^{-1}(y)`` if ``y <= G(d)``, else ``T = G^{-1}(G(d) + (y - G(d)) exp(-z β))``.
+
+Competing h01/h02: when both transitions have the same baseline shape, h02/h01 = λ02/λ01 is
+constant, so the PFS time is drawn from the total hazard (λ01 + λ02) g exp(...) and the event is
+a progression with probability λ01 / (λ01 + λ02) (independently of the time). Otherwise the two
+latent times T01 and T02 are drawn separately and PFS = min(T01, T02) (the latent-failure-time
+construction; both give the same cause-specific hazards, Beyersmann, Allignol & Schumacher 2012,
+*Competing Risks and Multistate Models with R*, ch. 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.scenario.model import Scenario, Transition
+
+
+@dataclass(frozen=True)
+class IllnessDeathModel:
+    """The illness-death model with all parameters fixed (scales from calibration).
+
+    Attributes
+    ----------
+    progression, death_before, death_after : Transition
+        Baseline shapes of h01, h02 and h12.
+    progression_scale, death_before_scale, death_after_scale : float
+        Scales λ01, λ02, λ12 (per month^shape): H(t) = λ G(t) with G the unit cumulative
+        baseline.
+    log_hr_pfs : float
+        Treatment log-HR on h01 and h02 (after ``delay_months``).
+    log_hr_os : float
+        Treatment log-HR on h12 (from the start of the post-progression clock).
+    delay_months : float
+        Time from treatment start before ``log_hr_pfs`` acts (0 = proportional hazards).
+    """
+
+    progression: Transition
+    death_before: Transition
+    death_after: Transition
+    progression_scale: float
+    death_before_scale: float
+    death_after_scale: float
+    log_hr_pfs: float = 0.0
+    log_hr_os: float = 0.0
+    delay_months: float = 0.0
+
+
+@dataclass(frozen=True)
+class OutcomeNoise:
+    """The random numbers behind the outcome times, kept apart from the times so the same
+    draws can be reused while parameters change (common random numbers in calibration).
+
+    Attributes
+    ----------
+    progression_exposure, death_before_exposure, death_after_exposure : ndarray, shape (...)
+        Standard exponential variates E = -log U for T01 (or the PFS time from the total hazard),
+        T02 (latent mode only) and T12.
+    cause_uniform : ndarray, shape (...)
+        U(0, 1) variates deciding the PFS event type when h01 and h02 share a shape.
+    """
+
+    progression_exposure: np.ndarray
+    death_before_exposure: np.ndarray
+    death_after_exposure: np.ndarray
+    cause_uniform: np.ndarray
+
+
+@dataclass(frozen=True)
+class LatentTimes:
+    """Uncensored outcome times.
+
+    Attributes
+    ----------
+    pfs_months : ndarray of float, shape (...)
+        Time leaving the progression-free state.
+    os_months : ndarray of float, shape (...)
+        Time of death (>= ``pfs_months``).
+    progressed : ndarray of bool, shape (...)
+        True where the PFS event is a progression, False where it is death.
+    """
+
+    pfs_months: np.ndarray
+    os_months: np.ndarray
+    progressed: np.ndarray
+
+
+def draw_outcome_noise(shape: tuple[int, ...], *, rng: np.random.Generator) -> OutcomeNoise:
+    """Draw the exponential and uniform variates for :func:`illness_death_times`.
+
+    Always draws all four arrays, in a fixed order, so the generator's stream does not depend on
+    the model's shapes.
+    """
+    return OutcomeNoise(
+        progression_exposure=rng.standard_exponential(shape),
+        death_before_exposure=rng.standard_exponential(shape),
+        death_after_exposure=rng.standard_exponential(shape),
+        cause_uniform=rng.random(shape),
+    )
+
+
+def unit_cumulative_hazard(transition: Transition, time_months: np.ndarray) -> np.ndarray:
+    """Unit-scale cumulative baseline hazard G(t), so that H0(t) = λ G(t).
+
+    exponential: G(t) = t; Weibull (PH form): G(t) = t^ν; piecewise-constant with breaks
+    b_1 < ... < b_k and relative rates r_0..r_k: G(t) = sum_j r_j |[b_j, b_{j+1}) ∩ [0, t)|
+    with b_0 = 0 and b_{k+1} = ∞.
+
+    Parameters
+    ----------
+    transition : Transition
+    time_months : ndarray, any shape, months (>= 0)
+
+    Returns
+    -------
+    ndarray, same shape as ``time_months``
+    """
+    time_months = np.asarray(time_months, dtype=float)
+    if transition.baseline == "exponential":
+        return time_months.copy()
+    if transition.baseline == "weibull":
+        return time_months**transition.shape
+    starts, rates, cumulative = _piecewise_table(transition)
+    piece = np.searchsorted(starts, time_months, side="right") - 1
+    return cumulative[piece] + rates[piece] * (time_months - starts[piece])
+
+
+def inverse_unit_cumulative_hazard(transition: Transition, value: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`unit_cumulative_hazard`: the time t with G(t) = ``value``.
+
+    Piecewise-constant baselines are inverted by locating ``value`` among the cumulative hazards
+    at the breaks (``searchsorted``) and solving linearly within the piece; a zero rate in the
+    last piece gives ``inf`` beyond its cumulative hazard.
+    """
+    value = np.asarray(value, dtype=float)
+    if transition.baseline == "exponential":
+        return value.copy()
+    if transition.baseline == "weibull":
+        return value ** (1.0 / transition.shape)
+    starts, rates, cumulative = _piecewise_table(transition)
+    # side="left": a value exactly at a break's cumulative hazard belongs to the earlier piece,
+    # which also skips zero-rate pieces.
+    piece = np.maximum(np.searchsorted(cumulative, value, side="left") - 1, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return starts[piece] + (value - cumulative[piece]) / rates[piece]
+
+
+def _piecewise_table(transition: Transition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Piece starts (0, b_1, ..., b_k), relative rates and the cumulative G at each start."""
+    starts = np.concatenate([[0.0], np.asarray(transition.breaks, dtype=float)])
+    rates = np.asarray(transition.relative_rates, dtype=float)
+    cumulative = np.concatenate([[0.0], np.cumsum(rates[:-1] * np.diff(starts))])
+    return starts, rates, cumulative
+
+
+def same_baseline_shape(first: Transition, second: Transition) -> bool:
+    """True where two transitions' unit baselines are proportional (then their ratio of hazards
+    is constant in time): both exponential (or Weibull with shape 1), Weibull with the same
+    shape, or piecewise with the same breaks and proportional relative rates."""
+
+    def canonical(transition: Transition):
+        if transition.baseline == "exponential" or (
+            transition.baseline == "weibull" and transition.shape == 1.0
+        ):
+            return ("exponential",)
+        if transition.baseline == "weibull":
+            return ("weibull", float(transition.shape))
+        rates = np.asarray(transition.relative_rates, dtype=float)
+        if len(transition.breaks) == 0 or np.all(rates == rates[0]):
+            return ("exponential",)
+        return ("piecewise", tuple(transition.breaks), tuple(rates / rates[0]))
+
+    return canonical(first) == canonical(second)
+
+
+def invert_delayed_effect(
+    transition: Transition,
+    unit_exposure: np.ndarray,
+    log_hr: np.ndarray | float,
+    delay_months: float,
+) -> np.ndarray:
+    """Time at which the unit-scale cumulative hazard with a delayed multiplier reaches
+    ``unit_exposure``.
+
+    The hazard is g(t) before ``delay_months`` and g(t) exp(log_hr) after, so its cumulative
+    hazard is G(min(t, d)) + exp(log_hr) (G(t) - G(d))_+ and its inverse at y is G^{-1}(y) for
+    y <= G(d) and G^{-1}(G(d) + (y - G(d)) exp(-log_hr)) otherwise (d = 0: G^{-1}(y e^{-β})).
+
+    Parameters
+    ----------
+    transition : Transition
+    unit_exposure : ndarray, shape (...)
+        E exp(-η) / λ with E standard exponential.
+    log_hr : float or ndarray broadcastable to ``unit_exposure``
+        Log-HR after the delay (0 for untreated patients).
+    delay_months : float
+
+    Returns
+    -------
+    ndarray, shape of ``unit_exposure``, months
+    """
+    at_delay = float(unit_cumulative_hazard(transition, np.asarray(delay_months)))
+    after = at_delay + (unit_exposure - at_delay) * np.exp(-np.asarray(log_hr, dtype=float))
+    return inverse_unit_cumulative_hazard(
+        transition, np.where(unit_exposure <= at_delay, unit_exposure, after)
+    )
+
+
+def illness_death_times(
+    linear_predictor: np.ndarray,
+    treated: np.ndarray,
+    model: IllnessDeathModel,
+    noise: OutcomeNoise,
+) -> LatentTimes:
+    """Uncensored PFS and OS from given random numbers (deterministic).
+
+    Parameters
+    ----------
+    linear_predictor : ndarray of float, shape (...)
+        Covariate log-hazard η (same on all three transitions).
+    treated : ndarray of bool, shape (...)
+    model : IllnessDeathModel
+    noise : OutcomeNoise
+        Arrays of the same shape (see :func:`draw_outcome_noise`).
+
+    Returns
+    -------
+    LatentTimes
+        PFS by inverse transform of the total PFS hazard (shared shape) or the minimum of the
+        latent T01, T02 (different shapes); OS = PFS + T12 after a progression, PFS otherwise.
+
+    References
+    ----------
+    Bender, Augustin & Blettner (2005), Stat Med 24:1713-1723; Meller, Beyersmann & Rufibach
+    (2019), Stat Med 38:4270-4289.
+    """
+    linear_predictor = np.asarray(linear_predictor, dtype=float)
+    treated = np.asarray(treated, dtype=bool)
+    relative_exposure = np.exp(-linear_predictor)
+    pfs_log_hr = np.where(treated, model.log_hr_pfs, 0.0)
+    if same_baseline_shape(model.progression, model.death_before):
+        # One draw from the total hazard (λ01 + λ02) g; the shape of progression is used
+        # (death_before's unit baseline is proportional to it: its scale absorbs the factor).
+        total_scale = model.progression_scale + _matched_scale(model)
+        pfs = invert_delayed_effect(
+            model.progression,
+            noise.progression_exposure * relative_exposure / total_scale,
+            pfs_log_hr,
+            model.delay_months,
+        )
+        progressed = noise.cause_uniform < model.progression_scale / total_scale
+    else:
+        with np.errstate(divide="ignore"):  # a zero scale gives an infinite latent time
+            to_progression = invert_delayed_effect(
+                model.progression,
+                noise.progression_exposure * relative_exposure / model.progression_scale,
+                pfs_log_hr,
+                model.delay_months,
+            )
+            to_death = invert_delayed_effect(
+                model.death_before,
+                noise.death_before_exposure * relative_exposure / model.death_before_scale,
+                pfs_log_hr,
+                model.delay_months,
+            )
+        pfs = np.minimum(to_progression, to_death)
+        progressed = to_progression < to_death
+    after_progression_exposure = (
+        noise.death_after_exposure
+        * relative_exposure
+        * np.exp(-np.where(treated, model.log_hr_os, 0.0))
+        / model.death_after_scale
+    )
+    after_progression = inverse_unit_cumulative_hazard(
+        model.death_after, after_progression_exposure
+    )
+    overall = np.where(progressed, pfs + after_progression, pfs)
+    return LatentTimes(pfs_months=pfs, os_months=overall, progressed=progressed)
+
+
+def _matched_scale(model: IllnessDeathModel) -> float:
+    """λ02 expressed on progression's unit baseline: with proportional unit baselines
+    g02 = c g01 (c = G02(t)/G01(t) for any t > 0), the total PFS hazard is (λ01 + c λ02) g01."""
+    reference_month = 1.0 + max(
+        (*model.progression.breaks, *model.death_before.breaks), default=0.0
+    )
+    ratio = unit_cumulative_hazard(model.death_before, reference_month) / unit_cumulative_hazard(
+        model.progression, reference_month
+    )
+    return model.death_before_scale * float(ratio)
+
+
+def draw_illness_death(
+    linear_predictor: np.ndarray,
+    treated: np.ndarray,
+    model: IllnessDeathModel,
+    *,
+    rng: np.random.Generator,
+) -> LatentTimes:
+    """Draw uncensored PFS and OS for each patient.
+
+    Parameters
+    ----------
+    linear_predictor : ndarray of float, shape (replicate, patient)
+        Covariate log-hazard η (:func:`covariate_linear_predictor`).
+    treated : ndarray of bool, shape (replicate, patient)
+    model : IllnessDeathModel
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    LatentTimes, arrays shaped (replicate, patient), months
+    """
+    noise = draw_outcome_noise(np.shape(linear_predictor), rng=rng)
+    return illness_death_times(linear_predictor, treated, model, noise)
+
+
+def covariate_centres(scenario: Scenario) -> np.ndarray:
+    """Centre of each covariate in the linear predictor, shape (covariate,).
+
+    Continuous covariates are centred at the control arm's printed target (normal: the mean;
+    lognormal: the median, or exp(μ) when the paper printed mean ± SD) — in selection mode at
+    the population's — so the baseline hazard is that of a typical control patient; binary and
+    categorical covariates are not centred (0).
+    """
+    reference = "population" if scenario.mode == "selection" else scenario.control_arm.name
+    centres = np.zeros(len(scenario.covariates))
+    for index, covariate in enumerate(scenario.covariates):
+        marginal = covariate.marginals[reference]
+        if covariate.kind == "normal":
+            centres[index] = marginal.target.get("mean", marginal.mean)
+        elif covariate.kind == "lognormal":
+            centres[index] = marginal.target.get("median", float(np.exp(marginal.mu)))
+    return centres
+
+
+def covariate_linear_predictor(
+    scenario: Scenario, values: np.ndarray, unmeasured: np.ndarray | None
+) -> np.ndarray:
+    """Covariate log-hazard η, the same on h01, h02 and h12.
+
+    η = sum over covariates of β_c (x_c - centre_c) (binary: β x; continuous: per unit, centred
+    by :func:`covariate_centres`; categorical: the level's log-HR from the tuple, level 0 = 0)
+    + log_hr_U · U for the unmeasured confounder. Covariates absent from
+    ``outcome.covariate_log_hr`` have no effect.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    values : ndarray of float, shape (..., covariate)
+        Covariates in scenario order.
+    unmeasured : ndarray of bool, shape (...), or None
+
+    Returns
+    -------
+    ndarray of float, shape (...)
+    """
+    values = np.asarray(values, dtype=float)
+    centres = covariate_centres(scenario)
+    predictor = np.zeros(values.shape[:-1])
+    for index, covariate in enumerate(scenario.covariates):
+        effect = scenario.outcome.covariate_log_hr.get(covariate.name)
+        if effect is None:
+            continue
+        column = values[..., index]
+        if covariate.kind == "categorical":
+            predictor += np.asarray(effect, dtype=float)[column.astype(np.intp)]
+        else:
+            predictor += float(effect) * (column - centres[index])
+    if scenario.unmeasured is not None and unmeasured is not None:
+        predictor += scenario.unmeasured.log_hr * np.asarray(unmeasured, dtype=float)
+    return predictor

@@ -1,0 +1,165 @@
+"""Best overall response (CR/PR/SD/PD) per patient, per arm, optionally linked to prognosis.
+
+Model (cumulative logit, McCullagh 1980): with the codes of ``analysis.cohort.RESPONSE_CODES``
+ordered best to worst (CR=0, PR=1, SD=2, PD=3), a patient of arm a with prognostic score s
+(the centred PFS log-hazard contribution of the covariates; higher = worse) has
+
+    P(Y <= k | s) = expit(theta_{a,k} - beta * s),   k = 0, 1, 2,
+
+with beta = ``response.pfs_link``. beta = 0 makes response independent of the covariates and
+theta_{a,k} = logit of the arm's cumulative target probabilities, so the arm's rates equal the
+targets exactly in expectation. With beta != 0 the thresholds are calibrated so the arm's
+*marginal* rates, averaged over the distribution of s in that arm, still equal the targets:
+mean_i expit(theta_{a,k} - beta s_i) = F_{a,k}, solved by Brent's method per threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import optimize, special
+
+if TYPE_CHECKING:
+    from sim.scenario.model import Scenario
+
+#: Number of thresholds between the four ordered categories.
+_N_THRESHOLDS = 3
+
+
+@dataclass(frozen=True)
+class ResponseThresholds:
+    """Cumulative-logit thresholds per arm.
+
+    Attributes
+    ----------
+    arm_names : tuple of str
+        Scenario arm names, in ``thresholds`` row order.
+    thresholds : ndarray of float, shape (arm, 3)
+        theta_{a,k}, non-decreasing in k; -inf/+inf where a cumulative target is 0/1.
+    """
+
+    arm_names: tuple[str, ...]
+    thresholds: np.ndarray
+
+
+def target_thresholds(scenario: "Scenario") -> ResponseThresholds:
+    """Thresholds without a prognosis link: theta_{a,k} = logit(F_{a,k}), F the arm's
+    cumulative target probabilities of CR, CR+PR, CR+PR+SD."""
+    rows = [_logit_cumulative(scenario.response.probabilities[arm.name])
+            for arm in scenario.arms]
+    return ResponseThresholds(arm_names=tuple(arm.name for arm in scenario.arms),
+                              thresholds=np.array(rows))
+
+
+def calibrate_response_thresholds(
+    scenario: "Scenario", treated: np.ndarray, prognosis: np.ndarray
+) -> ResponseThresholds:
+    """Thresholds whose arm-marginal response rates equal the targets, for ``response.pfs_link``.
+
+    Solves mean over the arm's patients of expit(theta_{a,k} - beta s_i) = F_{a,k} for each arm
+    and k (the mean is increasing in theta; the root lies in [logit F + min(beta s),
+    logit F + max(beta s)]). Call it once on a large calibration sample (e.g. the calibration
+    cohort of :mod:`sim.calibrate.targets`) and pass the result to :func:`draw_best_response`.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    treated : ndarray of bool, shape (replicate, patient)
+    prognosis : ndarray of float, shape (replicate, patient)
+        Centred PFS log-hazard contribution of each patient's covariates.
+
+    Returns
+    -------
+    ResponseThresholds
+    """
+    link = float(scenario.response.pfs_link)
+    if link == 0.0:
+        return target_thresholds(scenario)
+    rows = []
+    for arm in scenario.arms:
+        scores = link * np.asarray(prognosis, dtype=float)[treated == arm.treated]
+        if scores.size == 0:
+            raise ValueError(f"no patients of arm {arm.name!r} to calibrate the response on")
+        cumulative = np.cumsum(scenario.response.probabilities[arm.name])[:_N_THRESHOLDS]
+        rows.append([_solve_threshold(float(target), scores) for target in cumulative])
+    return ResponseThresholds(arm_names=tuple(arm.name for arm in scenario.arms),
+                              thresholds=np.array(rows))
+
+
+def draw_best_response(
+    scenario: "Scenario",
+    treated: np.ndarray,
+    prognosis: np.ndarray | None,
+    *,
+    rng: np.random.Generator,
+    thresholds: ResponseThresholds | None = None,
+) -> np.ndarray:
+    """Draw each patient's best overall response.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    treated : ndarray of bool, shape (replicate, patient)
+    prognosis : ndarray of float, shape (replicate, patient), or None
+        Centred PFS log-hazard contribution of each patient's covariates (higher = worse).
+        Ignored (may be None) when ``response.pfs_link`` is 0.
+    rng : numpy.random.Generator
+        One uniform per patient is drawn, whatever the link.
+    thresholds : ResponseThresholds, optional
+        From :func:`calibrate_response_thresholds` on a large sample. If omitted and the link
+        is non-zero, the thresholds are calibrated on this batch's own prognosis (exact for the
+        batch's pooled patients; a small approximation to the population calibration for a
+        small batch).
+
+    Returns
+    -------
+    ndarray of int8, shape (replicate, patient)
+        CR=0, PR=1, SD=2, PD=3 (``analysis.cohort.RESPONSE_CODES``): the number of thresholds
+        k with U >= P(Y <= k | s), U ~ Uniform(0, 1).
+    """
+    treated = np.asarray(treated, dtype=bool)
+    link = float(scenario.response.pfs_link)
+    if link != 0.0 and prognosis is None:
+        raise ValueError("prognosis is required when response.pfs_link is non-zero")
+    if thresholds is None:
+        thresholds = (target_thresholds(scenario) if link == 0.0
+                      else calibrate_response_thresholds(scenario, treated, prognosis))
+    rows = {name: row for name, row in zip(thresholds.arm_names, thresholds.thresholds)}
+    theta = np.where(treated[..., None], rows[scenario.treated_arm.name],
+                     rows[scenario.control_arm.name])
+    if link != 0.0:
+        theta = theta - link * np.asarray(prognosis, dtype=float)[..., None]
+    cumulative = special.expit(theta)
+    uniform = rng.random(treated.shape)
+    return (uniform[..., None] >= cumulative).sum(axis=-1).astype(np.int8)
+
+
+def _logit_cumulative(probabilities: tuple[float, ...]) -> list[float]:
+    cumulative = np.cumsum(probabilities)[:_N_THRESHOLDS]
+    return [_logit(float(f)) for f in cumulative]
+
+
+def _logit(probability: float) -> float:
+    if probability <= 0.0:
+        return -np.inf
+    if probability >= 1.0:
+        return np.inf
+    return float(special.logit(probability))
+
+
+def _solve_threshold(target: float, scores: np.ndarray) -> float:
+    if target <= 0.0:
+        return -np.inf
+    if target >= 1.0:
+        return np.inf
+    base = float(special.logit(target))
+    low, high = base + float(scores.min()), base + float(scores.max())
+    if low == high:
+        return low
+
+    def excess(theta: float) -> float:
+        return float(special.expit(theta - scores).mean()) - target
+
+    return float(optimize.brentq(excess, low, high, xtol=1e-13, rtol=1e-13))

@@ -1,0 +1,342 @@
+"""Calibration, true estimands and their cache (sim.calibrate.targets, sim.calibrate.cache).
+
+Medians are checked with lifelines' Kaplan-Meier on fresh censored samples; marginal hazard
+ratios against closed forms and against the Cox partial-likelihood limit computed by numerical
+integration (an independent route).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lifelines import KaplanMeierFitter
+from scipy import integrate, optimize
+
+from sim.calibrate.cache import calibrate_cached, true_estimands_cached
+from sim.calibrate.targets import (
+    att_estimands,
+    calibrate,
+    calibrate_profiles,
+    calibration_key,
+    draw_arm_profiles,
+    true_estimands,
+    truth_key,
+)
+from sim.generate.censoring import apply_censoring, draw_censoring
+from sim.errors import ScenarioError
+from sim.generate.outcomes import IllnessDeathModel, draw_illness_death, unit_cumulative_hazard
+from sim.scenario.model import (
+    Censoring,
+    Outcome,
+    Selection,
+    SimulationSettings,
+    Transition,
+    TreatmentEffect,
+    Unmeasured,
+    load_scenario,
+)
+from tests.sim.generate.test_outcomes import small_scenario
+
+WEIBULL = Transition(baseline="weibull", shape=1.3)
+PIECEWISE = Transition(baseline="piecewise", breaks=(3.0, 8.0), relative_rates=(0.6, 1.0, 1.4))
+
+
+def outcome_of(*, progression=WEIBULL, death_before=WEIBULL, death_after=Transition(),
+               treatment=None, share=0.2, **covariates):
+    return Outcome(
+        control_pfs_median=6.1, control_os_median=9.6, death_before_progression=share,
+        progression=progression, death_before=death_before, death_after=death_after,
+        treatment=treatment or TreatmentEffect(mode="target_medians", pfs_median=10.2, os_median=14.1),
+        covariate_log_hr=covariates,
+    )
+
+
+def km_median(times, events):
+    return float(KaplanMeierFitter().fit(times, events).median_survival_time_)
+
+
+def check_arm_medians(scenario, calibration, n_patients, *, seed, tolerance=0.03):
+    """Fresh profiles, outcomes and design censoring per arm; KM medians within ``tolerance``."""
+    rng = np.random.default_rng(seed)
+    model = calibration.illness_death_model(scenario.outcome)
+    targets = {
+        "control": (scenario.outcome.control_pfs_median, scenario.outcome.control_os_median),
+        "treated": (scenario.outcome.treatment.pfs_median, scenario.outcome.treatment.os_median),
+    }
+    profiles = draw_arm_profiles(scenario, n_patients, rng=rng)
+    for group, (pfs_target, os_target) in targets.items():
+        eta = getattr(profiles, group)
+        latent = draw_illness_death(eta, np.full(eta.shape, group == "treated"), model, rng=rng)
+        censor = draw_censoring(scenario.censoring, eta.shape, rng=rng).censor_months
+        observed = apply_censoring(latent.pfs_months, latent.os_months, censor)
+        pfs = km_median(observed.pfs_months, observed.pfs_event)
+        overall = km_median(observed.os_months, observed.os_event)
+        assert abs(pfs / pfs_target - 1) < tolerance, (group, pfs, pfs_target)
+        assert abs(overall / os_target - 1) < tolerance, (group, overall, os_target)
+
+
+# ------------------------------------------------------------------------------------------
+# Calibration
+
+
+def confounded_scenario(n_calibration, *, outcome=None, **changes):
+    outcome = outcome or outcome_of(male=0.3, bclc=(0.0, 0.4, 1.0), age=0.02, afp=0.0005)
+    return small_scenario(
+        outcome=outcome,
+        censoring=Censoring(accrual_months=24.0, cutoff_month=60.0, dropout_rate=0.01),
+        simulation=SimulationSettings(calibration_patients=n_calibration, truth_patients=n_calibration),
+        unmeasured=Unmeasured(prevalence={"combination": 0.2, "sorafenib": 0.5}, log_hr=0.6),
+        **changes,
+    )
+
+
+def test_calibrated_medians_hit_targets_reduced():
+    scenario = confounded_scenario(50_000)
+    calibration = calibrate(scenario, rng=np.random.default_rng(1))
+    # On its own sample the root finder is (nearly) exact.
+    assert calibration.control_pfs_median == pytest.approx(6.1, rel=1e-6)
+    assert calibration.control_os_median == pytest.approx(9.6, rel=1e-6)
+    assert calibration.treated_pfs_median == pytest.approx(10.2, rel=1e-6)
+    assert calibration.treated_os_median == pytest.approx(14.1, rel=1e-6)
+    assert abs(calibration.control_death_share - 0.2) < 4 * math.sqrt(0.16 / 50_000)
+    check_arm_medians(scenario, calibration, 50_000, seed=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("progression, death_before", [(WEIBULL, WEIBULL), (PIECEWISE, PIECEWISE), (WEIBULL, PIECEWISE)])
+def test_calibrated_medians_hit_targets_full(progression, death_before):
+    outcome = outcome_of(progression=progression, death_before=death_before,
+                         death_after=Transition(baseline="weibull", shape=0.9),
+                         treatment=TreatmentEffect(mode="target_medians", pfs_median=10.2,
+                                                   os_median=14.1, delay_months=1.5),
+                         male=0.3, bclc=(0.0, 0.4, 1.0), age=0.02, afp=0.0005)
+    scenario = confounded_scenario(200_000, outcome=outcome)
+    calibration = calibrate(scenario, rng=np.random.default_rng(3))
+    check_arm_medians(scenario, calibration, 100_000, seed=4)
+
+
+def test_equal_shapes_give_exact_death_share_ratio():
+    outcome = outcome_of(share=0.3)
+    calibration = calibrate_profiles(outcome, np.zeros(20_000), np.zeros(20_000), rng=np.random.default_rng(5))
+    assert calibration.death_before_scale / calibration.progression_scale == pytest.approx(0.3 / 0.7, rel=1e-12)
+
+
+def test_different_shapes_fix_cumulative_hazard_share_at_the_median():
+    outcome = outcome_of(progression=WEIBULL, death_before=PIECEWISE, share=0.25)
+    calibration = calibrate_profiles(outcome, np.zeros(20_000), np.zeros(20_000), rng=np.random.default_rng(6))
+    progression_part = calibration.progression_scale * unit_cumulative_hazard(WEIBULL, np.array(6.1))
+    death_part = calibration.death_before_scale * unit_cumulative_hazard(PIECEWISE, np.array(6.1))
+    assert death_part / (progression_part + death_part) == pytest.approx(0.25, rel=1e-10)
+    assert 0.15 < calibration.control_death_share < 0.35
+
+
+@pytest.mark.parametrize("hazard_ratio", [1.0, 0.7])
+def test_hazard_ratio_mode_is_exact(hazard_ratio):
+    outcome = outcome_of(treatment=TreatmentEffect(mode="hazard_ratio", hazard_ratio=hazard_ratio))
+    calibration = calibrate_profiles(outcome, np.zeros(10_000), np.full(10_000, 0.3), rng=np.random.default_rng(7))
+    assert calibration.log_hr_pfs == math.log(hazard_ratio)
+    assert calibration.log_hr_os == math.log(hazard_ratio)
+    if hazard_ratio == 1.0:
+        assert calibration.log_hr_pfs == 0.0 and calibration.log_hr_os == 0.0
+
+
+def test_calibration_is_deterministic_for_a_seed():
+    scenario = confounded_scenario(5_000)
+    first = calibrate(scenario, rng=np.random.default_rng(8))
+    second = calibrate(scenario, rng=np.random.default_rng(8))
+    assert first == second
+    assert first.key == calibration_key(scenario)
+
+
+def test_unreachable_targets_name_the_field():
+    short_os = replace(outcome_of(), control_os_median=5.0)
+    with pytest.raises(ScenarioError, match="outcome.control_os_median"):
+        calibrate_profiles(short_os, np.zeros(5_000), np.zeros(5_000), rng=np.random.default_rng(9))
+    short_treated_os = outcome_of(treatment=TreatmentEffect(mode="target_medians", pfs_median=10.2, os_median=9.0))
+    with pytest.raises(ScenarioError, match="outcome.treatment.os_median"):
+        calibrate_profiles(short_treated_os, np.zeros(5_000), np.zeros(5_000), rng=np.random.default_rng(9))
+    # A delay of 8 months: half the treated progress before the effect starts if the control
+    # median is 6.1, so no HR reaches a PFS median of 10.
+    delayed = outcome_of(treatment=TreatmentEffect(mode="target_medians", pfs_median=10.0, os_median=14.0,
+                                                   delay_months=8.0))
+    with pytest.raises(ScenarioError, match="outcome.treatment.pfs_median"):
+        calibrate_profiles(delayed, np.zeros(5_000), np.zeros(5_000), rng=np.random.default_rng(9))
+
+
+def test_selection_mode_calibrates_over_the_population():
+    scenario = confounded_scenario(
+        20_000, mode="selection",
+        selection=Selection(patients=50, intercept=-0.5, log_odds={"male": 0.5, "age": 0.03}),
+    )
+    scenario = replace(scenario, unmeasured=Unmeasured(prevalence={"population": 0.3}, log_hr=0.5))
+    calibration = calibrate(scenario, rng=np.random.default_rng(10))
+    assert calibration.control_pfs_median == pytest.approx(6.1, rel=1e-6)
+    assert calibration.treated_os_median == pytest.approx(14.1, rel=1e-6)
+    assert calibration.treated_mean_linear_predictor != calibration.control_mean_linear_predictor
+
+
+def test_arm_profiles_follow_each_arm():
+    scenario = small_scenario(covariate_log_hr={"age": 0.1})
+    profiles = draw_arm_profiles(scenario, 30_000, rng=np.random.default_rng(18))
+    assert profiles.control.shape == profiles.treated.shape == (30_000,)
+    # η = 0.1 (age - 55): treated age ~ N(50, 10), control ~ N(54, 9).
+    assert abs(profiles.treated.mean() - (-0.5)) < 4 * 1.0 / np.sqrt(30_000)
+    assert abs(profiles.control.mean() - (-0.1)) < 4 * 0.9 / np.sqrt(30_000)
+    assert profiles.treated.std() == pytest.approx(1.0, rel=0.03)
+
+
+def test_keys_follow_the_content_that_matters():
+    scenario = confounded_scenario(5_000)
+    assert calibration_key(scenario) == calibration_key(replace(scenario, name="other", title="x"))
+    assert calibration_key(scenario) != calibration_key(
+        replace(scenario, outcome=replace(scenario.outcome, control_pfs_median=6.2)))
+    # Censoring changes the truth, not the calibration.
+    censored = replace(scenario, censoring=Censoring(accrual_months=24.0, cutoff_month=40.0))
+    assert calibration_key(scenario) == calibration_key(censored)
+    assert truth_key(scenario) != truth_key(censored)
+
+
+# ------------------------------------------------------------------------------------------
+# True estimands
+
+
+def exponential_model(*, rate=0.1, death=0.0, after=0.2, beta_pfs=-0.5, beta_os=-0.5, delay=0.0):
+    return IllnessDeathModel(Transition(), Transition(), Transition(), rate, death, after,
+                             log_hr_pfs=beta_pfs, log_hr_os=beta_os, delay_months=delay)
+
+
+ADMINISTRATIVE = Censoring(accrual_months=24.0, cutoff_month=30.0)
+
+
+def cox_limit(prevalence, gamma, rate, beta, censoring):
+    """Limit of the marginal Cox log-HR for two arms of equal size: treated profiles with a
+    binary covariate x ~ Bern(prevalence), T | x, a ~ Exp(rate e^{γx + aβ}), C = cutoff − E,
+    E ~ U(0, A). Solves ∫ G(t) [f1(t) − e^b S1/(e^b S1 + S0) (f1 + f0)] dt = 0 by quadrature."""
+    weights = np.array([1 - prevalence, prevalence])
+
+    def arm(t, a):
+        rates = rate * np.exp(gamma * np.array([0.0, 1.0]) + a * beta)
+        survival = weights * np.exp(-rates * t)
+        return survival.sum(), (survival * rates).sum()
+
+    def follow_up(t):
+        return min(max((censoring.cutoff_month - t) / censoring.accrual_months, 0.0), 1.0)
+
+    def score(b):
+        def integrand(t):
+            s0, f0 = arm(t, 0)
+            s1, f1 = arm(t, 1)
+            return follow_up(t) * (f1 - math.exp(b) * s1 / (math.exp(b) * s1 + s0) * (f1 + f0))
+
+        start = censoring.cutoff_month - censoring.accrual_months
+        return integrate.quad(integrand, 0.0, start, epsabs=1e-13)[0] + integrate.quad(
+            integrand, start, censoring.cutoff_month, epsabs=1e-13)[0]
+
+    return optimize.brentq(score, -5.0, 5.0, xtol=1e-12)
+
+
+def test_marginal_equals_conditional_without_covariates():
+    """No covariates: PFS is PH → marginal = conditional; with h12 = h02 (exponential, Markov)
+    OS is exponential too → marginal OS log-HR = β."""
+    model = exponential_model(rate=0.09, death=0.03, after=0.03, beta_pfs=-0.5, beta_os=-0.5)
+    estimate = att_estimands(model, np.zeros(100_000), ADMINISTRATIVE, rng=np.random.default_rng(11))
+    assert abs(math.exp(estimate.marginal_log_hr_pfs) / math.exp(-0.5) - 1) < 0.01
+    assert abs(math.exp(estimate.marginal_log_hr_os) / math.exp(-0.5) - 1) < 0.01
+    assert estimate.pfs_median_treated == pytest.approx(math.log(2) / (0.12 * math.exp(-0.5)), rel=0.02)
+    assert estimate.pfs_median_under_control == pytest.approx(math.log(2) / 0.12, rel=0.02)
+
+
+def test_null_effect_gives_zero_marginal_log_hr():
+    model = exponential_model(beta_pfs=0.0, beta_os=0.0, death=0.02)
+    eta = np.random.default_rng(12).normal(size=20_000)
+    estimate = att_estimands(model, eta, ADMINISTRATIVE, rng=np.random.default_rng(13))
+    assert estimate.marginal_log_hr_pfs == pytest.approx(0.0, abs=1e-10)
+    assert estimate.marginal_log_hr_os == pytest.approx(0.0, abs=1e-10)
+
+
+def check_cox_limit(censoring, n_profiles, *, prevalence=0.4, gamma=1.6, rate=0.1, beta=-0.7):
+    expected = cox_limit(prevalence, gamma, rate, beta, censoring)
+    assert abs(expected - beta) > 0.05  # non-collapsibility is visible
+    x = np.random.default_rng(14).random(n_profiles) < prevalence
+    estimate = att_estimands(exponential_model(rate=rate, beta_pfs=beta), gamma * x, censoring,
+                             rng=np.random.default_rng(15))
+    assert abs(math.exp(estimate.marginal_log_hr_pfs - expected) - 1) < 0.01
+
+
+@pytest.mark.parametrize("censoring", [ADMINISTRATIVE, Censoring(accrual_months=24.0, cutoff_month=1e4)])
+def test_marginal_log_hr_matches_cox_limit_binary_covariate(censoring):
+    check_cox_limit(censoring, 200_000)
+
+
+@pytest.mark.slow
+def test_marginal_log_hr_matches_cox_limit_full():
+    check_cox_limit(Censoring(accrual_months=24.0, cutoff_month=27.0), 1_000_000,
+                    prevalence=0.7, gamma=-1.2, beta=0.5)
+
+
+@pytest.mark.slow
+def test_liu2021_truth_full_size(tmp_path):
+    scenario = load_scenario(Path(__file__).resolve().parents[3] / "scenarios" / "liu2021.toml")
+    calibration = calibrate_cached(scenario, cache_dir=tmp_path)
+    truth = true_estimands_cached(scenario, calibration, cache_dir=tmp_path)
+    assert truth.n_patients == scenario.simulation.truth_patients
+    assert truth.pfs_median_treated == pytest.approx(10.2, rel=0.02)
+    assert truth.pfs_median_control == pytest.approx(6.1, rel=0.02)
+    assert truth.os_median_treated == pytest.approx(14.1, rel=0.02)
+    assert truth.os_median_control == pytest.approx(9.6, rel=0.02)
+    assert truth.marginal_log_hr_pfs < 0
+
+
+def test_true_estimands_of_a_scenario():
+    scenario = confounded_scenario(20_000)
+    calibration = calibrate(scenario, rng=np.random.default_rng(16))
+    truth = true_estimands(scenario, calibration, rng=np.random.default_rng(17))
+    assert truth.conditional_log_hr_pfs == calibration.log_hr_pfs
+    assert truth.conditional_log_hr_os == calibration.log_hr_os
+    assert truth.key == truth_key(scenario)
+    # Per-arm truths are the calibration targets (fresh sample: within MC error, ~1.5% here).
+    assert truth.pfs_median_treated == pytest.approx(10.2, rel=0.04)
+    assert truth.pfs_median_control == pytest.approx(6.1, rel=0.04)
+    assert truth.os_median_control == pytest.approx(9.6, rel=0.04)
+    # The treated arm has less U (worse prognosis) than control: better counterfactual control.
+    assert truth.pfs_median_treated_under_control > truth.pfs_median_control
+    assert truth.marginal_log_hr_pfs < 0
+    variables = truth.as_variables()
+    assert variables["true_log_hr_marginal"] == (truth.marginal_log_hr_pfs, truth.marginal_log_hr_os)
+
+
+# ------------------------------------------------------------------------------------------
+# Cache
+
+
+def test_cache_hit_is_instant_and_equal(tmp_path):
+    scenario = confounded_scenario(10_000)
+    first = calibrate_cached(scenario, cache_dir=tmp_path)
+    started = time.perf_counter()
+    second = calibrate_cached(scenario, cache_dir=tmp_path)
+    assert time.perf_counter() - started < 0.2
+    assert first == second
+    truth = true_estimands_cached(scenario, first, cache_dir=tmp_path)
+    started = time.perf_counter()
+    again = true_estimands_cached(scenario, cache_dir=tmp_path)
+    assert time.perf_counter() - started < 0.2
+    assert truth == again
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_corrupt_cache_entry_is_recomputed(tmp_path, monkeypatch):
+    scenario = confounded_scenario(5_000)
+    monkeypatch.setenv("PSMSIM_CACHE_DIR", str(tmp_path))
+    first = calibrate_cached(scenario)
+    (path,) = tmp_path.glob("calibration-*.json")
+    for corrupt in ("{not json", json.dumps({"key": first.key}), json.dumps({**json.loads(path.read_text()), "log_hr_pfs": "x"})):
+        path.write_text(corrupt)
+        assert calibrate_cached(scenario) == first
+        assert json.loads(path.read_text())["log_hr_pfs"] == first.log_hr_pfs

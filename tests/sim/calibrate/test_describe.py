@@ -1,0 +1,166 @@
+"""``psmsim describe`` rows: one large liu2021 cohort (10^5 patients per arm) against the paper.
+
+Done-when of issue 2: every binary proportion within 4 Monte Carlo SEs of its target, means/SDs
+and medians/quartiles within 2%, Kaplan–Meier medians of PFS and OS within 3%, response and
+adverse-event rates within 4 MC SEs. The calibration is the cached one (its own folder); the
+truth only feeds the text (and, in hazard-ratio mode, the treated arm's survival targets), so
+it is computed from 20,000 profiles to keep the test fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from sim.calibrate.cache import calibrate_cached
+from sim.calibrate.targets import true_estimands
+from sim.calibrate.describe import DescriptionRow, describe_rows, format_description
+from sim.scenario.model import Scenario
+
+N_PER_ARM = 100_000
+TRUTH_PATIENTS = 20_000
+
+
+def _small_truth(scenario: Scenario, calibration, seed: int):
+    reduced = dataclasses.replace(scenario, simulation=dataclasses.replace(
+        scenario.simulation, truth_patients=TRUTH_PATIENTS))
+    return true_estimands(reduced, calibration, rng=np.random.default_rng(seed))
+
+
+@pytest.fixture(scope="module")
+def described(liu2021, tmp_path_factory):
+    calibration = calibrate_cached(liu2021, cache_dir=tmp_path_factory.mktemp("cache"))
+    truth = _small_truth(liu2021, calibration, 11)
+    rows = describe_rows(liu2021, calibration, truth, patients=N_PER_ARM,
+                         rng=np.random.default_rng(20210430))
+    return liu2021, calibration, truth, rows
+
+
+def _section(rows: list[DescriptionRow], section: str) -> list[DescriptionRow]:
+    return [row for row in rows if row.section == section]
+
+
+def _assert_percent_within_4_mcse(row: DescriptionRow, n: int) -> None:
+    p = row.target[0] / 100
+    observed = row.simulated[0] / 100
+    if p in (0.0, 1.0):
+        assert observed == p, row
+    else:
+        assert abs(observed - p) <= 4 * math.sqrt(p * (1 - p) / n), row
+
+
+def test_rows_cover_every_published_number(described):
+    scenario, _, _, rows = described
+    arms = {scenario.treated_arm.label, scenario.control_arm.label}
+    assert {row.arm for row in rows} == arms
+    baseline = _section(rows, "Baseline")
+    assert len(baseline) == 2 * len(scenario.covariates)          # no categorical rows here
+    assert [row.label for row in baseline[::2]] == [c.label for c in scenario.covariates]
+    assert {row.kind for row in baseline} == {"percent", "mean_sd", "median_iqr"}
+    assert len(_section(rows, "Survival (Kaplan-Meier median)")) == 4
+    assert len(_section(rows, "Best response")) == 8
+    assert len(_section(rows, "Adverse events")) == 4 * len(scenario.adverse_events)
+    assert len(rows) == len(baseline) + 4 + 8 + 4 * len(scenario.adverse_events)
+
+
+def test_baseline_rows_reproduce_table1(described):
+    scenario, _, _, rows = described
+    by_label = {c.label: c for c in scenario.covariates}
+    arm_names = {arm.label: arm.name for arm in scenario.arms}
+    for row in _section(rows, "Baseline"):
+        covariate = by_label[row.label]
+        marginal = covariate.marginals[arm_names[row.arm]]
+        if row.kind == "percent":
+            assert covariate.kind == "binary"
+            assert row.target == pytest.approx(
+                (100 * marginal.target["count"] / marginal.target["n"],), rel=1e-12)
+            _assert_percent_within_4_mcse(row, N_PER_ARM)
+        elif row.kind == "mean_sd":
+            mean, sd = marginal.target["mean"], marginal.target["sd"]
+            assert row.target == (mean, sd)
+            assert row.simulated == pytest.approx((mean, sd), rel=0.02), row
+            assert abs(row.simulated[0] - mean) <= 4 * sd / math.sqrt(N_PER_ARM), row
+        else:
+            assert row.kind == "median_iqr" and covariate.kind == "lognormal"
+            target = marginal.target
+            assert row.target == (target["median"], target["q1"], target["q3"])
+            assert row.simulated == pytest.approx(row.target, rel=0.02), row
+
+
+def test_kaplan_meier_medians_within_3_percent(described):
+    _, _, _, rows = described
+    survival = {(row.label, row.arm): row for row in _section(rows,
+                                                              "Survival (Kaplan-Meier median)")}
+    targets = {("PFS", "Camrelizumab + sorafenib"): 10.2, ("PFS", "Sorafenib"): 6.1,
+               ("OS", "Camrelizumab + sorafenib"): 14.1, ("OS", "Sorafenib"): 9.6}
+    assert set(survival) == set(targets)
+    for key, target in targets.items():
+        assert survival[key].target == (target,)
+        assert survival[key].simulated[0] == pytest.approx(target, rel=0.03), survival[key]
+
+
+def test_response_and_adverse_event_rates_within_4_mcse(described):
+    scenario, _, _, rows = described
+    response = _section(rows, "Best response")
+    printed = {"Camrelizumab + sorafenib": (0, 6, 18, 11), "Sorafenib": (0, 2, 45, 18)}
+    for row in response:
+        counts = printed[row.arm]
+        level = ("CR", "PR", "SD", "PD").index(row.label)
+        assert row.target[0] == pytest.approx(100 * counts[level] / sum(counts), rel=1e-12)
+        _assert_percent_within_4_mcse(row, N_PER_ARM)
+    adverse = _section(rows, "Adverse events")
+    assert sum(row.target[0] == 0 for row in adverse) >= 10     # zero-rate rows stay zero
+    for row in adverse:
+        _assert_percent_within_4_mcse(row, N_PER_ARM)
+
+
+def test_format_description_prints_every_row_and_the_parameters(described):
+    scenario, calibration, truth, rows = described
+    text = format_description(scenario, calibration, truth, rows, patients=N_PER_ARM)
+    assert text.startswith(scenario.title + "\n")
+    assert "one cohort of 100,000 patients per arm" in text
+    for section in ("Baseline", "Survival (Kaplan-Meier median)", "Best response",
+                    "Adverse events", "Calibrated parameters", "True estimands"):
+        assert f"\n{section}" in text
+    assert "56.6 (44.8–98.2)" in text          # AST, combination arm, as printed
+    assert "53.0 ± 10.3" in text
+    assert f"(from {TRUTH_PATIENTS:,} potential-outcome profiles per arm)" in text
+    assert len(text.splitlines()) > len(rows)
+
+
+def test_same_seed_same_rows(liu2021, described):
+    _, calibration, truth, _ = described
+    first = describe_rows(liu2021, calibration, truth, patients=500,
+                          rng=np.random.default_rng(3))
+    second = describe_rows(liu2021, calibration, truth, patients=500,
+                           rng=np.random.default_rng(3))
+    assert first == second
+
+
+def test_selection_mode_control_survival_target_is_the_control_arms(selection_example,
+                                                                      tmp_path):
+    calibration = calibrate_cached(selection_example, cache_dir=tmp_path)
+    truth = _small_truth(selection_example, calibration, 5)
+    rows = describe_rows(selection_example, calibration, truth, patients=20_000,
+                         rng=np.random.default_rng(6))
+    control = next(row for row in rows if row.section.startswith("Survival")
+                   and row.label == "PFS" and row.arm == selection_example.control_arm.label)
+    assert control.target[0] == pytest.approx(truth.pfs_median_control, rel=1e-12)
+
+
+def test_selection_mode_baseline_rows_compare_the_population(selection_example, tmp_path):
+    calibration = calibrate_cached(selection_example, cache_dir=tmp_path)
+    truth = _small_truth(selection_example, calibration, 5)
+    rows = describe_rows(selection_example, calibration, truth, patients=20_000,
+                         rng=np.random.default_rng(7))
+    baseline = [row for row in rows if row.section == "Baseline"]
+    assert baseline and all(row.arm == "all patients" for row in baseline)
+    for row in baseline:
+        if row.kind == "percent":
+            p = row.target[0] / 100
+            assert abs(row.simulated[0] / 100 - p) <= 4 * np.sqrt(p * (1 - p) / 40_000) + 1e-12, row
+        else:
+            np.testing.assert_allclose(row.simulated, row.target, rtol=0.02, err_msg=str(row))

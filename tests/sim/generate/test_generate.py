@@ -1,0 +1,150 @@
+"""The batched cohort generator (sim.generate.cohorts) on the liu2021 scenario and a small one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lifelines import KaplanMeierFitter
+
+from analysis.cohort import CohortBatch
+from sim.generate.adverse_events import draw_adverse_events
+from sim.calibrate.cache import calibrate_cached
+from sim.calibrate.targets import calibrate
+from sim.generate.censoring import apply_censoring, draw_censoring
+from sim.generate.covariates import draw_covariates
+from sim.generate.cohorts import generate_cohorts
+from sim.generate.outcomes import covariate_linear_predictor, draw_illness_death
+from sim.generate.responses import ResponseThresholds, draw_best_response
+from sim.scenario.model import load_scenario
+
+LIU2021 = Path(__file__).resolve().parents[3] / "scenarios" / "liu2021.toml"
+
+
+@pytest.fixture(scope="module")
+def liu2021(tmp_path_factory):
+    scenario = load_scenario(LIU2021)
+    scenario = replace(scenario, simulation=replace(scenario.simulation, calibration_patients=100_000))
+    calibration = calibrate_cached(scenario, cache_dir=tmp_path_factory.mktemp("cache"))
+    return scenario, calibration
+
+
+def test_batch_shapes_and_invariants(liu2021):
+    scenario, calibration = liu2021
+    batch = generate_cohorts(scenario, calibration, 50, rng=np.random.default_rng(1))
+    assert isinstance(batch, CohortBatch)
+    n = sum(arm.size for arm in scenario.arms)
+    assert (batch.n_replicates, batch.n_patients) == (50, n)
+    assert batch.covariates.shape == (50, n, len(scenario.covariates))
+    assert batch.ae_grade.shape == (50, n, len(scenario.adverse_events))
+    assert batch.covariate_names == scenario.covariate_names
+    assert batch.ae_names == tuple(event.name for event in scenario.adverse_events)
+    assert batch.best_response.dtype == np.int8 and batch.ae_grade.dtype == np.int8
+    assert batch.patient_id.dtype == np.int64
+    np.testing.assert_array_equal(batch.patient_id, np.tile(np.arange(1, n + 1), (50, 1)))
+    np.testing.assert_array_equal(batch.treated.sum(axis=1), scenario.treated_arm.size)
+    # Enrolment order and the data cut-off.
+    assert np.all(np.diff(batch.entry_month, axis=1) >= 0)
+    cutoff = scenario.censoring.cutoff_month
+    assert np.all(batch.entry_month + batch.os_months <= cutoff + 1e-9)
+    assert np.all(batch.pfs_months <= batch.os_months)
+    assert np.all(batch.pfs_event[batch.os_event])
+    censored_at_cutoff = ~batch.os_event
+    np.testing.assert_allclose(batch.entry_month[censored_at_cutoff] + batch.os_months[censored_at_cutoff], cutoff)
+    assert np.all(np.isin(batch.best_response, [0, 1, 2, 3]))
+    assert np.all((batch.ae_grade >= 0) & (batch.ae_grade <= 4))
+
+
+def test_same_seed_identical_different_seed_different(liu2021):
+    scenario, calibration = liu2021
+    first = generate_cohorts(scenario, calibration, 5, rng=np.random.default_rng(7))
+    second = generate_cohorts(scenario, calibration, 5, rng=np.random.default_rng(7))
+    other = generate_cohorts(scenario, calibration, 5, rng=np.random.default_rng(8))
+    for name in ("treated", "covariates", "entry_month", "pfs_months", "pfs_event", "os_months",
+                 "os_event", "best_response", "ae_grade", "patient_id"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+    assert not np.array_equal(first.pfs_months, other.pfs_months)
+    assert not np.array_equal(first.covariates, other.covariates)
+
+
+def test_matches_per_replicate_reference(liu2021):
+    """The stages redone here in the same order, then each replicate sorted in a Python loop."""
+    scenario = replace(liu2021[0], response=replace(liu2021[0].response, pfs_link=0.8))
+    scenario = replace(scenario, simulation=replace(scenario.simulation, calibration_patients=5_000))
+    calibration = calibrate(scenario, rng=np.random.default_rng(2))
+    batch = generate_cohorts(scenario, calibration, 6, rng=np.random.default_rng(3))
+
+    rng = np.random.default_rng(3)
+    drawn = draw_covariates(scenario, 6, rng=rng)
+    eta = covariate_linear_predictor(scenario, drawn.values, drawn.unmeasured)
+    latent = draw_illness_death(eta, drawn.treated, calibration.illness_death_model(scenario.outcome), rng=rng)
+    follow_up = draw_censoring(scenario.censoring, eta.shape, rng=rng)
+    observed = apply_censoring(latent.pfs_months, latent.os_months, follow_up.censor_months)
+    prognosis = eta - np.where(drawn.treated, calibration.treated_mean_linear_predictor,
+                               calibration.control_mean_linear_predictor)
+    thresholds = ResponseThresholds(tuple(a.name for a in scenario.arms), np.array(calibration.response_thresholds))
+    response = draw_best_response(scenario, drawn.treated, prognosis, rng=rng, thresholds=thresholds)
+    grades = draw_adverse_events(scenario, drawn.treated, rng=rng)
+    for r in range(6):
+        order = np.argsort(follow_up.entry_month[r])
+        np.testing.assert_array_equal(batch.treated[r], drawn.treated[r][order])
+        np.testing.assert_array_equal(batch.covariates[r], drawn.values[r][order])
+        np.testing.assert_array_equal(batch.entry_month[r], follow_up.entry_month[r][order])
+        np.testing.assert_array_equal(batch.pfs_months[r], observed.pfs_months[r][order])
+        np.testing.assert_array_equal(batch.os_event[r], observed.os_event[r][order])
+        np.testing.assert_array_equal(batch.best_response[r], response[r][order])
+        np.testing.assert_array_equal(batch.ae_grade[r], grades[r][order])
+    # The calibrated thresholds keep each arm's response rates at target despite the link.
+    assert len(calibration.response_thresholds) == len(scenario.arms)
+
+
+def km_median(times, events):
+    return float(KaplanMeierFitter().fit(times, events).median_survival_time_)
+
+
+def check_km_medians(scenario, calibration, n_treated, *, seed):
+    replicates = -(-n_treated // scenario.treated_arm.size)
+    batch = generate_cohorts(scenario, calibration, replicates, rng=np.random.default_rng(seed))
+    outcome = scenario.outcome
+    targets = {True: (outcome.treatment.pfs_median, outcome.treatment.os_median),
+               False: (outcome.control_pfs_median, outcome.control_os_median)}
+    for arm, (pfs_target, os_target) in targets.items():
+        chosen = batch.treated == arm
+        pfs = km_median(batch.pfs_months[chosen], batch.pfs_event[chosen])
+        overall = km_median(batch.os_months[chosen], batch.os_event[chosen])
+        assert abs(pfs / pfs_target - 1) < 0.03, (arm, pfs, pfs_target)
+        assert abs(overall / os_target - 1) < 0.03, (arm, overall, os_target)
+
+
+def test_km_medians_per_arm_reduced(liu2021):
+    check_km_medians(*liu2021, 30_000, seed=4)
+
+
+@pytest.mark.slow
+def test_km_medians_per_arm_full(tmp_path):
+    scenario = load_scenario(LIU2021)
+    calibration = calibrate_cached(scenario, cache_dir=tmp_path)
+    check_km_medians(scenario, calibration, 100_000, seed=5)
+
+
+def test_response_rates_stay_at_target_with_a_prognosis_link(liu2021):
+    """Thresholds calibrated once on the calibration sample keep each arm's marginal rates."""
+    scenario = replace(liu2021[0], response=replace(liu2021[0].response, pfs_link=1.0))
+    scenario = replace(scenario, simulation=replace(scenario.simulation, calibration_patients=50_000))
+    calibration = calibrate(scenario, rng=np.random.default_rng(6))
+    batch = generate_cohorts(scenario, calibration, 600, rng=np.random.default_rng(7))
+    for arm in scenario.arms:
+        chosen = batch.treated == arm.treated
+        n = chosen.sum()
+        for code, target in enumerate(scenario.response.probabilities[arm.name]):
+            rate = np.mean(batch.best_response[chosen] == code)
+            bound = 4 * np.sqrt(target * (1 - target) * (1 / n + 1 / 50_000)) + 1e-12
+            assert abs(rate - target) < bound, (arm.name, code, rate, target)
+    # The link is really on: within an arm, worse prognosis goes with more progressive disease.
+    ecog = scenario.covariate_names.index("ecog")
+    control = ~batch.treated
+    pd_ecog1 = np.mean(batch.best_response[control & (batch.covariates[..., ecog] == 1)] == 3)
+    pd_ecog0 = np.mean(batch.best_response[control & (batch.covariates[..., ecog] == 0)] == 3)
+    assert pd_ecog1 > pd_ecog0

@@ -1,0 +1,145 @@
+"""Best overall response: per-arm rates, the cumulative-logit link, reproducibility."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from scipy import special
+
+from analysis.cohort import RESPONSE_CODES
+from sim.generate.responses import (
+    ResponseThresholds,
+    calibrate_response_thresholds,
+    draw_best_response,
+    target_thresholds,
+)
+
+N_PER_ARM = 100_000
+
+
+def _big_treated(n_per_arm: int = N_PER_ARM) -> np.ndarray:
+    return np.concatenate([np.ones(n_per_arm, bool), np.zeros(n_per_arm, bool)])[None, :]
+
+
+def _assert_rates_within_4_mcse(codes, treated, scenario):
+    for arm in scenario.arms:
+        arm_codes = codes[treated == arm.treated]
+        for category, code in RESPONSE_CODES.items():
+            p = scenario.response.probabilities[arm.name][code]
+            observed = (arm_codes == code).mean()
+            if p == 0.0:
+                assert observed == 0.0, (arm.name, category)
+            else:
+                mcse = math.sqrt(p * (1 - p) / arm_codes.size)
+                assert abs(observed - p) <= 4 * mcse, (arm.name, category, observed, p)
+
+
+def test_codes_follow_analysis_cohort():
+    assert RESPONSE_CODES == {"CR": 0, "PR": 1, "SD": 2, "PD": 3}
+
+
+def test_rates_without_link_match_table2(liu2021):
+    treated = _big_treated()
+    codes = draw_best_response(liu2021, treated, None, rng=np.random.default_rng(1))
+    assert codes.shape == treated.shape and codes.dtype == np.int8
+    _assert_rates_within_4_mcse(codes, treated, liu2021)
+
+
+def test_without_link_prognosis_is_ignored(liu2021):
+    treated = _big_treated(500)
+    prognosis = np.random.default_rng(0).normal(size=treated.shape)
+    first = draw_best_response(liu2021, treated, prognosis, rng=np.random.default_rng(3))
+    second = draw_best_response(liu2021, treated, None, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_target_thresholds_are_logits_of_cumulative_rates(liu2021):
+    thresholds = target_thresholds(liu2021)
+    assert thresholds.arm_names == ("combination", "sorafenib")
+    assert thresholds.thresholds.shape == (2, 3)
+    assert thresholds.thresholds[0, 0] == -np.inf      # no CR in either arm
+    np.testing.assert_allclose(special.expit(thresholds.thresholds[1, 1:]),
+                               [2 / 65, 47 / 65], rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def linked(liu2021):
+    scenario = dataclasses.replace(liu2021, response=dataclasses.replace(
+        liu2021.response, pfs_link=1.5))
+    treated = _big_treated()
+    rng = np.random.default_rng(21)
+    # Arms differ in prognosis, as confounded arms do.
+    prognosis = rng.normal(np.where(treated, -0.2, 0.1), 0.6)
+    return scenario, treated, prognosis
+
+
+def test_calibrated_thresholds_solve_the_marginal_equations(linked):
+    scenario, treated, prognosis = linked
+    thresholds = calibrate_response_thresholds(scenario, treated, prognosis)
+    for row, arm in zip(thresholds.thresholds, scenario.arms):
+        scores = 1.5 * prognosis[treated == arm.treated]
+        cumulative = np.cumsum(scenario.response.probabilities[arm.name])[:3]
+        for theta, target in zip(row, cumulative):
+            assert special.expit(theta - scores).mean() == pytest.approx(target, abs=1e-10)
+    assert np.all(np.diff(thresholds.thresholds[:, 1:], axis=1) > 0)
+
+
+def test_linked_rates_match_targets_and_follow_prognosis(linked):
+    scenario, treated, prognosis = linked
+    thresholds = calibrate_response_thresholds(scenario, treated, prognosis)
+    codes = draw_best_response(scenario, treated, prognosis, rng=np.random.default_rng(5),
+                               thresholds=thresholds)
+    _assert_rates_within_4_mcse(codes, treated, scenario)
+    # Worse prognosis, worse response: P(PD | s) = 1 - expit(theta_SD - beta s) per bin.
+    for arm_index, arm in enumerate(scenario.arms):
+        s = prognosis[treated == arm.treated]
+        pd = codes[treated == arm.treated] == RESPONSE_CODES["PD"]
+        for low, high in ((-3.0, -0.5), (-0.5, 0.0), (0.0, 0.5), (0.5, 3.0)):
+            inside = (s >= low) & (s < high)
+            expected = 1 - special.expit(thresholds.thresholds[arm_index, 2] - 1.5 * s[inside])
+            mcse = math.sqrt((expected * (1 - expected)).sum()) / inside.sum()
+            assert abs(pd[inside].mean() - expected.mean()) <= 4 * mcse
+        assert pd[s > 0.5].mean() > pd[s < -0.5].mean() + 0.1
+
+
+def test_linked_without_thresholds_calibrates_on_the_batch(linked):
+    scenario, treated, prognosis = linked
+    codes = draw_best_response(scenario, treated, prognosis, rng=np.random.default_rng(5))
+    expected = draw_best_response(
+        scenario, treated, prognosis, rng=np.random.default_rng(5),
+        thresholds=calibrate_response_thresholds(scenario, treated, prognosis))
+    np.testing.assert_array_equal(codes, expected)
+
+
+def test_link_needs_prognosis(linked):
+    scenario, treated, _ = linked
+    with pytest.raises(ValueError, match="prognosis is required"):
+        draw_best_response(scenario, treated, None, rng=np.random.default_rng(0))
+
+
+def test_selection_mode_uses_arm_probabilities(selection_example):
+    treated = _big_treated(50_000)
+    prognosis = np.random.default_rng(1).normal(0.0, 0.5, treated.shape)
+    codes = draw_best_response(selection_example, treated, prognosis,
+                               rng=np.random.default_rng(2))
+    _assert_rates_within_4_mcse(codes, treated, selection_example)
+
+
+def test_reproducible_batches(liu2021):
+    treated = np.tile(np.arange(100) < 35, (8, 1))
+    first = draw_best_response(liu2021, treated, None, rng=np.random.default_rng(4))
+    second = draw_best_response(liu2021, treated, None, rng=np.random.default_rng(4))
+    other = draw_best_response(liu2021, treated, None, rng=np.random.default_rng(5))
+    assert first.shape == (8, 100)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+def test_thresholds_dataclass_is_frozen(liu2021):
+    thresholds = target_thresholds(liu2021)
+    assert isinstance(thresholds, ResponseThresholds)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        thresholds.arm_names = ()
