@@ -46,7 +46,7 @@ def liu2021_source(seed: int):
     from sim.calibrate.cache import calibrate_cached
     from sim.generate.cohorts import generate_cohorts
     from sim.scenario.plans import scenario_plan
-    from sim.scenario.model import load_scenario
+    from sim.scenario import load_scenario
 
     scenario = load_scenario(SCENARIO)
     calibration = calibrate_cached(scenario)

@@ -18,7 +18,7 @@ import click
 import numpy as np
 
 from sim.errors import PsmsimError
-from sim.scenario.model import Scenario, load_scenario
+from sim.scenario import Scenario, load_scenario
 
 #: Exit code for input problems (the same code click uses for usage errors).
 INPUT_ERROR_EXIT_CODE = 2

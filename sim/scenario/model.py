@@ -7,8 +7,8 @@ and adverse-event rates, an optional unmeasured confounder, the analysis options
 settings.
 
 This module holds the dataclasses only. Reading and validating a TOML file is
-:mod:`sim.scenario.parser`; :func:`load_scenario`, :func:`parse_scenario` and
-:func:`scenario_from_mapping` are re-exported here (``from sim.scenario.model import load_scenario``).
+:mod:`sim.scenario.parser`; the package re-exports both (``from sim.scenario import Scenario,
+load_scenario``).
 The file format is documented in ``docs/scenario_format.md``; every invalid file gives one
 :class:`sim.errors.ScenarioError` naming the field, the value and what is allowed.
 
@@ -17,9 +17,8 @@ Units: all times are in months.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Literal, Mapping
 
 CovariateKind = Literal["binary", "categorical", "normal", "lognormal"]
 BaselineHazard = Literal["exponential", "weibull", "piecewise"]
@@ -57,15 +56,15 @@ class Marginal:
       score): ``mu`` = log median, ``sigma`` = the lower-half log-scale SD,
       ``sigma_upper`` = the upper-half one. It reproduces the printed median and quartiles
       exactly and is the lognormal when ``sigma == sigma_upper`` (see
-      :func:`sim.generate.covariates.fit_split_lognormal_quartiles`).
+      :func:`sim.generate.marginals.fit_split_lognormal_quartiles`).
 
     ``target`` keeps the numbers as the paper printed them (e.g. ``{"median": 20.0, "q1": 12.2,
     "q3": 29.7}`` or ``{"count": 32, "n": 35}``) so ``psmsim describe`` can show target vs
     simulated. Its keys by kind: binary ``count``, ``n`` or ``proportion``; categorical
     ``counts`` (tuple), ``n`` or ``probabilities`` (tuple); normal ``mean``, ``sd``; lognormal
-    ``median``, ``q1``, ``q3`` or ``mean``, ``sd``. :func:`sim.generate.covariates.implied_summary` gives
+    ``median``, ``q1``, ``q3`` or ``mean``, ``sd``. :func:`sim.generate.marginals.implied_summary` gives
     the fitted distribution's value of the same statistics (the fit error) and
-    :func:`sim.generate.covariates.marginal_mean` its mean.
+    :func:`sim.generate.marginals.marginal_mean` its mean.
     """
 
     p: float | None = None
@@ -281,31 +280,3 @@ class Scenario:
     @property
     def covariate_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.covariates)
-
-
-# --------------------------------------------------------------------------------------------
-# Loading (implemented in sim.scenario.parser, which imports the dataclasses above; imported
-# lazily here so the two modules never import each other at load time)
-# --------------------------------------------------------------------------------------------
-
-
-def load_scenario(path: str | os.PathLike[str]) -> Scenario:
-    """Read and validate a scenario TOML file: :func:`sim.scenario.parser.load_scenario`."""
-    from sim.scenario.parser import load_scenario as load
-
-    return load(path)
-
-
-def parse_scenario(text: str, *, source: str = "<string>") -> Scenario:
-    """Validate scenario TOML text: :func:`sim.scenario.parser.parse_scenario`."""
-    from sim.scenario.parser import parse_scenario as parse
-
-    return parse(text, source=source)
-
-
-def scenario_from_mapping(data: Mapping[str, Any], *, source_text: str = "") -> Scenario:
-    """Validate an already-parsed TOML document:
-    :func:`sim.scenario.parser.scenario_from_mapping`."""
-    from sim.scenario.parser import scenario_from_mapping as from_mapping
-
-    return from_mapping(data, source_text=source_text)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from analysis.plan.options import OVERRIDABLE, PRESETS, PlanOptionError, make_plan
-from sim.generate.covariates import (
+from sim.generate.marginals import (
     fit_lognormal_moments,
     fit_split_lognormal_quartiles,
     fit_truncated_normal,

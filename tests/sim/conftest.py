@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.scenario.model import Scenario, load_scenario
+from sim.scenario import Scenario, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 LIU2021 = SCENARIOS / "liu2021.toml"

@@ -31,6 +31,7 @@ from sim.calibrate.targets import (
 from sim.generate.censoring import apply_censoring, draw_censoring
 from sim.errors import ScenarioError
 from sim.generate.outcomes import IllnessDeathModel, draw_illness_death, unit_cumulative_hazard
+from sim.scenario import load_scenario
 from sim.scenario.model import (
     Censoring,
     Outcome,
@@ -39,7 +40,6 @@ from sim.scenario.model import (
     Transition,
     TreatmentEffect,
     Unmeasured,
-    load_scenario,
 )
 from tests.sim.generate.test_outcomes import small_scenario
 

@@ -15,16 +15,15 @@ import pytest
 import statsmodels.api as sm
 from scipy import optimize, special, stats
 
-from sim.generate.covariates import (
+from sim.generate.covariates import DrawnCovariates, draw_covariates, latent_to_value
+from sim.generate.marginals import (
     Z75,
-    DrawnCovariates,
-    draw_covariates,
     fit_split_lognormal_quartiles,
     implied_summary,
-    latent_to_value,
     split_lognormal_moments,
 )
-from sim.scenario.model import Marginal, Scenario, Unmeasured, parse_scenario
+from sim.scenario import parse_scenario
+from sim.scenario.model import Marginal, Scenario, Unmeasured
 
 N_PER_ARM = 100_000
 

@@ -18,7 +18,7 @@ from sim.generate.covariates import draw_covariates
 from sim.generate.cohorts import generate_cohorts
 from sim.generate.outcomes import covariate_linear_predictor, draw_illness_death
 from sim.generate.responses import ResponseThresholds, draw_best_response
-from sim.scenario.model import load_scenario
+from sim.scenario import load_scenario
 
 LIU2021 = Path(__file__).resolve().parents[3] / "scenarios" / "liu2021.toml"
 

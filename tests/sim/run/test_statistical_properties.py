@@ -44,7 +44,7 @@ from analysis.performance.analytic_power import schoenfeld_power
 from analysis.performance.measures import summarise_run
 from analysis.status import STATUS_NAMES, OK
 from analysis.survival import fit_cox
-from sim.scenario.model import load_scenario, parse_scenario
+from sim.scenario import load_scenario, parse_scenario
 from sim.run.orchestrate import run_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
