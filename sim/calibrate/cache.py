@@ -2,8 +2,8 @@
 
 Calibrating a scenario and computing its truths take seconds to a minute; a sweep or a repeated
 ``psmsim describe`` needs them again and again. Results are stored as small JSON files named by
-the sha256 of the scenario's relevant content (:func:`sim.calibrate.targets.calibration_key`,
-:func:`sim.calibrate.targets.truth_key`, which include the code's ``CALIBRATION_VERSION``) in
+the sha256 of the scenario's relevant content (:func:`sim.calibrate.keys.calibration_key`,
+:func:`sim.calibrate.keys.truth_key`, which include the code's ``CALIBRATION_VERSION``) in
 ``cache_dir`` (default: the environment variable ``PSMSIM_CACHE_DIR``, else
 ``~/.cache/psmsim``). Files are written atomically (temporary file in the same folder, then
 ``os.replace``); an unreadable or inconsistent file is recomputed and overwritten; an
@@ -26,14 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.calibrate.targets import (
-    Calibration,
-    Truth,
-    calibrate,
-    calibration_key,
-    true_estimands,
-    truth_key,
-)
+from sim.calibrate.estimands import Truth, true_estimands
+from sim.calibrate.keys import calibration_key, truth_key
+from sim.calibrate.targets import Calibration, calibrate
 from sim.scenario.model import Scenario
 
 #: Fixed entropy of the calibration and truth generators (any constant would do; it is part
@@ -54,7 +49,7 @@ def calibration_rng() -> np.random.Generator:
 
 def truth_rng() -> np.random.Generator:
     """The generator :func:`true_estimands_cached` passes to
-    :func:`sim.calibrate.targets.true_estimands`."""
+    :func:`sim.calibrate.estimands.true_estimands`."""
     return np.random.default_rng(np.random.SeedSequence(CACHE_ENTROPY, spawn_key=(1,)))
 
 
@@ -87,7 +82,7 @@ def true_estimands_cached(
     *,
     cache_dir: str | Path | None = None,
 ) -> Truth:
-    """:func:`sim.calibrate.targets.true_estimands` with :func:`truth_rng`, cached on disk.
+    """:func:`sim.calibrate.estimands.true_estimands` with :func:`truth_rng`, cached on disk.
 
     Parameters
     ----------

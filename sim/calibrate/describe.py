@@ -16,7 +16,8 @@ import numpy as np
 
 from analysis.cohort import RESPONSE_LABELS, CohortBatch
 from analysis.survival.kaplan_meier import km_median
-from sim.calibrate.targets import Calibration, Truth
+from sim.calibrate.estimands import Truth
+from sim.calibrate.targets import Calibration
 from sim.generate.cohorts import generate_cohorts
 from sim.scenario.model import Scenario
 

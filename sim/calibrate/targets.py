@@ -1,4 +1,4 @@
-"""Calibration of the illness-death model and the true estimands of a scenario.
+"""Calibration of the illness-death model to the published medians.
 
 **Calibration** (:func:`calibrate`). The baseline scales λ01, λ02, λ12 are set so that the
 control arm's marginal (uncensored, averaged over the control arm's covariates including the
@@ -25,48 +25,30 @@ Selection mode: the targets refer to the whole population had everyone received 
 (control targets) or the experimental treatment (treated targets), so both calibrations average
 over the population's covariates.
 
-**True estimands** (:func:`true_estimands`). The conditional log-HRs are β_pfs (h01 and h02,
-after any delay) and β_os (h12 only: OS itself does not have proportional hazards when
-β_os ≠ β_pfs, or in general under an illness-death model, so β_os is the transition's log-HR).
-The marginal log-HR in the treated (ATT) follows Austin (2013, Stat Med 32:2837-2849): draw
-``simulation.truth_patients`` treated profiles (table mode: the treated arm's covariates;
-selection mode: Z = 1 from the treatment model), both potential outcomes with common random
-numbers, the design's censoring (one entry and dropout time per profile, used for both), stack
-the 2N records and fit Cox(T ~ treatment) (Efron ties: with a delayed effect the potential
-outcomes coincide before the delay). The marginal log-HR depends on the censoring pattern
-because the marginal hazards are not proportional. True marginal medians (uncensored) are
-reported per arm and for the treated population had it received control.
+The true estimands of a calibrated scenario are :mod:`sim.calibrate.estimands`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from dataclasses import dataclass, fields, is_dataclass, replace
-from typing import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 from scipy.optimize import brentq
 
-from sim.generate.censoring import apply_censoring, draw_censoring
+from sim.calibrate.keys import CALIBRATION_VERSION, calibration_key
+from sim.calibrate.profiles import draw_arm_profiles, draw_population_profiles
 from sim.errors import ScenarioError
 from sim.generate.outcomes import (
     IllnessDeathModel,
     OutcomeNoise,
-    covariate_linear_predictor,
     draw_outcome_noise,
     illness_death_times,
     unit_cumulative_hazard,
 )
-from sim.scenario.model import Censoring, Outcome, Scenario
+from sim.scenario.model import Outcome, Scenario
 
-#: Version of the calibration/truth code: part of the cache key; bump it whenever a change
-#: alters the numbers.
-CALIBRATION_VERSION = 1
-
-#: Patients per call of the covariate generator when drawing large samples.
-_CHUNK_PATIENTS = 100_000
 
 @dataclass(frozen=True)
 class Calibration:
@@ -133,218 +115,6 @@ class Calibration:
             log_hr_os=self.log_hr_os,
             delay_months=self.delay_months,
         )
-
-
-@dataclass(frozen=True)
-class Truth:
-    """True estimands of a scenario (log-HRs treated vs control; medians in months).
-
-    Attributes
-    ----------
-    conditional_log_hr_pfs : float
-        β_pfs, the conditional log-HR of PFS (after the delay, if any).
-    conditional_log_hr_os : float
-        β_os, the log-HR of the h12 transition. OS has no single conditional HR (it is not a
-        proportional-hazards outcome in the illness-death model); this is what is reported.
-    marginal_log_hr_pfs, marginal_log_hr_os : float
-        Marginal log-HR in the treated (ATT) under the design's censoring (Austin 2013).
-    pfs_median_treated, os_median_treated : float
-        Marginal medians of the treated population under treatment.
-    pfs_median_control, os_median_control : float
-        Marginal medians of the control arm (selection mode: Z = 0) under control.
-    pfs_median_treated_under_control, os_median_treated_under_control : float
-        Marginal medians of the treated population had it received control (the target of the
-        matched control group).
-    n_patients : int
-        Profiles per potential outcome.
-    key : str
-        Content key (:func:`truth_key`).
-    """
-
-    conditional_log_hr_pfs: float
-    conditional_log_hr_os: float
-    marginal_log_hr_pfs: float
-    marginal_log_hr_os: float
-    pfs_median_treated: float
-    os_median_treated: float
-    pfs_median_control: float
-    os_median_control: float
-    pfs_median_treated_under_control: float
-    os_median_treated_under_control: float
-    n_patients: int
-    key: str
-
-    def as_variables(self) -> dict[str, tuple[float, float]]:
-        """The truths as the results Dataset stores them: name → (pfs, os)
-        (see ``sim.run.results.TRUTH_VARIABLES``; medians per arm)."""
-        return {
-            "true_log_hr_conditional": (self.conditional_log_hr_pfs, self.conditional_log_hr_os),
-            "true_log_hr_marginal": (self.marginal_log_hr_pfs, self.marginal_log_hr_os),
-            "true_median_treated": (self.pfs_median_treated, self.os_median_treated),
-            "true_median_control": (self.pfs_median_control, self.os_median_control),
-        }
-
-
-# --------------------------------------------------------------------------------------------
-# Keys
-
-
-def _canonical(value):
-    """JSON-ready canonical form of scenario parts (dataclasses, mappings, tuples, numbers)."""
-    if is_dataclass(value):
-        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _canonical(value[k]) for k in sorted(value, key=str)}
-    if isinstance(value, (tuple, list)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, (bool, str)) or value is None:
-        return value
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return float(value)
-    raise TypeError(f"cannot key a {type(value).__name__}")
-
-
-def _digest(content: dict) -> str:
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _calibration_content(scenario: Scenario) -> dict:
-    return {
-        "version": CALIBRATION_VERSION,
-        "mode": scenario.mode,
-        "arms": _canonical(scenario.arms),
-        "covariates": _canonical(scenario.covariates),
-        "correlation": _canonical(scenario.correlation),
-        "outcome": _canonical(scenario.outcome),
-        "selection": _canonical(scenario.selection),
-        "unmeasured": _canonical(scenario.unmeasured),
-        "response": _canonical(scenario.response),
-        "calibration_patients": scenario.simulation.calibration_patients,
-    }
-
-
-def calibration_key(scenario: Scenario) -> str:
-    """sha256 of the canonical content the calibration depends on: mode, arms, covariates and
-    their correlation, outcome model, selection model, unmeasured confounder, response model,
-    calibration sample size and :data:`CALIBRATION_VERSION` (not the name, censoring, AEs,
-    analysis or the other run settings)."""
-    return _digest(_calibration_content(scenario))
-
-
-def truth_key(scenario: Scenario) -> str:
-    """:func:`calibration_key`'s content plus censoring and the truth sample size."""
-    content = _calibration_content(scenario)
-    content["censoring"] = _canonical(scenario.censoring)
-    content["truth_patients"] = scenario.simulation.truth_patients
-    return _digest(content)
-
-
-# --------------------------------------------------------------------------------------------
-# Large samples of patient profiles
-
-
-@dataclass(frozen=True)
-class Profiles:
-    """Covariate log-hazards of a large sample of patients.
-
-    Attributes
-    ----------
-    linear_predictor : ndarray of float, shape (patient,)
-    treated : ndarray of bool, shape (patient,)
-        The patient's arm (selection mode: drawn treatment).
-    """
-
-    linear_predictor: np.ndarray
-    treated: np.ndarray
-
-
-def draw_population_profiles(
-    scenario: Scenario, n_patients: int, *, rng: np.random.Generator
-) -> Profiles:
-    """Draw ``n_patients`` profiles of whole cohorts (both arms, in the cohorts' proportions)
-    through :func:`sim.generate.covariates.draw_covariates`, in chunks of about 10^5 patients."""
-    from sim.generate.covariates import draw_covariates
-
-    cohort_size = _cohort_size(scenario)
-    replicates = max(1, math.ceil(n_patients / cohort_size))
-    max_replicates = max(1, _CHUNK_PATIENTS // cohort_size)
-    predictors, arms = [], []
-    while replicates > 0:
-        chunk = min(replicates, max_replicates)
-        drawn = draw_covariates(scenario, chunk, rng=rng)
-        predictors.append(covariate_linear_predictor(scenario, drawn.values, drawn.unmeasured).ravel())
-        arms.append(drawn.treated.ravel())
-        replicates -= chunk
-    return Profiles(
-        linear_predictor=np.concatenate(predictors)[:n_patients],
-        treated=np.concatenate(arms)[:n_patients],
-    )
-
-
-def _cohort_size(scenario: Scenario) -> int:
-    if scenario.mode == "selection":
-        return scenario.selection.patients
-    return sum(arm.size for arm in scenario.arms)
-
-
-@dataclass(frozen=True)
-class ArmProfiles:
-    """Covariate log-hazards of large samples of both arms.
-
-    Attributes
-    ----------
-    control, treated : ndarray of float, shape (patient,)
-        η of control-arm and treated-arm patients (table mode: each arm's covariates;
-        selection mode: patients with Z = 0 and Z = 1).
-    """
-
-    control: np.ndarray
-    treated: np.ndarray
-
-
-def draw_arm_profiles(
-    scenario: Scenario, n_patients: int, *, rng: np.random.Generator
-) -> ArmProfiles:
-    """Draw ``n_patients`` profiles of each arm from the same cohorts.
-
-    Cohorts of :func:`sim.generate.covariates.draw_covariates` are drawn in chunks of about 10^5
-    patients until both arms have ``n_patients``; the first ``n_patients`` of each are kept.
-    """
-    from sim.generate.covariates import draw_covariates
-
-    cohort_size = _cohort_size(scenario)
-    max_replicates = max(1, _CHUNK_PATIENTS // cohort_size)
-    parts: dict[bool, list[np.ndarray]] = {False: [], True: []}
-    counts = {False: 0, True: 0}
-    drawn_replicates = 0
-    while min(counts.values()) < n_patients:
-        replicates = 1
-        for arm in (False, True):
-            # Patients of this arm per cohort: the arm size, or as observed so far (selection).
-            per_cohort = max(counts[arm] / drawn_replicates, 1.0) if drawn_replicates else (
-                cohort_size / 2.0
-            )
-            if scenario.mode == "table":
-                per_cohort = (scenario.treated_arm if arm else scenario.control_arm).size
-            missing = max(n_patients - counts[arm], 0)
-            replicates = max(replicates, math.ceil(missing / per_cohort))
-        replicates = min(replicates, max_replicates)
-        drawn = draw_covariates(scenario, replicates, rng=rng)
-        predictor = covariate_linear_predictor(scenario, drawn.values, drawn.unmeasured)
-        for arm in (False, True):
-            chosen = predictor[drawn.treated == arm]
-            parts[arm].append(chosen)
-            counts[arm] += chosen.size
-        drawn_replicates += replicates
-    return ArmProfiles(
-        control=np.concatenate(parts[False])[:n_patients],
-        treated=np.concatenate(parts[True])[:n_patients],
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Calibration
 
 
 def _solve(
@@ -575,134 +345,4 @@ def calibrate(scenario: Scenario, *, rng: np.random.Generator) -> Calibration:
         response_thresholds=tuple(
             tuple(float(v) for v in by_arm[arm.name]) for arm in scenario.arms
         ),
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# True estimands
-
-
-def marginal_log_hr(
-    time_months: np.ndarray, event: np.ndarray, treated: np.ndarray
-) -> float:
-    """Cox(T ~ treatment) log-HR (Efron ties) of one large stacked sample.
-
-    Parameters
-    ----------
-    time_months, event, treated : ndarray, shape (record,)
-
-    Returns
-    -------
-    float
-    """
-    from analysis.survival import fit_cox
-
-    fit = fit_cox(time_months[None, :], event[None, :], treated[None, :], ties="efron")
-    return float(np.asarray(fit.log_hr)[0])
-
-
-@dataclass(frozen=True)
-class PotentialOutcomeEstimands:
-    """ATT quantities from one sample of treated profiles (:func:`att_estimands`)."""
-
-    marginal_log_hr_pfs: float
-    marginal_log_hr_os: float
-    pfs_median_treated: float
-    os_median_treated: float
-    pfs_median_under_control: float
-    os_median_under_control: float
-
-
-def att_estimands(
-    model: IllnessDeathModel,
-    treated_predictor: np.ndarray,
-    censoring: Censoring,
-    *,
-    rng: np.random.Generator,
-) -> PotentialOutcomeEstimands:
-    """Marginal log-HRs (PFS, OS) and medians in the treated by potential outcomes.
-
-    For each treated profile both potential outcomes are drawn with the same random numbers
-    and censored at the same censoring time (design's entry, cut-off and dropout); the 2N
-    records are stacked and Cox(T ~ treatment) is fitted (Austin 2013, Stat Med 32:2837-2849).
-
-    Parameters
-    ----------
-    model : IllnessDeathModel
-    treated_predictor : ndarray of float, shape (patient,)
-        Covariate log-hazards η of the treated population.
-    censoring : Censoring
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    PotentialOutcomeEstimands
-    """
-    shape = treated_predictor.shape
-    noise = draw_outcome_noise(shape, rng=rng)
-    follow_up = draw_censoring(censoring, shape, rng=rng).censor_months
-    under_treatment = illness_death_times(treated_predictor, np.ones(shape, bool), model, noise)
-    under_control = illness_death_times(treated_predictor, np.zeros(shape, bool), model, noise)
-    stacked_treated = np.concatenate([np.ones(shape, bool), np.zeros(shape, bool)])
-    censor = np.concatenate([follow_up, follow_up])
-    observed = apply_censoring(
-        np.concatenate([under_treatment.pfs_months, under_control.pfs_months]),
-        np.concatenate([under_treatment.os_months, under_control.os_months]),
-        censor,
-    )
-    return PotentialOutcomeEstimands(
-        marginal_log_hr_pfs=marginal_log_hr(
-            observed.pfs_months, observed.pfs_event, stacked_treated
-        ),
-        marginal_log_hr_os=marginal_log_hr(observed.os_months, observed.os_event, stacked_treated),
-        pfs_median_treated=float(np.median(under_treatment.pfs_months)),
-        os_median_treated=float(np.median(under_treatment.os_months)),
-        pfs_median_under_control=float(np.median(under_control.pfs_months)),
-        os_median_under_control=float(np.median(under_control.os_months)),
-    )
-
-
-def true_estimands(
-    scenario: Scenario, calibration: Calibration, *, rng: np.random.Generator
-) -> Truth:
-    """True estimands of a calibrated scenario (see the module docstring).
-
-    Draws ``simulation.truth_patients`` treated profiles for the ATT quantities
-    (:func:`att_estimands`) and as many control profiles (table mode: control arm; selection
-    mode: Z = 0) for the control arm's medians (:func:`draw_arm_profiles`).
-
-    Parameters
-    ----------
-    scenario : Scenario
-    calibration : Calibration
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    Truth
-    """
-    n_patients = scenario.simulation.truth_patients
-    model = calibration.illness_death_model(scenario.outcome)
-    profiles = draw_arm_profiles(scenario, n_patients, rng=rng)
-    att = att_estimands(model, profiles.treated, scenario.censoring, rng=rng)
-    control = profiles.control
-    control_times = illness_death_times(
-        control,
-        np.zeros(control.shape, bool),
-        model,
-        draw_outcome_noise(control.shape, rng=rng),
-    )
-    return Truth(
-        conditional_log_hr_pfs=calibration.log_hr_pfs,
-        conditional_log_hr_os=calibration.log_hr_os,
-        marginal_log_hr_pfs=att.marginal_log_hr_pfs,
-        marginal_log_hr_os=att.marginal_log_hr_os,
-        pfs_median_treated=att.pfs_median_treated,
-        os_median_treated=att.os_median_treated,
-        pfs_median_control=float(np.median(control_times.pfs_months)),
-        os_median_control=float(np.median(control_times.os_months)),
-        pfs_median_treated_under_control=att.pfs_median_under_control,
-        os_median_treated_under_control=att.os_median_under_control,
-        n_patients=n_patients,
-        key=truth_key(scenario),
     )

@@ -19,15 +19,10 @@ from lifelines import KaplanMeierFitter
 from scipy import integrate, optimize
 
 from sim.calibrate.cache import calibrate_cached, true_estimands_cached
-from sim.calibrate.targets import (
-    att_estimands,
-    calibrate,
-    calibrate_profiles,
-    calibration_key,
-    draw_arm_profiles,
-    true_estimands,
-    truth_key,
-)
+from sim.calibrate.estimands import att_estimands, true_estimands
+from sim.calibrate.keys import calibration_key, truth_key
+from sim.calibrate.profiles import draw_arm_profiles
+from sim.calibrate.targets import calibrate, calibrate_profiles
 from sim.generate.censoring import apply_censoring, draw_censoring
 from sim.errors import ScenarioError
 from sim.generate.outcomes import IllnessDeathModel, draw_illness_death, unit_cumulative_hazard

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from sim.calibrate.cache import calibrate_cached
-from sim.calibrate.targets import true_estimands
+from sim.calibrate.estimands import true_estimands
 from sim.calibrate.describe import DescriptionRow, describe_rows, format_description
 from sim.scenario.model import Scenario
 
