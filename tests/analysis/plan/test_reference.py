@@ -44,7 +44,9 @@ from analysis.cohort import CohortBatch
 from analysis.propensity.matching import MatchResult
 from analysis.plan.analyse import analyse_cohorts
 from analysis.plan.options import make_plan
-from analysis.plan.reference import _cox, _km_median, _match_nearest, analyse_cohort_reference
+from analysis.plan.reference import analyse_cohort_reference
+from analysis.plan.reference.propensity import match_nearest_one
+from analysis.plan.reference.survival import cox_one, km_median_one
 from tests.analysis.propensity.reference_matchit import matchit_nearest
 
 NAMES = ("age", "size", "male", "hbv", "macro", "ecog")
@@ -351,8 +353,8 @@ def test_reference_median_rules_by_hand():
     time = np.array([0.5, 0.5, 1.0, 2.0, 3.5, 6.5])
     event = np.array([False, False, False, False, True, False])
     weight = np.ones(6)
-    first = _km_median(time, event, weight, ci="brookmeyer_crowley_log", level=0.95, rule="first")
-    midpoint = _km_median(time, event, weight, ci="brookmeyer_crowley_log", level=0.95, rule="midpoint")
+    first = km_median_one(time, event, weight, ci="brookmeyer_crowley_log", level=0.95, rule="first")
+    midpoint = km_median_one(time, event, weight, ci="brookmeyer_crowley_log", level=0.95, rule="midpoint")
     assert first[0] == 3.5 and midpoint[0] == 5.0
     # Lower log band at 3.5: 0.5 exp(-1.96 sqrt(1 / (2 * 1))) < 0.5, so the lower limit is 3.5;
     # the upper band never falls to 0.5: not reached.
@@ -360,7 +362,7 @@ def test_reference_median_rules_by_hand():
     # Two events at 2 of 4 at risk: S = 0.5 from 2 on, below it (0.25) from 5: midpoint 3.5.
     time = np.array([2.0, 2.0, 5.0, 5.0])
     event = np.array([True, True, False, True])
-    median = _km_median(time, event, np.ones(4), ci="spss_symmetric", level=0.95, rule="midpoint")[0]
+    median = km_median_one(time, event, np.ones(4), ci="spss_symmetric", level=0.95, rule="midpoint")[0]
     assert median == 3.5
 
 
@@ -377,7 +379,7 @@ def test_reference_matching_equals_matchit_oracle():
         caliper = [None, 0.125, 0.25][case % 3]
         ratio, replace = int(rng.integers(1, 3)), bool(rng.integers(0, 2))
         limit = math.inf if caliper is None else caliper
-        got = _match_nearest(list(distance), list(treated), list(usable), limit, ratio, replace, "largest", None)
+        got = match_nearest_one(list(distance), list(treated), list(usable), limit, ratio, replace, "largest", None)
         want = matchit_nearest(list(distance), list(treated), list(usable), caliper=caliper, ratio=ratio,
                                replace=replace)["controls"]
         assert got == want, case
@@ -464,12 +466,12 @@ def test_reference_cox_and_medians_equal_r():
     for (time, event, treated, pair, weight), expected in zip(cases, golden):
         ones = np.ones(len(time))
         fits = {
-            "efron": _cox(time, event, treated, ones, ties="efron", cluster=pair, strata=None, level=0.95),
-            "breslow": _cox(time, event, treated, ones, ties="breslow", cluster=pair, strata=None, level=0.95),
-            "efron_strata": _cox(time, event, treated, ones, ties="efron", cluster=pair, strata=pair, level=0.95),
-            "breslow_strata": _cox(time, event, treated, ones, ties="breslow", cluster=pair, strata=pair, level=0.95),
-            "efron_weighted": _cox(time, event, treated, weight, ties="efron", cluster=pair, strata=None, level=0.95),
-            "breslow_weighted": _cox(time, event, treated, weight, ties="breslow", cluster=pair, strata=None,
+            "efron": cox_one(time, event, treated, ones, ties="efron", cluster=pair, strata=None, level=0.95),
+            "breslow": cox_one(time, event, treated, ones, ties="breslow", cluster=pair, strata=None, level=0.95),
+            "efron_strata": cox_one(time, event, treated, ones, ties="efron", cluster=pair, strata=pair, level=0.95),
+            "breslow_strata": cox_one(time, event, treated, ones, ties="breslow", cluster=pair, strata=pair, level=0.95),
+            "efron_weighted": cox_one(time, event, treated, weight, ties="efron", cluster=pair, strata=None, level=0.95),
+            "breslow_weighted": cox_one(time, event, treated, weight, ties="breslow", cluster=pair, strata=None,
                                      level=0.95),
         }
         for name, fit in fits.items():
@@ -483,6 +485,6 @@ def test_reference_cox_and_medians_equal_r():
             want = np.array([np.nan if v is None else v for v in expected[ci]], dtype=float)
             got = []
             for arm in (treated, ~treated):
-                median, lower, upper, _, _ = _km_median(time, event, arm.astype(float), ci=method, level=0.95)
+                median, lower, upper, _, _ = km_median_one(time, event, arm.astype(float), ci=method, level=0.95)
                 got += [median, lower, upper]
             np.testing.assert_allclose(np.array(got), want, rtol=0, atol=1e-10, equal_nan=True, err_msg=ci)
