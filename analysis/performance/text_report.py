@@ -1,6 +1,6 @@
 """The summary of a run as a plain-text table for a terminal.
 
-``format_summary(summary)`` takes the Dataset of :func:`analysis.performance.measures.summarise_run` and
+``format_summary(summary)`` takes the Dataset of :func:`analysis.performance.summary.summarise_run` and
 returns one block per condition × method: a row per cohort × endpoint with power, bias,
 coverage and precision (each ± its Monte Carlo SE), events and analytic power, then lines for
 matched-pair counts, balance and the paper's pattern, and a footer explaining the
@@ -134,7 +134,7 @@ def format_summary(summary: xr.Dataset) -> str:
     Parameters
     ----------
     summary : xarray.Dataset
-        The output of :func:`analysis.performance.measures.summarise_run` (or its ``summary.nc``).
+        The output of :func:`analysis.performance.summary.summarise_run` (or its ``summary.nc``).
 
     Returns
     -------

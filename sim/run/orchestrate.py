@@ -15,7 +15,7 @@ import numpy as np
 import scipy
 import xarray as xr
 
-from analysis.performance.measures import summarise_run, summary_to_frame
+from analysis.performance.summary import summarise_run, summary_to_frame
 from analysis.performance.text_report import format_summary
 from sim.calibrate.cache import calibrate_cached, true_estimands_cached
 from sim.run.runner import RunConfig, iter_conditions, run_identity, run_simulation

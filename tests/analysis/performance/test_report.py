@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 from scipy.special import ndtr
 
-from analysis.performance.measures import summarise_run
+from analysis.performance.summary import summarise_run
 from analysis.performance.text_report import format_summary
 
 CELL = ("condition", "replicate", "method", "cohort", "endpoint")

@@ -2,7 +2,7 @@
 
 Two selection-mode scenarios with treatment a fair coin (no confounding), run end to end
 through :func:`sim.run.orchestrate.run_scenario` (generation, both analysis presets, store,
-:func:`analysis.performance.measures.summarise_run`):
+:func:`analysis.performance.summary.summarise_run`):
 
 * ``scenarios/null_randomised.toml``: HR = 1 on every transition, 200 patients, three
   prognostic covariates. Full cohort: log-rank and Cox rejection rates within 3 MCSE of 0.05;
@@ -41,7 +41,7 @@ import pytest
 import xarray as xr
 
 from analysis.performance.analytic_power import schoenfeld_power
-from analysis.performance.measures import summarise_run
+from analysis.performance.summary import summarise_run
 from analysis.status import STATUS_NAMES, OK
 from analysis.survival import fit_cox
 from sim.scenario import load_scenario, parse_scenario
@@ -114,7 +114,7 @@ def band_violations(summary: xr.Dataset, measure: str, target, *, margin: float 
 
     Parameters
     ----------
-    summary : the output of :func:`analysis.performance.measures.summarise_run`.
+    summary : the output of :func:`analysis.performance.summary.summarise_run`.
     measure : a summary variable with a ``<measure>_mcse`` companion.
     target : float or DataArray broadcastable to the selected cells.
     margin : extra allowance beyond ``k`` MCSE.
