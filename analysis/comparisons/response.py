@@ -3,7 +3,7 @@
 Objective response rate (ORR: CR or PR) and disease control rate (DCR: CR, PR or SD) per arm
 (mRECIST best overall response), and for each adverse event the rate of any grade (>= 1) and
 of grade 3-4 (>= 3, CTCAE), each compared between arms by a 2x2 contingency-table test chosen
-by a named rule of :func:`analysis.comparisons.group_tests.categorical_test` (``"paper"`` reproduces the
+by a named rule of :func:`analysis.comparisons.categorical.categorical_test` (``"paper"`` reproduces the
 study paper's Tables 2 and 3).
 
 Rates use the weighted counts as they are; the tables the tests see have their weighted cell
@@ -25,7 +25,7 @@ import numpy as np
 
 from analysis import status
 from analysis.cohort import RESPONSE_CODES
-from analysis.comparisons.group_tests import categorical_test
+from analysis.comparisons.categorical import categorical_test
 
 #: Best-response codes counted as objective response and as disease control.
 OBJECTIVE_RESPONSE_CODES = (RESPONSE_CODES["CR"], RESPONSE_CODES["PR"])
@@ -103,7 +103,7 @@ def compare_responses(best_response, treated, *, weights=None, rule="paper") -> 
     weights : ndarray of float, shape (replicate, patient), optional
         Weights of the analysed cohort (0 = not in it). Default: everybody weight 1.
     rule : str
-        A rule of :data:`analysis.comparisons.group_tests.CATEGORICAL_RULES`.
+        A rule of :data:`analysis.comparisons.categorical.CATEGORICAL_RULES`.
 
     Returns
     -------
@@ -139,7 +139,7 @@ def compare_adverse_events(
     weights : ndarray of float, shape (replicate, patient), optional
         Weights of the analysed cohort (0 = not in it). Default: everybody weight 1.
     rule : str
-        A rule of :data:`analysis.comparisons.group_tests.CATEGORICAL_RULES`.
+        A rule of :data:`analysis.comparisons.categorical.CATEGORICAL_RULES`.
 
     Returns
     -------

@@ -23,7 +23,9 @@ from analysis import status as st
 from analysis.propensity.balance import Balance, standardised_differences_by_cohort
 from analysis.cohort import CohortBatch
 from analysis.survival.cox import CoxResult, cox_from_table
-from analysis.comparisons.group_tests import TestResult, categorical_test, contingency_table, continuous_test
+from analysis.comparisons.categorical import categorical_test, contingency_table
+from analysis.comparisons.continuous import continuous_test
+from analysis.comparisons.group_tests import TestResult
 from analysis.survival.kaplan_meier import MedianEstimate, kaplan_meier_from_table, km_median
 from analysis.survival.logrank import LogrankResult, logrank_from_table, tabulate_risk_sets
 from analysis.propensity.matching import MatchResult, caliper_width, match_patients
@@ -167,7 +169,6 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
     cohort_details = {}
     for cohort in COHORTS:
         weights = cohort_weights[cohort]
-        in_cohort = weights > 0
         pairs = matching.pair_id if cohort == "matched" else None
         endpoint_rows = []
         survival = {}

@@ -50,7 +50,7 @@ class Plan:
     median_rule : ``first`` time with S(t) <= 0.5 (SPSS, lifelines) or R's ``midpoint`` rule
         where S(t) equals 0.5 over an interval.
     median_ci : method of the KM median CI.
-    test_rule : categorical test selection rule (see :mod:`analysis.comparisons.group_tests`).
+    test_rule : categorical test selection rule (see :mod:`analysis.comparisons.categorical`).
     smd_denominator : ``pooled`` or ``treated`` SD in the SMD.
     level : confidence level of every interval.
     separation : ``proceed`` (use the fitted scores of a separated PS model for matching, as

@@ -5,6 +5,8 @@ import pytest
 from scipy import stats
 
 from analysis.comparisons import group_tests as gt
+from analysis.comparisons import categorical
+from analysis.comparisons import continuous
 from analysis import status
 
 RTOL = 1e-10
@@ -43,7 +45,7 @@ def tables():
 
 @pytest.mark.parametrize("correction", [False, True])
 def test_chi2_matches_scipy_on_random_2x2(tables, correction):
-    function = gt.yates_chi2 if correction else gt.pearson_chi2
+    function = categorical.yates_chi2 if correction else categorical.pearson_chi2
     result = function(tables)
     proper = _proper(tables)
     for i in np.flatnonzero(proper):
@@ -68,7 +70,7 @@ def test_pearson_matches_scipy_on_random_r_by_2(n_levels):
     ).astype(float)
     proper = _proper(counts)
     assert proper.sum() >= 150
-    for function in (gt.pearson_chi2, gt.yates_chi2):  # no Yates for df > 1
+    for function in (categorical.pearson_chi2, categorical.yates_chi2):  # no Yates for df > 1
         result = function(counts)
         for i in np.flatnonzero(proper):
             expected = stats.chi2_contingency(counts[i], correction=True)
@@ -85,7 +87,7 @@ def test_empty_rows_are_dropped_like_spss():
     table[:, 1, :] = small[:, 0, :]
     table[:, 3, :] = small[:, 1, :]
     proper = _proper(small)
-    for function, correction in ((gt.pearson_chi2, False), (gt.yates_chi2, True)):
+    for function, correction in ((categorical.pearson_chi2, False), (categorical.yates_chi2, True)):
         padded = function(table)
         for i in np.flatnonzero(proper):
             expected = stats.chi2_contingency(small[i], correction=correction)
@@ -95,13 +97,13 @@ def test_empty_rows_are_dropped_like_spss():
 
 def test_yates_hand_cases():
     # |ad - bc| = |10*10 - 10*10| = 0 < N/2: corrected statistic 0, p = 1.
-    result = gt.yates_chi2(np.array([[10.0, 10.0], [10.0, 10.0]]))
+    result = categorical.yates_chi2(np.array([[10.0, 10.0], [10.0, 10.0]]))
     assert result.statistic == 0.0 and result.p_value == 1.0
     # N (|ad - bc| - N/2)^2 / (r1 r2 c1 c2) for [[6, 2], [29, 63]] (ORR before PSM).
     a, b, c, d = 6.0, 2.0, 29.0, 63.0
     n = a + b + c + d
     by_hand = n * (abs(a * d - b * c) - n / 2) ** 2 / ((a + b) * (c + d) * (a + c) * (b + d))
-    result = gt.yates_chi2(np.array([[a, b], [c, d]]))
+    result = categorical.yates_chi2(np.array([[a, b], [c, d]]))
     np.testing.assert_allclose(result.statistic, by_hand, rtol=1e-14)
     np.testing.assert_allclose(result.p_value, stats.chi2.sf(by_hand, 1), rtol=1e-12)
 
@@ -110,7 +112,7 @@ def test_yates_hand_cases():
 
 
 def test_fisher_matches_scipy_on_random_2x2(tables):
-    result = gt.fisher_exact(tables)
+    result = categorical.fisher_exact(tables)
     for i in range(len(tables)):
         if (tables[i].sum(axis=0) == 0).any():
             continue  # empty arm: NaN by convention, checked below
@@ -128,7 +130,7 @@ def test_fisher_larger_counts_and_symmetric_supports():
     # equal arms give a symmetric hypergeometric support (exact ties of probabilities)
     table[:, 0, 1] = rng.integers(0, n + 1)
     table[:, 1, 1] = n - table[:, 0, 1]
-    result = gt.fisher_exact(table)
+    result = categorical.fisher_exact(table)
     for i in range(len(table)):
         expected = stats.fisher_exact(table[i])
         np.testing.assert_allclose(result.p_value[i], expected.pvalue, rtol=RTOL)
@@ -136,14 +138,14 @@ def test_fisher_larger_counts_and_symmetric_supports():
 
 def test_fisher_hand_case_lady_tasting_tea():
     # Fisher (1935): 3 of 4 cups right each way; two-sided p = 34/70.
-    result = gt.fisher_exact(np.array([[3.0, 1.0], [1.0, 3.0]]))
+    result = categorical.fisher_exact(np.array([[3.0, 1.0], [1.0, 3.0]]))
     np.testing.assert_allclose(result.p_value, 34 / 70, rtol=1e-13)
     assert result.statistic == 9.0
 
 
 def test_fisher_rejects_r_by_2():
     with pytest.raises(ValueError, match="2, 2"):
-        gt.fisher_exact(np.ones((5, 3, 2)))
+        categorical.fisher_exact(np.ones((5, 3, 2)))
 
 
 # ---------------------------------------------------------------------------- degenerate tables
@@ -151,7 +153,7 @@ def test_fisher_rejects_r_by_2():
 
 @pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize(
-    "function", [gt.pearson_chi2, gt.yates_chi2, gt.fisher_exact], ids=lambda f: f.__name__
+    "function", [categorical.pearson_chi2, categorical.yates_chi2, categorical.fisher_exact], ids=lambda f: f.__name__
 )
 def test_degenerate_tables_never_raise(function):
     table = np.array(
@@ -195,9 +197,9 @@ def _expected_choice(rule, table):
     }[rule]
 
 
-@pytest.mark.parametrize("rule", sorted(gt.CATEGORICAL_RULES))
+@pytest.mark.parametrize("rule", sorted(categorical.CATEGORICAL_RULES))
 def test_categorical_rules_select_and_match_scipy(tables, rule):
-    result = gt.categorical_test(tables, rule=rule)
+    result = categorical.categorical_test(tables, rule=rule)
     proper = _proper(tables)
     for i in np.flatnonzero(proper):
         choice = _expected_choice(rule, tables[i])
@@ -210,25 +212,25 @@ def test_categorical_rules_select_and_match_scipy(tables, rule):
 def test_categorical_test_keeps_leading_dimensions_and_falls_back_for_r_by_2():
     rng = np.random.default_rng(3)
     table = _random_2x2_tables(rng, 24).reshape(4, 6, 2, 2)
-    result = gt.categorical_test(table, rule="fisher")
+    result = categorical.categorical_test(table, rule="fisher")
     assert result.p_value.shape == (4, 6)
-    flat = gt.fisher_exact(table.reshape(24, 2, 2))
+    flat = categorical.fisher_exact(table.reshape(24, 2, 2))
     np.testing.assert_array_equal(result.p_value.ravel(), flat.p_value)
     three_levels = np.array([[[5.0, 9.0], [1.0, 7.0], [4.0, 2.0]]])
-    result = gt.categorical_test(three_levels, rule="fisher_if_expected_lt5")
+    result = categorical.categorical_test(three_levels, rule="fisher_if_expected_lt5")
     assert result.test_used[0] == gt.PEARSON
     np.testing.assert_allclose(
         result.p_value[0], stats.chi2_contingency(three_levels[0]).pvalue, rtol=RTOL
     )
-    single = gt.categorical_test(np.array([[6.0, 2.0], [29.0, 63.0]]), rule="fisher")
+    single = categorical.categorical_test(np.array([[6.0, 2.0], [29.0, 63.0]]), rule="fisher")
     assert single.p_value.shape == ()
 
 
 def test_unknown_rule_lists_choices():
     with pytest.raises(ValueError, match="fisher_if_expected_lt5.*yates_if_expected_lt5"):
-        gt.categorical_test(np.ones((2, 2)), rule="chi2")
+        categorical.categorical_test(np.ones((2, 2)), rule="chi2")
     with pytest.raises(ValueError, match="mann_whitney"):
-        gt.continuous_test(np.ones((1, 4)), np.array([[True, False, True, False]]), rule="u")
+        continuous.continuous_test(np.ones((1, 4)), np.array([[True, False, True, False]]), rule="u")
 
 
 def test_contingency_table_counts_and_rounding():
@@ -236,15 +238,15 @@ def test_contingency_table_counts_and_rounding():
     levels = rng.integers(0, 3, size=(20, 30))
     treated = rng.random((20, 30)) < 0.4
     weights = rng.choice([0.0, 1.0, 0.5, 2.0], size=(20, 30))
-    table = gt.contingency_table(levels, treated, n_levels=3, weights=weights, round_counts=False)
+    table = categorical.contingency_table(levels, treated, n_levels=3, weights=weights, round_counts=False)
     for r in range(20):
         for level in range(3):
             for arm, in_arm in enumerate((treated[r], ~treated[r])):
                 expected = weights[r][(levels[r] == level) & in_arm].sum()
                 assert table[r, level, arm] == expected
-    rounded = gt.contingency_table(levels, treated, n_levels=3, weights=weights)
+    rounded = categorical.contingency_table(levels, treated, n_levels=3, weights=weights)
     np.testing.assert_array_equal(rounded, np.rint(table))
-    per_variable = gt.contingency_table(
+    per_variable = categorical.contingency_table(
         np.stack([levels, 2 - levels], axis=-1), treated, n_levels=3, weights=weights
     )
     assert per_variable.shape == (20, 2, 3, 2)
@@ -271,7 +273,7 @@ def _random_samples(rng, n_replicates=N_CASES, n_patients=40, ties=False):
 def test_t_tests_match_scipy(equal_var):
     rng = np.random.default_rng(17)
     x, group, weights = _random_samples(rng, ties=False)
-    function = gt.student_t if equal_var else gt.welch_t
+    function = continuous.student_t if equal_var else continuous.welch_t
     result = function(x, group, weights=weights)
     for i in range(len(x)):
         keep = weights[i] > 0
@@ -284,7 +286,7 @@ def test_t_tests_match_scipy(equal_var):
     assert (result.status == status.OK).all()
 
 
-@pytest.mark.parametrize("function", [gt.student_t, gt.welch_t, gt.mann_whitney])
+@pytest.mark.parametrize("function", [continuous.student_t, continuous.welch_t, continuous.mann_whitney])
 def test_integer_weights_are_frequency_weights(function):
     rng = np.random.default_rng(19)
     x, group, _ = _random_samples(rng, n_replicates=30, ties=True)
@@ -305,7 +307,7 @@ def test_integer_weights_are_frequency_weights(function):
 def test_mann_whitney_matches_scipy(continuity, ties):
     rng = np.random.default_rng(23 + ties)
     x, group, weights = _random_samples(rng, ties=ties)
-    result = gt.mann_whitney(x, group, weights=weights, continuity=continuity)
+    result = continuous.mann_whitney(x, group, weights=weights, continuity=continuity)
     for i in range(len(x)):
         keep = weights[i] > 0
         expected = stats.mannwhitneyu(
@@ -330,7 +332,7 @@ def test_mann_whitney_spss_formula_by_hand():
     n = 11
     ties = (3**3 - 3) / 12 + (2**3 - 2) / 12
     z = (u - 15) / np.sqrt(30 / (n * (n - 1)) * ((n**3 - n) / 12 - ties))
-    result = gt.mann_whitney(x, group)
+    result = continuous.mann_whitney(x, group)
     assert result.statistic[0] == u
     np.testing.assert_allclose(result.p_value[0], 2 * stats.norm.sf(abs(z)), rtol=1e-13)
 
@@ -341,14 +343,14 @@ def test_student_t_with_an_arm_of_one_by_hand():
     control = np.array([1.0, 2.0, 6.0])
     pooled = ((control - control.mean()) ** 2).sum() / 2
     t = (4.0 - control.mean()) / np.sqrt(pooled * (1 + 1 / 3))
-    result = gt.student_t(x, group)
+    result = continuous.student_t(x, group)
     np.testing.assert_allclose(result.statistic[0], t, rtol=1e-14)
     np.testing.assert_allclose(result.p_value[0], 2 * stats.t.sf(abs(t), 2), rtol=1e-12)
-    assert gt.welch_t(x, group).status[0] == status.UNDEFINED
+    assert continuous.welch_t(x, group).status[0] == status.UNDEFINED
 
 
 @pytest.mark.filterwarnings("error")
-@pytest.mark.parametrize("rule", sorted(gt.CONTINUOUS_RULES))
+@pytest.mark.parametrize("rule", sorted(continuous.CONTINUOUS_RULES))
 def test_continuous_degenerate_cases_never_raise(rule):
     x = np.array(
         [
@@ -362,7 +364,7 @@ def test_continuous_degenerate_cases_never_raise(rule):
                       [True, True, False, False]])
     weights = np.ones((4, 4))
     weights[2] = 0.0
-    result = gt.continuous_test(x, group, weights=weights, rule=rule)
+    result = continuous.continuous_test(x, group, weights=weights, rule=rule)
     assert result.status[0] == status.EMPTY_ARM and np.isnan(result.p_value[0])
     assert result.status[1] == status.UNDEFINED and np.isnan(result.p_value[1])
     assert result.status[2] == status.EMPTY_ARM

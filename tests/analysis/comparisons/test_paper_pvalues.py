@@ -16,7 +16,7 @@ reproduces are listed in EXCEPTIONS with the reason; a test checks that exactly 
 import numpy as np
 import pytest
 
-from analysis.comparisons import group_tests as gt
+from analysis.comparisons import categorical
 from analysis.comparisons.response import compare_adverse_events, compare_responses
 
 BEFORE = (35, 65)
@@ -151,7 +151,7 @@ def _tables(rows):
 
 
 def _p_values(rule, rows=ROWS):
-    p_values = gt.categorical_test(_tables(rows), rule=rule).p_value
+    p_values = categorical.categorical_test(_tables(rows), rule=rule).p_value
     return dict(zip((row[0] for row in rows), p_values))
 
 
@@ -214,7 +214,7 @@ def test_dose_modification_in_the_text_before_psm():
     # "42.9% vs. 41.5%, P = 0.899 before PSM" = 15/35 vs 27/65 (expected counts >= 14: Pearson).
     # (After PSM "42.9% vs. 41.2%" is not a count out of 34, so it cannot be recomputed.)
     table = np.array([[15.0, 27.0], [20.0, 38.0]])
-    assert round(float(gt.categorical_test(table, rule="paper").p_value), 3) == 0.899
+    assert round(float(categorical.categorical_test(table, rule="paper").p_value), 3) == 0.899
 
 
 # ------------------------------------------------------------------ end to end, patient level

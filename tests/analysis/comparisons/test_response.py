@@ -5,6 +5,7 @@ import pytest
 from scipy import stats
 
 from analysis.comparisons import group_tests as gt
+from analysis.comparisons import categorical
 from analysis import status
 from analysis.cohort import RESPONSE_CODES
 from analysis.comparisons.response import compare_adverse_events, compare_responses
@@ -74,7 +75,7 @@ def test_adverse_events_match_counting_and_rule(rule):
                 rate = (result.any_grade_rate, result.grade3_4_rate)[k][r, e]
                 np.testing.assert_allclose(rate, [events[0] / n[0], events[1] / n[1]], rtol=1e-15)
     # the arm order of the test does not matter for a two-sided test: columns swapped here
-    expected = gt.categorical_test(tables, rule=rule)
+    expected = categorical.categorical_test(tables, rule=rule)
     np.testing.assert_allclose(result.any_grade_p_value, expected.p_value[:, :, 0], rtol=1e-10)
     np.testing.assert_allclose(result.grade3_4_p_value, expected.p_value[:, :, 1], rtol=1e-10)
     np.testing.assert_array_equal(result.grade3_4_test_used, expected.test_used[:, :, 1])
