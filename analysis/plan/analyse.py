@@ -27,8 +27,10 @@ from analysis.comparisons.categorical import categorical_test, contingency_table
 from analysis.comparisons.continuous import continuous_test
 from analysis.comparisons.group_tests import TestResult
 from analysis.survival.kaplan_meier import MedianEstimate, kaplan_meier_from_table, km_median
-from analysis.survival.logrank import LogrankResult, logrank_from_table, tabulate_risk_sets
-from analysis.propensity.matching import MatchResult, caliper_width, match_patients
+from analysis.survival.logrank import LogrankResult, logrank_from_table
+from analysis.survival.risk_sets import tabulate_risk_sets
+from analysis.propensity.caliper import caliper_width
+from analysis.propensity.matching import MatchResult, match_patients
 from analysis.plan.options import PRESETS, Plan, PlanOptionError, make_plan
 from analysis.propensity.model import PropensityFit, design_matrix, fit_propensity
 from analysis.comparisons.response import AdverseEventComparison, ResponseComparison, compare_adverse_events, compare_responses

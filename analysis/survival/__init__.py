@@ -14,7 +14,8 @@ are those of the separate functions.
 
 from analysis.survival.cox import CoxResult, cox_from_table, fit_cox
 from analysis.survival.kaplan_meier import KaplanMeier, MedianEstimate, kaplan_meier, kaplan_meier_from_table, km_median
-from analysis.survival.logrank import LogrankResult, RiskSetTable, logrank_from_table, logrank_test, tabulate_risk_sets
+from analysis.survival.logrank import LogrankResult, logrank_from_table, logrank_test
+from analysis.survival.risk_sets import RiskSetTable, tabulate_risk_sets
 
 __all__ = [
     "CoxResult",

@@ -1,7 +1,7 @@
 """Cox proportional-hazards model on the treatment indicator only, batched over replicates.
 
 With one binary covariate the partial likelihood depends on the data only through the 2 x 2
-risk-set tables of :func:`analysis.survival.logrank.tabulate_risk_sets`. Every event row contributes a
+risk-set tables of :func:`analysis.survival.risk_sets.tabulate_risk_sets`. Every event row contributes a
 term ``c * log(a + b * exp(beta))`` to the log partial likelihood, where ``a`` and ``b`` are
 the (Efron-reduced) weighted numbers at risk in the control and treated arms and ``c`` the
 event's weight; the Newton iterations then cost a few vectorised passes over those terms,
@@ -27,7 +27,7 @@ import numpy as np
 from scipy import special
 
 from analysis import status as status_codes
-from analysis.survival.logrank import RiskSetTable, _Packing, _as_batch, _cumulative, _unique_negative_ids, tabulate_risk_sets
+from analysis.survival.risk_sets import Packing, RiskSetTable, as_batch, cumulative_sums, tabulate_risk_sets, unique_negative_ids
 
 #: A fitted |log HR| beyond this is reported as not converged (practically infinite).
 MAX_ABS_LOG_HR = 20.0
@@ -131,7 +131,7 @@ def _partial_likelihood_terms(table, ties: str) -> _Terms:
     b = np.maximum(b, 0.0) * (is_term & (b > scale))
     weight = weight * is_term
 
-    compact = _Packing(is_term)
+    compact = Packing(is_term)
     events_treated = (table.weight * (is_term & table.treated)).sum(axis=1)
     return _Terms(
         risk_control=a,
@@ -235,12 +235,12 @@ def _score_residuals(table, terms: _Terms, beta):
 
     def earlier_and_own(values):
         """Sums of ``values`` over the earlier tie groups of the stratum, and over the own group."""
-        cumulative = _cumulative(values).ravel()
+        cumulative = cumulative_sums(values).ravel()
         at_first = cumulative[at_tie_first]
         return at_first - cumulative[at_stratum_first], cumulative[after_tie_last] - at_first
 
     def own_group(values):
-        cumulative = _cumulative(values).ravel()
+        cumulative = cumulative_sums(values).ravel()
         return cumulative[after_tie_last] - cumulative[at_tie_first]
 
     mean_share = own_group(share) / np.maximum(table.death_count, 1)
@@ -375,7 +375,7 @@ def cox_from_table(
     Parameters
     ----------
     table : RiskSetTable
-        From :func:`analysis.survival.logrank.tabulate_risk_sets` with the treatment indicator as
+        From :func:`analysis.survival.risk_sets.tabulate_risk_sets` with the treatment indicator as
         ``treated`` (and the strata, mask and weights of the model), e.g. shared with
         :func:`analysis.survival.logrank.logrank_from_table`.
     ties, cluster, level, max_iter, tol
@@ -427,7 +427,7 @@ def cox_from_table(
             cluster_ids = np.asarray(cluster, dtype=np.int64)
             if cluster_ids.size == 0:  # no patient columns (placeholder table)
                 cluster_ids = np.zeros(table.time.shape, np.int64)
-            cluster_ids = _unique_negative_ids(_as_batch("cluster", cluster_ids, table.time.shape, np.int64))
+            cluster_ids = unique_negative_ids(as_batch("cluster", cluster_ids, table.time.shape, np.int64))
             residuals = _score_residuals(table, terms, np.where(ok, beta, 0.0))
             dfbeta = np.where(table.weight > 0, table.weight * residuals, 0.0) * (se**2)[:, None]
             if np.array_equal(cluster_ids, np.broadcast_to(np.arange(cluster_ids.shape[1]), cluster_ids.shape)):

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import special
 
 from analysis import status as status_codes
-from analysis.survival.logrank import RiskSetTable, _cumulative, _Packing, tabulate_risk_sets
+from analysis.survival.risk_sets import Packing, RiskSetTable, cumulative_sums, tabulate_risk_sets
 
 #: Tolerance for "S(t) equals p" (R ``quantile.survfit``: ``sqrt(.Machine$double.eps)``).
 SURVIVAL_TOLERANCE = float(np.sqrt(np.finfo(float).eps))
@@ -107,7 +107,7 @@ def _arm_counts(table: RiskSetTable, arm: str):
     # Sums over the tie group of the arm's weights, as tabulate_risk_sets sums all weights.
     n_replicates, n_patients = table.time.shape
     row_offset = (np.arange(n_replicates, dtype=np.int64) * (n_patients + 1))[:, None]
-    cumulative = _cumulative(arm_weight).ravel()
+    cumulative = cumulative_sums(arm_weight).ravel()
     tie_weight = cumulative[table.tie_last + 1 + row_offset] - cumulative[table.tie_first + row_offset]
     return at_risk, events, tie_weight
 
@@ -126,7 +126,7 @@ def kaplan_meier_from_table(table: RiskSetTable, *, arm: str = "control") -> Kap
     Parameters
     ----------
     table : RiskSetTable
-        From :func:`analysis.survival.logrank.tabulate_risk_sets`, without ``strata``. A table built
+        From :func:`analysis.survival.risk_sets.tabulate_risk_sets`, without ``strata``. A table built
         without ``treated`` is one sample: use ``arm="control"``.
     arm : {"treated", "control"}
         Whose curve.
@@ -140,7 +140,7 @@ def kaplan_meier_from_table(table: RiskSetTable, *, arm: str = "control") -> Kap
     if table.stratum_first.any():
         raise ValueError("kaplan_meier_from_table needs a table built without strata")
     at_risk, events, tie_weight = _arm_counts(table, arm)
-    compact = _Packing(table.is_tie_last & (tie_weight > 0))  # one column per distinct time
+    compact = Packing(table.is_tie_last & (tie_weight > 0))  # one column per distinct time
     valid = compact.valid()
     n_at_risk = compact(at_risk, 0.0)
     n_events = compact(events, 0.0)

@@ -23,10 +23,10 @@ import pytest
 from scipy import stats
 
 from analysis import status
+from analysis.propensity.caliper import caliper_width
 from analysis.propensity.matching import (
     MATCHERS,
     MatchResult,
-    caliper_width,
     match_matchit_nn,
     match_patients,
     match_spss_fuzzy_v1,
@@ -549,7 +549,7 @@ def make_golden_files():
         header = (
             f"# R MatchIt method='nearest' pairs. Made by tests/data/matchit_golden.R with {version}"
             " (Debian bookworm r-cran-matchit), inputs from golden_datasets(default_rng(20240610), 24)"
-            " and GOLDEN_CONFIGS in tests/analysis/test_matching.py; regenerate with make_golden_files().\n"
+            " and GOLDEN_CONFIGS in tests/analysis/propensity/test_matching.py; regenerate with make_golden_files().\n"
         )
         text = (folder / "pairs.csv").read_text()
         (DATA / "matchit_golden_pairs.csv").write_text(header + text)

@@ -25,7 +25,8 @@ from statsmodels.duration.hazard_regression import PHReg
 from analysis import status
 from analysis.survival.cox import _evaluate, _partial_likelihood_terms, cox_from_table
 from analysis.survival.kaplan_meier import SURVIVAL_TOLERANCE, kaplan_meier_from_table
-from analysis.survival.logrank import logrank_from_table, tabulate_risk_sets
+from analysis.survival.logrank import logrank_from_table
+from analysis.survival.risk_sets import tabulate_risk_sets
 from analysis.survival import fit_cox, kaplan_meier, km_median, logrank_test
 
 GOLDEN = pathlib.Path(__file__).parents[2] / "data" / "survival_r_golden.json"
