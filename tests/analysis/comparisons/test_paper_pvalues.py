@@ -1,7 +1,8 @@
 """The ``paper`` rule reproduces the study paper's categorical p-values from its own counts.
 
-Source: /work/shared/seed/000_32a8eb1ab80cdc81.txt (camrelizumab + sorafenib vs sorafenib,
-SPSS 25), Tables 1-3; p-values printed to 3 decimals. Before PSM the arms have 35 (combined
+Source: Liu Q, Li J, You N, et al. (2021). Camrelizumab combined with sorafenib versus
+sorafenib alone in patients with advanced hepatocellular carcinoma: a retrospective study.
+Research Square preprint, doi:10.21203/rs.3.rs-449525/v1 (SPSS 25), Tables 1-3; p-values printed to 3 decimals. Before PSM the arms have 35 (combined
 therapy, "treated") and 65 patients; after PSM 34 and 34. Every row is a 2x2 table: the count
 in the first level of the row (e.g. male, HBV carrier, ECOG 0, Child-Pugh A, responders, AE of
 any grade) per arm, out of the arm size.

@@ -1,8 +1,9 @@
 """Tests of analysis/performance/analytic_power.py: Schoenfeld and Freedman power / events.
 
-Reference numbers: /work/shared/reference/simulation_studies.md §5.3 (alpha 0.05 two-sided,
-80% power, 1:1); Freedman cross-checked against lifelines.statistics.power_under_cph and
-sample_size_necessary_under_cph (powerSurvEpi's formulas).
+Reference numbers: Schoenfeld (1983, Biometrics 39:499-503) and Freedman (1982, Stat Med
+1:121-129) events for alpha 0.05 two-sided, 80% power, 1:1; Freedman cross-checked against
+lifelines.statistics.power_under_cph and sample_size_necessary_under_cph (powerSurvEpi's
+formulas).
 """
 
 from __future__ import annotations
