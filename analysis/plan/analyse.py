@@ -74,6 +74,10 @@ class PlanResult:
     ``_lower``/``_upper`` CI limits (months), ``events_treated``, ``events_control``,
     ``status``. Shaped (replicate, cohort): ``n_treated``, ``n_control``, ``max_abs_smd``,
     ``p_orr``, ``p_dcr``, ``orr_treated``, ``orr_control``, ``dcr_treated``, ``dcr_control``.
+    Shaped (replicate, cohort, covariate): ``smd``, the signed SMD (treated − control) of each
+    PS covariate, in the order of ``balance_covariates``, with the plan's denominator
+    (:mod:`analysis.propensity.balance`); NaN where the cohort's analysis failed, like
+    ``max_abs_smd`` (which is its largest absolute value).
     Shaped (replicate,): ``n_pairs``, ``ps_status``. Plus the PS fit, the matching, the PS
     design column names and, with details, :class:`CohortDetails` per cohort.
     """
@@ -97,6 +101,7 @@ class PlanResult:
     n_treated: np.ndarray
     n_control: np.ndarray
     max_abs_smd: np.ndarray
+    smd: np.ndarray
     p_orr: np.ndarray
     p_dcr: np.ndarray
     orr_treated: np.ndarray
@@ -108,6 +113,7 @@ class PlanResult:
     propensity: PropensityFit
     matching: MatchResult
     ps_columns: tuple[str, ...]
+    balance_covariates: tuple[str, ...]
     details: Mapping[str, CohortDetails] = field(default_factory=dict)
 
 
@@ -192,6 +198,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
             "n_treated": np.rint((weights * batch.treated).sum(axis=1)),
             "n_control": np.rint((weights * ~batch.treated).sum(axis=1)),
             "max_abs_smd": np.where(failed, np.nan, balance.max_abs_smd),
+            "smd": np.where(failed[:, None], np.nan, balance.smd),
             "p_orr": np.where(failed, np.nan, responses.orr_p_value),
             "p_dcr": np.where(failed, np.nan, responses.dcr_p_value),
             "orr_treated": np.where(failed, np.nan, responses.orr_rate[:, 0]),
@@ -215,7 +222,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
     arrays = {name: np.stack(parts, axis=1) for name, parts in columns.items()}
     return PlanResult(plan=plan, **arrays, n_pairs=matching.n_pairs, ps_status=ps_status,
                       propensity=propensity, matching=matching, ps_columns=design.names,
-                      details=cohort_details)
+                      balance_covariates=names, details=cohort_details)
 
 
 def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> EndpointAnalysis:

@@ -52,6 +52,9 @@ COHORT_VARIABLES = {
 }
 #: Variables over (replicate,).
 REPLICATE_VARIABLES = {"n_pairs": "int32", "ps_status": "int8"}
+#: Variables over (replicate, cohort, covariate); the covariates of a result are named by its
+#: ``balance_covariates``.
+COVARIATE_VARIABLES = {"smd": "float64"}
 
 TRUTH_VARIABLES = (
     "true_log_hr_conditional",
@@ -70,7 +73,10 @@ def block_dataset(results: Mapping[str, Any], *, condition: int, start: int) -> 
         variable of :data:`ENDPOINT_VARIABLES` shaped (replicate, cohort, endpoint), of
         :data:`COHORT_VARIABLES` shaped (replicate, cohort) and of
         :data:`REPLICATE_VARIABLES` shaped (replicate,), in the order of :data:`COHORTS` and
-        :data:`ENDPOINTS`.
+        :data:`ENDPOINTS`; and of :data:`COVARIATE_VARIABLES` shaped (replicate, cohort,
+        covariate) over its ``balance_covariates``. The ``covariate`` coordinate is the union
+        of the methods' covariates in first-seen order; a covariate outside a method's PS
+        model is NaN for that method.
     condition : grid-point index of the block.
     start : index of the block's first replicate within its condition.
     """
@@ -87,12 +93,21 @@ def block_dataset(results: Mapping[str, Any], *, condition: int, start: int) -> 
         for name, dtype in variables.items():
             stacked = np.stack([np.asarray(getattr(results[m], name)) for m in methods], axis=1)
             data_vars[name] = (dims, stacked[np.newaxis].astype(dtype))
+    covariates = list(dict.fromkeys(c for m in methods for c in results[m].balance_covariates))
+    for name, dtype in COVARIATE_VARIABLES.items():
+        stacked = np.full((n_rep, len(methods), len(COHORTS), len(covariates)), np.nan)
+        for j, method in enumerate(methods):
+            columns = [covariates.index(c) for c in results[method].balance_covariates]
+            stacked[:, j][..., columns] = np.asarray(getattr(results[method], name))
+        data_vars[name] = (("condition", "replicate", "method", "cohort", "covariate"),
+                           stacked[np.newaxis].astype(dtype))
     coords = {
         "condition": [condition],
         "replicate": np.arange(start, start + n_rep),
         "method": methods,
         "cohort": list(COHORTS),
         "endpoint": list(ENDPOINTS),
+        "covariate": covariates,
     }
     return xr.Dataset(data_vars, coords=coords)
 

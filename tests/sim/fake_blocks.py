@@ -18,6 +18,8 @@ def fake_result(n, rng):
     for name in REPLICATE_VARIABLES:
         values[name] = rng.integers(0, 5, size=n)
     values["status"] = rng.integers(0, 3, size=(n, 2, 2))
+    values["balance_covariates"] = ("age", "ecog", "tumour_size")
+    values["smd"] = rng.normal(size=(n, 2, 3))
     return SimpleNamespace(**values)
 
 

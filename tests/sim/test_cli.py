@@ -162,7 +162,11 @@ def test_run_and_summarise(tmp_path):
     assert result.exit_code == 0, result.output
     assert "power LR" in result.output and "paper's pattern" in result.output
     ds = xr.load_dataset(out / "replicates.nc", engine="h5netcdf")
-    assert dict(ds.sizes) == {"condition": 1, "replicate": 24, "method": 2, "cohort": 2, "endpoint": 2}
+    assert dict(ds.sizes) == {"condition": 1, "replicate": 24, "method": 2, "cohort": 2, "endpoint": 2,
+                              "covariate": 15}
+    # the per-covariate SMDs are over the PS covariates, and max_abs_smd is their largest |SMD|
+    assert ds.covariate.values.tolist()[:3] == ["age", "male", "hbv"]
+    np.testing.assert_array_equal(np.abs(ds.smd).max("covariate", skipna=True).values, ds.max_abs_smd.values)
     assert ds.attrs["scenario_text"] == LIU2021.read_text()
     assert (out / "summary.csv").read_text().startswith("condition,")
     again = invoke("summarise", out)

@@ -196,7 +196,11 @@ def balance_one(covariates, kinds, treated, weight, denominator) -> Balance:
                 if kind == "categorical":
                     level_smds = [_smd_one((x == level).astype(float), True, treated, weight, denominator)
                                   for level in range(int(np.nanmax(x)) + 1)]
-                    smd[j] = max(level_smds, key=lambda v: -1.0 if math.isnan(v) else abs(v))
+                    # the level with the largest |SMD|; levels within a relative 1e-12 of it tie
+                    # and the lowest wins (two levels of a two-level variable: exactly +-same)
+                    magnitudes = [-1.0 if math.isnan(v) else abs(v) for v in level_smds]
+                    largest = max(magnitudes)
+                    smd[j] = next(v for v, m in zip(level_smds, magnitudes) if m >= largest * (1.0 - 1e-12))
                 else:
                     smd[j] = _smd_one(x, kind == "binary", treated, weight, denominator)
                 if kind == "continuous":

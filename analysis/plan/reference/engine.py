@@ -119,6 +119,7 @@ def analyse_cohort_reference(batch_of_one: CohortBatch, plan: Plan, *, pairs=Non
             "n_treated": float(np.rint(weight[treated].sum())),
             "n_control": float(np.rint(weight[~treated].sum())),
             "max_abs_smd": balance.max_abs_smd[0],
+            "smd": balance.smd[0],
             "p_orr": responses.orr_p_value[0],
             "p_dcr": responses.dcr_p_value[0],
             "orr_treated": responses.orr_rate[0, 0],
@@ -128,7 +129,7 @@ def analyse_cohort_reference(batch_of_one: CohortBatch, plan: Plan, *, pairs=Non
         }
         for name, value in per_cohort.items():
             keep_value = name in ("n_treated", "n_control") or not failed
-            rows.setdefault(name, []).append(value if keep_value else math.nan)
+            rows.setdefault(name, []).append(value if keep_value else np.full_like(value, math.nan))
         if details:
             cohort_details[cohort] = CohortDetails(
                 weights=weight[None],
@@ -148,7 +149,8 @@ def analyse_cohort_reference(batch_of_one: CohortBatch, plan: Plan, *, pairs=Non
         status=np.array([ps_fit.status], np.int8),
     )
     return PlanResult(plan=plan, **arrays, n_pairs=matching.n_pairs, ps_status=np.array([ps_status], np.int8),
-                      propensity=propensity, matching=matching, ps_columns=ps_columns, details=cohort_details)
+                      propensity=propensity, matching=matching, ps_columns=ps_columns,
+                      balance_covariates=tuple(names), details=cohort_details)
 
 
 def _analyse_endpoint(time, event, treated, weight, pair_ids, plan: Plan) -> EndpointAnalysis:

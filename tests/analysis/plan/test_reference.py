@@ -81,7 +81,7 @@ SURVIVAL_FIELDS = {
     "events_treated": "exact", "events_control": "exact", "status": "exact",
 }
 COHORT_FIELDS = {
-    "n_treated": "exact", "n_control": "exact", "max_abs_smd": (1e-9, 1e-12),
+    "n_treated": "exact", "n_control": "exact", "max_abs_smd": (1e-9, 1e-12), "smd": (1e-9, 1e-12),
     "p_orr": (1e-10, 0.0), "p_dcr": (1e-10, 0.0),
     "orr_treated": (1e-12, 0.0), "orr_control": (1e-12, 0.0),
     "dcr_treated": (1e-12, 0.0), "dcr_control": (1e-12, 0.0),

@@ -52,7 +52,9 @@ def test_block_streams_are_distinct_and_reproducible():
 
 def test_dataset_shape_and_truth(tmp_path):
     ds = run(tmp_path, "a")
-    assert dict(ds.sizes) == {"condition": 2, "replicate": 23, "method": 2, "cohort": 2, "endpoint": 2}
+    assert dict(ds.sizes) == {"condition": 2, "replicate": 23, "method": 2, "cohort": 2, "endpoint": 2,
+                              "covariate": 3}
+    assert ds.smd.dims == ("condition", "replicate", "method", "cohort", "covariate")
     assert list(ds.replicate.values) == list(range(23))
     assert ds.true_median_control.sel(endpoint="os").values.tolist() == [9.6, 9.6]
     assert ds["outcome.treatment.hazard_ratio"].values.tolist() == [1.0, 0.7]
