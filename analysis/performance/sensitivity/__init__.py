@@ -17,6 +17,7 @@ from analysis.performance.sensitivity.global_indices import (
     SobolIndices,
     morris_indices,
     salib_problem,
+    salib_seed,
     sobol_indices,
 )
 from analysis.performance.sensitivity.one_at_a_time import Tornado, tornado
@@ -33,6 +34,6 @@ from analysis.performance.sensitivity.unmeasured import (
 __all__ = [
     "EValues", "EtaSquared", "MorrisIndices", "SobolIndices", "Tornado",
     "adjust_hr_with_binary", "e_value", "e_values_hr", "eta_squared", "hazard_ratio_to_risk_ratio",
-    "logit_with_mcse", "lpk_bias_factor", "morris_indices", "salib_problem", "sobol_indices",
+    "logit_with_mcse", "lpk_bias_factor", "morris_indices", "salib_problem", "salib_seed", "sobol_indices",
     "tipping_outcome_hr", "tornado",
 ]

@@ -37,7 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["MorrisIndices", "SobolIndices", "morris_indices", "sobol_indices", "salib_problem"]
+__all__ = ["MorrisIndices", "SobolIndices", "morris_indices", "sobol_indices", "salib_problem",
+           "salib_seed"]
 
 
 def salib_problem(names: Sequence[str], bounds: Sequence[Sequence[float]]) -> dict:
@@ -45,8 +46,9 @@ def salib_problem(names: Sequence[str], bounds: Sequence[Sequence[float]]) -> di
     return {"num_vars": len(names), "names": list(names), "bounds": [list(map(float, b)) for b in bounds]}
 
 
-def _salib_seed(seed: int) -> int:
-    """A strictly positive seed (SALib's ``if seed:`` treats 0 as "no seed")."""
+def salib_seed(seed: int) -> int:
+    """A strictly positive seed derived from ``seed`` through ``SeedSequence`` (SALib's
+    ``if seed:`` treats 0 as "no seed", so 0 must never reach it)."""
     return int(np.random.SeedSequence(int(seed)).generate_state(1)[0] % (2**31 - 2)) + 1
 
 
@@ -121,7 +123,7 @@ def morris_indices(problem: dict, inputs, outputs, *, mcse=None, num_levels: int
         raise ValueError("outputs: every Morris sample row needs a finite value (SALib uses the "
                          "rows in order)")
     result = morris.analyze(problem, x, y, num_resamples=num_resamples, conf_level=conf_level,
-                            num_levels=num_levels, seed=_salib_seed(seed))
+                            num_levels=num_levels, seed=salib_seed(seed))
     noise = _noise_variance(mcse, y.size)
     delta = num_levels / (2.0 * (num_levels - 1))
     ee_noise_sd = float(np.sqrt(2.0 * noise) / delta)
@@ -208,7 +210,7 @@ def sobol_indices(problem: dict, outputs, *, mcse=None, num_resamples: int = 100
         return SobolIndices(tuple(problem["names"]), nan, nan, nan, nan, nan, nan, noise, 0.0,
                             float("nan"))
     result = sobol.analyze(problem, y, calc_second_order=False, num_resamples=num_resamples,
-                           conf_level=conf_level, seed=_salib_seed(seed))
+                           conf_level=conf_level, seed=salib_seed(seed))
     s1, st = np.asarray(result["S1"], dtype=float), np.asarray(result["ST"], dtype=float)
     signal = output_variance - noise
     if np.isfinite(noise) and signal > 0:
