@@ -12,11 +12,9 @@ from sim.run.sweep_design import (
     factorial_design,
     morris_design,
     one_at_a_time_design,
-    point_document,
-    point_scenario,
     sobol_design,
-    sweep_layout,
 )
+from sim.run.sweep_points import point_document, point_scenario, sweep_layout
 from tests.sim.conftest import LIU2021
 
 HR = Factor("hr", ("outcome.treatment.hazard_ratio",), levels=(1.0, 0.7, 0.5))
