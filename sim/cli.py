@@ -2,7 +2,8 @@
 and prints the result; no statistics here.
 
 Every input problem the library reports (:class:`sim.errors.PsmsimError`) is printed as one
-line ``error: <message>`` on stderr with exit code 2, never as a traceback.
+line ``error: <message>`` on stderr with exit code 2, never as a traceback; a scenario file with
+several problems gives one such line for each.
 
 Example::
 
@@ -27,14 +28,15 @@ _CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 class _Commands(click.Group):
-    """A click group that turns a :class:`PsmsimError` raised by any command into one line on
-    stderr and exit code 2."""
+    """A click group that turns a :class:`PsmsimError` raised by any command into one line per
+    problem on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except PsmsimError as err:
-            click.echo(f"error: {err}", err=True)
+            for line in err.lines():
+                click.echo(f"error: {line}", err=True)
             ctx.exit(INPUT_ERROR_EXIT_CODE)
 
 
@@ -53,8 +55,8 @@ def main() -> None:
 def validate(scenario: str) -> None:
     """Check a scenario file and print a one-line summary.
 
-    An invalid file gives one line naming the field, its value and what is allowed, and exit
-    code 2. The format is described in docs/scenario_format.md.
+    An invalid file gives one line per problem, each naming the field, its value and what is
+    allowed, and exit code 2. The format is described in docs/scenario_format.md.
 
     \b
     Example:

@@ -5,7 +5,8 @@ Turns a printed summary into distribution parameters — a normal truncated to b
 median and quartiles, a lognormal from mean ± SD by moments; all exact — and
 :func:`implied_summary`, the fitted distribution's value of every printed statistic, so the fit
 error can be reported, and :func:`marginal_mean`, its mean. The scenario reader
-(:mod:`sim.scenario.parser`) calls the fitting functions; :mod:`sim.generate.covariates` draws
+(:mod:`sim.scenario.schema` checks, :mod:`sim.scenario.build` converts) calls the fitting
+functions; :mod:`sim.generate.covariates` draws
 from the fitted marginals.
 """
 

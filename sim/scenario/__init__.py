@@ -1,5 +1,7 @@
-"""The study description: its frozen model (:mod:`sim.scenario.model`), reading and validating
-a TOML file into it (:mod:`sim.scenario.parser`) and the analysis plans it configures
+"""The study description: its frozen model (:mod:`sim.scenario.model`), the file format as
+pydantic models (:mod:`sim.scenario.schema`, published as a JSON Schema by
+:mod:`sim.scenario.json_schema`), reading a TOML file (:mod:`sim.scenario.parser`) and building
+the model from it (:mod:`sim.scenario.build`), and the analysis plans it configures
 (:mod:`sim.scenario.plans`).
 
 ``from sim.scenario import Scenario, load_scenario`` is the usual entry point.

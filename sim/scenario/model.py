@@ -6,11 +6,12 @@ correlation, the illness-death outcome model with its calibration targets, censo
 and adverse-event rates, an optional unmeasured confounder, the analysis options and the run
 settings.
 
-This module holds the dataclasses only. Reading and validating a TOML file is
-:mod:`sim.scenario.parser`; the package re-exports both (``from sim.scenario import Scenario,
-load_scenario``).
-The file format is documented in ``docs/scenario_format.md``; every invalid file gives one
-:class:`sim.errors.ScenarioError` naming the field, the value and what is allowed.
+This module holds the dataclasses only: the typed model the rest of psmsim uses. The file
+format is the pydantic models of :mod:`sim.scenario.schema`, turned into these dataclasses by
+:mod:`sim.scenario.build`; :mod:`sim.scenario.parser` reads files, and the package re-exports
+both (``from sim.scenario import Scenario, load_scenario``). The format is documented in
+``docs/scenario_format.md``; an invalid file gives one :class:`sim.errors.ScenarioError`
+carrying every problem, each naming the field, the value and what is allowed.
 
 Units: all times are in months.
 """

@@ -470,6 +470,8 @@ def test_reexported_loaders_equal_the_parser(liu2021_path):
 
 
 @pytest.mark.parametrize("first", ["sim.scenario.parser", "sim.scenario.model",
+                                   "sim.scenario.schema", "sim.scenario.build",
+                                   "sim.scenario.json_schema", "sim.scenario.messages",
                                    "sim.generate.marginals", "sim.generate.covariates"])
 def test_any_module_imports_first_without_a_cycle(first, liu2021_path):
     code = (f"import {first}\nfrom sim.scenario import load_scenario\n"
@@ -497,6 +499,46 @@ def test_malformed_scenario_gives_one_clear_line(malformed):
     assert malformed.expected in message
     assert "\n" not in message
     assert isinstance(caught.value, PsmsimError)
+
+
+def test_every_problem_is_reported_in_file_order(liu2021_path):
+    text = liu2021_path.read_text(encoding="utf-8")
+    for old, new in (('mode = "table"', 'mode = "tabel"'), ("dropout_rate = 0.0", "dropout_rate = -1.0"),
+                     ("replicates = 2000", "replicates = 2000.0")):
+        text = text.replace(old, new)
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text)
+    error = caught.value
+    assert [problem.field for problem in error.problems] == [
+        "study.mode", "censoring.dropout_rate", "simulation.replicates"]
+    assert (error.field, error.message) == (
+        "study.mode", "'tabel' is not one of table, selection; did you mean 'table'?")
+    assert error.lines() == [str(problem) for problem in error.problems]
+    assert str(error) == "; ".join(error.lines())
+    assert error.problems[1].message == "-1 is out of range (allowed: >= 0 per month)"
+
+
+def test_unknown_key_without_a_close_match_lists_allowed_keys(liu2021_path):
+    text = liu2021_path.read_text(encoding="utf-8").replace("dropout_rate = 0.0", "zzz = 0.0")
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text)
+    assert str(caught.value) == ("censoring.zzz: unknown key (allowed: accrual_months, "
+                                 "cutoff_month, dropout_rate)")
+
+
+def test_plan_option_tables_take_every_overridable_option():
+    # A new option of analysis.plan.options.Plan must be added to the file format too.
+    from sim.scenario.schema.analysis import AnalysisTable, PlanOptions
+    assert tuple(PlanOptions.model_fields) == OVERRIDABLE
+    assert set(PRESETS) <= set(AnalysisTable.model_fields)
+
+
+def test_unknown_test_rule_is_refused(liu2021_path):
+    text = liu2021_path.read_text(encoding="utf-8").replace(
+        "caliper = 0.05\n", 'caliper = 0.05\ntest_rule = "chisq"\n')
+    with pytest.raises(ScenarioError, match="analysis.paper.test_rule: 'chisq' is not one of "
+                                            "paper, pearson, yates, fisher"):
+        parse_scenario(text)
 
 
 def test_unknown_key_lists_allowed_keys(liu2021_path):

@@ -1,0 +1,131 @@
+"""``[analysis]`` (the default plan, the PS covariates, option overrides per preset) and
+``[simulation]`` (replicates, seed, block size, calibration and truth sample sizes).
+
+The values an analysis option takes are decided by :func:`analysis.plan.options.make_plan`
+(the plan's own check, also used by the CLI): each option is checked with it first, so the
+messages are the plan's; the types below mirror it for the JSON Schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Iterable, Literal, Mapping
+
+from pydantic import Field, field_validator
+
+from analysis.comparisons.categorical import CATEGORICAL_RULES
+from analysis.plan.options import (
+    CALIPER_SCALES,
+    COX_SE,
+    DISTANCES,
+    MATCHERS,
+    MEDIAN_CI,
+    MEDIAN_RULES,
+    OVERRIDABLE,
+    ORDERS,
+    PRESETS,
+    SEPARATION,
+    SMD_DENOMINATORS,
+    TIES,
+    PlanOptionError,
+    make_plan,
+)
+from sim.scenario.schema.common import Facts, FileTable, IntRange, Issue, KeyRules, invalid
+from sim.scenario.schema.correlation import covariate_reference_issues
+
+#: Plan options whose value may be None, written as the string "none" (TOML has no null).
+NULLABLE_OPTIONS = ("caliper", "order")
+NONE = Literal["none"]
+
+
+class PlanOptions(FileTable):
+    """Option overrides of an analysis preset: fields of :class:`analysis.plan.options.Plan`
+    (its docstring explains each)."""
+
+    distance: Literal[DISTANCES] | None = Field(None, description="ps or logit")
+    matcher: Literal[MATCHERS] | None = Field(None, description="the matching algorithm")
+    caliper: Annotated[float, Field(gt=0)] | NONE | None = Field(
+        None, description="caliper width (> 0), or 'none' for no caliper")
+    caliper_scale: Literal[CALIPER_SCALES] | None = Field(
+        None, description="sd: in SDs of the distance; absolute: in distance units")
+    ratio: Annotated[int, Field(ge=1)] | None = Field(None, description="1:k matching, k >= 1")
+    replace: bool | None = Field(None, description="match with replacement")
+    order: Literal[ORDERS] | NONE | None = Field(
+        None, description="treated processing order, or 'none' for the matcher's default")
+    ties: Literal[TIES] | None = Field(None, description="Cox ties: breslow or efron")
+    cox_se: Literal[COX_SE] | None = Field(None, description="Cox SE: model or robust")
+    stratify_pairs: bool | None = Field(
+        None, description="matched cohort: stratify log-rank and Cox by pair")
+    median_rule: Literal[MEDIAN_RULES] | None = Field(None, description="KM median rule")
+    median_ci: Literal[MEDIAN_CI] | None = Field(None, description="KM median CI method")
+    test_rule: Literal[tuple(CATEGORICAL_RULES)] | None = Field(
+        None, description="categorical test selection rule")
+    smd_denominator: Literal[SMD_DENOMINATORS] | None = Field(
+        None, description="pooled or treated SD in the SMD")
+    level: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None, description="confidence level, in (0, 1)")
+    separation: Literal[SEPARATION] | None = Field(
+        None, description="what a separated PS model does: proceed or fail")
+
+    @field_validator(*OVERRIDABLE, mode="before")
+    @classmethod
+    def _check_with_the_plan(cls, value: Any, info: Any) -> Any:
+        option = None if info.field_name in NULLABLE_OPTIONS and value == "none" else value
+        try:
+            make_plan("paper", {info.field_name: option})
+        except PlanOptionError as err:
+            raise invalid(str(err)) from None
+        return value
+
+    def overrides(self) -> dict[str, object]:
+        """The options the file sets, as :func:`make_plan` takes them ("none" read as None)."""
+        return {name: None if name in NULLABLE_OPTIONS and getattr(self, name) == "none"
+                else getattr(self, name) for name in self.given_keys()}
+
+
+_PRESET_TABLES = " or ".join(f"[analysis.{preset}]" for preset in PRESETS)
+
+
+class AnalysisTable(FileTable):
+    """``[analysis]``: the default plan, the PS model's covariates, overrides per preset."""
+
+    plan: Literal[tuple(PRESETS)] = Field(
+        "paper", description="the preset psmsim analyse uses by default")
+    ps_covariates: list[str] | None = Field(
+        None, description="covariate names of the PS model (default: all, file order)")
+    paper: PlanOptions | None = Field(
+        None, description="option overrides of the paper preset")
+    recommended: PlanOptions | None = Field(
+        None, description="option overrides of the recommended preset")
+
+    @classmethod
+    def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
+        refused = {key: f"analysis options go in a table per preset: move it under "
+                        f"{_PRESET_TABLES}" for key in data if key in OVERRIDABLE}
+        refused["overrides"] = (f"the flat overrides table is no longer read: move its options "
+                                f"under {_PRESET_TABLES} (the preset they change)")
+        return KeyRules(refused=refused)
+
+    def checks(self, facts: Facts) -> Iterable[Issue]:
+        if self.ps_covariates is None:
+            return
+        yield from covariate_reference_issues(self.ps_covariates, facts, ("ps_covariates",))
+        if not self.ps_covariates:
+            yield Issue("empty (the PS model needs at least one covariate)", ("ps_covariates",))
+        repeated = sorted({name for name in self.ps_covariates
+                           if self.ps_covariates.count(name) > 1})
+        if repeated:
+            yield Issue(f"{', '.join(repeated)} listed more than once", ("ps_covariates",))
+
+
+class SimulationTable(FileTable):
+    """``[simulation]``: run settings."""
+
+    replicates: Annotated[int, IntRange(1)] = Field(1000, description="replicates, >= 1")
+    seed: Annotated[int, IntRange(0)] = Field(
+        1, description="root seed of the run's SeedSequence, >= 0")
+    block_size: Annotated[int, IntRange(1)] = Field(
+        100, description="replicates per block, >= 1 (part of the run's identity)")
+    calibration_patients: Annotated[int, IntRange(1000)] = Field(
+        200_000, description="sample size of the calibration, >= 1000")
+    truth_patients: Annotated[int, IntRange(1000)] = Field(
+        1_000_000, description="sample size for the true estimands, >= 1000")
