@@ -4,7 +4,13 @@ Array functions (``bias``, ``empirical_se``, ``coverage``, ``rejection_rate`` ..
 per-replicate arrays whose replicate axis is ``axis`` (default the last) and reduce it; every
 other axis is kept, so one call summarises every condition × method × cohort × endpoint at
 once. Each returns a :class:`PerformanceMeasure` (estimate, Monte Carlo SE, replicates used).
-:mod:`analysis.performance.summary` applies them to the replicates Dataset of a run.
+
+Every formula is written once, on sufficient statistics (``*_from_moments``,
+:func:`proportion_from_counts`: counts and :class:`~analysis.performance.moments.Moments`);
+the array functions compute those statistics from the replicates and call them, and so does
+the blockwise summary (:mod:`analysis.performance.accumulate`), which merges the statistics of
+many blocks first. (One concept — Table 6 of Morris et al. — with its two entry points and
+their docstrings: hence a little over 400 lines.)
 
 Missing values: a replicate enters a measure only where every input of that measure is finite
 (NaN estimates of failed analyses are skipped, never imputed), and ``n_used`` says how many
@@ -49,6 +55,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.performance.moments import Moments, moments_of
+
 __all__ = [
     "PerformanceMeasure",
     "bias",
@@ -64,6 +72,12 @@ __all__ = [
     "rejection_rate",
     "proportion",
     "monte_carlo_mean",
+    "mean_from_moments",
+    "proportion_from_counts",
+    "empirical_se_from_moments",
+    "model_se_from_moments",
+    "relative_error_model_se_from_moments",
+    "rmse_from_moments",
 ]
 
 
@@ -86,7 +100,92 @@ class PerformanceMeasure:
     n_used: np.ndarray
 
 
-# --------------------------------------------------------------------------- array layer
+# --------------------------------------------------------------------------- from statistics
+# The formulas, once: the array functions below and the blockwise summary
+# (analysis.performance.accumulate) both call these on counts and Moments.
+
+
+def mean_from_moments(moments: Moments) -> PerformanceMeasure:
+    """A mean over replicates, MCSE ``sd / sqrt(n)`` (bias, MSE, mean absolute error, ...).
+
+    Parameters
+    ----------
+    moments : Moments, fields shaped (...)
+        Of the per-replicate quantity averaged (e.g. ``θ̂_i - θ`` for the bias).
+
+    Returns
+    -------
+    PerformanceMeasure, fields shaped (...)
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mcse = np.sqrt(moments.variance / moments.count)
+    return PerformanceMeasure(estimate=moments.mean, mcse=mcse, n_used=moments.count)
+
+
+def proportion_from_counts(hits, count, *, undefined=False) -> PerformanceMeasure:
+    """Share ``hits / count``, MCSE ``sqrt(P (1 - P) / n)`` (coverage, rejection rate, ...).
+
+    Parameters
+    ----------
+    hits, count : array_like of int, shape (...)
+    undefined : array_like of bool, broadcastable to (...)
+        Where the share is NaN whatever the counts (e.g. coverage of a NaN truth).
+
+    Returns
+    -------
+    PerformanceMeasure, fields shaped (...)
+    """
+    count = np.asarray(count, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.asarray(hits) / count
+        share = np.where((count > 0) & ~np.asarray(undefined), share, np.nan)
+        mcse = np.sqrt(share * (1.0 - share) / count)
+    return PerformanceMeasure(estimate=share, mcse=mcse, n_used=np.broadcast_to(count, share.shape))
+
+
+def empirical_se_from_moments(estimate: Moments) -> PerformanceMeasure:
+    """EmpSE ``sd(θ̂_i)`` from the Moments of the estimates, MCSE ``EmpSE / sqrt(2 (n - 1))``."""
+    empse = np.sqrt(estimate.variance)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mcse = empse / np.sqrt(2.0 * (estimate.count - 1))
+    return PerformanceMeasure(estimate=empse, mcse=mcse, n_used=estimate.count)
+
+
+def model_se_from_moments(model_variance: Moments) -> PerformanceMeasure:
+    """ModSE ``sqrt(mean(s_i²))`` from the Moments of ``s_i²``, MCSE ``sqrt(var(s_i²) / (4 n ModSE²))``."""
+    modse = np.sqrt(model_variance.mean)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mcse = np.sqrt(model_variance.variance / (4.0 * model_variance.count * modse**2))
+    return PerformanceMeasure(estimate=modse, mcse=mcse, n_used=model_variance.count)
+
+
+def relative_error_model_se_from_moments(estimate: Moments, model_variance: Moments) -> PerformanceMeasure:
+    """Relative % error in ModSE from the Moments of ``θ̂_i`` and of ``s_i²`` (same replicates).
+
+    ``100 (ModSE / EmpSE - 1)``, MCSE
+    ``100 (ModSE/EmpSE) sqrt(var(s_i²) / (4 n ModSE⁴) + 1 / (2 (n - 1)))``.
+    """
+    n_used = estimate.count
+    empse = np.sqrt(estimate.variance)
+    modse = np.sqrt(model_variance.mean)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = modse / empse
+        mcse = 100.0 * ratio * np.sqrt(
+            model_variance.variance / (4.0 * n_used * modse**4) + 1.0 / (2.0 * (n_used - 1))
+        )
+    return PerformanceMeasure(estimate=100.0 * (ratio - 1.0), mcse=mcse, n_used=n_used)
+
+
+def rmse_from_moments(squared_error: Moments) -> PerformanceMeasure:
+    """RMSE ``sqrt(MSE)`` from the Moments of ``(θ̂_i - θ)²``, MCSE ``MCSE(MSE) / (2 RMSE)``."""
+    squared = mean_from_moments(squared_error)
+    root = np.sqrt(squared.estimate)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mcse = squared.mcse / (2.0 * root)
+    return PerformanceMeasure(estimate=root, mcse=mcse, n_used=squared.n_used)
+
+
+# --------------------------------------------------------------------------- from replicates
 
 
 def _replicates_last(values, axis: int) -> np.ndarray:
@@ -99,39 +198,13 @@ def _truth_column(truth) -> np.ndarray:
     return np.asarray(truth, dtype=float)[..., np.newaxis]
 
 
-def _mean_and_variance(values: np.ndarray, used: np.ndarray):
-    """Count, mean and variance (divisor n - 1) of ``values`` over the last axis where ``used``.
-
-    ``values`` may hold NaN where ``used`` is True (a NaN truth): the NaN then propagates.
-    """
-    values, used = np.broadcast_arrays(values, used)
-    n_used = used.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(used, values, 0.0).sum(axis=-1) / n_used
-        deviation = np.where(used, values - mean[..., np.newaxis], 0.0)
-        variance = (deviation**2).sum(axis=-1) / (n_used - 1)
-    mean = np.where(n_used > 0, mean, np.nan)
-    variance = np.where(n_used > 1, variance, np.nan)
-    return n_used.astype(np.int64), mean, variance
-
-
 def _mean_measure(values: np.ndarray, used: np.ndarray) -> PerformanceMeasure:
-    """Mean over replicates and its MCSE ``sd / sqrt(n)``."""
-    n_used, mean, variance = _mean_and_variance(values, used)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mcse = np.sqrt(variance / n_used)
-    return PerformanceMeasure(estimate=mean, mcse=mcse, n_used=n_used)
+    return mean_from_moments(moments_of(values, used))
 
 
 def _proportion_measure(hits: np.ndarray, used: np.ndarray, undefined=False) -> PerformanceMeasure:
-    """Share of ``used`` replicates with ``hits``; MCSE ``sqrt(P (1 - P) / n)``."""
     hits, used = np.broadcast_arrays(hits, used)
-    n_used = used.sum(axis=-1).astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = (hits & used).sum(axis=-1) / n_used
-        share = np.where((n_used > 0) & ~np.asarray(undefined), share, np.nan)
-        mcse = np.sqrt(share * (1.0 - share) / n_used)
-    return PerformanceMeasure(estimate=share, mcse=mcse, n_used=n_used)
+    return proportion_from_counts((hits & used).sum(axis=-1), used.sum(axis=-1), undefined=undefined)
 
 
 def monte_carlo_mean(values, *, axis: int = -1) -> PerformanceMeasure:
@@ -209,16 +282,7 @@ def empirical_se(estimate, *, axis: int = -1) -> PerformanceMeasure:
     Morris et al. (2019), Table 6.
     """
     estimate = _replicates_last(estimate, axis)
-    n_used, _, variance = _mean_and_variance(estimate, np.isfinite(estimate))
-    empse = np.sqrt(variance)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mcse = empse / np.sqrt(2.0 * (n_used - 1))
-    return PerformanceMeasure(estimate=empse, mcse=mcse, n_used=n_used)
-
-
-def _model_variance_moments(se: np.ndarray, used: np.ndarray):
-    n_used, mean_variance, variance_of_variance = _mean_and_variance(se**2, used)
-    return n_used, np.sqrt(mean_variance), variance_of_variance
+    return empirical_se_from_moments(moments_of(estimate, np.isfinite(estimate)))
 
 
 def model_se(se, *, axis: int = -1) -> PerformanceMeasure:
@@ -241,10 +305,7 @@ def model_se(se, *, axis: int = -1) -> PerformanceMeasure:
     ``ModSE`` is a typo).
     """
     se = _replicates_last(se, axis)
-    n_used, modse, variance_of_variance = _model_variance_moments(se, np.isfinite(se))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mcse = np.sqrt(variance_of_variance / (4.0 * n_used * modse**2))
-    return PerformanceMeasure(estimate=modse, mcse=mcse, n_used=n_used)
+    return model_se_from_moments(moments_of(se**2, np.isfinite(se)))
 
 
 def relative_error_model_se(estimate, se, *, axis: int = -1) -> PerformanceMeasure:
@@ -269,15 +330,7 @@ def relative_error_model_se(estimate, se, *, axis: int = -1) -> PerformanceMeasu
     estimate = _replicates_last(estimate, axis)
     se = _replicates_last(se, axis)
     used = np.isfinite(estimate) & np.isfinite(se)
-    n_used, _, variance = _mean_and_variance(estimate, used)
-    _, modse, variance_of_variance = _model_variance_moments(se, used)
-    empse = np.sqrt(variance)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = modse / empse
-        mcse = 100.0 * ratio * np.sqrt(
-            variance_of_variance / (4.0 * n_used * modse**4) + 1.0 / (2.0 * (n_used - 1))
-        )
-    return PerformanceMeasure(estimate=100.0 * (ratio - 1.0), mcse=mcse, n_used=n_used)
+    return relative_error_model_se_from_moments(moments_of(estimate, used), moments_of(se**2, used))
 
 
 def mse(estimate, truth, *, axis: int = -1) -> PerformanceMeasure:
@@ -298,11 +351,9 @@ def rmse(estimate, truth, *, axis: int = -1) -> PerformanceMeasure:
 
     Shapes as in :func:`bias`.
     """
-    squared = mse(estimate, truth, axis=axis)
-    root = np.sqrt(squared.estimate)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mcse = squared.mcse / (2.0 * root)
-    return PerformanceMeasure(estimate=root, mcse=mcse, n_used=squared.n_used)
+    estimate = _replicates_last(estimate, axis)
+    squared_error = (estimate - _truth_column(truth)) ** 2
+    return rmse_from_moments(moments_of(squared_error, np.isfinite(estimate)))
 
 
 def mean_absolute_error(estimate, truth, *, axis: int = -1) -> PerformanceMeasure:
@@ -363,8 +414,7 @@ def bias_eliminated_coverage(estimate, lower, upper, *, axis: int = -1) -> Perfo
     lower = _replicates_last(lower, axis)
     upper = _replicates_last(upper, axis)
     used = np.isfinite(estimate) & np.isfinite(lower) & np.isfinite(upper)
-    _, mean_estimate, _ = _mean_and_variance(estimate, used)
-    centre = mean_estimate[..., np.newaxis]
+    centre = moments_of(estimate, used).mean[..., np.newaxis]
     return _proportion_measure((lower <= centre) & (centre <= upper), used)
 
 
