@@ -1,105 +1,73 @@
 """The summary of a run: every performance measure of :mod:`analysis.performance.measures`
-over the replicates Dataset (``docs/results_schema.md``), with its Monte Carlo SE.
+over the replicates (``docs/results_schema.md``), with its Monte Carlo SE.
 
-:func:`summarise_run` turns the replicates Dataset into the summary Dataset saved as
-``summary.nc``; :func:`summary_to_frame` flattens it into the long table saved as
-``summary.csv``. Failed analyses are skipped, never imputed; ``n_used*`` say how many
-replicates entered a measure.
+The summary is computed from sufficient statistics accumulated block by block
+(:mod:`analysis.performance.accumulate`): :func:`summarise_blocks` reads a sequence of blocks
+twice (the second pass counts the CIs containing each cell's mean estimate, for the
+bias-eliminated coverage), holding one block and two small states at a time;
+:func:`summarise_state` turns merged states into the summary Dataset saved as ``summary.nc``;
+:func:`summarise_run` does both for a replicates Dataset in memory (one block).
+:func:`summary_to_frame` flattens the summary into the long table saved as ``summary.csv``.
+Failed analyses are skipped, never imputed; ``n_used*`` say how many replicates entered a
+measure.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
+from functools import reduce
 
 import numpy as np
 import xarray as xr
 
 from analysis import status as status_codes
+from analysis.performance.accumulate import (
+    CELL_DIMS,
+    PAPER_PATTERN_CRITERIA,
+    CentreCoverageState,
+    SummaryState,
+    check_replicates,
+)
 from analysis.performance.analytic_power import freedman_power, schoenfeld_power
 from analysis.performance.measures import (
     PerformanceMeasure,
-    bias,
-    bias_eliminated_coverage,
-    coverage,
-    empirical_se,
-    mean_absolute_error,
-    model_se,
-    monte_carlo_mean,
-    mse,
-    proportion,
-    rejection_rate,
-    relative_bias,
-    relative_error_model_se,
-    rmse,
+    empirical_se_from_moments,
+    mean_from_moments,
+    model_se_from_moments,
+    proportion_from_counts,
+    relative_error_model_se_from_moments,
+    rmse_from_moments,
 )
+from analysis.performance.moments import Moments, quantiles_from_frequencies
 
-__all__ = ["PAPER_PATTERN_CRITERIA", "summarise_run", "summary_to_frame"]
+__all__ = ["PAPER_PATTERN_CRITERIA", "summarise_run", "summarise_blocks", "summarise_state",
+           "summary_to_frame"]
 
-
-#: The paper's pattern of results in the matched cohort (Liu et al. 2021): criterion name ->
-#: (variable, endpoint or None, True if the criterion is "p < alpha", False if "p >= alpha").
-PAPER_PATTERN_CRITERIA = {
-    "pfs_logrank_significant": ("p_logrank", "pfs", True),
-    "os_logrank_not_significant": ("p_logrank", "os", False),
-    "orr_significant": ("p_orr", None, True),
-    "dcr_not_significant": ("p_dcr", None, False),
-}
-
-_CELL_DIMS = ("condition", "method", "cohort", "endpoint")
-_PER_ANALYSIS = ("condition", "replicate", "method", "cohort", "endpoint")
-_PER_COHORT = ("condition", "replicate", "method", "cohort")
-_PER_METHOD = ("condition", "replicate", "method")
-_PER_TRUTH = ("condition", "endpoint")
-#: Variables summarise_run reads, with their dims (docs/results_schema.md).
-_REQUIRED_VARIABLES = {
-    **dict.fromkeys(
-        ("log_hr", "se", "ci_lower", "ci_upper", "p_value", "p_logrank", "median_treated",
-         "median_control", "events_treated", "events_control", "status"), _PER_ANALYSIS),
-    **dict.fromkeys(("n_treated", "n_control", "max_abs_smd", "p_orr", "p_dcr"), _PER_COHORT),
-    **dict.fromkeys(("n_pairs", "ps_status"), _PER_METHOD),
-    **dict.fromkeys(
-        ("true_log_hr_conditional", "true_log_hr_marginal", "true_median_treated",
-         "true_median_control"), _PER_TRUTH),
-}
-
-
-def _check_replicates(replicates: xr.Dataset) -> None:
-    """Refuse a Dataset that does not follow ``docs/results_schema.md``, naming what is wrong."""
-    missing = [name for name in _REQUIRED_VARIABLES if name not in replicates]
-    if missing:
-        raise ValueError(
-            f"replicates: missing variables {missing} (see docs/results_schema.md)"
-        )
-    for name, dims in _REQUIRED_VARIABLES.items():
-        if set(replicates[name].dims) != set(dims):
-            raise ValueError(
-                f"replicates.{name}: dims {replicates[name].dims}, expected {dims} "
-                "(see docs/results_schema.md)"
-            )
-    for dim, labels in (("cohort", ("matched",)), ("endpoint", ("pfs", "os"))):
-        present = set(replicates[dim].values.tolist())
-        if not set(labels) <= present:
-            raise ValueError(f"replicates.{dim}: needs {list(labels)}, has {sorted(present)}")
-
-
-def _apply(function, *arrays: xr.DataArray, **options) -> PerformanceMeasure:
-    """Apply an array-layer measure over the ``replicate`` dim of labelled arrays.
-
-    Arrays without a ``replicate`` dim (truths) broadcast against the others. Returns a
-    :class:`PerformanceMeasure` whose fields are DataArrays.
-    """
-    core_dims = [["replicate"] if "replicate" in array.dims else [] for array in arrays]
+def _from_moments(function, state: xr.Dataset, *quantities: str) -> PerformanceMeasure:
+    """Apply a ``*_from_moments`` formula to the Moments of ``quantities`` in ``state``."""
+    arrays = [state[f"{q}_{part}"] for q in quantities for part in ("count", "mean", "m2")]
 
     def fields(*values):
-        measure = function(*values, **options)
+        moments = [Moments(*values[i:i + 3]) for i in range(0, len(values), 3)]
+        measure = function(*moments)
         return measure.estimate, measure.mcse, measure.n_used
 
-    estimate, mcse, n_used = xr.apply_ufunc(
-        fields, *arrays, input_core_dims=core_dims, output_core_dims=[[], [], []]
-    )
-    return PerformanceMeasure(estimate=estimate, mcse=mcse, n_used=n_used)
+    return PerformanceMeasure(*xr.apply_ufunc(fields, *arrays, output_core_dims=[[], [], []]))
+
+
+def _from_counts(hits: xr.DataArray, count: xr.DataArray, undefined=None) -> PerformanceMeasure:
+    """:func:`proportion_from_counts` on labelled counts."""
+    extra = [] if undefined is None else [undefined]
+
+    def fields(hits, count, *undefined):
+        measure = proportion_from_counts(hits, count,
+                                         undefined=undefined[0] if undefined else False)
+        return measure.estimate, measure.mcse, measure.n_used
+
+    return PerformanceMeasure(*xr.apply_ufunc(fields, hits, count, *extra,
+                                              output_core_dims=[[], [], []]))
 
 
 def _store(variables: dict, name: str, measure: PerformanceMeasure, *, n_used: str | None = None):
@@ -109,41 +77,187 @@ def _store(variables: dict, name: str, measure: PerformanceMeasure, *, n_used: s
         variables[n_used] = measure.n_used
 
 
-def _category_rates(codes: xr.DataArray) -> PerformanceMeasure:
-    """Share of replicates with each status code, along a new ``status`` dim."""
-    names = list(status_codes.STATUS_NAMES.values())
-    stacked = xr.concat(
-        [codes == code for code in status_codes.STATUS_NAMES], dim="status"
-    ).assign_coords(status=names)
-    return _apply(proportion, stacked)
-
-
-def _pair_count_distribution(n_pairs: xr.DataArray, variables: dict) -> None:
-    """Mean (+ MCSE), SD, min, quartiles and max of the matched-pair count per condition × method."""
-    counts = n_pairs.astype(float).where(n_pairs >= 0)
-    _store(variables, "n_pairs_mean", _apply(monte_carlo_mean, counts))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells give NaN, on purpose
-        variables["n_pairs_sd"] = counts.std("replicate", ddof=1)
-        variables["n_pairs_min"] = counts.min("replicate")
-        for name, level in (("n_pairs_q1", 0.25), ("n_pairs_median", 0.5), ("n_pairs_q3", 0.75)):
-            variables[name] = counts.quantile(level, dim="replicate").drop_vars("quantile")
-        variables["n_pairs_max"] = counts.max("replicate")
-
-
-def _paper_pattern(replicates: xr.Dataset, alpha: float, variables: dict) -> None:
-    """Share of replicates reproducing the paper's matched-cohort pattern (NaN p = not reproduced)."""
-    matched = replicates.sel(cohort="matched")
-    criteria = []
-    for variable, endpoint, significant in PAPER_PATTERN_CRITERIA.values():
-        p_value = matched[variable] if endpoint is None else matched[variable].sel(endpoint=endpoint)
-        p_value = p_value.drop_vars([c for c in ("cohort", "endpoint") if c in p_value.coords])
-        criteria.append(p_value < alpha if significant else p_value >= alpha)
-    stacked = xr.concat(criteria, dim="criterion").assign_coords(
-        criterion=list(PAPER_PATTERN_CRITERIA)
+def _pair_count_distribution(state: xr.Dataset, variables: dict) -> None:
+    """Mean (+ MCSE), SD, min, quartiles and max of the pair count per condition × method."""
+    _store(variables, "n_pairs_mean", _from_moments(mean_from_moments, state, "n_pairs"))
+    variables["n_pairs_sd"] = xr.apply_ufunc(
+        lambda *parts: np.sqrt(Moments(*parts).variance),
+        state.n_pairs_count, state.n_pairs_mean, state.n_pairs_m2,
     )
-    _store(variables, "paper_pattern_criterion_rate", _apply(proportion, stacked))
-    _store(variables, "paper_pattern_rate", _apply(proportion, stacked.all("criterion")))
+    frequency = state.n_pairs_frequency
+    levels = {"n_pairs_min": 0.0, "n_pairs_q1": 0.25, "n_pairs_median": 0.5, "n_pairs_q3": 0.75,
+              "n_pairs_max": 1.0}
+    quantiles = quantiles_from_frequencies(frequency.n_pairs_value.values, frequency.values,
+                                           list(levels.values()))
+    for (name, _), values in zip(levels.items(), quantiles):
+        variables[name] = xr.DataArray(values, dims=frequency.dims[:-1],
+                                       coords={d: frequency[d] for d in frequency.dims[:-1]})
+
+
+def summarise_state(
+    state: SummaryState,
+    centre_coverage: CentreCoverageState,
+    *,
+    null_tolerance: float = 1e-8,
+    attrs: Mapping | None = None,
+) -> xr.Dataset:
+    """The summary Dataset from the merged states of every block of a run.
+
+    Parameters
+    ----------
+    state : SummaryState
+        First pass, merged over the blocks (its ``alpha`` and ``balance_threshold`` apply).
+    centre_coverage : CentreCoverageState
+        Second pass, merged over the same blocks, counted at ``state.centres()``.
+    null_tolerance : float
+        ``null_truth`` holds where ``|true_log_hr_marginal| <= null_tolerance``.
+    attrs : mapping, optional
+        The run's attributes, instead of those the blocks carried (runner blocks carry none).
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`summarise_run`.
+
+    Raises
+    ------
+    ValueError
+        If ``centre_coverage`` was counted at other centres or over other replicates.
+    """
+    ds = state.to_dataset(roles=False)
+    second = centre_coverage.to_dataset(roles=False)
+    try:
+        second = second.sel({dim: ds[dim].values for dim in CELL_DIMS}).transpose(*CELL_DIMS)
+    except KeyError as missing:
+        raise ValueError(f"centre_coverage: lacks cells of the state ({missing}); run the second "
+                         "pass over the same blocks") from None
+    if not np.array_equal(second.centre.values, state.centres().transpose(*CELL_DIMS).values,
+                          equal_nan=True):
+        raise ValueError("centre_coverage: not counted at this state's centres "
+                         "(run the second pass with state.centres())")
+    if not np.array_equal(second.interval_count.values,
+                          ds.log_hr_count.transpose(*CELL_DIMS).values):
+        raise ValueError("centre_coverage: counted over other replicates than the state "
+                         "(every block must enter both passes)")
+    alpha = state.alpha
+    variables: dict[str, xr.DataArray] = {}
+
+    # Tests: power (type-I error where the truth is null).
+    _store(variables, "power_logrank", _from_counts(ds.logrank_rejections, ds.logrank_tested),
+           n_used="n_used_logrank")
+    _store(variables, "power_cox", _from_counts(ds.cox_rejections, ds.cox_tested),
+           n_used="n_used_cox")
+    variables["null_truth"] = np.abs(ds.true_log_hr_marginal) <= null_tolerance
+
+    # Log-HR estimates, on the replicates where estimate, SE and CI are all finite.
+    for truth_name in ("conditional", "marginal"):
+        truth = ds[f"true_log_hr_{truth_name}"]
+        _store(variables, f"bias_{truth_name}",
+               _from_moments(mean_from_moments, ds, f"error_{truth_name}"))
+        _store(variables, f"relative_bias_{truth_name}",
+               _from_moments(mean_from_moments, ds, f"relative_error_{truth_name}"))
+        _store(variables, f"mse_{truth_name}",
+               _from_moments(mean_from_moments, ds, f"squared_error_{truth_name}"))
+        _store(variables, f"rmse_{truth_name}",
+               _from_moments(rmse_from_moments, ds, f"squared_error_{truth_name}"))
+        _store(variables, f"mean_abs_error_{truth_name}",
+               _from_moments(mean_from_moments, ds, f"absolute_error_{truth_name}"))
+        _store(variables, f"coverage_{truth_name}",
+               _from_counts(ds[f"covering_{truth_name}"], ds.log_hr_count, np.isnan(truth)))
+    _store(variables, "bias_eliminated_coverage",
+           _from_counts(second.centre_covering, second.interval_count))
+    _store(variables, "emp_se", _from_moments(empirical_se_from_moments, ds, "log_hr"),
+           n_used="n_used")
+    _store(variables, "mod_se", _from_moments(model_se_from_moments, ds, "model_variance"))
+    _store(variables, "rel_error_mod_se",
+           _from_moments(relative_error_model_se_from_moments, ds, "log_hr", "model_variance"))
+
+    # Failures: the rate of every status code.
+    _store(variables, "status_rate", _from_counts(ds.status_count, ds.replicate_count))
+    _store(variables, "ps_status_rate", _from_counts(ds.ps_status_count, ds.replicate_count))
+
+    # Median estimates against the true marginal medians.
+    for arm in ("treated", "control"):
+        median_mean = _from_moments(mean_from_moments, ds, f"median_{arm}")
+        variables[f"median_{arm}_mean"] = median_mean.estimate
+        _store(variables, f"median_{arm}_bias",
+               _from_moments(mean_from_moments, ds, f"median_{arm}_error"))
+        _store(variables, f"median_{arm}_not_reached",
+               _from_counts(ds[f"median_{arm}_not_reached"], ds.analysed))
+
+    # Analytic companions at the simulated events of the replicates behind power_logrank.
+    _store(variables, "mean_events", _from_moments(mean_from_moments, ds, "events"))
+    mean_allocation = _from_moments(mean_from_moments, ds, "allocation").estimate
+    mean_allocation = mean_allocation.where((mean_allocation > 0) & (mean_allocation < 1))
+    variables["mean_allocation"] = mean_allocation
+    true_hazard_ratio = np.exp(ds.true_log_hr_marginal)
+    variables["schoenfeld_power"] = xr.apply_ufunc(
+        lambda d, hr, p: schoenfeld_power(d, hr, allocation=p, alpha=alpha),
+        variables["mean_events"], true_hazard_ratio, mean_allocation,
+    )
+    variables["freedman_power"] = xr.apply_ufunc(
+        lambda d, hr, p: freedman_power(d, hr, ratio=p / (1.0 - p), alpha=alpha),
+        variables["mean_events"], true_hazard_ratio, mean_allocation,
+    )
+
+    # Cohort-level: balance; method-level: pair counts and the paper's pattern.
+    _store(variables, "balance_rate", _from_counts(ds.balanced, ds.balance_measured),
+           n_used="n_used_balance")
+    _pair_count_distribution(ds, variables)
+    _store(variables, "paper_pattern_criterion_rate",
+           _from_counts(ds.paper_criterion_met, ds.replicate_count))
+    _store(variables, "paper_pattern_rate", _from_counts(ds.paper_pattern_met, ds.replicate_count))
+
+    summary = xr.Dataset(variables)
+    condition_coords = {
+        name: coord for name, coord in ds.coords.items()
+        if name not in summary.coords and set(coord.dims) <= {"condition"}
+    }
+    summary = summary.assign_coords(condition_coords)
+    summary = summary.drop_vars([c for c in summary.coords if c == "n_pairs_value"])
+    order = [*CELL_DIMS, "status", "criterion"]
+    summary = summary.transpose(*[d for d in order if d in summary.dims])
+    source = state.source_attrs if attrs is None else dict(attrs)
+    summary.attrs = _summary_attrs(source, alpha, state.balance_threshold, null_tolerance)
+    return summary
+
+
+def summarise_blocks(
+    blocks: Callable[[], Iterable[xr.Dataset]],
+    *,
+    truths: xr.Dataset | None = None,
+    attrs: Mapping | None = None,
+    alpha: float = 0.05,
+    balance_threshold: float = 0.1,
+    null_tolerance: float = 1e-8,
+) -> xr.Dataset:
+    """Summarise a run block by block, holding one block at a time.
+
+    Parameters
+    ----------
+    blocks : callable returning an iterable of xarray.Dataset
+        Called twice (two passes); each call yields every block of the run once, in any order
+        (e.g. ``lambda: (folder.read_block(key) for key in keys)``).
+    truths, attrs :
+        As in :meth:`SummaryState.from_block` and :func:`summarise_state`.
+    alpha, balance_threshold, null_tolerance :
+        As in :func:`summarise_run`.
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`summarise_run` on all the blocks combined (equal to rounding).
+    """
+    states = (SummaryState.from_block(block, truths=truths, alpha=alpha,
+                                      balance_threshold=balance_threshold) for block in blocks())
+    first = next(states, None)
+    if first is None:
+        raise ValueError("blocks: none given; a summary needs at least one block")
+    state = reduce(SummaryState.merge, states, first)
+    centres = state.centres()
+    coverage = reduce(CentreCoverageState.merge,
+                      (CentreCoverageState.from_block(block, centres) for block in blocks()))
+    return summarise_state(state, coverage, null_tolerance=null_tolerance, attrs=attrs)
 
 
 def summarise_run(
@@ -188,6 +302,11 @@ def summarise_run(
     paper's pattern counts a replicate with a missing p-value as not reproducing it (its
     denominator is every replicate).
 
+    The whole Dataset is one block of :func:`summarise_blocks`: the measures come from the
+    sufficient statistics of :class:`~analysis.performance.accumulate.SummaryState`, so any
+    split of the replicates into blocks gives the same summary to rounding (and this one
+    block, the whole-array arithmetic exactly).
+
     References
     ----------
     Morris, White & Crowther (2019) Stat Med 38:2074-2102; Schoenfeld (1983) Biometrics
@@ -195,87 +314,10 @@ def summarise_run(
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha: must lie in (0, 1); got {alpha!r}")
-    _check_replicates(replicates)
+    check_replicates(replicates)
     ds = replicates.compute()  # lazily opened or dask-backed files: load once, in a copy
-    variables: dict[str, xr.DataArray] = {}
-
-    # Tests: power (type-I error where the truth is null).
-    _store(variables, "power_logrank", _apply(rejection_rate, ds.p_logrank, alpha=alpha),
-           n_used="n_used_logrank")
-    _store(variables, "power_cox", _apply(rejection_rate, ds.p_value, alpha=alpha),
-           n_used="n_used_cox")
-    variables["null_truth"] = np.abs(ds.true_log_hr_marginal) <= null_tolerance
-
-    # Log-HR estimates, on the replicates where estimate, SE and CI are all finite.
-    used = (
-        np.isfinite(ds.log_hr) & np.isfinite(ds.se)
-        & np.isfinite(ds.ci_lower) & np.isfinite(ds.ci_upper)
-    )
-    log_hr, se = ds.log_hr.where(used), ds.se.where(used)
-    lower, upper = ds.ci_lower.where(used), ds.ci_upper.where(used)
-    for truth_name in ("conditional", "marginal"):
-        truth = ds[f"true_log_hr_{truth_name}"]
-        _store(variables, f"bias_{truth_name}", _apply(bias, log_hr, truth))
-        _store(variables, f"relative_bias_{truth_name}", _apply(relative_bias, log_hr, truth))
-        _store(variables, f"mse_{truth_name}", _apply(mse, log_hr, truth))
-        _store(variables, f"rmse_{truth_name}", _apply(rmse, log_hr, truth))
-        _store(variables, f"mean_abs_error_{truth_name}", _apply(mean_absolute_error, log_hr, truth))
-        _store(variables, f"coverage_{truth_name}", _apply(coverage, lower, upper, truth))
-    _store(variables, "bias_eliminated_coverage", _apply(bias_eliminated_coverage, log_hr, lower, upper))
-    _store(variables, "emp_se", _apply(empirical_se, log_hr), n_used="n_used")
-    _store(variables, "mod_se", _apply(model_se, se))
-    _store(variables, "rel_error_mod_se", _apply(relative_error_model_se, log_hr, se))
-
-    # Failures: the rate of every status code.
-    _store(variables, "status_rate", _category_rates(ds.status))
-    _store(variables, "ps_status_rate", _category_rates(ds.ps_status))
-
-    # Median estimates against the true marginal medians.
-    analysed = ds.status == status_codes.OK
-    for arm in ("treated", "control"):
-        median = ds[f"median_{arm}"]
-        truth = ds[f"true_median_{arm}"]
-        variables[f"median_{arm}_mean"] = _apply(monte_carlo_mean, median).estimate
-        _store(variables, f"median_{arm}_bias", _apply(bias, median, truth))
-        _store(variables, f"median_{arm}_not_reached",
-               _apply(proportion, np.isnan(median) & analysed, analysed))
-
-    # Analytic companions at the simulated events of the replicates behind power_logrank.
-    tested = np.isfinite(ds.p_logrank)
-    events = (ds.events_treated.astype(float) + ds.events_control.astype(float)).where(tested)
-    _store(variables, "mean_events", _apply(monte_carlo_mean, events))
-    arm_total = ds.n_treated.astype(float) + ds.n_control.astype(float)
-    allocation = (ds.n_treated / arm_total).where(tested & (arm_total > 0))
-    mean_allocation = _apply(monte_carlo_mean, allocation).estimate
-    mean_allocation = mean_allocation.where((mean_allocation > 0) & (mean_allocation < 1))
-    variables["mean_allocation"] = mean_allocation
-    true_hazard_ratio = np.exp(ds.true_log_hr_marginal)
-    variables["schoenfeld_power"] = xr.apply_ufunc(
-        lambda d, hr, p: schoenfeld_power(d, hr, allocation=p, alpha=alpha),
-        variables["mean_events"], true_hazard_ratio, mean_allocation,
-    )
-    variables["freedman_power"] = xr.apply_ufunc(
-        lambda d, hr, p: freedman_power(d, hr, ratio=p / (1.0 - p), alpha=alpha),
-        variables["mean_events"], true_hazard_ratio, mean_allocation,
-    )
-
-    # Cohort-level: balance; method-level: pair counts and the paper's pattern.
-    smd = ds.max_abs_smd
-    _store(variables, "balance_rate",
-           _apply(proportion, smd < balance_threshold, np.isfinite(smd)), n_used="n_used_balance")
-    _pair_count_distribution(ds.n_pairs, variables)
-    _paper_pattern(ds, alpha, variables)
-
-    summary = xr.Dataset(variables)
-    condition_coords = {
-        name: coord for name, coord in ds.coords.items()
-        if name not in summary.coords and set(coord.dims) <= {"condition"}
-    }
-    summary = summary.assign_coords(condition_coords)
-    order = [*_CELL_DIMS, "status", "criterion"]
-    summary = summary.transpose(*[d for d in order if d in summary.dims])
-    summary.attrs = _summary_attrs(ds.attrs, alpha, balance_threshold, null_tolerance)
-    return summary
+    return summarise_blocks(lambda: [ds], alpha=alpha, balance_threshold=balance_threshold,
+                            null_tolerance=null_tolerance)
 
 
 def _summary_attrs(source: dict, alpha: float, balance_threshold: float, null_tolerance: float):
@@ -327,7 +369,7 @@ def summary_to_frame(summary: xr.Dataset):
              "mcse": paired if paired is not None else xr.full_like(variable, np.nan, dtype=float)}
         ).reset_coords([c for c in condition_coords if c in variable.coords], drop=True)
         frame = table.to_dataframe().reset_index()
-        category_dims = [d for d in variable.dims if d not in _CELL_DIMS]
+        category_dims = [d for d in variable.dims if d not in CELL_DIMS]
         frame["measure"] = name
         for dim in category_dims:
             frame["measure"] = frame["measure"] + "[" + frame[dim].astype(str) + "]"
