@@ -7,7 +7,9 @@ per-covariate tables a single-cohort report prints. The plan options and presets
 :mod:`analysis.plan.options`.
 
 Separation of the PS model is recorded (``ps_status``) but, as R's ``glm`` and SPSS's LOGISTIC
-REGRESSION do, the fitted scores are still used for matching: that is what a study does. With
+REGRESSION do, the fitted scores are still used for matching: that is what a study does. The
+scores are those of the iterations the plan's ``ps_algorithm`` imitates (R or SPSS), which
+under separation decide the caliper and the pairs. With
 ``Plan.separation="fail"`` the matched analyses of separated replicates are NaN instead.
 """
 
@@ -32,7 +34,8 @@ from analysis.survival.risk_sets import tabulate_risk_sets
 from analysis.propensity.caliper import caliper_width
 from analysis.propensity.matching import MatchResult, match_patients
 from analysis.plan.options import PRESETS, Plan, PlanOptionError, make_plan
-from analysis.propensity.model import PropensityFit, design_matrix, fit_propensity
+from analysis.propensity.design import design_matrix
+from analysis.propensity.model import PropensityFit, fit_propensity
 from analysis.comparisons.response import AdverseEventComparison, ResponseComparison, compare_adverse_events, compare_responses
 
 COHORTS = ("full", "matched")
@@ -144,7 +147,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
     """
     covariates, names, kinds = _ps_covariates(batch, plan)
     design = design_matrix(covariates, kinds, columns=names)
-    propensity = fit_propensity(design.values, batch.treated)
+    propensity = fit_propensity(design.values, batch.treated, algorithm=plan.ps_algorithm)
     distance = propensity.ps if plan.distance == "ps" else propensity.logit
     usable = np.isfinite(distance)
     width = None

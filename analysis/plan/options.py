@@ -1,11 +1,12 @@
 """Analysis plans: the options a study's analysis fixes, and the two presets.
 
 ``paper`` is what the study did in SPSS 25 (Liu et al. 2021): logistic PS on the probability
-scale, FUZZY-style matching of cases in file order to a random control within an absolute PS
+scale iterated as SPSS LOGISTIC REGRESSION does (its default CRITERIA), FUZZY-style matching of cases in file order to a random control within an absolute PS
 tolerance, Kaplan–Meier with SPSS's symmetric median CI, log-rank, Cox with Breslow ties and a
 model-based SE, chi-square/Fisher by the paper's rule.
 ``recommended`` is Austin's: greedy nearest-neighbour matching on the logit of the PS within
-0.2 SD of the logit (Austin 2011, Pharm Stat 10:150), MatchIt's algorithm, Cox with Efron ties
+0.2 SD of the logit (Austin 2011, Pharm Stat 10:150), the PS fitted as R's ``glm`` (so also a
+separated model gives MatchIt's scores, caliper and pairs), MatchIt's algorithm, Cox with Efron ties
 and a robust SE clustered on matched pairs (Austin 2013, Stat Med 32:2837; Lin & Wei 1989),
 Brookmeyer–Crowley median CIs (log band, as R survfit).
 Both are applied to the full and the matched cohort.
@@ -26,6 +27,7 @@ MEDIAN_RULES = ("first", "midpoint")
 MEDIAN_CI = ("spss_symmetric", "brookmeyer_crowley_log", "brookmeyer_crowley_loglog")
 SMD_DENOMINATORS = ("pooled", "treated")
 SEPARATION = ("proceed", "fail")
+PS_ALGORITHMS = ("r_glm", "spss_logistic")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class Plan:
     separation : ``proceed`` (use the fitted scores of a separated PS model for matching, as
         R glm and SPSS do; the replicate's ``ps_status`` records it) or ``fail`` (matched
         analyses of such replicates are NaN with status ``separation``).
+    ps_algorithm : whose iterations the logistic PS fit follows: ``r_glm`` (R ``glm.fit``:
+        epsilon 1e-8 on the relative deviance change, 25 iterations) or ``spss_logistic``
+        (SPSS LOGISTIC REGRESSION: BCON 0.001, ITERATE 20); see
+        :mod:`analysis.propensity.model`. It decides the scores of a separated model.
     """
 
     name: str
@@ -77,12 +83,14 @@ class Plan:
     smd_denominator: str = "pooled"
     level: float = 0.95
     separation: str = "proceed"
+    ps_algorithm: str = "spss_logistic"
 
 
 PRESETS: dict[str, Plan] = {
     "paper": Plan(name="paper"),
     "recommended": Plan(
         name="recommended",
+        ps_algorithm="r_glm",
         distance="logit",
         matcher="matchit_nn",
         caliper=0.2,
@@ -97,6 +105,7 @@ PRESETS: dict[str, Plan] = {
 }
 
 _CHOICES = {
+    "ps_algorithm": PS_ALGORITHMS,
     "distance": DISTANCES,
     "matcher": MATCHERS,
     "caliper_scale": CALIPER_SCALES,

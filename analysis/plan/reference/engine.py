@@ -75,7 +75,7 @@ def analyse_cohort_reference(batch_of_one: CohortBatch, plan: Plan, *, pairs=Non
     n = batch.n_patients
 
     design, ps_columns = design_columns(batch, names)
-    ps_fit = fit_propensity_one(design, treated)
+    ps_fit = fit_propensity_one(design, treated, plan.ps_algorithm)
     distance = ps_fit.ps if plan.distance == "ps" else ps_fit.logit
     usable = np.isfinite(distance)
     width = caliper_of(distance, usable, plan)
@@ -146,7 +146,8 @@ def analyse_cohort_reference(batch_of_one: CohortBatch, plan: Plan, *, pairs=Non
         coef=ps_fit.coef[None], ps=ps_fit.ps[None], logit=ps_fit.logit[None],
         converged=np.array([ps_fit.converged]), separated=np.array([ps_fit.separated]),
         rank_deficient=np.array([ps_fit.rank_deficient]), n_iter=np.array([ps_fit.n_iter]),
-        status=np.array([ps_fit.status], np.int8),
+        deviance=np.array([ps_fit.deviance]), status=np.array([ps_fit.status], np.int8),
+        algorithm=plan.ps_algorithm,
     )
     return PlanResult(plan=plan, **arrays, n_pairs=matching.n_pairs, ps_status=np.array([ps_status], np.int8),
                       propensity=propensity, matching=matching, ps_columns=ps_columns,

@@ -1,7 +1,11 @@
 """Reference PS model and matching, one cohort and one treated patient at a time.
 
-PS by statsmodels ``GLM(Binomial)`` (IRLS, pseudo-inverse steps), (quasi-)separation by the
-linear-programming criterion of Albert & Anderson (1984, Biometrika 71:1-10); the caliper and
+PS by statsmodels ``GLM(Binomial)`` (IRLS, pseudo-inverse steps) told to stop where the plan's
+software stops: R ``glm.fit`` (start ``mu = (y + 0.5) / 2``, statsmodels' own start; deviance
+criterion ``|dev_old - dev| <= 1e-9 + 1e-8 |dev|``, which is R's ``< 1e-8 (|dev| + 0.1)``; 25
+iterations) or SPSS LOGISTIC REGRESSION (start at the constant-only model; every coefficient
+changing by at most 0.001; 20 iterations). (Quasi-)separation by the linear-programming
+criterion of Albert & Anderson (1984, Biometrika 71:1-10); the caliper and
 MatchIt's nearest-neighbour walk and SPSS FUZZY's random / closest control written out from
 their definitions (Austin 2011, Pharm Stat 10:150-161).
 """
@@ -37,6 +41,7 @@ class _PropensityOne:
     rank_deficient: bool
     n_iter: int
     status: int
+    deviance: float = math.nan
 
 
 def design_columns(batch: CohortBatch, names):
@@ -78,7 +83,20 @@ def _is_separated(design, treated) -> bool:
     return bool(result.status == 0 and -result.fun > _SEPARATION_MARGIN)
 
 
-def fit_propensity_one(values, treated) -> _PropensityOne:
+def _r_fitted_values(logit):
+    """R's ``binomial()$linkinv`` (its C code clamps exp(eta) to eps / 1/eps beyond |eta| > 30)."""
+    eps = np.finfo(float).eps
+    return np.where(logit < -30, eps / (1 + eps), np.where(logit > 30, 1 / (1 + eps), special.expit(logit)))
+
+
+#: statsmodels ``GLM.fit`` settings that stop where each package's iterations stop.
+_STOPPING = {
+    "r_glm": dict(maxiter=25, tol_criterion="deviance", atol=1e-9, rtol=1e-8),
+    "spss_logistic": dict(maxiter=20, tol_criterion="params", atol=1e-3, rtol=0.0),
+}
+
+
+def fit_propensity_one(values, treated, algorithm="r_glm") -> _PropensityOne:
     GLM, Binomial, _ = statsmodels_classes()
     n, p = values.shape
     q = p + 1
@@ -92,16 +110,21 @@ def fit_propensity_one(values, treated) -> _PropensityOne:
     separated = _is_separated(design, treated)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        start = None
+        if algorithm == "spss_logistic":
+            share = treated.mean()
+            start = np.zeros(q)
+            start[0] = math.log(share / (1 - share))
         fit = GLM(treated.astype(float), design, family=Binomial()).fit(
-            method="IRLS", tol=1e-14, maxiter=100, wls_method="pinv"
+            method="IRLS", start_params=start, wls_method="pinv", **_STOPPING[algorithm]
         )
     coef = np.asarray(fit.params, dtype=float)
     logit = design @ coef
-    ps = special.expit(logit)
+    ps = _r_fitted_values(logit) if algorithm == "r_glm" else special.expit(logit)
     converged = bool(fit.converged)
     code = st.SEPARATION if separated else (st.OK if converged else st.PS_NOT_CONVERGED)
     return _PropensityOne(coef, ps, logit, converged, separated, bool(rank_deficient),
-                          int(fit.fit_history["iteration"]), code)
+                          int(fit.fit_history["iteration"]), code, float(fit.deviance))
 
 
 def caliper_of(distance, usable, plan: Plan) -> float:

@@ -1,12 +1,19 @@
 """Batched logistic PS model (analysis.propensity.model) against statsmodels, scipy and the LP test.
 
-* Coefficients equal statsmodels ``Logit`` (Newton, tight tolerance) and an independent
-  ``scipy.optimize.minimize`` fit of the negative log-likelihood with analytic gradient, to
-  1e-6, on >= 200 random non-separated data sets (n 20-200, p 1-15, with binary and
-  categorical covariates).
+* Coefficients of both iteration rules equal statsmodels ``Logit`` (Newton, tight tolerance)
+  and an independent ``scipy.optimize.minimize`` fit of the negative log-likelihood with
+  analytic gradient, to 1e-6, on >= 200 random non-separated data sets (n 20-200, p 1-15, with
+  binary and categorical covariates): where the MLE exists, both rules reach it.
+* Where they stop matters under separation: the ``r_glm`` rule equals statsmodels' IRLS told
+  to stop as R does (R's start, deviance criterion, 25 iterations; R itself in
+  test_r_glm.py), the ``spss_logistic`` rule equals statsmodels told to stop as SPSS does and
+  a Newton loop written out here from SPSS's documented CRITERIA defaults (BCON 0.001,
+  ITERATE 20, start at the constant-only model), on random data sets where separation is
+  common.
 * Separation flags agree with the exact linear-programming criterion of Albert & Anderson
   (1984) on random small data sets where separation is common, and on constructed cases.
-* A mask fits the subset; singular designs, empty arms and bad values never raise.
+* A mask fits the subset; singular designs, empty arms and bad values never raise; R's clamped
+  logit link keeps the deviance finite, so R never halves a step.
 """
 
 from __future__ import annotations
@@ -21,7 +28,11 @@ from scipy.special import expit, log_expit
 
 from analysis import status
 from analysis.propensity import model as propensity
-from analysis.propensity.model import DesignMatrix, design_matrix, fit_propensity
+from analysis.plan.reference.propensity import fit_propensity_one
+from analysis.propensity.design import design_matrix
+from analysis.propensity.model import ITERATION_RULES, fit_propensity
+
+ALGORITHMS = tuple(ITERATION_RULES)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -61,37 +72,8 @@ def with_intercept(x):
     return np.column_stack([np.ones(len(x)), x])
 
 
-# --------------------------------------------------------------------------- design matrix
-def test_design_matrix_expands_categorical_with_first_level_reference():
-    x = np.array([[[1.0, 0, 2.5], [0, 2, -1.0], [1, 1, 0.0]],
-                  [[0.0, 3, 1.0], [1, 0, 2.0], [0, np.nan, 3.0]]])
-    dm = design_matrix(x, ("binary", "categorical", "continuous"), columns=("male", "region", "age"))
-    assert isinstance(dm, DesignMatrix)
-    assert dm.names == ("male", "region[1]", "region[2]", "region[3]", "age")
-    assert dm.values.shape == (2, 3, 5)
-    assert dm.values[0, 1].tolist() == [0, 0, 1, 0, -1]
-    assert dm.values[1, 0].tolist() == [0, 0, 0, 1, 1]
-    assert np.isnan(dm.values[1, 2, 1:4]).all() and dm.values[1, 2, 4] == 3
-    # independent loop
-    for r in range(2):
-        for i in range(3):
-            level = x[r, i, 1]
-            if np.isfinite(level):
-                assert dm.values[r, i, 1:4].tolist() == [float(level == k) for k in (1, 2, 3)]
-    wider = design_matrix(x, ("binary", "categorical", "continuous"), n_levels=(None, 5, None))
-    assert wider.names == ("x0", "x1[1]", "x1[2]", "x1[3]", "x1[4]", "x2")
-    assert (np.nan_to_num(wider.values[..., 4]) == 0).all()  # level 4 never occurs
-
-
-def test_design_matrix_rejects_bad_kinds():
-    with pytest.raises(ValueError, match="continuous"):
-        design_matrix(np.zeros((1, 2, 1)), ("normal",))
-    with pytest.raises(ValueError, match="kinds"):
-        design_matrix(np.zeros((1, 2, 2)), ("binary",))
-
-
 # --------------------------------------------------------------------------- coefficients
-def fitted_batches(seed):
+def fitted_batches(seed, algorithm="r_glm"):
     """Random batches: per p in 1..15, 15 data sets with n in 20..200 (mask pads)."""
     rng = np.random.default_rng(seed)
     for n_cov in range(1, 16):
@@ -106,12 +88,13 @@ def fitted_batches(seed):
         beta = rng.normal(0, 0.6 / np.sqrt(dm.values.shape[2]), dm.values.shape[2])
         p_treat = expit(z @ beta + rng.normal(-0.5, 0.3))
         treated = rng.random((n_rep, n_pat)) < p_treat
-        yield dm.values, treated, mask, fit_propensity(dm.values, treated, mask=mask)
+        yield dm.values, treated, mask, fit_propensity(dm.values, treated, mask=mask, algorithm=algorithm)
 
 
-def test_coefficients_match_statsmodels_and_scipy():
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_coefficients_match_statsmodels_and_scipy(algorithm):
     compared = 0
-    for X, treated, mask, fit in fitted_batches(2024):
+    for X, treated, mask, fit in fitted_batches(2024, algorithm):
         for r in range(X.shape[0]):
             rows = mask[r]
             design = with_intercept(X[r][rows])
@@ -132,7 +115,7 @@ def test_coefficients_match_statsmodels_and_scipy():
             assert np.all(np.abs(fit.coef[r] - second.x) <= tol)
             # fitted values and the linear predictor are consistent
             assert np.allclose(fit.logit[r][rows], design @ fit.coef[r], rtol=1e-12, atol=1e-12)
-            assert np.allclose(fit.ps[r][rows], expit(design @ fit.coef[r]), rtol=1e-12, atol=0)
+            assert np.allclose(fit.ps[r][rows], expit(design @ fit.coef[r]), rtol=1e-12, atol=1e-300)
             assert np.isnan(fit.ps[r][~rows]).all() and np.isnan(fit.logit[r][~rows]).all()
             compared += 1
     assert compared >= 200
@@ -149,7 +132,8 @@ def test_single_binary_covariate_closed_form():
 
 
 # --------------------------------------------------------------------------- separation
-def test_separation_flags_agree_with_linear_programming():
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_separation_flags_agree_with_linear_programming(algorithm):
     rng = np.random.default_rng(77)
     agree_separated = agree_finite = numerically_separated = 0
     for trial in range(60):
@@ -161,7 +145,7 @@ def test_separation_flags_agree_with_linear_programming():
             x[..., 0] = rng.random((n_rep, n_pat)) < 0.15  # rare binary covariate
         beta = rng.normal(0, 1.5, n_cov)
         treated = rng.random((n_rep, n_pat)) < expit(x @ beta)
-        fit = fit_propensity(x, treated)
+        fit = fit_propensity(x, treated, algorithm=algorithm)
         for r in range(n_rep):
             if fit.status[r] == status.EMPTY_ARM:
                 continue
@@ -170,8 +154,8 @@ def test_separation_flags_agree_with_linear_programming():
                 assert fit.separated[r] and fit.status[r] == status.SEPARATION
                 agree_separated += 1
             elif fit.separated[r]:
-                # finite MLE so extreme that the likelihood is flat in double precision
-                assert np.nanmin(np.minimum(fit.ps[r], 1 - fit.ps[r])) < 1e-8
+                # finite MLE so extreme that the likelihood is flat where R stops
+                assert np.nanmin(np.minimum(fit.ps[r], 1 - fit.ps[r])) < propensity.EXTREME_PROBABILITY
                 numerically_separated += 1
             else:
                 assert fit.status[r] == status.OK
@@ -180,7 +164,8 @@ def test_separation_flags_agree_with_linear_programming():
     assert numerically_separated <= 0.02 * (agree_separated + agree_finite)
 
 
-def test_constructed_separation_cases():
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_constructed_separation_cases(algorithm):
     n = 30
     rng = np.random.default_rng(3)
     x = rng.normal(size=(4, n, 2))
@@ -201,7 +186,7 @@ def test_constructed_separation_cases():
     treated[3] = rng.random(n) < expit(0.5 * x[3, :, 0])
     treated[3, :2] = [True, False]
     x[3, :2, 0] = [-2.0, 2.0]
-    fit = fit_propensity(x, treated)
+    fit = fit_propensity(x, treated, algorithm=algorithm)
     assert fit.separated.tolist() == [True, True, True, False]
     assert fit.status.tolist() == [status.SEPARATION] * 3 + [status.OK]
     assert np.isfinite(fit.ps[:3]).all()  # kept, as R glm keeps them with its warning
@@ -249,39 +234,126 @@ def test_singular_design_is_handled_per_replicate():
     assert np.allclose(fit.coef[3], alone.coef[0], rtol=1e-10)
 
 
-def test_coefficients_and_linear_predictor_agree_after_step_halving(monkeypatch):
-    """Separated, partly rank-deficient fits whose Newton steps get halved: the returned
-    coefficients must be the ones of the returned linear predictor (``logit = [1, X] coef``),
-    for the batch and for each replicate fitted alone (where every halving is the only one of
-    its iteration)."""
-    rng = np.random.default_rng(3)
-    n_rep, n_pat, p = 40, 40, 7
+def separating_batch(seed, n_rep=40, n_pat=40, p=7):
+    """Data sets where (quasi-)separation is common: rare binaries, mostly-zero columns, strong
+    effects, a mask; some designs rank-deficient."""
+    rng = np.random.default_rng(seed)
     x = rng.normal(size=(n_rep, n_pat, p)) * rng.choice([0.1, 1, 10, 100], p)
     x[:, :, 0] = np.round(x[:, :, 0])  # mostly (often all) zero
     x[:, :, 1] = rng.random((n_rep, n_pat)) < 0.05  # rare binary
     treated = rng.random((n_rep, n_pat)) < expit(np.clip(x @ rng.normal(0, 3, p), -30, 30))
     mask = rng.random((n_rep, n_pat)) < 0.9
-    evaluated = []
-    log_likelihood = propensity._log_likelihood
+    return x, treated, mask
 
-    def counting(eta, sign, weight):
-        evaluated.append(eta.shape[0])
-        return log_likelihood(eta, sign, weight)
 
-    monkeypatch.setattr(propensity, "_log_likelihood", counting)
-    design = np.concatenate([np.ones((n_rep, n_pat, 1)), x], axis=2)
+def rare_binaries_batch(seed, n_rep=60, n_pat=60):
+    """Data sets like a small PS study: two continuous covariates, four binaries of prevalence
+    3 %, 6 %, 30 % and 50 %, a modest PS model and a mask. The rare binaries often fall in one
+    arm only (quasi-separation, as prior ablation does in liu2021) or not at all (an all-zero
+    column: rank-deficient)."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(size=(n_rep, n_pat, 2)),
+                        rng.random((n_rep, n_pat, 4)) < np.array([0.03, 0.06, 0.3, 0.5])], axis=2)
+    treated = rng.random((n_rep, n_pat)) < expit(x @ np.array([0.6, -0.4, 0.5, 0.8, -0.3, 0.4]) - 0.6)
+    mask = rng.random((n_rep, n_pat)) < 0.95
+    return x, treated, mask
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_coefficients_and_linear_predictor_agree_on_separated_rank_deficient_fits(algorithm):
+    """The returned coefficients are the ones of the returned linear predictor
+    (``logit = [1, X] coef``), for the batch and for each replicate fitted alone."""
+    x, treated, mask = separating_batch(3)
+    design = np.concatenate([np.ones(x.shape[:2] + (1,)), x], axis=2)
 
     def assert_consistent(fit, rows):
         linear = (design[rows] @ fit.coef[..., None])[..., 0]
         size = (np.abs(design[rows]) @ np.abs(fit.coef)[..., None])[..., 0] + 1.0
         assert np.all(np.abs(linear - fit.logit)[mask[rows]] <= 1e-10 * size[mask[rows]])
 
-    batch = fit_propensity(x, treated, mask=mask)
-    assert sum(evaluated) > n_rep + batch.n_iter.sum()  # some steps were halved
-    assert batch.rank_deficient.any()
+    batch = fit_propensity(x, treated, mask=mask, algorithm=algorithm)
+    assert batch.rank_deficient.any() and batch.separated.any()
     assert_consistent(batch, slice(None))
-    for r in range(n_rep):
-        assert_consistent(fit_propensity(x[r:r + 1], treated[r:r + 1], mask=mask[r:r + 1]), slice(r, r + 1))
+    for r in range(x.shape[0]):
+        alone = fit_propensity(x[r:r + 1], treated[r:r + 1], mask=mask[r:r + 1], algorithm=algorithm)
+        assert_consistent(alone, slice(r, r + 1))
+        assert alone.n_iter[0] == batch.n_iter[r] and alone.status[0] == batch.status[r]
+        same = mask[r]
+        np.testing.assert_allclose(alone.logit[0][same], batch.logit[r][same], rtol=1e-9,
+                                   atol=1e-9 * np.abs(batch.coef[r]).sum())
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_stops_where_statsmodels_told_the_same_rule_stops(algorithm):
+    """Separated or not: iterations, coefficients and scores equal statsmodels' IRLS given the
+    rule's start and stopping criterion (analysis.plan.reference.propensity). Where R's clamp
+    at |eta| > 30 is reached the two link functions differ, so those fits are skipped here (R
+    itself checks them, test_r_glm.py)."""
+    x, treated, mask = rare_binaries_batch(11)
+    fit = fit_propensity(x, treated, mask=mask, algorithm=algorithm)
+    compared_separated = compared = 0
+    for r in range(x.shape[0]):
+        rows = mask[r]
+        if fit.status[r] == status.EMPTY_ARM or (algorithm == "r_glm" and np.nanmax(np.abs(fit.logit[r])) > 30):
+            continue
+        one = fit_propensity_one(x[r][rows], treated[r][rows], algorithm)
+        assert one.n_iter == fit.n_iter[r]
+        assert one.converged == fit.converged[r]
+        if not fit.rank_deficient[r]:
+            np.testing.assert_allclose(fit.coef[r], one.coef, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(fit.logit[r][rows], one.logit, rtol=1e-7, atol=1e-8)
+        assert fit.separated[r] == one.separated
+        compared += 1
+        compared_separated += int(one.separated)
+    assert compared >= 30 and compared_separated >= 10
+
+
+def spss_newton(design, y, *, bcon=0.001, iterate=20):
+    """SPSS LOGISTIC REGRESSION's documented defaults written out for one data set: Newton-
+    Raphson from the constant-only model, stop when no coefficient changes by BCON or more, at
+    most ITERATE iterations. Returns (coefficients, iterations, converged)."""
+    beta = np.zeros(design.shape[1])
+    beta[0] = np.log(y.mean() / (1 - y.mean()))
+    for iteration in range(1, iterate + 1):
+        p = expit(design @ beta)
+        information = design.T @ (design * (p * (1 - p))[:, None])
+        change = np.linalg.lstsq(information, design.T @ (y - p), rcond=None)[0]
+        beta = beta + change
+        if np.max(np.abs(change)) < bcon:
+            return beta, iteration, True
+    return beta, iterate, False
+
+
+def test_spss_rule_equals_written_out_newton():
+    x, treated, mask = rare_binaries_batch(5)
+    fit = fit_propensity(x, treated, mask=mask, algorithm="spss_logistic")
+    separated_runs = 0
+    for r in range(x.shape[0]):
+        if fit.status[r] == status.EMPTY_ARM or fit.rank_deficient[r]:
+            continue
+        design = with_intercept(x[r][mask[r]])
+        beta, n_iter, converged = spss_newton(design, treated[r][mask[r]].astype(float))
+        assert fit.n_iter[r] == n_iter and fit.converged[r] == converged
+        np.testing.assert_allclose(fit.logit[r][mask[r]], design @ beta, rtol=1e-7, atol=1e-8)
+        separated_runs += int(fit.separated[r] and n_iter == 20)
+    assert separated_runs >= 10  # separated fits run SPSS's 20 iterations
+
+
+def test_r_clamped_link_keeps_the_deviance_finite():
+    """R halves a step only when the deviance is not finite or a fitted mean leaves (0, 1);
+    its clamped inverse logit makes both impossible for finite linear predictors."""
+    eta = np.concatenate([np.linspace(-800, 800, 4001), [-1e300, 1e300, -30.0, 30.0]])[None]
+    mu = propensity._r_inverse_link(eta)
+    assert np.all((mu > 0) & (mu < 1))
+    for y in (np.zeros_like(eta), np.ones_like(eta)):
+        assert np.isfinite(propensity._r_deviance(y, mu, np.ones_like(eta))).all()
+    assert np.all(propensity._r_mu_eta(eta) > 0)
+    assert propensity._r_inverse_link(np.array([[-31.0]]))[0, 0] == np.finfo(float).eps / (1 + np.finfo(float).eps)
+
+
+def test_unknown_algorithm_lists_the_choices():
+    with pytest.raises(ValueError, match="r_glm, spss_logistic"):
+        fit_propensity(np.zeros((1, 4, 1)), np.array([[True, False, True, False]]), algorithm="sas")
 
 
 def test_rank_deficient_flag_is_numpy_matrix_rank():
