@@ -23,6 +23,7 @@ from analysis.plan.options import (
     OVERRIDABLE,
     ORDERS,
     PRESETS,
+    PS_ALGORITHMS,
     SEPARATION,
     SMD_DENOMINATORS,
     TIES,
@@ -65,6 +66,9 @@ class PlanOptions(FileTable):
         None, description="confidence level, in (0, 1)")
     separation: Literal[SEPARATION] | None = Field(
         None, description="what a separated PS model does: proceed or fail")
+    ps_algorithm: Literal[PS_ALGORITHMS] | None = Field(
+        None, description="whose iterations the PS fit follows: r_glm (R glm) or spss_logistic "
+                          "(SPSS LOGISTIC REGRESSION)")
 
     @field_validator(*OVERRIDABLE, mode="before")
     @classmethod
