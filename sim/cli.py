@@ -56,13 +56,25 @@ def validate(scenario: str) -> None:
     """Check a scenario file and print a one-line summary.
 
     An invalid file gives one line per problem, each naming the field, its value and what is
-    allowed, and exit code 2. The format is described in docs/scenario_format.md.
+    allowed, and exit code 2. What is legal but will make most replicates fail is printed as
+    `warning: <field>: <message>` on stderr (exit code 0). The format is described in
+    docs/scenario_format.md.
 
     \b
     Example:
       psmsim validate scenarios/liu2021.toml
     """
-    click.echo(_scenario_summary(load_scenario(scenario)))
+    loaded = load_scenario(scenario)
+    _print_warnings(loaded)
+    click.echo(_scenario_summary(loaded))
+
+
+def _print_warnings(scenario: Scenario) -> None:
+    """``warning: <field>: <message>`` on stderr for each hopeless setting of ``scenario``."""
+    from sim.scenario.feasibility import scenario_warnings
+
+    for warning in scenario_warnings(scenario):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _scenario_summary(scenario: Scenario) -> str:
@@ -240,6 +252,7 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
     if scheduler and backend != "dask":
         raise PsmsimError("--scheduler: only used with --backend dask")
     loaded = load_scenario(scenario)
+    _print_warnings(loaded)
     outcome = run_scenario(
         loaded, replicates=replicates, seed=seed, block_size=block_size, jobs=jobs, backend=backend,
         scheduler=scheduler, out=Path(out) if out else Path("results") / loaded.name, force=force, quiet=quiet,

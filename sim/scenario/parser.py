@@ -3,8 +3,9 @@
 
 :func:`load_scenario` (a file), :func:`parse_scenario` (TOML text) and
 :func:`scenario_from_mapping` (an already-parsed document, e.g. a sweep's modified copy) validate
-the document against the file format (:mod:`sim.scenario.schema`, pydantic models) and build the
-scenario from it (:mod:`sim.scenario.build`). An invalid input raises one
+the document against the file format (:mod:`sim.scenario.schema`, pydantic models), build the
+scenario from it (:mod:`sim.scenario.build`) and refuse a scenario whose every replicate would
+fail (:mod:`sim.scenario.feasibility`). An invalid input raises one
 :class:`sim.errors.ScenarioError` carrying every problem of the file, each naming the dotted
 field, its value and what is allowed. The format is documented in ``docs/scenario_format.md``;
 the three functions are re-exported by :mod:`sim.scenario`.
@@ -19,6 +20,7 @@ from typing import Any, Mapping
 
 from sim.errors import ScenarioError
 from sim.scenario.build import build_scenario
+from sim.scenario.feasibility import infeasibilities
 from sim.scenario.model import Scenario
 from sim.scenario.schema import validate_document
 
@@ -94,4 +96,8 @@ def scenario_from_mapping(data: Mapping[str, Any], *, source_text: str = "") -> 
         Every invalid field.
     """
     document, _ = validate_document(data)
-    return build_scenario(document, source_text=source_text)
+    scenario = build_scenario(document, source_text=source_text)
+    problems = infeasibilities(scenario)
+    if problems:
+        raise ScenarioError.from_problems(problems)
+    return scenario

@@ -160,7 +160,7 @@ MALFORMED = [
           "os_median = 14.1\nhazard_ratio = 0.7",
           "outcome.treatment.hazard_ratio: not allowed here: only used with mode 'hazard_ratio'"),
     _case("weibull-shape-negative", "shape = 1.1", "shape = -1.1",
-          "outcome.progression.shape: -1.1 is out of range (allowed: > 0)"),
+          "outcome.progression.shape: -1.1 is out of range (allowed: [0.05, 20]"),
     _case("shape-with-exponential", 'baseline = "weibull"', 'baseline = "exponential"',
           "outcome.progression.shape: not allowed here: only used with baseline 'weibull'"),
     _case("piecewise-breaks-decreasing", 'baseline = "weibull"\nshape = 1.1',
@@ -234,7 +234,7 @@ MALFORMED = [
           "[analysis.recommended]\ncaliper = 0", "analysis.recommended.caliper: 0 must be a "
           "positive number", base="selection"),
     _case("replicates-zero", "replicates = 2000", "replicates = 0",
-          "simulation.replicates: 0 is too small (allowed: an integer >= 1)"),
+          "simulation.replicates: 0 is too small (allowed: an integer 1 to 1000000)"),
     _case("seed-negative", "seed = 20210430", "seed = -5", "simulation.seed: -5 is too small"),
     _case("seed-string", "seed = 20210430", 'seed = "abc"',
           "simulation.seed: expected an integer, got 'abc' (string)"),

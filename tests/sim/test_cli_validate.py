@@ -101,5 +101,5 @@ def test_every_problem_of_a_file_is_printed_one_per_line(liu2021_path, tmp_path)
         "accrual_months, cutoff_month, dropout_rate)",
         "error: analysis.paper.matcher: 'spss' is not one of matchit_nn, spss_fuzzy_v1, "
         "spss_fuzzy_v2",
-        "error: simulation.replicates: 0 is too small (allowed: an integer >= 1)",
+        "error: simulation.replicates: 0 is too small (allowed: an integer 1 to 1000000)",
     ]

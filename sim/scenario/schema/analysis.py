@@ -121,15 +121,29 @@ class AnalysisTable(FileTable):
             yield Issue(f"{', '.join(repeated)} listed more than once", ("ps_covariates",))
 
 
-class SimulationTable(FileTable):
-    """``[simulation]``: run settings."""
+#: The largest seed: it must fit numpy's SeedSequence and the run's netCDF attribute, a signed
+#: 64-bit integer.
+MAX_SEED = 2**63 - 1
 
-    replicates: Annotated[int, IntRange(1)] = Field(1000, description="replicates, >= 1")
-    seed: Annotated[int, IntRange(0)] = Field(
-        1, description="root seed of the run's SeedSequence, >= 0")
-    block_size: Annotated[int, IntRange(1)] = Field(
-        100, description="replicates per block, >= 1 (part of the run's identity)")
-    calibration_patients: Annotated[int, IntRange(1000)] = Field(
-        200_000, description="sample size of the calibration, >= 1000")
-    truth_patients: Annotated[int, IntRange(1000)] = Field(
-        1_000_000, description="sample size for the true estimands, >= 1000")
+
+class SimulationTable(FileTable):
+    """``[simulation]``: run settings, bounded to what can finish (the paper's scenario runs
+    about 100 replicates per second on 2 cores; calibration takes about 20 microseconds and
+    the true estimands about 20 microseconds per patient)."""
+
+    replicates: Annotated[int, IntRange(1, 1_000_000, why=(
+        "a million replicates of the paper's scenario take hours and a gigabyte of results; "
+        "run several seeds for more"))] = Field(1000, description="replicates, 1 to 1000000")
+    seed: Annotated[int, IntRange(0, MAX_SEED, why=(
+        "the seed must fit a signed 64-bit integer (numpy's SeedSequence and the netCDF "
+        "attribute)"))] = Field(
+        1, description="root seed of the run's SeedSequence, 0 to 2**63 - 1")
+    block_size: Annotated[int, IntRange(1, 10_000, why=(
+        "a block is held in memory whole"))] = Field(
+        100, description="replicates per block, 1 to 10000 (part of the run's identity)")
+    calibration_patients: Annotated[int, IntRange(1000, 10_000_000, why=(
+        "10 million patients already take minutes"))] = Field(
+        200_000, description="sample size of the calibration, 1000 to 10000000")
+    truth_patients: Annotated[int, IntRange(1000, 100_000_000, why=(
+        "100 million patients already take half an hour"))] = Field(
+        1_000_000, description="sample size for the true estimands, 1000 to 100000000")

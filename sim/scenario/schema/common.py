@@ -134,10 +134,6 @@ class FileTable(BaseModel):
     #: The keys the file gave, in file order (set by the validator).
     _keys: list[str] = PrivateAttr(default_factory=list)
 
-    #: Keys of sibling variants and why they are not allowed in this one, e.g.
-    #: ``{"bounds": "only normal covariates take bounds"}``.
-    elsewhere: ClassVar[Mapping[str, str]] = {}
-
     @classmethod
     def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
         """The keys this table takes beyond its fields (override where they depend on facts)."""
@@ -164,9 +160,8 @@ class FileTable(BaseModel):
         for key, value in data.items():
             if key in rules.refused:
                 issues.append(Issue(rules.refused[key], (key,), value))
-            elif key in rules.misplaced or key in cls.elsewhere:
-                reason = rules.misplaced.get(key) or cls.elsewhere[key]
-                issues.append(Issue(f"not allowed here: {reason}", (key,), value))
+            elif key in rules.misplaced:
+                issues.append(Issue(f"not allowed here: {rules.misplaced[key]}", (key,), value))
             elif key in allowed or open_names:
                 kept[key] = value
             else:
@@ -238,7 +233,8 @@ class Range:
     """``Annotated[float, Range(...)]``: low <(=) x <(=) high (None = unbounded).
 
     The message states the interval (and ``unit``; ``why`` explains a bound set for
-    feasibility), and the JSON Schema gets minimum/maximum.
+    feasibility; ``why_high`` one that explains only the upper bound), and the JSON Schema gets
+    minimum/maximum.
     """
 
     low: float | None = None
@@ -247,6 +243,7 @@ class Range:
     high_open: bool = False
     unit: str = ""
     why: str = ""
+    why_high: str = ""
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         return core_schema.no_info_after_validator_function(self._check, handler(source))
@@ -278,7 +275,9 @@ class Range:
 
     def _check(self, number: float) -> float:
         if not self.contains(number):
-            why = f"; {self.why}" if self.why else ""
+            above = self.high is not None and number >= self.high
+            why = self.why or (self.why_high if above else "")
+            why = f"; {why}" if why else ""
             raise invalid(f"{show(number)} is out of range (allowed: {self.text()}"
                           f"{' ' + self.unit if self.unit else ''}{why})")
         return number
@@ -329,6 +328,31 @@ def one_group(table: FileTable, groups: Sequence[Sequence[str]]) -> list[Issue]:
                       f"{names})")]
     return [Issue(f"missing (required: {_description(table, key)})", (key,))
             for key in used[0] if not table.given(key)]
+
+
+class Alternatives(FileTable):
+    """A table written in one of alternative forms (:attr:`groups`, e.g. counts or
+    proportions); the forms made of counts (:attr:`count_keys`) need a fixed arm size, so
+    selection mode refuses them."""
+
+    groups: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    count_keys: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
+        if facts.mode == "selection":
+            return KeyRules(misplaced={key: "counts need a fixed arm size; selection mode "
+                                            "takes proportions" for key in cls.count_keys})
+        return KeyRules()
+
+    def form_issues(self, facts: Facts) -> list[Issue]:
+        """Problems of the form: exactly one group, complete."""
+        groups = [keys for keys in self.groups
+                  if not (facts.mode == "selection" and set(keys) & set(self.count_keys))]
+        return one_group(self, groups)
+
+    def checks(self, facts: Facts) -> Iterable[Issue]:
+        return self.form_issues(facts)
 
 
 def _description(table: FileTable, key: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Annotated, Any, ClassVar, Iterable, Literal, Mapping, Union, get_args
+from typing import Annotated, Any, Iterable, Literal, Mapping, Union, get_args
 
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 
@@ -18,6 +18,7 @@ from sim.generate.marginals import fit_truncated_normal
 from sim.scenario.messages import got, show, suggest
 from sim.scenario.schema.common import (
     POPULATION,
+    Alternatives,
     Facts,
     FileTable,
     Issue,
@@ -26,7 +27,6 @@ from sim.scenario.schema.common import (
     check_length,
     groups_schema,
     invalid,
-    one_group,
 )
 
 Probability = Annotated[float, Range(0.0, 1.0)]
@@ -39,8 +39,6 @@ Count = Annotated[int, WithJsonSchema({"type": "integer", "minimum": 0})]
 #: :func:`sim.generate.marginals.fit_truncated_normal`, remembered: the fit (a root search) is
 #: both the feasibility check of a normal marginal and its parameters in the built scenario.
 fitted_truncated_normal = functools.lru_cache(maxsize=1024)(fit_truncated_normal)
-
-_IN_SELECTION = "counts need a fixed arm size; selection mode takes proportions"
 
 
 def count_problem(count: int, size: int | None, what: str = "count") -> str | None:
@@ -66,31 +64,12 @@ def probability_sum_problem(values: list[float]) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-class _Marginal(FileTable):
-    """A marginal: one of alternative key groups (counts only in table mode)."""
-
-    #: The alternative key groups, and the keys that are counts (table mode only).
-    groups: ClassVar[tuple[tuple[str, ...], ...]] = ()
-    count_keys: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
-        if facts.mode == "selection":
-            return KeyRules(misplaced={key: _IN_SELECTION for key in cls.count_keys})
-        return KeyRules()
-
-    def checks(self, facts: Facts) -> Iterable[Issue]:
-        groups = [keys for keys in self.groups
-                  if not (facts.mode == "selection" and set(keys) & set(self.count_keys))]
-        return one_group(self, groups)
-
-
 _BINARY = (("count",), ("proportion",))
 _CATEGORICAL = (("counts",), ("probabilities",))
 _LOGNORMAL = (("median", "q1", "q3"), ("mean", "sd"))
 
 
-class BinaryMarginal(_Marginal):
+class BinaryMarginal(Alternatives):
     """``{ count = 32 }`` (table mode) or ``{ proportion = 0.91 }``."""
 
     model_config = ConfigDict(json_schema_extra=groups_schema(_BINARY))
@@ -101,7 +80,7 @@ class BinaryMarginal(_Marginal):
     proportion: Probability | None = Field(None, description="a probability in [0, 1]")
 
 
-class CategoricalMarginal(_Marginal):
+class CategoricalMarginal(Alternatives):
     """``{ counts = [..] }`` (table mode) or ``{ probabilities = [..] }``, one per level."""
 
     model_config = ConfigDict(json_schema_extra=groups_schema(_CATEGORICAL))
@@ -128,7 +107,7 @@ class NormalMarginal(FileTable):
     sd: Positive = Field(description="the SD, > 0")
 
 
-class LognormalMarginal(_Marginal):
+class LognormalMarginal(Alternatives):
     """``{ median = 20.0, q1 = 12.2, q3 = 29.7 }`` or ``{ mean = 22.0, sd = 11.0 }``."""
 
     model_config = ConfigDict(json_schema_extra=groups_schema(_LOGNORMAL))

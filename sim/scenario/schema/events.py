@@ -3,19 +3,19 @@ response per arm and adverse-event rates per arm."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Iterable, Mapping
+from typing import Annotated, Any, Iterable, Mapping
 
 from pydantic import ConfigDict, Field, create_model
 
 from sim.scenario.model import RESPONSE_CATEGORIES
 from sim.scenario.schema.common import (
+    Alternatives,
     Facts,
     FileTable,
     Issue,
     KeyRules,
     Range,
     groups_schema,
-    one_group,
 )
 from sim.scenario.schema.covariates import (
     Count,
@@ -33,8 +33,9 @@ class CensoringTable(FileTable):
         description="the accrual window in months, >= 0")
     cutoff_month: PositiveMonths = Field(
         description="the data cut-off in months after the first entry, > 0")
-    dropout_rate: Annotated[float, Range(0.0, None, unit="per month")] = Field(
-        0.0, description="exponential dropout rate per month, >= 0")
+    dropout_rate: Annotated[float, Range(0.0, 10.0, unit="per month", why_high=(
+        "above 10 per month half the patients are lost within 2 days and no events remain"))] \
+        = Field(0.0, description="exponential dropout rate per month, in [0, 10]")
 
     def checks(self, facts: Facts) -> Iterable[Issue]:
         if self.cutoff_month <= self.accrual_months:
@@ -55,29 +56,10 @@ ResponseCounts = _categories("ResponseCounts", Count, "the count")
 ResponseProbabilities = _categories("ResponseProbabilities", Probability, "the probability")
 
 
-class _ByArm(FileTable):
-    """A table whose alternative forms are counts (table mode only) or proportions."""
-
-    groups: ClassVar[tuple[tuple[str, ...], ...]] = ()
-    count_keys: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
-        if facts.mode == "selection":
-            return KeyRules(misplaced={key: "counts need a fixed arm size; selection mode "
-                                            "takes proportions" for key in cls.count_keys})
-        return KeyRules()
-
-    def form_issues(self, facts: Facts) -> list[Issue]:
-        groups = [keys for keys in self.groups
-                  if not (facts.mode == "selection" and set(keys) & set(self.count_keys))]
-        return one_group(self, groups)
-
-
 _RESPONSE_FORMS = (("counts",), ("probabilities",))
 
 
-class ArmResponse(_ByArm):
+class ArmResponse(Alternatives):
     """``[response.<arm>]``: ``counts = { CR, PR, SD, PD }`` (table mode, summing to the arm
     size) or ``probabilities = { CR, PR, SD, PD }`` (summing to 1)."""
 
@@ -141,7 +123,7 @@ def _size(arm: str, facts: Facts) -> int | None:
 _AE_FORMS = (("any", "grade34"), ("any_proportion", "grade34_proportion"))
 
 
-class ArmAdverseEvent(_ByArm):
+class ArmAdverseEvent(Alternatives):
     """``{ any = 17, grade34 = 1 }`` (counts, table mode) or ``{ any_proportion = 0.49,
     grade34_proportion = 0.03 }``; grade 3-4 events are among any-grade events."""
 

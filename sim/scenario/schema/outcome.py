@@ -13,6 +13,15 @@ from sim.scenario.schema.covariates import Coefficient, Positive, coefficient_is
 
 PositiveMonths = Annotated[float, Range(0.0, None, low_open=True, unit="months")]
 NonNegative = Annotated[float, Range(0.0, None)]
+#: Shapes beyond these make the hazard degenerate: nearly every event at one instant (and the
+#: baseline hazard's power t^(shape - 1) overflows), or no events after the first days.
+WeibullShape = Annotated[float, Range(0.05, 20.0, why=(
+    "beyond, the hazard is degenerate (every event at one instant, or overflow)"))]
+#: A hazard ratio beyond 1000-fold puts every treated event before the first control event
+#: (or after the last): the estimates diverge in every replicate.
+HazardRatio = Annotated[float, Range(1e-3, 1e3, why=(
+    "beyond 1000-fold one arm's events all come before the other's and every estimate "
+    "diverges"))]
 
 
 class TransitionTable(FileTable):
@@ -21,7 +30,8 @@ class TransitionTable(FileTable):
 
     baseline: Literal["exponential", "weibull", "piecewise"] = Field(
         "exponential", description="exponential, weibull or piecewise")
-    shape: Positive | None = Field(None, description="the Weibull shape, > 0 (weibull only)")
+    shape: WeibullShape | None = Field(
+        None, description="the Weibull shape, in [0.05, 20] (weibull only)")
     breaks: list[PositiveMonths] | None = Field(
         None, description="increasing positive months (piecewise only)")
     relative_rates: list[Positive] | None = Field(
@@ -34,7 +44,7 @@ class TransitionTable(FileTable):
             return KeyRules()
         required, misplaced = {}, {}
         if baseline == "weibull":
-            required["shape"] = "the Weibull shape, > 0"
+            required["shape"] = "the Weibull shape, in [0.05, 20]"
         else:
             misplaced["shape"] = f"only used with baseline 'weibull' (baseline is {baseline!r})"
         for key, what in (("breaks", "increasing positive months"),
@@ -69,8 +79,9 @@ class TreatmentTable(FileTable):
         None, description="the treated arm's median PFS in months, > 0 (target_medians)")
     os_median: PositiveMonths | None = Field(
         None, description="the treated arm's median OS in months, > 0 (target_medians)")
-    hazard_ratio: Positive | None = Field(
-        None, description="the conditional hazard ratio, > 0 (1 = null; hazard_ratio mode)")
+    hazard_ratio: HazardRatio | None = Field(
+        None, description="the conditional hazard ratio, in [0.001, 1000] (1 = null; "
+                          "hazard_ratio mode)")
     delay_months: NonNegative = Field(
         0.0, description="months before the effect on the PFS transitions starts, >= 0")
 
@@ -84,7 +95,8 @@ class TreatmentTable(FileTable):
                 misplaced={"hazard_ratio": "only used with mode 'hazard_ratio'"})
         if mode == "hazard_ratio":
             return KeyRules(
-                required={"hazard_ratio": "the conditional hazard ratio, > 0 (1 = null)"},
+                required={"hazard_ratio": "the conditional hazard ratio, in [0.001, 1000] "
+                                          "(1 = null)"},
                 misplaced={key: "only used with mode 'target_medians'"
                            for key in ("pfs_median", "os_median")})
         return KeyRules()

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 
 from sim.scenario.schema.common import POPULATION, Facts, FileTable, Issue, IntRange, KeyRules
 from sim.scenario.schema.covariates import Coefficient, Probability, coefficient_issues
+from sim.scenario.schema.study import MAX_PATIENTS, PATIENTS_WHY
 
 
 class PrevalenceTable(FileTable):
@@ -52,8 +53,8 @@ class SelectionTable(FileTable):
     """``[selection]``: treatment ~ Bernoulli(expit(intercept + sum log_odds x
     [+ unmeasured_log_odds U]))."""
 
-    patients: Annotated[int, IntRange(2)] = Field(
-        description="the cohort size, an integer >= 2")
+    patients: Annotated[int, IntRange(2, MAX_PATIENTS, why=PATIENTS_WHY)] = Field(
+        description="the cohort size, an integer 2 to 1000000")
     intercept: float = Field(description="the treatment model's intercept")
     log_odds: dict[str, Coefficient] = Field(
         default_factory=dict, description="covariate -> log-odds of treatment (per unit; "

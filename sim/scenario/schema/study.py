@@ -9,6 +9,10 @@ from pydantic import Field, field_validator
 
 from sim.scenario.schema.common import Facts, FileTable, IntRange, KeyRules, invalid
 
+#: Patients per cohort at most: matching takes one step per treated patient over all controls,
+#: and a cohort is held in memory for every replicate of a block.
+MAX_PATIENTS = 1_000_000
+PATIENTS_WHY = "larger cohorts can be neither held in memory nor matched"
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 
 
@@ -36,14 +40,14 @@ class Arm(FileTable):
     """``[arms.<name>]``: one of the two arms."""
 
     label: str | None = Field(None, description="the arm's label in reports (default: the name)")
-    size: Annotated[int, IntRange(1)] | None = Field(
-        None, description="the number of patients, >= 1 (table mode only)")
+    size: Annotated[int, IntRange(1, MAX_PATIENTS, why=PATIENTS_WHY)] | None = Field(
+        None, description="the number of patients, 1 to 1000000 (table mode only)")
     treated: bool = Field(description="true for the experimental arm, false for the control")
 
     @classmethod
     def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
         if facts.mode == "table":
-            return KeyRules(required={"size": "the number of patients, >= 1"})
+            return KeyRules(required={"size": "the number of patients, 1 to 1000000"})
         if facts.mode == "selection":
             return KeyRules(misplaced={"size": "in selection mode arm sizes are random; give "
                                                "selection.patients"})

@@ -515,7 +515,7 @@ def test_every_problem_is_reported_in_file_order(liu2021_path):
         "study.mode", "'tabel' is not one of table, selection; did you mean 'table'?")
     assert error.lines() == [str(problem) for problem in error.problems]
     assert str(error) == "; ".join(error.lines())
-    assert error.problems[1].message == "-1 is out of range (allowed: >= 0 per month)"
+    assert error.problems[1].message == "-1 is out of range (allowed: [0, 10] per month)"
 
 
 def test_unknown_key_without_a_close_match_lists_allowed_keys(liu2021_path):
