@@ -146,6 +146,9 @@ def kaplan_meier_from_table(table: RiskSetTable, *, arm: str = "control") -> Kap
     n_events = compact(events, 0.0)
     n_censored = compact(tie_weight - events, 0.0)
     times = compact(table.time, np.nan)
+    # Non-integer weights: at-risk sums are differences of cumulative sums, so "everyone left
+    # dies" can leave a rounding residue n - d ~ 1e-16 n; it is n - d = 0 (exact for integers).
+    n_events = np.where((n_events > 0) & (n_events >= n_at_risk * (1.0 - 1e-12)), n_at_risk, n_events)
 
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(valid, 1.0 - n_events / n_at_risk, 1.0)
