@@ -16,6 +16,9 @@ Methods (dispatch by name through :data:`MATCHERS` and :func:`match_patients`):
     among *all* unused controls within the tolerance.
 ``spss_fuzzy_v2``
     FUZZY 2.0 (2023): the closest unused control within the tolerance, ties at random.
+``optimal``
+    Optimal 1:1 matching (minimum total distance within the caliper), in
+    :mod:`analysis.propensity.optimal_matching`.
 
 Conventions shared by all methods: a pair is allowed when ``|d_t - d_c| <= caliper``
 (rejected only when strictly greater); patients outside ``mask`` or with a non-finite
@@ -24,53 +27,15 @@ distance are never matched; without replacement a control is used at most once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from analysis import status
+from analysis.propensity.matched_sets import MatchResult, assemble_matched_sets
+from analysis.propensity.optimal_matching import match_optimal
+
+__all__ = ["MATCHERS", "MatchResult", "match_matchit_nn", "match_patients", "match_spss_fuzzy_v1",
+           "match_spss_fuzzy_v2", "match_optimal"]
 
 _ORDERS = ("largest", "smallest", "random", "data")
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """Matched sets of a batch of replicates.
-
-    Attributes
-    ----------
-    pair_id : ndarray of int32, shape (replicate, patient)
-        Matched-set number 0..n_pairs-1, numbered in data order of the treated patients
-        (MatchIt's ``subclass`` numbering, minus one); a treated patient and its controls
-        share it. -1 for unmatched patients. With replacement a control serving several
-        treated patients holds the smallest of their set numbers.
-    weight : ndarray of float, shape (replicate, patient)
-        1 for a matched treated patient; for a control the number of matched sets it belongs
-        to (1 without replacement); 0 for unmatched patients. MatchIt's ATT weights differ
-        when sets have unequal sizes or controls are reused: there a control gets
-        ``sum over its sets of 1 / (controls in the set)``, and the control weights are then
-        scaled to sum to the number of distinct matched controls. For 1:1 matching without
-        replacement both are 1 for every matched patient.
-    matched : ndarray of bool, shape (replicate, patient)
-        Patient belongs to at least one matched set.
-    n_pairs : ndarray of int, shape (replicate,)
-        Number of matched treated patients (matched sets).
-    control_of : ndarray of int32, shape (replicate, patient, ratio)
-        For a treated patient, the patient index of its j-th control (in the order they were
-        found), -1 where none; all -1 for controls.
-    caliper : ndarray of float, shape (replicate,)
-        Caliper (tolerance) used, in distance units; NaN when none.
-    status : ndarray of int8, shape (replicate,)
-        :data:`analysis.status.OK`, or ``NO_MATCHES`` when nobody was matched.
-    """
-
-    pair_id: np.ndarray
-    weight: np.ndarray
-    matched: np.ndarray
-    n_pairs: np.ndarray
-    control_of: np.ndarray
-    caliper: np.ndarray
-    status: np.ndarray
 
 
 def _treated_order(distance, is_treated, order, rng):
@@ -230,7 +195,7 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
         if not replace:
             available[found, chosen[found]] = False
 
-    return _assemble(control_of, uses, is_treated, width)
+    return assemble_matched_sets(control_of, is_treated, width, uses=uses)
 
 
 def _caliper_array(caliper, n_rep):
@@ -241,35 +206,6 @@ def _caliper_array(caliper, n_rep):
     if np.any(width < 0):
         raise ValueError("caliper must be >= 0 (NaN means no caliper)")
     return width
-
-
-def _assemble(control_of, uses, is_treated, width):
-    """Pair ids, weights and counts from the controls found for each treated patient."""
-    n_rep, n_pat, ratio = control_of.shape
-    treated_matched = is_treated & (control_of >= 0).any(axis=2)
-    set_number = np.cumsum(treated_matched, axis=1) - 1
-    pair_id = np.where(treated_matched, set_number, -1).astype(np.int32)
-
-    rep_index, treated_index, _slot = np.nonzero(control_of >= 0)
-    controls = control_of[control_of >= 0]
-    flat = np.full(n_rep * n_pat, np.iinfo(np.int32).max, dtype=np.int64)
-    np.minimum.at(flat, rep_index * n_pat + controls, set_number[rep_index, treated_index])
-    flat = flat.reshape(n_rep, n_pat)
-    pair_id = np.where(uses > 0, flat, pair_id).astype(np.int32)
-
-    weight = np.where(treated_matched, 1.0, uses.astype(float))
-    matched = treated_matched | (uses > 0)
-    n_pairs = treated_matched.sum(axis=1)
-    code = np.where(n_pairs > 0, status.OK, status.NO_MATCHES).astype(np.int8)
-    return MatchResult(
-        pair_id=pair_id,
-        weight=weight,
-        matched=matched,
-        n_pairs=n_pairs,
-        control_of=control_of,
-        caliper=width,
-        status=code,
-    )
 
 
 def _require_rng(rng, reason):
@@ -391,6 +327,7 @@ MATCHERS = {
     "matchit_nn": match_matchit_nn,
     "spss_fuzzy_v1": match_spss_fuzzy_v1,
     "spss_fuzzy_v2": match_spss_fuzzy_v2,
+    "optimal": match_optimal,
 }
 
 
@@ -400,7 +337,7 @@ def match_patients(method, distance, treated, *, mask=None, caliper=None, ratio=
 
     Parameters
     ----------
-    method : {"matchit_nn", "spss_fuzzy_v1", "spss_fuzzy_v2"}
+    method : {"matchit_nn", "spss_fuzzy_v1", "spss_fuzzy_v2", "optimal"}
         See the module docstring and the function of each method.
     distance : array_like of float, shape (replicate, patient)
         Propensity score or logit of it.
