@@ -29,14 +29,21 @@ _CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 class _Commands(click.Group):
     """A click group that turns a :class:`PsmsimError` raised by any command into one line per
-    problem on stderr and exit code 2."""
+    problem on stderr and exit code 2; likewise an analysis plan option an engine refuses
+    (:class:`analysis.plan.options.PlanOptionError`, e.g. ``--engine reference`` with a
+    weighting estimator)."""
 
     def invoke(self, ctx: click.Context):
+        from analysis.plan.options import PlanOptionError
+
         try:
             return super().invoke(ctx)
         except PsmsimError as err:
             for line in err.lines():
                 click.echo(f"error: {line}", err=True)
+            ctx.exit(INPUT_ERROR_EXIT_CODE)
+        except PlanOptionError as err:
+            click.echo(f"error: analysis option {err.field}: {err}", err=True)
             ctx.exit(INPUT_ERROR_EXIT_CODE)
 
 

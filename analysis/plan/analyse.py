@@ -6,6 +6,10 @@ variables of the replicate Dataset (``docs/results_schema.md``) and, with ``deta
 per-covariate tables a single-cohort report prints. The plan options and presets are in
 :mod:`analysis.plan.options`.
 
+Beyond matching, ``Plan.estimator`` selects weighting (IPTW, overlap) or a covariate-/PS-
+adjusted or PS-stratified Cox model for the second cohort slot (:mod:`analysis.plan.adjusted`);
+``Plan.cox_se`` adds bootstrap and Austin-Cafri SEs (:mod:`analysis.plan.variance`).
+
 Separation of the PS model is recorded (``ps_status``) but, as R's ``glm`` and SPSS's LOGISTIC
 REGRESSION do, the fitted scores are still used for matching: that is what a study does. The
 scores are those of the iterations the plan's ``ps_algorithm`` imitates (R or SPSS), which
@@ -15,7 +19,7 @@ under separation decide the caliper and the pairs. With
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import numpy as np
@@ -33,7 +37,11 @@ from analysis.survival.logrank import LogrankResult, logrank_from_table
 from analysis.survival.risk_sets import tabulate_risk_sets
 from analysis.propensity.caliper import caliper_width
 from analysis.propensity.matching import MatchResult, match_patients
-from analysis.plan.options import PRESETS, Plan, PlanOptionError, make_plan
+from analysis.propensity.stacked_sets import austin_cafri_cox
+from analysis.propensity.weighting import effective_sample_sizes
+from analysis.plan.adjusted import WEIGHTING, EstimatorInputs, analyse_adjusted
+from analysis.plan.options import PRESETS, Plan, PlanOptionError, make_plan, plan_estimand
+from analysis.plan.variance import pairs_bootstrap, patients_bootstrap, with_standard_error
 from analysis.propensity.design import design_matrix
 from analysis.propensity.model import PropensityFit, fit_propensity
 from analysis.comparisons.response import AdverseEventComparison, ResponseComparison, compare_adverse_events, compare_responses
@@ -83,6 +91,15 @@ class PlanResult:
     ``max_abs_smd`` (which is its largest absolute value).
     Shaped (replicate,): ``n_pairs``, ``ps_status``. Plus the PS fit, the matching, the PS
     design column names and, with details, :class:`CohortDetails` per cohort.
+
+    The "matched" cohort slot is the plan's adjusted analysis: the matched sample for
+    ``estimator = "matching"``, else the weighted or covariate-/PS-adjusted analysis of the
+    whole cohort (:mod:`analysis.plan.adjusted`; ``n_pairs`` is -1 and ``matching`` empty then;
+    which variables each estimator fills is tabulated in ``docs/results_schema.md``). Also:
+    ``estimand`` (:func:`analysis.plan.options.plan_estimand`), ``ess_treated`` and
+    ``ess_control`` (Kish effective sample sizes, shaped (replicate, cohort)) and
+    ``bootstrap_used`` (draws with a finite estimate, (replicate, cohort, endpoint); None
+    without ``cox_se = "bootstrap"``).
     """
 
     plan: Plan
@@ -118,6 +135,10 @@ class PlanResult:
     ps_columns: tuple[str, ...]
     balance_covariates: tuple[str, ...]
     details: Mapping[str, CohortDetails] = field(default_factory=dict)
+    estimand: str = "att"
+    ess_treated: np.ndarray | None = None
+    ess_control: np.ndarray | None = None
+    bootstrap_used: np.ndarray | None = None
 
 
 def _ps_covariates(batch: CohortBatch, plan: Plan) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
@@ -148,24 +169,38 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
     covariates, names, kinds = _ps_covariates(batch, plan)
     design = design_matrix(covariates, kinds, columns=names)
     propensity = fit_propensity(design.values, batch.treated, algorithm=plan.ps_algorithm)
-    distance = propensity.ps if plan.distance == "ps" else propensity.logit
-    usable = np.isfinite(distance)
-    width = None
-    if plan.caliper is not None:
-        width = caliper_width(distance, usable, caliper=plan.caliper, scale=plan.caliper_scale)
-    matching = match_patients(plan.matcher, distance, batch.treated, mask=usable, caliper=width,
-                              ratio=plan.ratio, replace=plan.replace, order=plan.order, rng=rng)
-
-    ps_failed = propensity.status != st.OK
-    if plan.separation == "proceed":
-        ps_failed &= propensity.status != st.SEPARATION
-    matched_status = np.where(ps_failed, propensity.status, matching.status).astype(np.int8)
-    ps_status = np.where(propensity.status != st.OK, propensity.status, matching.status).astype(np.int8)
-
+    endpoints = tuple(_endpoint_data(batch, endpoint) for endpoint in ENDPOINTS)
     full_weights = np.ones(batch.treated.shape)
-    matched_weights = np.where(matched_status[:, None] == st.OK, matching.weight, 0.0)
+    adjusted = None
+    if plan.estimator == "matching":
+        distance = propensity.ps if plan.distance == "ps" else propensity.logit
+        usable = np.isfinite(distance)
+        width = None
+        if plan.caliper is not None:
+            width = caliper_width(distance, usable, caliper=plan.caliper, scale=plan.caliper_scale)
+        matching = match_patients(plan.matcher, distance, batch.treated, mask=usable, caliper=width,
+                                  ratio=plan.ratio, replace=plan.replace, order=plan.order, rng=rng)
+
+        ps_failed = propensity.status != st.OK
+        if plan.separation == "proceed":
+            ps_failed &= propensity.status != st.SEPARATION
+        matched_status = np.where(ps_failed, propensity.status, matching.status).astype(np.int8)
+        ps_status = np.where(propensity.status != st.OK, propensity.status, matching.status).astype(np.int8)
+        matched_weights = np.where(matched_status[:, None] == st.OK, matching.weight, 0.0)
+        count_weights = matched_weights
+    else:
+        matching = _no_matching(batch.treated.shape)
+        inputs = EstimatorInputs(batch.treated, endpoints, design.values)
+        adjusted = analyse_adjusted(inputs, plan, propensity, rng=rng)
+        matched_status, matched_weights = adjusted.fit.status, adjusted.fit.weights
+        ps_status = propensity.status.astype(np.int8)
+        count_weights = (matched_weights > 0).astype(float)  # patients, not weights, are counted
     cohort_weights = {"full": full_weights, "matched": matched_weights}
     cohort_status = {"full": np.zeros(batch.n_replicates, np.int8), "matched": matched_status}
+    cohort_counts = {"full": full_weights, "matched": count_weights}
+    # Balance and responses of the adjusted slot: the matched or weighted sample; not defined
+    # for the covariate-, PS-adjusted and stratified models.
+    has_sample = plan.estimator == "matching" or plan.estimator in WEIGHTING
 
     z = stats.norm.ppf(0.5 + plan.level / 2)
     weights_by_cohort = tuple(cohort_weights[cohort] for cohort in COHORTS)
@@ -178,18 +213,27 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
             denominator=plan.smd_denominator, reference_weights=full_weights)))
     columns: dict[str, list] = {}
     cohort_details = {}
+    bootstrap_used = {}
     for cohort in COHORTS:
         weights = cohort_weights[cohort]
+        counts = cohort_counts[cohort]
         pairs = matching.pair_id if cohort == "matched" else None
-        endpoint_rows = []
+        is_adjusted = cohort == "matched" and adjusted is not None
         survival = {}
-        for endpoint in ENDPOINTS:
-            time = batch.pfs_months if endpoint == "pfs" else batch.os_months
-            event = batch.pfs_event if endpoint == "pfs" else batch.os_event
-            analysis = _analyse_endpoint(time, event, batch.treated, weights, pairs, plan)
-            survival[endpoint] = analysis
-            endpoint_rows.append(_endpoint_columns(analysis, event, batch.treated, weights, plan, z,
-                                                   cohort_status[cohort]))
+        for index, endpoint in enumerate(ENDPOINTS):
+            if is_adjusted:
+                survival[endpoint] = EndpointAnalysis(adjusted.cox[index], adjusted.logrank[index],
+                                                      adjusted.median_treated[index], adjusted.median_control[index])
+            else:
+                time, event = endpoints[index]
+                survival[endpoint] = _analyse_endpoint(time, event, batch.treated, weights, pairs, plan)
+        if is_adjusted:
+            bootstrap_used[cohort] = adjusted.bootstrap_used
+        else:
+            survival, bootstrap_used[cohort] = _replace_standard_errors(survival, cohort, endpoints, batch.treated,
+                                                                        weights, matching, matched_status, plan, rng)
+        endpoint_rows = [_endpoint_columns(survival[endpoint], endpoints[index][1], batch.treated, counts, plan, z,
+                                           cohort_status[cohort]) for index, endpoint in enumerate(ENDPOINTS)]
         for name in endpoint_rows[0]:
             columns.setdefault(name, []).append(np.stack([row[name] for row in endpoint_rows], axis=-1))
 
@@ -197,17 +241,20 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
         responses = compare_responses(batch.best_response, batch.treated, weights=evaluable, rule=plan.test_rule)
         balance = balances[cohort]
         failed = cohort_status[cohort] != st.OK
+        no_sample = failed | (cohort == "matched" and not has_sample)
+        # Tests of weighted counts are not valid for non-integer weights: rates only.
+        no_test = no_sample | (cohort == "matched" and plan.estimator in WEIGHTING)
         per_cohort = {
-            "n_treated": np.rint((weights * batch.treated).sum(axis=1)),
-            "n_control": np.rint((weights * ~batch.treated).sum(axis=1)),
-            "max_abs_smd": np.where(failed, np.nan, balance.max_abs_smd),
-            "smd": np.where(failed[:, None], np.nan, balance.smd),
-            "p_orr": np.where(failed, np.nan, responses.orr_p_value),
-            "p_dcr": np.where(failed, np.nan, responses.dcr_p_value),
-            "orr_treated": np.where(failed, np.nan, responses.orr_rate[:, 0]),
-            "orr_control": np.where(failed, np.nan, responses.orr_rate[:, 1]),
-            "dcr_treated": np.where(failed, np.nan, responses.dcr_rate[:, 0]),
-            "dcr_control": np.where(failed, np.nan, responses.dcr_rate[:, 1]),
+            "n_treated": np.rint((counts * batch.treated).sum(axis=1)),
+            "n_control": np.rint((counts * ~batch.treated).sum(axis=1)),
+            "max_abs_smd": np.where(no_sample, np.nan, balance.max_abs_smd),
+            "smd": np.where(no_sample[:, None], np.nan, balance.smd),
+            "p_orr": np.where(no_test, np.nan, responses.orr_p_value),
+            "p_dcr": np.where(no_test, np.nan, responses.dcr_p_value),
+            "orr_treated": np.where(no_sample, np.nan, responses.orr_rate[:, 0]),
+            "orr_control": np.where(no_sample, np.nan, responses.orr_rate[:, 1]),
+            "dcr_treated": np.where(no_sample, np.nan, responses.dcr_rate[:, 0]),
+            "dcr_control": np.where(no_sample, np.nan, responses.dcr_rate[:, 1]),
         }
         for name, value in per_cohort.items():
             columns.setdefault(name, []).append(value)
@@ -223,9 +270,48 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
             )
 
     arrays = {name: np.stack(parts, axis=1) for name, parts in columns.items()}
+    ess = {cohort: effective_sample_sizes(cohort_weights[cohort], batch.treated) for cohort in COHORTS}
+    used = None
+    if any(value is not None for value in bootstrap_used.values()):
+        used = np.stack([bootstrap_used[cohort] for cohort in COHORTS], axis=1)
     return PlanResult(plan=plan, **arrays, n_pairs=matching.n_pairs, ps_status=ps_status,
                       propensity=propensity, matching=matching, ps_columns=design.names,
-                      balance_covariates=names, details=cohort_details)
+                      balance_covariates=names, details=cohort_details, estimand=plan_estimand(plan),
+                      ess_treated=np.stack([ess[c][0] for c in COHORTS], axis=1),
+                      ess_control=np.stack([ess[c][1] for c in COHORTS], axis=1), bootstrap_used=used)
+
+
+def _endpoint_data(batch: CohortBatch, endpoint: str):
+    if endpoint == "pfs":
+        return batch.pfs_months, batch.pfs_event
+    return batch.os_months, batch.os_event
+
+
+def _no_matching(shape) -> MatchResult:
+    """The matching slot of a plan whose estimator does not match: nobody matched, n_pairs -1
+    (not applicable; summaries read negative counts as missing)."""
+    n_rep, n_pat = shape
+    return MatchResult(pair_id=np.full(shape, -1, np.int32), weight=np.zeros(shape), matched=np.zeros(shape, bool),
+                       n_pairs=np.full(n_rep, -1, np.int64), control_of=np.full((n_rep, n_pat, 1), -1, np.int32),
+                       caliper=np.full(n_rep, np.nan), status=np.zeros(n_rep, np.int8))
+
+
+def _replace_standard_errors(survival, cohort, endpoints, treated, weights, matching, matched_status, plan: Plan, rng):
+    """The plan's bootstrap or Austin-Cafri SE in place of the fitted Cox results of a cohort
+    (full cohort: patients bootstrap, robust SE for ``austin_cafri``; matched: pairs bootstrap
+    or the Austin & Cafri fit on the stacked matched sets). Returns (survival, draws used)."""
+    if plan.cox_se == "bootstrap":
+        if cohort == "full":
+            boot = patients_bootstrap(endpoints, treated, weights, plan, rng=rng)
+        else:
+            boot = pairs_bootstrap(endpoints, treated, matching, matched_status == st.OK, plan, rng=rng)
+        return {endpoint: replace(analysis, cox=with_standard_error(analysis.cox, boot.se[:, index], level=plan.level))
+                for index, (endpoint, analysis) in enumerate(survival.items())}, boot.n_used
+    if plan.cox_se == "austin_cafri" and cohort == "matched":
+        return {endpoint: replace(analysis, cox=austin_cafri_cox(*endpoints[index], treated, matching, ties=plan.ties,
+                                                                 level=plan.level))
+                for index, (endpoint, analysis) in enumerate(survival.items())}, None
+    return survival, None
 
 
 def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> EndpointAnalysis:
@@ -234,7 +320,7 @@ def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> Endpo
     mask = weights > 0
     stratified = plan.stratify_pairs and pairs is not None
     strata = pairs if stratified else None
-    if plan.cox_se == "robust":
+    if plan.cox_se in ("robust", "austin_cafri"):  # austin_cafri: robust in the full cohort
         cluster = pairs if pairs is not None else np.broadcast_to(np.arange(time.shape[1]), time.shape)
     else:
         cluster = None
@@ -250,7 +336,7 @@ def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> Endpo
 def _endpoint_columns(analysis: EndpointAnalysis, event, treated, weights, plan: Plan, z: float,
                       cohort_status) -> dict[str, np.ndarray]:
     cox = analysis.cox
-    robust = plan.cox_se == "robust"
+    robust = plan.cox_se != "model"  # robust, bootstrap and Austin-Cafri SEs are all in robust_se
     se = cox.robust_se if robust else cox.se
     p_value = cox.p_value_robust if robust else cox.p_value_model
     code = np.where(cohort_status != st.OK, cohort_status, cox.status).astype(np.int8)

@@ -70,6 +70,10 @@ def cohort_json(result: PlanResult, batch: CohortBatch) -> dict[str, Any]:
         "response": {},
         "adverse_events": {},
     }
+    if plan.estimator != "matching":
+        out["estimator"] = {"name": plan.estimator, "estimand": result.estimand,
+                            "ess": [_number(result.ess_treated[0, 1]), _number(result.ess_control[0, 1])],
+                            "max_abs_smd": _number(result.max_abs_smd[0, 1])}
     for c, cohort in enumerate(COHORTS):
         details = result.details[cohort]
         out["survival"][cohort] = {}
@@ -93,6 +97,8 @@ def cohort_json(result: PlanResult, batch: CohortBatch) -> dict[str, Any]:
                 "events_control": int(at("events_control")),
                 "status": STATUS_NAMES[int(at("status"))],
             }
+        if cohort != "full" and plan.estimator != "matching":
+            continue  # the tables of a matched sample; tests of weighted counts are not valid
         out["baseline_tests"][cohort] = {
             name: {"test": TEST_NAMES[int(test.test_used[0])], "p": _number(test.p_value[0])}
             for name, test in details.baseline_tests.items()
@@ -151,9 +157,12 @@ def _covariate_cells(values, weights, kind, rank, n_levels) -> list[str] | str:
 
 def cohort_tables(result: PlanResult, batch: CohortBatch, *, labels: dict[str, str] | None = None,
                   arm_names: tuple[str, str] = ("Treated", "Control")) -> str:
-    """The paper's tables for one cohort, before (full) and after (matched) PS matching."""
+    """The paper's tables for one cohort, before (full) and after (matched) PS matching; for an
+    estimator other than matching, its survival analyses beside the crude ones."""
     labels = labels or {}
     plan = result.plan
+    if plan.estimator != "matching":
+        return _adjusted_tables(result, arm_names)
     treated = batch.treated[0]
     lines: list[str] = []
     full_w, matched_w = (result.details[c].weights[0] for c in COHORTS)
@@ -227,11 +236,19 @@ def cohort_tables(result: PlanResult, batch: CohortBatch, *, labels: dict[str, s
             lines.append(row)
         lines.append("")
 
+    lines += _survival_table(result, arm_names, COHORTS)
+    return "\n".join(lines)
+
+
+def _survival_table(result: PlanResult, arm_names: tuple[str, str], cohort_labels) -> list[str]:
+    """Medians, log-rank, Cox per cohort and endpoint (``cohort_labels`` name the two slots)."""
+    plan = result.plan
+    lines: list[str] = []
     lines.append(f"Survival (Kaplan–Meier medians in months with {int(100 * plan.level)}% CI by {plan.median_ci}; "
                  f"Cox {plan.ties} ties, {plan.cox_se} SE)")
     head = f"{'cohort':<9}{'endpoint':<9}{'median ' + arm_names[0]:>24}{'median ' + arm_names[1]:>24}{'log-rank P':>12}{'HR (95% CI)':>22}{'Cox P':>8}{'events':>10}  status"
     lines += [head, "-" * len(head)]
-    for c, cohort in enumerate(COHORTS):
+    for c, cohort in enumerate(cohort_labels):
         for e, endpoint in enumerate(ENDPOINTS):
             def at(name):
                 return float(getattr(result, name)[0, c, e])
@@ -245,4 +262,18 @@ def cohort_tables(result: PlanResult, batch: CohortBatch, *, labels: dict[str, s
             lines.append(f"{cohort:<9}{endpoint.upper():<9}{mt:>24}{mc:>24}{_fmt_p(at('p_logrank')):>12}{hr:>22}"
                          f"{_fmt_p(at('p_value')):>8}{events:>10}  {STATUS_NAMES[int(at('status'))]}")
     lines.append("NR = median not reached; NA = CI limit or estimate not defined (see status).")
+    return lines
+
+
+def _adjusted_tables(result: PlanResult, arm_names: tuple[str, str]) -> str:
+    """One cohort analysed by an estimator other than matching: the unadjusted and the adjusted
+    survival analyses (the paper's before/after-matching Tables 1-3 do not apply)."""
+    plan = result.plan
+    lines = [f"Plan '{plan.name}': PS by logistic regression on {len(result.ps_columns)} columns "
+             f"(PS model: {STATUS_NAMES[int(result.propensity.status[0])]}); estimator {plan.estimator}, "
+             f"estimand {result.estimand}, on the whole cohort (docs/results_schema.md, 'Estimators').",
+             f"Effective sample size (Kish), treated / control: {result.ess_treated[0, 1]:.1f} / "
+             f"{result.ess_control[0, 1]:.1f}; max |SMD| {_fmt(float(result.max_abs_smd[0, 1]), 2, 'NA')} "
+             f"(unadjusted {_fmt(float(result.max_abs_smd[0, 0]), 2, 'NA')}).", ""]
+    lines += _survival_table(result, arm_names, ("crude", plan.estimator))
     return "\n".join(lines)

@@ -10,6 +10,16 @@ separated model gives MatchIt's scores, caliper and pairs), MatchIt's algorithm,
 and a robust SE clustered on matched pairs (Austin 2013, Stat Med 32:2837; Lin & Wei 1989),
 Brookmeyer–Crowley median CIs (log band, as R survfit).
 Both are applied to the full and the matched cohort.
+
+Beyond matching (issue 14), ``estimator`` selects how the second cohort slot ("matched") is
+analysed: ``matching`` (the matched sample), ``iptw`` and ``overlap`` (the whole cohort
+weighted by propensity-score weights), ``cox_adjusted`` (Cox model of the treatment and the
+PS covariates), ``ps_adjusted`` (Cox model of the treatment and the logit PS, linear or as a
+restricted cubic spline) and ``ps_stratified`` (Cox model stratified on PS quantile strata).
+Each estimator has an estimand (:data:`ESTIMANDS_OF`): the ATT for matching, the ATE or ATT
+for IPTW, the ATO for overlap weights and a conditional hazard ratio for the adjusted and
+stratified models; ``cox_se`` adds the pairs/patients bootstrap and, for matching, the Austin &
+Cafri (2020) variance. See :mod:`analysis.plan.adjusted` and ``docs/results_schema.md``.
 """
 
 from __future__ import annotations
@@ -18,11 +28,24 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 DISTANCES = ("ps", "logit")
-MATCHERS = ("matchit_nn", "spss_fuzzy_v1", "spss_fuzzy_v2")
+MATCHERS = ("matchit_nn", "spss_fuzzy_v1", "spss_fuzzy_v2", "optimal")
 CALIPER_SCALES = ("sd", "absolute")
 ORDERS = ("largest", "smallest", "random", "data")
 TIES = ("breslow", "efron")
-COX_SE = ("model", "robust")
+COX_SE = ("model", "robust", "bootstrap", "austin_cafri")
+ESTIMATORS = ("matching", "iptw", "overlap", "cox_adjusted", "ps_adjusted", "ps_stratified")
+#: The estimands each estimator can target; the first is its default.
+ESTIMANDS_OF = {
+    "matching": ("att",),
+    "iptw": ("ate", "att"),
+    "overlap": ("ato",),
+    "cox_adjusted": ("conditional",),
+    "ps_adjusted": ("conditional",),
+    "ps_stratified": ("conditional",),
+}
+ESTIMANDS = ("att", "ate", "ato", "conditional")
+PS_ADJUSTMENTS = ("linear", "spline")
+SPLINE_KNOTS = (3, 4, 5, 6, 7)
 MEDIAN_RULES = ("first", "midpoint")
 MEDIAN_CI = ("spss_symmetric", "brookmeyer_crowley_log", "brookmeyer_crowley_loglog")
 SMD_DENOMINATORS = ("pooled", "treated")
@@ -62,6 +85,18 @@ class Plan:
         epsilon 1e-8 on the relative deviance change, 25 iterations) or ``spss_logistic``
         (SPSS LOGISTIC REGRESSION: BCON 0.001, ITERATE 20); see
         :mod:`analysis.propensity.model`. It decides the scores of a separated model.
+    estimator : how the second cohort slot is analysed (module docstring; default
+        ``matching``).
+    estimand : ``att`` | ``ate`` | ``ato`` | ``conditional``, or ``None`` for the estimator's
+        own (:data:`ESTIMANDS_OF`); see :func:`plan_estimand`.
+    stabilize : IPTW-ATE weights multiplied by the arm shares (WeightIt ``stabilize``).
+    weight_trim : truncate IPTW/overlap weights above this quantile (0.5-1; WeightIt
+        ``trim(at=)``); ``None``: no truncation.
+    ps_adjustment : ``ps_adjusted``: ``linear`` in the logit PS or a restricted cubic
+        ``spline`` of it with ``spline_knots`` knots (Harrell's quantiles).
+    ps_strata : number of PS quantile strata of ``ps_stratified`` (5: quintiles).
+    bootstrap_draws : resamples of ``cox_se = "bootstrap"`` (pairs after matching, patients
+        otherwise).
     """
 
     name: str
@@ -84,6 +119,20 @@ class Plan:
     level: float = 0.95
     separation: str = "proceed"
     ps_algorithm: str = "spss_logistic"
+    estimator: str = "matching"
+    estimand: str | None = None
+    stabilize: bool = False
+    weight_trim: float | None = None
+    ps_adjustment: str = "linear"
+    spline_knots: int = 4
+    ps_strata: int = 5
+    bootstrap_draws: int = 200
+
+
+def plan_estimand(plan: Plan) -> str:
+    """The estimand the plan's adjusted analysis targets: ``plan.estimand`` or its estimator's
+    default (:data:`ESTIMANDS_OF`)."""
+    return plan.estimand or ESTIMANDS_OF[plan.estimator][0]
 
 
 PRESETS: dict[str, Plan] = {
@@ -116,6 +165,10 @@ _CHOICES = {
     "median_ci": MEDIAN_CI,
     "smd_denominator": SMD_DENOMINATORS,
     "separation": SEPARATION,
+    "estimator": ESTIMATORS,
+    "estimand": ESTIMANDS,
+    "ps_adjustment": PS_ADJUSTMENTS,
+    "spline_knots": SPLINE_KNOTS,
 }
 #: Options a scenario or the CLI may override (everything but the name and covariate lists).
 OVERRIDABLE = tuple(f.name for f in fields(Plan) if f.name not in ("name", "ps_covariates", "rank_test_covariates"))
@@ -149,27 +202,61 @@ def make_plan(
     overrides = dict(overrides or {})
     for key, value in overrides.items():
         _check_option(key, value)
-    if "caliper" in overrides and overrides["caliper"] is not None:
-        overrides["caliper"] = float(overrides["caliper"])
-    return replace(PRESETS[preset], ps_covariates=tuple(ps_covariates),
+    for key in ("caliper", "weight_trim"):
+        if key in overrides and overrides[key] is not None:
+            overrides[key] = float(overrides[key])
+    plan = replace(PRESETS[preset], ps_covariates=tuple(ps_covariates),
                    rank_test_covariates=tuple(rank_test_covariates), **overrides)
+    _check_combination(plan)
+    return plan
+
+
+def _check_combination(plan: Plan) -> None:
+    """Options that only make sense together (each error names the option to change)."""
+    estimator = plan.estimator
+    if plan.estimand is not None and plan.estimand not in ESTIMANDS_OF[estimator]:
+        raise PlanOptionError("estimand", f"{plan.estimand!r} is not an estimand of estimator {estimator!r}; "
+                                          f"choose {' or '.join(ESTIMANDS_OF[estimator])}")
+    if plan.stabilize and not (estimator == "iptw" and plan_estimand(plan) == "ate"):
+        raise PlanOptionError("stabilize", "stabilisation is defined for estimator 'iptw' with estimand 'ate' only")
+    if plan.weight_trim is not None and estimator not in ("iptw", "overlap"):
+        raise PlanOptionError("weight_trim", "weight truncation applies to estimators 'iptw' and 'overlap' only")
+    if plan.cox_se == "austin_cafri" and estimator != "matching":
+        raise PlanOptionError("cox_se", "'austin_cafri' is a variance for matching (with replacement) only")
+    if plan.cox_se == "bootstrap" and plan.stratify_pairs:
+        raise PlanOptionError("cox_se", "the bootstrap SE is not defined for the pair-stratified Cox model; "
+                                        "set stratify_pairs = false")
+    if plan.matcher == "optimal" and (plan.ratio != 1 or plan.replace):
+        raise PlanOptionError("matcher", "'optimal' matching is 1:1 without replacement: set ratio = 1, "
+                                         "replace = false")
 
 
 def _check_option(key: str, value: Any) -> None:
     if key not in OVERRIDABLE:
         raise PlanOptionError(key, f"unknown analysis option; allowed: {', '.join(OVERRIDABLE)}")
     if key in _CHOICES:
-        if not (key == "order" and value is None) and value not in _CHOICES[key]:
-            raise PlanOptionError(key, f"{value!r} is not one of {', '.join(_CHOICES[key])}")
+        if not (key in ("order", "estimand") and value is None) and (
+                isinstance(value, bool) or value not in _CHOICES[key]):
+            raise PlanOptionError(key, f"{value!r} is not one of {', '.join(map(str, _CHOICES[key]))}")
     elif key == "caliper":
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise PlanOptionError(key, f"{value!r} must be a positive number (or absent for no caliper)")
     elif key == "ratio":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise PlanOptionError(key, f"{value!r} must be a whole number >= 1")
-    elif key in ("replace", "stratify_pairs"):
+    elif key in ("replace", "stratify_pairs", "stabilize"):
         if not isinstance(value, bool):
             raise PlanOptionError(key, f"{value!r} must be true or false")
+    elif key == "weight_trim":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0.5 <= value < 1):
+            raise PlanOptionError(key, f"{value!r} must be a quantile in [0.5, 1) (or absent for no truncation)")
+    elif key == "ps_strata":
+        if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 20:
+            raise PlanOptionError(key, f"{value!r} must be a whole number from 2 to 20")
+    elif key == "bootstrap_draws":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 10:
+            raise PlanOptionError(key, f"{value!r} must be a whole number >= 10")
     elif key == "level":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
             raise PlanOptionError(key, f"{value!r} must be between 0 and 1")

@@ -250,7 +250,8 @@ def _exact_deviance(eta, sign, weight):
     return -2.0 * np.sum(weight * log_expit(eta * sign), axis=1)
 
 
-def fit_propensity(X, treated, *, mask=None, algorithm="r_glm", max_iter=None, tol=None) -> PropensityFit:
+def fit_propensity(X, treated, *, mask=None, weights=None, algorithm="r_glm", max_iter=None,
+                   tol=None) -> PropensityFit:
     """Fit ``logit P(treated) = b0 + x'b`` by maximum likelihood, all replicates at once,
     iterating as R's ``glm`` or SPSS's LOGISTIC REGRESSION does (module docstring).
 
@@ -263,6 +264,10 @@ def fit_propensity(X, treated, *, mask=None, algorithm="r_glm", max_iter=None, t
     mask : array_like of bool, shape (replicate, patient), optional
         Patients in the model (default: all). Patients outside get NaN ``ps`` and ``logit``;
         their values (even NaN) are ignored.
+    weights : array_like of float, shape (replicate, patient), optional
+        Non-negative frequency weights (R ``glm``'s prior weights; e.g. the counts of a
+        bootstrap resample: the maximum-likelihood fit is that of the patients repeated that
+        often); weight 0 is the same as outside ``mask``.
     algorithm : {"r_glm", "spss_logistic"}
         The :data:`ITERATION_RULES` entry to follow.
     max_iter, tol : optional
@@ -322,17 +327,22 @@ def fit_propensity(X, treated, *, mask=None, algorithm="r_glm", max_iter=None, t
     if y_bool.shape != (n_rep, n_pat) or in_model.shape != (n_rep, n_pat):
         raise ValueError("treated and mask must be shaped (replicate, patient) like X")
 
-    weight = in_model.astype(float)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=float)
+        if weights.shape != (n_rep, n_pat):
+            raise ValueError("weights must be shaped (replicate, patient) like X")
+        in_model = in_model & (weights > 0)
+    weight = in_model.astype(float) if weights is None else np.where(in_model, weights, 0.0)
     y = np.where(in_model, y_bool, False).astype(float)
     q = n_col + 1
     design = np.empty((n_rep, n_pat, q))
     design[:, :, 0] = 1.0
     design[:, :, 1:] = X
-    if mask is not None:
+    if mask is not None or weights is not None:
         design[~in_model] = 0.0
 
     n_in = weight.sum(axis=1)
-    n_treated = y.sum(axis=1)
+    n_treated = y.sum(axis=1) if weights is None else (weight * y).sum(axis=1)
     empty_arm = (n_treated == 0) | (n_treated == n_in)
     bad_data = ~np.isfinite(design).all(axis=(1, 2)) & ~empty_arm
     unusable = empty_arm | bad_data

@@ -129,10 +129,15 @@ def _partial_likelihood_terms(table, ties: str) -> _Terms:
     # (b > scale), b, 0), by exact products with 0/1 masks (faster than np.where).
     a = np.maximum(a, 0.0) * (is_term & (a > scale)) + ~is_term
     b = np.maximum(b, 0.0) * (is_term & (b > scale))
-    weight = weight * is_term
+    # An event whose whole risk set weighs less than the rounding scale (possible only with
+    # tiny non-integer weights, e.g. ATT weights e/(1-e) of controls with e ~ 1e-13) carries no
+    # information: its term is dropped (a = 1, weight 0) instead of giving log(0).
+    dead = is_term & (a + b <= 0)
+    a = a + dead
+    weight = weight * (is_term & ~dead)
 
     compact = Packing(is_term)
-    events_treated = (table.weight * (is_term & table.treated)).sum(axis=1)
+    events_treated = (table.weight * (is_term & ~dead & table.treated)).sum(axis=1)
     return _Terms(
         risk_control=a,
         risk_treated=b,

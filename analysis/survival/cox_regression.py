@@ -50,8 +50,10 @@ _TIES = ("efron", "breslow")
 #: Largest number of step halvings in one Newton iteration.
 MAX_HALVINGS = 60
 #: A coefficient whose information has fallen below this share of its value at beta = 0 is
-#: running to infinity (the likelihood is flat in it): the fit is reported as not converged.
+#: running to infinity (the likelihood is flat in it).
 FLAT_INFORMATION = 1e-6
+#: Relative change of the log-likelihood below which (twice in a row) the iterations stop.
+STALLED_LOGLIK = 1e-13
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,17 @@ class CoxRegression:
     n_iter : ndarray of int, shape (replicate,)
     rank_deficient : ndarray of bool, shape (replicate,)
         The centred design had deficient rank (pseudo-inverse steps).
+    infinite_adjuster : ndarray of bool, shape (replicate,)
+        An adjuster's coefficient ran to infinity (e.g. a binary covariate whose carriers all
+        have no event): the iterations stopped when the log-likelihood no longer moved and the
+        treatment estimate is its limit, as R ``coxph`` reports it with the warning
+        "coefficient may be infinite"; the fit counts as OK.
     status : ndarray of int8, shape (replicate,)
         EMPTY_ARM, NO_EVENTS (none in an arm), NOT_CONVERGED (no convergence within the
-        iteration limit; a coefficient running to infinity, detected as its information
-        falling below ``FLAT_INFORMATION`` times its value at beta = 0 with covariates
-        scaled to unit SD; or |treatment log HR| > 20), else OK. R ``coxph`` instead warns
-        "coefficient may be infinite" and reports the last iterate.
+        iteration limit; the treatment coefficient running to infinity, detected as its
+        information falling below ``FLAT_INFORMATION`` times its value at beta = 0 with
+        covariates scaled to unit SD, or |treatment log HR| > 20), else OK (see
+        ``infinite_adjuster``).
     treatment : CoxResult
         The treatment coefficient as :func:`analysis.survival.cox.fit_cox` reports it (z and
         p-value with the robust SE when ``cluster`` was given).
@@ -91,6 +98,7 @@ class CoxRegression:
     n_events: np.ndarray
     n_iter: np.ndarray
     rank_deficient: np.ndarray
+    infinite_adjuster: np.ndarray
     status: np.ndarray
     treatment: CoxResult
 
@@ -159,14 +167,17 @@ def _evaluate(rows: _Rows, beta, *, full: bool = False):
     tied = rows.event * weighted_risk
     term = rows.term_weight > 0
     denominator = sums.risk_set(weighted_risk) - rows.fraction * sums.own_group(tied)
-    denominator = np.where(term, denominator, 1.0)
+    # A trial step so wild that a risk set underflows to 0 (or rounds below it) is no maximum:
+    # its log-likelihood is -inf and the step is halved.
+    wild = (term & ~(denominator > 0)).any(axis=1)
+    denominator = np.where(term & (denominator > 0), denominator, 1.0)
     numerator = sums.risk_set(risk_x) - rows.fraction[:, :, None] * sums.own_group(tied[:, :, None] * rows.x)
     numerator = numerator * term[:, :, None]
     mean_x = numerator / denominator[:, :, None]
-    with np.errstate(divide="ignore"):
-        log_denominator = np.log(np.where(term, denominator, 1.0))
+    log_denominator = np.log(denominator)
     event_weight = rows.weight * rows.event
     loglik = (event_weight * (eta - shift)).sum(axis=1) - (rows.term_weight * log_denominator).sum(axis=1)
+    loglik = np.where(wild, -np.inf, loglik)
     score = np.einsum("rn,rnp->rp", event_weight, rows.x) - np.einsum("rn,rnp->rp", rows.term_weight, mean_x)
     hazard = rows.term_weight / denominator  # 0 off the event rows
     kept = 1.0 - rows.fraction
@@ -211,6 +222,7 @@ def _newton(rows: _Rows, active, deficient, scale, *, max_iter, tol):
     if idx.size:
         loglik[idx], score[idx], information[idx] = _evaluate(rows.take(idx), beta[idx])
     initial_information = np.diagonal(information, axis1=1, axis2=2).copy()
+    was_still = np.zeros(n_replicates, bool)
     working = None
     for _ in range(max_iter):
         if not active.any():
@@ -222,25 +234,37 @@ def _newton(rows: _Rows, active, deficient, scale, *, max_iter, tol):
         step = _solve(information[idx], score[idx], deficient[idx])
         step = np.where(np.isfinite(step), step, 0.0)
         start, old = beta[idx], loglik[idx]
-        trial = _evaluate(sub, start + step)
+        trial = list(_evaluate(sub, start + step))
         for _ in range(MAX_HALVINGS):
-            worse = ~(trial[0] >= old - 1e-12 * np.abs(old))
-            if not worse.any():
+            worse = np.flatnonzero(~(trial[0] >= old - 1e-12 * np.abs(old)))
+            if not worse.size:
                 break
-            step = np.where(worse[:, None], step / 2.0, step)
-            trial = _evaluate(sub, start + step)
+            step[worse] /= 2.0  # halve (and re-evaluate) only the replicates that got worse
+            values = _evaluate(sub.take(worse), start[worse] + step[worse])
+            for part, value in zip(trial, values):
+                part[worse] = value
         beta[idx] = start + step
+        change = np.abs(trial[0] - old)
         loglik[idx], score[idx], information[idx] = trial
         n_iter[idx] += 1
-        done = np.max(np.abs(step), axis=1) <= tol * np.maximum(1.0, np.max(np.abs(beta[idx]), axis=1))
-        # A coefficient running to infinity (monotone likelihood): its information vanishes
-        # and the iterations end in rounding noise; never a finite maximum.
-        flat = np.any(np.diagonal(information[idx], axis1=1, axis2=2)
-                      < FLAT_INFORMATION * initial_information[idx], axis=1)
-        escaped = (np.abs(beta[idx, 0] / scale[idx, 0]) > MAX_ABS_LOG_HR) | flat
+        small_step = np.max(np.abs(step), axis=1) <= tol * np.maximum(1.0, np.max(np.abs(beta[idx]), axis=1))
+        # The log-likelihood no longer moves (twice in a row) while the steps do not shrink:
+        # some coefficient runs to infinity along a flat direction (R coxph stops here too,
+        # with "Loglik converged before variable ...; coefficient may be infinite").
+        still = change <= STALLED_LOGLIK * np.maximum(1.0, np.abs(old))
+        stalled = still & was_still[idx]
+        was_still[idx] = still
+        escaped = np.abs(beta[idx, 0] / scale[idx, 0]) > MAX_ABS_LOG_HR
+        done = small_step | stalled
         converged[idx] |= done & ~escaped
         active[idx[done | escaped]] = False
-    return beta, converged, n_iter
+    diagonal = np.diagonal(information, axis1=1, axis2=2)
+    with np.errstate(invalid="ignore"):
+        flat = diagonal < FLAT_INFORMATION * initial_information
+    # The treatment coefficient running to infinity: no finite maximum, not converged. An
+    # adjuster's running away leaves the treatment estimate at its limit (as R reports it).
+    converged &= ~flat[:, 0]
+    return beta, converged, n_iter, flat[:, 1:].any(axis=1) & converged
 
 
 def _cluster_cross_products(values, cluster):
@@ -332,7 +356,9 @@ def fit_cox_regression(time, event, treated, adjusters, *, mask=None, weights=No
     code[(events_treated <= 0) | (events_total - events_treated <= 0)] = status_codes.NO_EVENTS
     code[(weight_treated <= 0) | (total - weight_treated <= 0)] = status_codes.EMPTY_ARM
 
-    beta, converged, n_iter = _newton(rows, code == status_codes.OK, deficient, scale, max_iter=max_iter, tol=tol)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        beta, converged, n_iter, infinite_adjuster = _newton(rows, code == status_codes.OK, deficient, scale,
+                                                             max_iter=max_iter, tol=tol)
     code[(code == status_codes.OK) & ~converged] = status_codes.NOT_CONVERGED
     ok = code == status_codes.OK
     p = x.shape[2]
@@ -342,18 +368,24 @@ def fit_cox_regression(time, event, treated, adjusters, *, mask=None, weights=No
     idx = np.flatnonzero(ok)
     if idx.size:
         sub = rows.take(idx)
-        loglik[idx], _, information, residuals = _evaluate(sub, beta[idx], full=True)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            loglik[idx], _, information, residuals = _evaluate(sub, beta[idx], full=True)
         inverse = np.empty_like(information)
-        regular = ~deficient[idx]
+        eigenvalues = np.linalg.eigvalsh(information)
+        regular = ~deficient[idx] & (eigenvalues[:, 0] > 1e-13 * np.abs(eigenvalues[:, -1]))
         if regular.any():
             inverse[regular] = np.linalg.inv(information[regular])
-        if (~regular).any():
+        if (~regular).any():  # aliased columns, or an adjuster run to infinity (information ~ 0)
             inverse[~regular] = np.linalg.pinv(information[~regular], hermitian=True)
         covariance[idx] = inverse
         if cluster is not None:
             ids = unique_negative_ids(as_batch("cluster", cluster, treated.shape, np.int64))
-            ids = np.take_along_axis(ids, table.order, axis=1)[idx] if ids.shape[1] == n_rows else np.zeros((idx.size, n_rows), np.int64)
-            meat = _cluster_cross_products(sub.weight[:, :, None] * residuals, ids)
+            contributions = sub.weight[:, :, None] * residuals
+            if np.array_equal(ids, np.broadcast_to(np.arange(ids.shape[1]), ids.shape)):
+                meat = np.matmul(contributions.transpose(0, 2, 1), contributions)  # every patient a cluster
+            else:
+                ids = np.take_along_axis(ids, table.order, axis=1)[idx] if ids.shape[1] == n_rows else np.zeros((idx.size, n_rows), np.int64)
+                meat = _cluster_cross_products(contributions, ids)
             robust[idx] = inverse @ meat @ inverse
     unscale = 1.0 / scale
     coef = np.where(ok[:, None], beta * unscale, np.nan)
@@ -368,7 +400,8 @@ def fit_cox_regression(time, event, treated, adjusters, *, mask=None, weights=No
     treatment = _treatment_result(coef[:, 0], covariance[:, 0, 0], robust[:, 0, 0], cluster is not None,
                                   events_total, n_iter, ok, code, level)
     return CoxRegression(coef=coef, covariance=covariance, robust_covariance=robust, loglik=np.where(ok, loglik, np.nan),
-                         n_events=events_total, n_iter=n_iter, rank_deficient=deficient, status=code,
+                         n_events=events_total, n_iter=n_iter, rank_deficient=deficient,
+                         infinite_adjuster=infinite_adjuster & ok, status=code,
                          treatment=treatment)
 
 

@@ -141,6 +141,38 @@ def test_analyse_missing_ps_covariate(tmp_path):
     assert_one_line_error(invoke("analyse", path, "--scenario", LIU2021), "missing PS covariate column(s) male")
 
 
+@pytest.fixture(scope="module")
+def iptw_scenario(tmp_path_factory):
+    """liu2021 with its recommended method analysed by IPTW for the ATT."""
+    text = LIU2021.read_text().replace(
+        "[simulation]", '[analysis.recommended]\nestimator = "iptw"\nestimand = "att"\n\n[simulation]', 1)
+    path = tmp_path_factory.mktemp("iptw") / "iptw.toml"
+    path.write_text(text)
+    return path
+
+
+def test_analyse_with_a_weighting_estimator(cohort_csv, iptw_scenario, tmp_path):
+    out = tmp_path / "iptw.json"
+    result = invoke("analyse", cohort_csv, "--scenario", iptw_scenario, "--plan", "recommended", "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "estimator iptw, estimand att" in result.output and "Effective sample size" in result.output
+    payload = json.loads(out.read_text())
+    assert payload["estimator"]["estimand"] == "att" and "matched" in payload["survival"]
+    assert "matched" not in payload["baseline_tests"]
+
+
+def test_analyse_refuses_an_estimator_the_engine_lacks_in_one_line(cohort_csv, iptw_scenario):
+    assert_one_line_error(invoke("analyse", cohort_csv, "--scenario", iptw_scenario, "--plan", "recommended",
+                                 "--engine", "reference"), "analysis option estimator")
+
+
+def test_scenario_refuses_options_that_do_not_fit(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(LIU2021.read_text().replace(
+        "[simulation]", '[analysis.recommended]\nestimator = "overlap"\nstabilize = true\n\n[simulation]', 1))
+    assert_one_line_error(invoke("validate", path), "analysis.recommended.stabilize")
+
+
 def test_bad_cli_input(tmp_path):
     assert_one_line_error(invoke("run", LIU2021, "--jobs", 0, "--out", tmp_path / "r"), "--jobs 0")
     assert_one_line_error(invoke("run", LIU2021, "--scheduler", "tcp://127.0.0.1:1", "--out", tmp_path / "r"),

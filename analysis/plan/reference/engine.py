@@ -58,11 +58,19 @@ def analyse_cohort_reference(batch_of_one: CohortBatch, plan: Plan, *, pairs=Non
     ValueError
         If the batch holds more than one replicate or ``pairs`` is badly shaped.
     PlanOptionError
-        If a PS covariate is not in the cohort.
+        If a PS covariate is not in the cohort, or the plan asks for an estimator other than
+        matching or an SE other than model/robust (the reference covers the paper's kind of
+        analysis; the other estimators have their own per-cohort reference tests).
     ImportError
         If statsmodels is not installed.
     """
     statsmodels_classes()
+    if plan.estimator != "matching":
+        raise PlanOptionError("estimator", f"the reference engine runs the matching estimator only, not "
+                                           f"{plan.estimator!r}; use the batched engine")
+    if plan.cox_se not in ("model", "robust"):
+        raise PlanOptionError("cox_se", f"the reference engine reports model and robust SEs only, not "
+                                        f"{plan.cox_se!r}; use the batched engine")
     if batch_of_one.n_replicates != 1:
         raise ValueError(f"the reference engine analyses one cohort; got {batch_of_one.n_replicates} replicates"
                          " (use batch.replicate(i))")

@@ -230,10 +230,31 @@ def _match_fuzzy(choose):
     return match
 
 
+def match_optimal_one(distance, treated, usable, limit, ratio, replace, order, rng):
+    """Optimal 1:1 matching by scipy's assignment solver: forbidden pairs (beyond the caliper)
+    cost more than any caliper-respecting matching, so the solver pairs as many treated as
+    possible and then minimises the total distance; pairs it had to make beyond the caliper are
+    dropped."""
+    from scipy.optimize import linear_sum_assignment
+
+    if ratio != 1 or replace:
+        raise ValueError("optimal matching is defined for 1:1 matching without replacement")
+    cases = [i for i in range(len(distance)) if usable[i] and treated[i]]
+    pool = [i for i in range(len(distance)) if usable[i] and not treated[i]]
+    if not cases or not pool:
+        return {}
+    gap = np.abs(np.asarray(distance)[cases][:, None] - np.asarray(distance)[pool][None, :])
+    allowed = gap <= limit
+    cost = np.where(allowed, gap, 1.0 + gap[allowed].sum() if allowed.any() else 1.0)
+    rows, cols = linear_sum_assignment(cost)
+    return {cases[r]: [pool[c]] for r, c in zip(rows, cols) if allowed[r, c]}
+
+
 MATCHERS = {
     "matchit_nn": match_nearest_one,
     "spss_fuzzy_v1": _match_fuzzy(_fuzzy_choice(closest=False)),
     "spss_fuzzy_v2": _match_fuzzy(_fuzzy_choice(closest=True)),
+    "optimal": match_optimal_one,
 }
 
 

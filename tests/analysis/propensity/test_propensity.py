@@ -211,6 +211,37 @@ def test_mask_fit_equals_fit_of_the_subset():
         assert np.isnan(fit.ps[r][~mask[r]]).all()
 
 
+def test_frequency_weights_equal_repeated_rows():
+    """Integer weights (a bootstrap resample) give the fit of the patients repeated that often,
+    checked against statsmodels on the expanded data."""
+    rng = np.random.default_rng(21)
+    x, kinds = random_covariates(rng, 25, 90, 5)
+    X = design_matrix(x, kinds, n_levels=[3] * 5).values
+    treated = rng.random((25, 90)) < 0.4
+    counts = rng.integers(0, 4, (25, 90))
+    X_garbage = np.where(counts[..., None] > 0, X, np.nan)  # undrawn patients are ignored
+    # Iterated to the maximum (step below 1e-12), so both fits reach it whatever their start.
+    tight = dict(algorithm="spss_logistic", tol=1e-12, max_iter=100)
+    fit = fit_propensity(X_garbage, treated, weights=counts, **tight)
+    compared = 0
+    for r in range(25):
+        design = with_intercept(np.repeat(X[r], counts[r], axis=0))
+        y = np.repeat(treated[r], counts[r]).astype(float)
+        alone = fit_propensity(np.repeat(X[r], counts[r], axis=0)[None], np.repeat(treated[r], counts[r])[None],
+                               **tight)
+        assert fit.status[r] == alone.status[0]
+        assert np.isnan(fit.ps[r][counts[r] == 0]).all()
+        if fit.status[r] != status.OK:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = sm.Logit(y, design).fit(method="newton", tol=1e-14, maxiter=200, disp=0)
+        assert np.allclose(fit.coef[r], reference.params, rtol=1e-7, atol=1e-8)
+        assert np.allclose(fit.coef[r], alone.coef[0], rtol=1e-9, atol=1e-10)
+        compared += 1
+    assert compared >= 20
+
+
 def test_singular_design_is_handled_per_replicate():
     rng = np.random.default_rng(8)
     n_rep, n_pat = 4, 80

@@ -196,3 +196,22 @@ def test_degenerate_replicates_get_status_not_exceptions():
     assert np.all(np.isnan(result.coef)) and np.all(np.isnan(result.treatment.log_hr))
     with pytest.raises(ValueError, match="choose one of"):
         fit_cox_regression(time, event, treated, z, ties="exact")
+
+
+def test_an_adjuster_running_to_infinity_leaves_the_limit_of_the_treatment_estimate(tied):
+    """A binary adjuster whose carriers all have censored times: its coefficient runs to -inf,
+    the carriers drop out of every risk set, so the treatment estimate tends to the fit
+    without the carriers (and without that adjuster); R reports this limit with a warning."""
+    d = tied
+    rng = np.random.default_rng(17)
+    carrier = (rng.random(d["time"].shape) < 0.15) & d["mask"]
+    event = d["event"] & ~carrier
+    adjusters = np.concatenate([d["z"][:, :, :2], carrier[:, :, None].astype(float)], axis=2)
+    full = fit_cox_regression(d["time"], event, d["treated"], adjusters, mask=d["mask"])
+    without = fit_cox_regression(d["time"], event, d["treated"], d["z"][:, :, :2], mask=d["mask"] & ~carrier)
+    ok = (full.status == status.OK) & (without.status == status.OK) & carrier.any(axis=1)
+    assert ok.mean() >= 0.9
+    assert full.infinite_adjuster[ok].all()
+    assert np.all(full.coef[ok, 3] < -10)
+    np.testing.assert_allclose(full.treatment.log_hr[ok], without.treatment.log_hr[ok], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(full.treatment.se[ok], without.treatment.se[ok], rtol=1e-5)
