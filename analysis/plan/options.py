@@ -231,6 +231,33 @@ def _check_combination(plan: Plan) -> None:
                                          "replace = false")
 
 
+def check_option(key: str, value: Any) -> None:
+    """Check one option's value on its own (:func:`make_plan` also checks the combination).
+
+    Raises
+    ------
+    PlanOptionError
+        Unknown option, or a value the option cannot take.
+    """
+    _check_option(key, value)
+
+
+def check_combination(overrides: Mapping[str, Any]) -> None:
+    """Check that options (each valid on its own) fit together with the presets' other options
+    (the presets agree on every option a combination rule reads).
+
+    Raises
+    ------
+    PlanOptionError
+        Naming the option to change.
+    """
+    options = dict(overrides)
+    for key in ("caliper", "weight_trim"):
+        if options.get(key) is not None:
+            options[key] = float(options[key])
+    _check_combination(replace(PRESETS["paper"], **options))
+
+
 def _check_option(key: str, value: Any) -> None:
     if key not in OVERRIDABLE:
         raise PlanOptionError(key, f"unknown analysis option; allowed: {', '.join(OVERRIDABLE)}")

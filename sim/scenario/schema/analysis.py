@@ -1,9 +1,10 @@
 """``[analysis]`` (the default plan, the PS covariates, option overrides per preset) and
 ``[simulation]`` (replicates, seed, block size, calibration and truth sample sizes).
 
-The values an analysis option takes are decided by :func:`analysis.plan.options.make_plan`
-(the plan's own check, also used by the CLI): each option is checked with it first, so the
-messages are the plan's; the types below mirror it for the JSON Schema.
+The values an analysis option takes are decided by :mod:`analysis.plan.options` (the plan's
+own checks, also used by the CLI): each option is checked with ``check_option`` first and the
+options of a table together with ``check_combination``, so the messages are the plan's; the
+types below mirror it for the JSON Schema.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from analysis.plan.options import (
     CALIPER_SCALES,
     COX_SE,
     DISTANCES,
+    ESTIMANDS,
+    ESTIMATORS,
     MATCHERS,
     MEDIAN_CI,
     MEDIAN_RULES,
@@ -24,11 +27,14 @@ from analysis.plan.options import (
     ORDERS,
     PRESETS,
     PS_ALGORITHMS,
+    PS_ADJUSTMENTS,
     SEPARATION,
     SMD_DENOMINATORS,
+    SPLINE_KNOTS,
     TIES,
     PlanOptionError,
-    make_plan,
+    check_combination,
+    check_option,
 )
 from sim.scenario.schema.common import Facts, FileTable, IntRange, Issue, KeyRules, invalid
 from sim.scenario.schema.correlation import covariate_reference_issues
@@ -53,7 +59,8 @@ class PlanOptions(FileTable):
     order: Literal[ORDERS] | NONE | None = Field(
         None, description="treated processing order, or 'none' for the matcher's default")
     ties: Literal[TIES] | None = Field(None, description="Cox ties: breslow or efron")
-    cox_se: Literal[COX_SE] | None = Field(None, description="Cox SE: model or robust")
+    cox_se: Literal[COX_SE] | None = Field(
+        None, description="Cox SE: model, robust, bootstrap or austin_cafri (matching)")
     stratify_pairs: bool | None = Field(
         None, description="matched cohort: stratify log-rank and Cox by pair")
     median_rule: Literal[MEDIAN_RULES] | None = Field(None, description="KM median rule")
@@ -69,16 +76,36 @@ class PlanOptions(FileTable):
     ps_algorithm: Literal[PS_ALGORITHMS] | None = Field(
         None, description="whose iterations the PS fit follows: r_glm (R glm) or spss_logistic "
                           "(SPSS LOGISTIC REGRESSION)")
+    estimator: Literal[ESTIMATORS] | None = Field(
+        None, description="how the second cohort slot is analysed (matching, weighting, adjustment)")
+    estimand: Literal[ESTIMANDS] | None = Field(
+        None, description="att, ate, ato or conditional (default: the estimator's own)")
+    stabilize: bool | None = Field(None, description="stabilised IPTW-ATE weights")
+    weight_trim: Annotated[float, Field(ge=0.5, lt=1)] | None = Field(
+        None, description="truncate IPTW/overlap weights above this quantile (0.5-1)")
+    ps_adjustment: Literal[PS_ADJUSTMENTS] | None = Field(
+        None, description="ps_adjusted: linear in the logit PS or a spline of it")
+    spline_knots: Literal[SPLINE_KNOTS] | None = Field(None, description="knots of the PS spline, 3-7")
+    ps_strata: Annotated[int, Field(ge=2, le=20)] | None = Field(
+        None, description="ps_stratified: number of PS quantile strata")
+    bootstrap_draws: Annotated[int, Field(ge=10)] | None = Field(
+        None, description="resamples of the bootstrap SE, >= 10")
 
     @field_validator(*OVERRIDABLE, mode="before")
     @classmethod
     def _check_with_the_plan(cls, value: Any, info: Any) -> Any:
         option = None if info.field_name in NULLABLE_OPTIONS and value == "none" else value
         try:
-            make_plan("paper", {info.field_name: option})
+            check_option(info.field_name, option)
         except PlanOptionError as err:
             raise invalid(str(err)) from None
         return value
+
+    def checks(self, facts: Facts) -> Iterable[Issue]:
+        try:
+            check_combination(self.overrides())
+        except PlanOptionError as err:
+            yield Issue(str(err), (err.field,))
 
     def overrides(self) -> dict[str, object]:
         """The options the file sets, as :func:`make_plan` takes them ("none" read as None)."""
