@@ -100,6 +100,6 @@ def test_every_problem_of_a_file_is_printed_one_per_line(liu2021_path, tmp_path)
         "error: censoring.dropuot_rate: unknown key; did you mean 'dropout_rate'? (allowed: "
         "accrual_months, cutoff_month, dropout_rate)",
         "error: analysis.paper.matcher: 'spss' is not one of matchit_nn, spss_fuzzy_v1, "
-        "spss_fuzzy_v2",
+        "spss_fuzzy_v2, optimal",
         "error: simulation.replicates: 0 is too small (allowed: an integer 1 to 1000000)",
     ]

@@ -40,7 +40,7 @@ from sim.scenario.schema.common import Facts, FileTable, IntRange, Issue, KeyRul
 from sim.scenario.schema.correlation import covariate_reference_issues
 
 #: Plan options whose value may be None, written as the string "none" (TOML has no null).
-NULLABLE_OPTIONS = ("caliper", "order")
+NULLABLE_OPTIONS = ("caliper", "order", "estimand", "weight_trim")
 NONE = Literal["none"]
 
 
@@ -78,11 +78,11 @@ class PlanOptions(FileTable):
                           "(SPSS LOGISTIC REGRESSION)")
     estimator: Literal[ESTIMATORS] | None = Field(
         None, description="how the second cohort slot is analysed (matching, weighting, adjustment)")
-    estimand: Literal[ESTIMANDS] | None = Field(
-        None, description="att, ate, ato or conditional (default: the estimator's own)")
+    estimand: Literal[ESTIMANDS] | NONE | None = Field(
+        None, description="att, ate, ato or conditional, or 'none' for the estimator's own")
     stabilize: bool | None = Field(None, description="stabilised IPTW-ATE weights")
-    weight_trim: Annotated[float, Field(ge=0.5, lt=1)] | None = Field(
-        None, description="truncate IPTW/overlap weights above this quantile (0.5-1)")
+    weight_trim: Annotated[float, Field(ge=0.5, lt=1)] | NONE | None = Field(
+        None, description="truncate IPTW/overlap weights above this quantile (0.5-1), or 'none'")
     ps_adjustment: Literal[PS_ADJUSTMENTS] | None = Field(
         None, description="ps_adjusted: linear in the logit PS or a spline of it")
     spline_knots: Literal[SPLINE_KNOTS] | None = Field(None, description="knots of the PS spline, 3-7")
