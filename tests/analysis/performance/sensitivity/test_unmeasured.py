@@ -84,3 +84,14 @@ def test_tipping_outcome_hr_makes_the_adjusted_hr_one():
     gamma = tipping_outcome_hr(0.5, 0.7, 0.2)
     assert adjust_hr_with_binary(0.5, 0.7, 0.2, gamma) == pytest.approx(1.0, rel=1e-12)
     assert np.isnan(tipping_outcome_hr(0.5, 0.3, 0.3))  # no imbalance: nothing can tip it
+
+
+def test_hazard_ratio_implied_by_the_papers_matched_pfs():
+    from analysis.performance.sensitivity import hazard_ratio_from_medians
+
+    # Liu et al. 2021 after PSM: PFS medians 9.5 vs 4.7 months, log-rank P = 0.043.
+    implied = hazard_ratio_from_medians(9.5, 4.7, 0.043)
+    assert implied.hazard_ratio == pytest.approx(4.7 / 9.5)
+    z = 2.0240  # Phi^-1(1 - 0.0215)
+    assert implied.se_log_hr == pytest.approx(abs(math.log(4.7 / 9.5)) / z, rel=1e-3)
+    assert round(implied.ci_lower, 2) == 0.25 and round(implied.ci_upper, 2) == 0.98
