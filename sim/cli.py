@@ -269,6 +269,45 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
 
 
 @main.command()
+@click.argument("scenario", metavar="SCENARIO")
+@click.argument("sweep_file", metavar="SWEEP")
+@click.option("--replicates", type=click.IntRange(min=1), help="Replicates per grid point [default: the sweep's, else the scenario's].")
+@click.option("--seed", type=click.IntRange(min=0), help="Root seed [default: the scenario's].")
+@click.option("--jobs", type=int, default=-1, show_default=True, help="Workers; -1 = all cores.")
+@click.option("--block-size", type=click.IntRange(min=1), help="Replicates per block [default: the sweep's, else the scenario's].")
+@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
+@click.option("--scheduler", help="Dask scheduler address (default: a LocalCluster on 127.0.0.1).")
+@click.option("--out", "out", type=click.Path(file_okay=False),
+              help="Run folder [default: results/<scenario name>-<sweep name>].")
+@click.option("--force", is_flag=True, help="Replace another run in --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(scenario: str, sweep_file: str, replicates: int | None, seed: int | None, jobs: int,
+          block_size: int | None, backend: str, scheduler: str | None, out: str | None,
+          force: bool, quiet: bool) -> None:
+    """Run SCENARIO at every grid point of SWEEP and print a compact table per factor.
+
+    The sweep file (docs/sweep_format.md) names scenario fields by dotted path and gives
+    their values (factorial, one-at-a-time) or ranges (Morris, Sobol). Resumable and parallel
+    like `psmsim run`; `psmsim sensitivity RUN_DIR` then prints the sensitivity indices.
+
+    \b
+    Example:
+      psmsim sweep scenarios/liu2021.toml scenarios/sweeps/hazard_ratio.toml --jobs 2
+    """
+    from sim.run.sweep_run import run_sweep
+
+    if jobs == 0 or jobs < -1:
+        raise PsmsimError(f"--jobs {jobs}: must be a positive number of workers or -1 for all cores")
+    if scheduler and backend != "dask":
+        raise PsmsimError("--scheduler: only used with --backend dask")
+    outcome = run_sweep(Path(scenario), Path(sweep_file), replicates=replicates, seed=seed,
+                        block_size=block_size, jobs=jobs, backend=backend, scheduler=scheduler,
+                        out=Path(out) if out else None, force=force, quiet=quiet)
+    click.echo(outcome.report)
+    click.echo(f"\nwrote {outcome.replicates_path}, {outcome.summary_paths[0]}, {outcome.summary_paths[1]}")
+
+
+@main.command()
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
 def summarise(run_dir: str) -> None:
     """(Re)compute and print the performance summary of a finished run.

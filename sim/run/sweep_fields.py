@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from sim.errors import ScenarioError
 
-__all__ = ["parse_path", "get_field", "set_fields", "scale_numbers", "counts_as_proportions",
+__all__ = ["parse_path", "get_field", "set_fields", "remove_fields", "scale_numbers", "counts_as_proportions",
            "resized_arms", "is_analysis_path"]
 
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)")
@@ -104,6 +104,20 @@ def set_fields(document: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[s
             node[last] = copy.deepcopy(value)
         else:
             raise ScenarioError(path, "its parent is not a table")
+    return result
+
+
+def remove_fields(document: Mapping[str, Any], paths) -> dict[str, Any]:
+    """A deep copy of ``document`` without the table keys ``paths`` (absent keys are fine:
+    removing a field the scenario does not have changes nothing)."""
+    result = copy.deepcopy(dict(document))
+    for path in paths:
+        parts = parse_path(path)
+        if isinstance(parts[-1], int):
+            raise ScenarioError(path, "only table keys can be removed, not array items")
+        parent = get_field(result, ".".join(str(p) for p in parts[:-1])) if len(parts) > 1 else result
+        if isinstance(parent, dict):
+            parent.pop(parts[-1], None)
     return result
 
 

@@ -1,0 +1,258 @@
+"""Sweep files (``scenarios/sweeps/*.toml``): reading and validating them into a design.
+
+A sweep file names scenario fields by dotted path and gives their values; the scenario itself
+is a separate argument (``psmsim sweep SCENARIO SWEEP``), so one sweep runs on any scenario
+that has the fields. The format is documented in ``docs/sweep_format.md`` and published as a
+JSON Schema in ``docs/sweep.schema.json`` (generated from the models below; a test keeps them
+equal)::
+
+    [sweep]
+    name = "hazard_ratio"
+    question = "Type-I error and power of the matched log-rank test as the true HR varies"
+    design = "factorial"          # factorial | one_at_a_time | morris | sobol
+    replicates = 200              # per grid point (the CLI's --replicates overrides)
+
+    unset = ["outcome.treatment.pfs_median", "outcome.treatment.os_median"]
+
+    [set]                         # fields fixed at every grid point (merged into the scenario)
+    outcome.treatment = { mode = "hazard_ratio", hazard_ratio = 0.6 }
+
+    [factors.hr]                  # a factor: its name is the table key
+    path = "outcome.treatment.hazard_ratio"
+    values = [1.0, 0.8, 0.6, 0.5]
+
+Every invalid file gives one :class:`sim.errors.ScenarioError` naming the dotted field
+(``factors.hr.values``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sim.errors import ScenarioError
+from sim.run.sweep_design import (
+    Factor,
+    SweepDesign,
+    factorial_design,
+    morris_design,
+    one_at_a_time_design,
+    sobol_design,
+)
+from sim.run.sweep_fields import parse_path, remove_fields
+
+__all__ = ["SweepFile", "load_sweep", "parse_sweep", "sweep_factors", "build_design",
+           "merge_fixed", "base_document", "sweep_json_schema"]
+
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Scalar = bool | int | float | str
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SweepSettings(_Table):
+    """``[sweep]``: what the sweep is and how its points are chosen."""
+
+    name: str = Field(pattern=_IDENTIFIER, description="identifier of the sweep (default run folder name)")
+    title: str = Field("", description="one-line title")
+    question: str = Field("", description="the question the sweep answers (printed in reports)")
+    design: Literal["factorial", "one_at_a_time", "morris", "sobol"] = Field(
+        description="factorial | one_at_a_time | morris | sobol")
+    subset: str | None = Field(None, description="factorial only: keep the grid points where "
+                               "this expression is true (factor names, literals, arithmetic, "
+                               "comparisons, and/or/not)")
+    common_random_numbers: bool = Field(True, description="every grid point uses the same block "
+                                        "seeds, so differences between points are paired")
+    replicates: int | None = Field(None, ge=1, description="replicates per grid point "
+                                   "(default: the scenario's)")
+    block_size: int | None = Field(None, ge=1, description="replicates per block (default: the "
+                                   "scenario's)")
+    trajectories: int | None = Field(None, ge=2, description="morris: number of trajectories")
+    levels: int = Field(4, ge=2, description="morris: grid levels of each range (even)")
+    base_samples: int | None = Field(None, ge=2, description="sobol: base sample size N "
+                                     "(a power of 2); N (D + 2) points")
+    seed: int = Field(1, ge=0, description="morris/sobol: seed of the sample")
+    unset: list[str] = Field(default_factory=list, description="scenario fields removed before "
+                             "[set] is merged (e.g. the target medians when [set] switches the "
+                             "treatment effect to a hazard ratio)")
+
+    @model_validator(mode="after")
+    def _design_options(self):
+        if self.design == "morris" and self.trajectories is None:
+            raise ValueError("design 'morris' needs trajectories (>= 2)")
+        if self.design == "sobol" and self.base_samples is None:
+            raise ValueError("design 'sobol' needs base_samples (a power of 2)")
+        if self.subset is not None and self.design != "factorial":
+            raise ValueError("subset only filters a factorial design")
+        return self
+
+
+class FactorTable(_Table):
+    """``[factors.<name>]``: one factor."""
+
+    path: str | None = Field(None, description="the scenario field it sets (dotted path)")
+    paths: list[str] | None = Field(None, min_length=1, description="several fields set together "
+                                    "(each value a list, one per path) or scaled together")
+    values: list[Any] | None = Field(None, min_length=1, description="factorial/one_at_a_time: "
+                                     "the values (one list per value for linked paths)")
+    scale: list[float] | None = Field(None, min_length=1, description="multipliers of every "
+                                      "number under the path(s), instead of values")
+    labels: list[Scalar] | None = Field(None, description="coordinate label of each value")
+    range: list[float] | None = Field(None, min_length=2, max_length=2, description="morris/sobol: "
+                                      "[low, high] (a multiplier range with scale_range)")
+    scale_range: bool = Field(False, description="morris/sobol: the range multiplies every "
+                              "number under the path(s)")
+    integer: bool = Field(False, description="round values to whole numbers (sizes, ratios)")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.paths is None):
+            raise ValueError("give path or paths (one of them)")
+        for path in [self.path] if self.path is not None else self.paths:
+            try:
+                parse_path(path)
+            except ScenarioError as err:
+                raise ValueError(str(err)) from None
+        given = [key for key in ("values", "scale", "range") if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of values, scale (multipliers) or range")
+        if self.scale_range and self.range is None:
+            raise ValueError("scale_range needs a range")
+        return self
+
+
+class SweepFile(_Table):
+    """A whole sweep file."""
+
+    sweep: SweepSettings
+    set: dict[str, Any] = Field(default_factory=dict, description="fields fixed at every grid "
+                                "point, as scenario tables (merged into the scenario)")
+    factors: dict[str, FactorTable] = Field(min_length=1, description="the factors, by name")
+
+    @model_validator(mode="after")
+    def _factor_names(self):
+        import re
+
+        for name in self.factors:
+            if not re.match(_IDENTIFIER, name):
+                raise ValueError(f"factor name {name!r} must be an identifier (letters, digits, _)")
+        continuous = self.sweep.design in ("morris", "sobol")
+        for name, table in self.factors.items():
+            if continuous and table.range is None:
+                raise ValueError(f"factors.{name}: design {self.sweep.design!r} needs a range "
+                                 "[low, high] for every factor")
+            if not continuous and table.range is not None:
+                raise ValueError(f"factors.{name}: range is for morris/sobol designs; give "
+                                 "values (or scale)")
+        return self
+
+
+def _location(error: dict) -> str:
+    parts = []
+    for item in error["loc"]:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        elif item in ("function-after", "tagged-union"):
+            continue
+        else:
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def parse_sweep(text: str, *, source: str = "<string>") -> SweepFile:
+    """Validate sweep TOML ``text``.
+
+    Raises
+    ------
+    ScenarioError
+        Invalid TOML (``source`` named) or the first invalid field.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(source, f"invalid TOML: {err}") from None
+    try:
+        return SweepFile.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key (see docs/sweep_format.md)"
+        elif first["type"] == "missing":
+            message = "missing"
+        raise ScenarioError(_location(first) or source, message) from None
+
+
+def load_sweep(path: str | os.PathLike[str]) -> SweepFile:
+    """Read and validate a sweep file (one-line :class:`ScenarioError` on any problem)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(str(path), "no such sweep file") from None
+    except IsADirectoryError:
+        raise ScenarioError(str(path), "is a directory, not a sweep file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ScenarioError(str(path), f"cannot be read ({err})") from None
+    return parse_sweep(text, source=str(path))
+
+
+def sweep_factors(sweep: SweepFile) -> tuple[Factor, ...]:
+    """The file's factors as :class:`sim.run.sweep_design.Factor` objects, in file order."""
+    factors = []
+    for name, table in sweep.factors.items():
+        paths = (table.path,) if table.path is not None else tuple(table.paths)
+        levels = tuple(table.scale if table.scale is not None else (table.values or ()))
+        factors.append(Factor(
+            name=name, paths=paths, levels=levels, labels=tuple(table.labels or ()),
+            scale=table.scale is not None or table.scale_range,
+            bounds=tuple(table.range) if table.range is not None else None,
+            integer=table.integer,
+        ))
+    return tuple(factors)
+
+
+def base_document(sweep: SweepFile, document: dict[str, Any]) -> dict[str, Any]:
+    """The scenario ``document`` as every grid point starts from: ``[sweep] unset`` fields
+    removed, then ``[set]`` merged in."""
+    return merge_fixed(remove_fields(document, sweep.sweep.unset), sweep.set)
+
+
+def merge_fixed(document: dict[str, Any], fixed: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the ``[set]`` tables merged in (tables recursively, other values
+    replaced); a new dict, the inputs untouched."""
+    merged = dict(document)
+    for key, value in fixed.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_fixed(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_design(sweep: SweepFile, document: dict[str, Any]) -> SweepDesign:
+    """The design of ``sweep`` on the scenario ``document`` (with ``[set]`` merged)."""
+    factors = sweep_factors(sweep)
+    settings = sweep.sweep
+    if settings.design == "factorial":
+        return factorial_design(factors, subset=settings.subset)
+    if settings.design == "one_at_a_time":
+        return one_at_a_time_design(factors, document)
+    if settings.design == "morris":
+        return morris_design(factors, trajectories=settings.trajectories,
+                             num_levels=settings.levels, seed=settings.seed)
+    return sobol_design(factors, base_samples=settings.base_samples, seed=settings.seed)
+
+
+def sweep_json_schema() -> dict:
+    """The JSON Schema of sweep files (``docs/sweep.schema.json``)."""
+    schema = SweepFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "psmsim sweep file"
+    return schema

@@ -1,0 +1,276 @@
+"""Run a sweep on the runner: every condition's cohorts generated once per block, every
+variant × method analysed on them, then the per-point Dataset (one dim per factor for a
+factorial sweep, ``condition`` with the factors as coordinates otherwise).
+
+Seeds. Block b of condition c draws from ``SeedSequence(root_seed, spawn_key=(k, b, stream))``
+with ``k = 0`` under common random numbers (the default: every grid point gets the same block
+seeds, so the cohorts of two points differ only by the swept fields and comparisons between
+points are paired) and ``k = c`` otherwise. ``k = 0`` is exactly a plain run's key, so a grid
+point equal to the base scenario reproduces ``psmsim run``'s cohorts. Stream 0 generates the
+cohorts; stream ``1 + m`` drives the random parts of base method ``m`` (paper, recommended)
+in every variant, so variants of a method share their random draws too.
+
+Only :func:`simulate_sweep_block` runs in workers; :func:`run_sweep` (one call per CLI command)
+validates every grid point up front, opens the run folder under the same identity and resume
+rules as ``psmsim run`` (:class:`sim.run.store.RunFolder`) and writes the results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from analysis.plan.options import Plan
+from sim.errors import ScenarioError
+from sim.run.results import block_dataset
+from sim.run.runner import BlockTask, RunConfig, block_rng, iter_conditions, run_identity, run_simulation
+from sim.run.store import BlockKey, RunFolder
+from sim.run.sweep_design import SweepDesign
+from sim.run.sweep_file import SweepFile, base_document, build_design, load_sweep
+from sim.run.sweep_points import SweepLayout, point_scenario, sweep_layout
+
+__all__ = ["SweepCell", "SweepRun", "simulate_sweep_block", "prepare_sweep", "point_dataset",
+           "crossed", "run_sweep", "METHODS"]
+
+METHODS = ("paper", "recommended")
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """What a worker needs for one condition: its scenario (data fields of the grid point),
+    the plans to analyse its cohorts with (label, plan) and each plan's analysis stream."""
+
+    scenario: Any
+    plans: tuple[tuple[str, Plan], ...]
+    streams: tuple[int, ...]
+    common_random_numbers: bool
+
+    @property
+    def source_text(self) -> str:
+        return self.scenario.source_text
+
+
+def _seed_key(key: BlockKey, common_random_numbers: bool) -> BlockKey:
+    return BlockKey(0 if common_random_numbers else key.condition, key.block, key.start, key.size)
+
+
+def simulate_sweep_block(task: BlockTask) -> xr.Dataset:
+    """Generate one block of a condition's cohorts and analyse it with every plan of its cell."""
+    from analysis.plan.analyse import analyse_cohorts
+    from sim.generate.cohorts import generate_cohorts
+
+    cell: SweepCell = task.scenario
+    seed_key = _seed_key(task.key, cell.common_random_numbers)
+    batch = generate_cohorts(cell.scenario, task.calibration, task.key.size,
+                             rng=block_rng(task.root_seed, seed_key, 0))
+    results = {label: analyse_cohorts(batch, plan, rng=block_rng(task.root_seed, seed_key, stream))
+               for (label, plan), stream in zip(cell.plans, cell.streams)}
+    return block_dataset(results, condition=task.key.condition, start=task.key.start)
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """A sweep ready to run: the design, its layout, one cell per condition, and which method
+    labels of a condition belong to each point."""
+
+    sweep: SweepFile
+    sweep_text: str
+    design: SweepDesign
+    layout: SweepLayout
+    cells: tuple[SweepCell, ...]
+    point_labels: tuple[tuple[str, ...], ...]
+    base_text: str
+
+
+def _label(method: str, variant: int, shared: bool) -> str:
+    return f"{method}|v{variant}" if shared else method
+
+
+def prepare_sweep(scenario_path: Path, sweep_path: Path, *, methods=METHODS) -> SweepRun:
+    """Read the scenario and the sweep, build the design and validate every grid point.
+
+    Raises
+    ------
+    ScenarioError
+        An invalid scenario or sweep file, or a grid point whose scenario is invalid (named).
+    """
+    from sim.scenario import load_scenario
+    from sim.scenario.plans import scenario_plan
+
+    base = load_scenario(scenario_path)  # one clear error for a bad base file
+    base_text = base.source_text
+    sweep = load_sweep(sweep_path)
+    sweep_text = Path(sweep_path).read_text(encoding="utf-8")
+    document = base_document(sweep, tomllib.loads(base_text))
+    design = build_design(sweep, document)
+    layout = sweep_layout(design)
+    shared = design.kind in ("factorial", "one_at_a_time") and len(layout.variants) > 1
+    first_point = {}
+    for point, (condition, variant) in zip(design.points, layout.cells):
+        first_point.setdefault((condition, None), point.index)
+        first_point.setdefault((condition, variant), point.index)
+    crn = sweep.sweep.common_random_numbers
+    cells = []
+    for condition, levels in enumerate(layout.conditions):
+        scenario = point_scenario(document, design.factors, levels,
+                                  index=first_point[(condition, None)], source_text=base_text)
+        variants = range(len(layout.variants)) if shared else layout.condition_variants[condition]
+        plans, streams = [], []
+        for variant in variants:
+            variant_levels = layout.variants[variant]
+            analysed = scenario if not variant_levels else point_scenario(
+                document, design.factors, {**levels, **variant_levels},
+                index=first_point.get((condition, variant), first_point[(condition, None)]),
+                source_text=base_text)
+            for index, method in enumerate(methods):
+                plans.append((_label(method, variant, shared), scenario_plan(analysed, method)))
+                streams.append(1 + index)
+        cells.append(SweepCell(scenario, tuple(plans), tuple(streams), crn))
+    point_labels = tuple(tuple(_label(m, variant, shared) for m in methods)
+                         for _, variant in layout.cells)
+    return SweepRun(sweep, sweep_text, design, layout, tuple(cells), point_labels, base_text)
+
+
+def _coordinate(values: list) -> np.ndarray:
+    kinds = {type(v) for v in values}
+    if kinds <= {int, float} and kinds != {int, float}:
+        return np.asarray(values)
+    if kinds <= {int, float}:
+        return np.asarray(values, dtype=float)
+    return np.asarray([str(v) for v in values])
+
+
+def point_dataset(dataset: xr.Dataset, run: SweepRun, *, methods=METHODS) -> xr.Dataset:
+    """The run's Dataset per design point: ``condition`` = point (0 … P−1), ``method`` = the
+    base methods, each factor's label as a coordinate on ``condition`` (and ``varied`` for a
+    one-at-a-time design)."""
+    parts = []
+    for point, (condition, _), labels in zip(run.design.points, run.layout.cells, run.point_labels):
+        part = dataset.isel(condition=[condition]).sel({"method": list(labels)})
+        parts.append(part.assign_coords(method=list(methods), condition=[point.index]))
+    long = xr.concat(parts, dim="condition", join="exact")
+    long = long.drop_vars([name for name, coord in long.coords.items()
+                           if name not in long.dims and set(coord.dims) == {"condition"}])
+    by_name = {f.name: f for f in run.design.factors}
+    for name, factor in by_name.items():
+        values = [factor.label(point.levels[name]) for point in run.design.points]
+        long = long.assign_coords({name: ("condition", _coordinate(values))})
+    if run.design.kind == "one_at_a_time":
+        long = long.assign_coords(varied=("condition", np.asarray([p.varied for p in run.design.points])))
+    return long
+
+
+def crossed(long: xr.Dataset, factor_names: list[str]) -> xr.Dataset:
+    """A factorial sweep's per-point Dataset with one dim per factor (excluded combinations of
+    a ``subset`` are NaN)."""
+    crossed = long.set_index(condition=factor_names).unstack("condition")
+    return crossed.transpose(*factor_names, ...)
+
+
+def _design_attrs(run: SweepRun) -> dict[str, Any]:
+    design = run.design
+    factors = [{"name": f.name, "paths": list(f.paths), "labels": [f.label(l) for l in f.levels],
+                "bounds": list(f.bounds) if f.bounds else None, "scale": f.scale,
+                "analysis_only": f.analysis_only} for f in design.factors]
+    attrs = {
+        "sweep_name": run.sweep.sweep.name,
+        "sweep_question": run.sweep.sweep.question,
+        "sweep_design": design.kind,
+        "sweep_factors": json.dumps(factors),
+        "sweep_text": run.sweep_text,
+        "common_random_numbers": int(run.sweep.sweep.common_random_numbers),
+    }
+    if design.sample is not None:
+        attrs["sweep_sample"] = json.dumps(np.asarray(design.sample).tolist())
+    if design.num_levels is not None:
+        attrs["sweep_num_levels"] = design.num_levels
+    if design.base_samples is not None:
+        attrs["sweep_base_samples"] = design.base_samples
+    return attrs
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a sweep wrote and its printed report."""
+
+    report: str
+    replicates_path: Path
+    summary_paths: tuple[Path, Path]
+    replicates: xr.Dataset
+    summary: xr.Dataset
+    long_replicates: xr.Dataset
+
+
+def run_sweep(
+    scenario_path: Path,
+    sweep_path: Path,
+    *,
+    replicates: int | None = None,
+    seed: int | None = None,
+    block_size: int | None = None,
+    jobs: int = -1,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    out: Path | None = None,
+    force: bool = False,
+    quiet: bool = False,
+) -> SweepOutcome:
+    """Run a sweep into ``out`` (default ``results/<scenario>-<sweep>``); resumable."""
+    from analysis.performance.summary import summarise_run, summary_to_frame
+    from sim.calibrate.cache import calibrate_cached, true_estimands_cached
+    from sim.run.orchestrate import PSMSIM_VERSION
+    from sim.run.sweep_report import format_sweep
+
+    run = prepare_sweep(Path(scenario_path), Path(sweep_path))
+    base = run.cells[0].scenario
+    settings = base.simulation
+    config = RunConfig(
+        replicates=replicates or run.sweep.sweep.replicates or settings.replicates,
+        seed=settings.seed if seed is None else seed,
+        block_size=block_size or run.sweep.sweep.block_size or settings.block_size,
+        methods=tuple(label for label, _ in run.cells[0].plans),
+        jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet,
+    )
+    fields = [dict(levels) for levels in run.layout.conditions]
+    conditions = iter_conditions(run.cells, [{} for _ in fields])
+    identity = run_identity(conditions, config, PSMSIM_VERSION)
+    identity.update(kind="sweep", sweep_sha256=hashlib.sha256(run.sweep_text.encode()).hexdigest(),
+                    plans=[[label for label, _ in cell.plans] for cell in run.cells],
+                    common_random_numbers=run.sweep.sweep.common_random_numbers)
+    if out is None:
+        out = Path("results") / f"{base.name}-{run.sweep.sweep.name}"
+    folder = RunFolder(out, identity, force=force)
+    calibrations = [calibrate_cached(cell.scenario) for cell in run.cells]
+    truths = [true_estimands_cached(cell.scenario, cal).as_variables()
+              for cell, cal in zip(run.cells, calibrations)]
+    attrs = {
+        "psmsim_version": PSMSIM_VERSION, "numpy_version": np.__version__,
+        "xarray_version": xr.__version__, "root_seed": config.seed, "block_size": config.block_size,
+        "n_replicates": config.replicates, "scenario_name": base.name,
+        "scenario_text": run.base_text,
+        "scenario_sha256": hashlib.sha256(run.base_text.encode()).hexdigest(), "alpha": 0.05,
+        **_design_attrs(run),
+    }
+    dataset = run_simulation(conditions, calibrations, truths, config, folder, attrs=attrs,
+                             work=simulate_sweep_block)
+    long = point_dataset(dataset, run)
+    long.attrs = dataset.attrs
+    summary = summarise_run(long)
+    csv_text = summary_to_frame(summary).to_csv(index=False)
+    names = [f.name for f in run.design.factors]
+    if run.design.kind == "factorial":
+        stored, stored_summary = crossed(long, names), crossed(summary, names)
+        stored.attrs, stored_summary.attrs = long.attrs, summary.attrs
+    else:
+        stored, stored_summary = long, summary
+    replicates_path = folder.write_replicates(stored)
+    paths = folder.write_summary(stored_summary, csv_text)
+    report = format_sweep(summary, run.design, replicates_per_point=config.replicates)
+    return SweepOutcome(report, replicates_path, paths, stored, stored_summary, long)
