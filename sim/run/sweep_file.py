@@ -78,6 +78,13 @@ class SweepSettings(_Table):
     base_samples: int | None = Field(None, ge=2, description="sobol: base sample size N "
                                      "(a power of 2); N (D + 2) points")
     seed: int = Field(1, ge=0, description="morris/sobol: seed of the sample")
+    surface: list[str] | None = Field(None, min_length=2, max_length=2, description="factorial "
+                                      "unmeasured-confounder sweep: the factors of U's prevalence "
+                                      "difference and U's log-HR, for the bias surface")
+    reported: dict[str, float] | None = Field(None, description="what the paper printed for "
+                                              "the matched PFS comparison: median_treated, "
+                                              "median_control (months) and p_value (log-rank), "
+                                              "for the E-value of its implied HR")
     unset: list[str] = Field(default_factory=list, description="scenario fields removed before "
                              "[set] is merged (e.g. the target medians when [set] switches the "
                              "treatment effect to a hazard ratio)")
@@ -90,6 +97,10 @@ class SweepSettings(_Table):
             raise ValueError("design 'sobol' needs base_samples (a power of 2)")
         if self.subset is not None and self.design != "factorial":
             raise ValueError("subset only filters a factorial design")
+        if self.surface is not None and self.design != "factorial":
+            raise ValueError("surface needs a factorial design")
+        if self.reported is not None and set(self.reported) != {"median_treated", "median_control", "p_value"}:
+            raise ValueError("reported needs exactly median_treated, median_control and p_value")
         return self
 
 
@@ -143,10 +154,16 @@ class SweepFile(_Table):
             if not re.match(_IDENTIFIER, name):
                 raise ValueError(f"factor name {name!r} must be an identifier (letters, digits, _)")
         continuous = self.sweep.design in ("morris", "sobol")
+        for name in self.sweep.surface or ():
+            if name not in self.factors:
+                raise ValueError(f"sweep.surface: {name!r} is not a factor (factors: "
+                                 f"{', '.join(self.factors)})")
         for name, table in self.factors.items():
             if continuous and table.range is None:
                 raise ValueError(f"factors.{name}: design {self.sweep.design!r} needs a range "
                                  "[low, high] for every factor")
+            if self.sweep.surface and name in self.sweep.surface and table.values is None:
+                raise ValueError(f"factors.{name}: a surface factor needs values")
             if not continuous and table.range is not None:
                 raise ValueError(f"factors.{name}: range is for morris/sobol designs; give "
                                  "values (or scale)")

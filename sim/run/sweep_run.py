@@ -177,6 +177,7 @@ def crossed(long: xr.Dataset, factor_names: list[str]) -> xr.Dataset:
 def _design_attrs(run: SweepRun) -> dict[str, Any]:
     design = run.design
     factors = [{"name": f.name, "paths": list(f.paths), "labels": [f.label(l) for l in f.levels],
+                "levels": [list(l) if isinstance(l, tuple) else l for l in f.levels],
                 "bounds": list(f.bounds) if f.bounds else None, "scale": f.scale,
                 "analysis_only": f.analysis_only} for f in design.factors]
     attrs = {
@@ -187,6 +188,10 @@ def _design_attrs(run: SweepRun) -> dict[str, Any]:
         "sweep_text": run.sweep_text,
         "common_random_numbers": int(run.sweep.sweep.common_random_numbers),
     }
+    if run.sweep.sweep.surface:
+        attrs["sweep_surface"] = json.dumps(run.sweep.sweep.surface)
+    if run.sweep.sweep.reported:
+        attrs["sweep_reported"] = json.dumps(run.sweep.sweep.reported)
     if design.sample is not None:
         attrs["sweep_sample"] = json.dumps(np.asarray(design.sample).tolist())
     if design.num_levels is not None:

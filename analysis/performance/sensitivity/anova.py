@@ -237,7 +237,7 @@ def eta_squared(
         dfs.append(round(float(np.trace(projection))))
         ss.append(max(float(y @ projection @ y), 0.0))
         if have_noise:
-            noise_ss.append(float(np.diag(projection) @ noise_variance))
+            noise_ss.append(max(float(np.diag(projection) @ noise_variance), 0.0))
             p_values.append(float("nan") if label == RESIDUAL
                             else _noise_p_value(ss[-1], projection, noise_variance))
         else:
@@ -250,7 +250,7 @@ def eta_squared(
         partial = ss_arr / (ss_arr + residual_ss)
         partial[-1] = np.nan
         eta_noise = noise_arr / total if total > 0 else np.full(len(ss), np.nan)
-        share = noise_arr / ss_arr
+        share = np.where(ss_arr > 0, noise_arr / np.where(ss_arr > 0, ss_arr, 1.0), np.nan)
     return EtaSquared(
         terms=tuple(labels), df=np.array(dfs), sum_of_squares=ss_arr, eta_squared=eta,
         partial_eta_squared=partial, noise_sum_of_squares=noise_arr,

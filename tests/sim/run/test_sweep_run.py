@@ -1,5 +1,6 @@
 """`psmsim sweep` end to end on small settings: a factorial sweep's dims, analysis variants on
-identical cohorts, resume equals an uninterrupted run, and the other three designs."""
+identical cohorts, resume equals an uninterrupted run (the other three designs run in
+test_sensitivity_run.py)."""
 
 import shutil
 from pathlib import Path
@@ -89,16 +90,3 @@ def test_a_bad_sweep_names_the_field(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "error: factors.hr: give exactly one of values, scale (multipliers) or range"]
-
-
-@pytest.mark.parametrize("design, points", [("one_at_a_time", 5), ("morris", 6), ("sobol", 8)])
-def test_other_designs_run_end_to_end_on_condition(design, points, tmp_path):
-    out = tmp_path / design
-    sweep(out, f"small_{design}")
-    ds = load(out)
-    assert ds.sizes["condition"] == points and ds.log_hr.dims[0] == "condition"
-    assert {"hr", "dropout"} <= set(ds.coords)
-    if design == "one_at_a_time":
-        assert ds.varied.values.tolist() == ["", "hr", "hr", "dropout", "ratio"]
-    else:
-        assert ds.attrs["sweep_sample"].startswith("[[")
