@@ -10,6 +10,10 @@ point equal to the base scenario reproduces ``psmsim run``'s cohorts. Stream 0 g
 cohorts; stream ``1 + m`` drives the random parts of base method ``m`` (paper, recommended)
 in every variant, so variants of a method share their random draws too.
 
+The summary adds paired differences of every method against ``paper`` on the same cohorts
+(:func:`analysis.performance.paired.paired_differences`: bias and power differences with the
+MCSE of the per-replicate difference).
+
 Only :func:`simulate_sweep_block` runs in workers; :func:`run_sweep` (one call per CLI command)
 validates every grid point up front, opens the run folder under the same identity and resume
 rules as ``psmsim run`` (:class:`sim.run.store.RunFolder`) and writes the results.
@@ -170,7 +174,10 @@ def point_dataset(dataset: xr.Dataset, run: SweepRun, *, methods=METHODS) -> xr.
 def crossed(long: xr.Dataset, factor_names: list[str]) -> xr.Dataset:
     """A factorial sweep's per-point Dataset with one dim per factor (excluded combinations of
     a ``subset`` are NaN)."""
-    crossed = long.set_index(condition=factor_names).unstack("condition")
+    if len(factor_names) == 1:
+        crossed = long.swap_dims(condition=factor_names[0]).drop_vars("condition")
+    else:
+        crossed = long.set_index(condition=factor_names).unstack("condition")
     return crossed.transpose(*factor_names, ...)
 
 
@@ -228,6 +235,7 @@ def run_sweep(
     quiet: bool = False,
 ) -> SweepOutcome:
     """Run a sweep into ``out`` (default ``results/<scenario>-<sweep>``); resumable."""
+    from analysis.performance.paired import paired_differences
     from analysis.performance.summary import summarise_run, summary_to_frame
     from sim.calibrate.cache import calibrate_cached, true_estimands_cached
     from sim.run.orchestrate import PSMSIM_VERSION
@@ -268,6 +276,9 @@ def run_sweep(
     long = point_dataset(dataset, run)
     long.attrs = dataset.attrs
     summary = summarise_run(long)
+    paired = paired_differences(long, reference=METHODS[0]).transpose(*summary.power_logrank.dims)
+    summary = xr.merge([summary, paired], combine_attrs="override")
+    summary.attrs["paired_reference_method"] = METHODS[0]
     csv_text = summary_to_frame(summary).to_csv(index=False)
     names = [f.name for f in run.design.factors]
     if run.design.kind == "factorial":

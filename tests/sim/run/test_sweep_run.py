@@ -50,6 +50,8 @@ def test_factorial_sweep_has_one_dim_per_factor(factorial):
     assert np.allclose(ds.true_log_hr_conditional.sel(endpoint="pfs", caliper=0.1), np.log([0.5, 1.0]))
     summary = xr.load_dataset(out / "summary.nc", engine="h5netcdf")
     assert summary.power_logrank.dims[:2] == ("hr", "caliper")
+    assert float(abs(summary.bias_difference.sel({"method": "paper"})).max()) == 0.0
+    assert summary.bias_difference_mcse.dims == summary.power_logrank.dims
     assert "factor hr" in output and "factor caliper" in output and "paper power" in output
     assert ds.attrs["sweep_design"] == "factorial"
 
