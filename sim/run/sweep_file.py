@@ -21,8 +21,9 @@ equal)::
     path = "outcome.treatment.hazard_ratio"
     values = [1.0, 0.8, 0.6, 0.5]
 
-Every invalid file gives one :class:`sim.errors.ScenarioError` naming the dotted field
-(``factors.hr.values``) and what is allowed.
+An invalid file gives one :class:`sim.errors.ScenarioError` with every problem, each naming
+the dotted field (``factors.hr.values``) and what is allowed, worded as the scenario reader
+words them (:mod:`sim.scenario.messages`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from sim.errors import ScenarioError
+from sim.scenario.messages import ISSUE, problems_from
+from sim.scenario.schema.common import IntRange
 from sim.run.sweep_design import (
     Factor,
     SweepDesign,
@@ -56,6 +60,11 @@ class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _issue(message: str) -> PydanticCustomError:
+    """A problem worded as the scenario reader words them (``field: message``)."""
+    return PydanticCustomError(ISSUE, "{message}", {"message": message})
+
+
 class SweepSettings(_Table):
     """``[sweep]``: what the sweep is and how its points are chosen."""
 
@@ -69,15 +78,15 @@ class SweepSettings(_Table):
                                "comparisons, and/or/not)")
     common_random_numbers: bool = Field(True, description="every grid point uses the same block "
                                         "seeds, so differences between points are paired")
-    replicates: int | None = Field(None, ge=1, description="replicates per grid point "
+    replicates: Annotated[int, IntRange(1)] | None = Field(None, description="replicates per grid point "
                                    "(default: the scenario's)")
-    block_size: int | None = Field(None, ge=1, description="replicates per block (default: the "
+    block_size: Annotated[int, IntRange(1)] | None = Field(None, description="replicates per block (default: the "
                                    "scenario's)")
-    trajectories: int | None = Field(None, ge=2, description="morris: number of trajectories")
-    levels: int = Field(4, ge=2, description="morris: grid levels of each range (even)")
-    base_samples: int | None = Field(None, ge=2, description="sobol: base sample size N "
+    trajectories: Annotated[int, IntRange(2)] | None = Field(None, description="morris: number of trajectories")
+    levels: Annotated[int, IntRange(2)] = Field(4, description="morris: grid levels of each range (even)")
+    base_samples: Annotated[int, IntRange(2)] | None = Field(None, description="sobol: base sample size N "
                                      "(a power of 2); N (D + 2) points")
-    seed: int = Field(1, ge=0, description="morris/sobol: seed of the sample")
+    seed: Annotated[int, IntRange(0)] = Field(1, description="morris/sobol: seed of the sample")
     surface: list[str] | None = Field(None, min_length=2, max_length=2, description="factorial "
                                       "unmeasured-confounder sweep: the factors of U's prevalence "
                                       "difference and U's log-HR, for the bias surface")
@@ -92,15 +101,15 @@ class SweepSettings(_Table):
     @model_validator(mode="after")
     def _design_options(self):
         if self.design == "morris" and self.trajectories is None:
-            raise ValueError("design 'morris' needs trajectories (>= 2)")
+            raise _issue("design 'morris' needs trajectories (>= 2)")
         if self.design == "sobol" and self.base_samples is None:
-            raise ValueError("design 'sobol' needs base_samples (a power of 2)")
+            raise _issue("design 'sobol' needs base_samples (a power of 2)")
         if self.subset is not None and self.design != "factorial":
-            raise ValueError("subset only filters a factorial design")
+            raise _issue("subset only filters a factorial design")
         if self.surface is not None and self.design != "factorial":
-            raise ValueError("surface needs a factorial design")
+            raise _issue("surface needs a factorial design")
         if self.reported is not None and set(self.reported) != {"median_treated", "median_control", "p_value"}:
-            raise ValueError("reported needs exactly median_treated, median_control and p_value")
+            raise _issue("reported needs exactly median_treated, median_control and p_value")
         return self
 
 
@@ -124,17 +133,17 @@ class FactorTable(_Table):
     @model_validator(mode="after")
     def _one_source(self):
         if (self.path is None) == (self.paths is None):
-            raise ValueError("give path or paths (one of them)")
+            raise _issue("give path or paths (one of them)")
         for path in [self.path] if self.path is not None else self.paths:
             try:
                 parse_path(path)
             except ScenarioError as err:
-                raise ValueError(str(err)) from None
+                raise _issue(str(err)) from None
         given = [key for key in ("values", "scale", "range") if getattr(self, key) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of values, scale (multipliers) or range")
+            raise _issue("give exactly one of values, scale (multipliers) or range")
         if self.scale_range and self.range is None:
-            raise ValueError("scale_range needs a range")
+            raise _issue("scale_range needs a range")
         return self
 
 
@@ -152,34 +161,22 @@ class SweepFile(_Table):
 
         for name in self.factors:
             if not re.match(_IDENTIFIER, name):
-                raise ValueError(f"factor name {name!r} must be an identifier (letters, digits, _)")
+                raise _issue(f"factor name {name!r} must be an identifier (letters, digits, _)")
         continuous = self.sweep.design in ("morris", "sobol")
         for name in self.sweep.surface or ():
             if name not in self.factors:
-                raise ValueError(f"sweep.surface: {name!r} is not a factor (factors: "
+                raise _issue(f"sweep.surface: {name!r} is not a factor (factors: "
                                  f"{', '.join(self.factors)})")
         for name, table in self.factors.items():
             if continuous and table.range is None:
-                raise ValueError(f"factors.{name}: design {self.sweep.design!r} needs a range "
+                raise _issue(f"factors.{name}: design {self.sweep.design!r} needs a range "
                                  "[low, high] for every factor")
             if self.sweep.surface and name in self.sweep.surface and table.values is None:
-                raise ValueError(f"factors.{name}: a surface factor needs values")
+                raise _issue(f"factors.{name}: a surface factor needs values")
             if not continuous and table.range is not None:
-                raise ValueError(f"factors.{name}: range is for morris/sobol designs; give "
+                raise _issue(f"factors.{name}: range is for morris/sobol designs; give "
                                  "values (or scale)")
         return self
-
-
-def _location(error: dict) -> str:
-    parts = []
-    for item in error["loc"]:
-        if isinstance(item, int):
-            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-        elif item in ("function-after", "tagged-union"):
-            continue
-        else:
-            parts.append(str(item))
-    return ".".join(parts)
 
 
 def parse_sweep(text: str, *, source: str = "<string>") -> SweepFile:
@@ -188,7 +185,7 @@ def parse_sweep(text: str, *, source: str = "<string>") -> SweepFile:
     Raises
     ------
     ScenarioError
-        Invalid TOML (``source`` named) or the first invalid field.
+        Invalid TOML (``source`` named), or every invalid field (one problem each).
     """
     try:
         data = tomllib.loads(text)
@@ -197,13 +194,7 @@ def parse_sweep(text: str, *, source: str = "<string>") -> SweepFile:
     try:
         return SweepFile.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key (see docs/sweep_format.md)"
-        elif first["type"] == "missing":
-            message = "missing"
-        raise ScenarioError(_location(first) or source, message) from None
+        raise ScenarioError.from_problems(problems_from(err)) from None
 
 
 def load_sweep(path: str | os.PathLike[str]) -> SweepFile:

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from sim.errors import ScenarioError
+from sim.errors import Problem, ScenarioError
 from sim.run.sweep_design import Factor, SweepDesign
 from sim.run.sweep_fields import counts_as_proportions, resized_arms, set_fields
 
@@ -112,4 +112,6 @@ def point_scenario(document: Mapping[str, Any], factors: Sequence[Factor],
     try:
         return scenario_from_mapping(mapping, source_text=text)
     except ScenarioError as err:
-        raise ScenarioError(f"grid point {index} ({shown})", str(err)) from None
+        raise ScenarioError.from_problems([
+            Problem(f"grid point {index} ({shown}): {problem.field}".rstrip(": "), problem.message)
+            for problem in err.problems]) from None

@@ -23,13 +23,13 @@ values = [1.0, 0.5]
 
 @pytest.mark.parametrize("text, message", [
     ("[sweep]\nname = 'x'\n", "sweep.design: missing"),
-    (VALID.replace('design = "factorial"', 'design = "grid"'), "sweep.design: Input should be"),
+    (VALID.replace('design = "factorial"', 'design = "grid"'), "sweep.design: 'grid' is not one of factorial, one_at_a_time, morris, sobol"),
     (VALID.replace("[factors.hr]", "[factors.hr]\nvalues2 = [1]"), "factors.hr.values2: unknown key"),
     (VALID.replace('values = [1.0, 0.5]', ''), "factors.hr: give exactly one of values"),
     (VALID.replace('path = "outcome.treatment.hazard_ratio"', 'path = "outcome..x"'), "factors.hr: outcome..x"),
     (VALID.replace('design = "factorial"', 'design = "morris"'), "needs trajectories"),
     (VALID.replace('design = "factorial"', 'design = "sobol"\nbase_samples = 4'), "factors.hr: design 'sobol' needs a range"),
-    (VALID.replace('name = "hr"', 'name = "hr"\nreplicates = 0'), "sweep.replicates: Input should be greater than or equal to 1"),
+    (VALID.replace('name = "hr"', 'name = "hr"\nreplicates = 0'), "sweep.replicates: 0 is too small (allowed: an integer >= 1)"),
     (VALID.replace("[factors.hr]", '[factors."bad name"]'), "must be an identifier"),
     ("[sweep\n", "invalid TOML"),
 ])
