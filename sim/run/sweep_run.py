@@ -277,7 +277,7 @@ def run_sweep(
     long.attrs = dataset.attrs
     summary = summarise_run(long)
     paired = paired_differences(long, reference=METHODS[0]).transpose(*summary.power_logrank.dims)
-    summary = xr.merge([summary, paired], combine_attrs="override")
+    summary = xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
     summary.attrs["paired_reference_method"] = METHODS[0]
     csv_text = summary_to_frame(summary).to_csv(index=False)
     names = [f.name for f in run.design.factors]

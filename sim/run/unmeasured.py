@@ -75,9 +75,9 @@ def unmeasured_surface(replicates: xr.Dataset, scenario, *, x: str, y: str) -> x
     for method in replicates.method.values:
         per_endpoint = [bias_surface(replicates, x=x, y=y, method=str(method), endpoint=str(e))
                         for e in replicates.endpoint.values]
-        surfaces.append(xr.concat(per_endpoint, dim="endpoint", combine_attrs="drop_conflicts")
+        surfaces.append(xr.concat(per_endpoint, dim="endpoint", join="exact", combine_attrs="drop_conflicts")
                         .assign_coords(endpoint=replicates.endpoint.values))
-    surface = xr.concat(surfaces, dim="method", combine_attrs="drop_conflicts").assign_coords(
+    surface = xr.concat(surfaces, dim="method", join="exact", combine_attrs="drop_conflicts").assign_coords(
         method=replicates.method.values)
     factors = {f["name"]: f for f in json.loads(replicates.attrs["sweep_factors"])}
     pairs = _prevalences(factors[x], scenario.treated_arm.name, scenario.control_arm.name)
@@ -101,7 +101,7 @@ def unmeasured_report(run_dir: Path, summary: xr.Dataset, *, x: str, y: str) -> 
     scenario = parse_scenario(summary.attrs["scenario_text"])
     surface = unmeasured_surface(replicates, scenario, x=x, y=y)
     benchmarks = measured_benchmarks(scenario)
-    dataset = xr.merge([surface, benchmarks], combine_attrs="override")
+    dataset = xr.merge([surface, benchmarks], compat="no_conflicts", join="outer", combine_attrs="override")
     lines = [f"unmeasured confounder U (never in the PS model): bias surface over {x} × {y}, "
              "matched cohort; crossings along the prevalence difference, band ±2 MCSE"]
     for method in surface.method.values:
