@@ -71,7 +71,8 @@ class EtaSquared:
     noise_share : noise SS / SS: the share of the term's SS that noise would explain
         (values near or above 1: the term is indistinguishable from noise).
     noise_p_value : probability that noise alone gives a SS at least this large.
-    total_sum_of_squares : SS of the measure around its mean.
+    total_sum_of_squares : SS of the measure around its mean (0 when the measure is constant
+        over the grid, e.g. a method no factor changes: every η² is then NaN).
     n_points : grid points used (those with a finite value and, if given, a finite MCSE).
     scale : ``"identity"`` or ``"logit"``.
     """
@@ -231,11 +232,13 @@ def eta_squared(
 
     centred = y - y.mean()
     total = float(centred @ centred)
+    if np.ptp(y) <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):
+        total = 0.0  # the measure does not vary over the grid: nothing to decompose
     labels, dfs, ss, noise_ss, p_values = [], [], [], [], []
     for label, projection in rows:
         labels.append(label)
         dfs.append(round(float(np.trace(projection))))
-        ss.append(max(float(y @ projection @ y), 0.0))
+        ss.append(max(float(y @ projection @ y), 0.0) if total > 0 else 0.0)
         if have_noise:
             noise_ss.append(max(float(np.diag(projection) @ noise_variance), 0.0))
             p_values.append(float("nan") if label == RESIDUAL

@@ -116,3 +116,10 @@ def test_bad_inputs_are_refused():
         eta_squared([0.1, 0.2], {"a": [0, 1]}, logit=True)
     with pytest.raises(ValueError, match="3 values for 2"):
         eta_squared([0.1, 0.2], {"a": [0, 1, 2]})
+
+
+def test_a_constant_measure_has_no_decomposition():
+    rows, factors = factorial()
+    result = eta_squared(np.full(len(rows), 0.3) + 1e-17 * rows[:, 0], factors, mcse=np.full(len(rows), 0.01))
+    assert result.total_sum_of_squares == 0.0
+    assert np.all(np.isnan(result.eta_squared)) and np.all(result.sum_of_squares == 0.0)
