@@ -66,8 +66,9 @@ def plot_hr_distribution(
     -------
     matplotlib.axes.Axes
         A log-scaled x axis (HR); one histogram (a Polygon patch) per cohort, labelled with its
-        median HR and usable fits; vertical lines labelled "true marginal HR …" and "true
-        conditional HR …". Estimates outside the bins are counted in the legend, not drawn.
+        median HR and usable fits; vertical lines labelled "True marginal HR …" and "True
+        conditional HR …" (for OS the data-generating log-HR of death after progression, see
+        ``docs/results_schema.md``). Estimates outside the bins are counted in the legend, not drawn.
     """
     data = select_condition(replicates, condition)
     data, name = select_method(data, method)
@@ -90,8 +91,9 @@ def plot_hr_distribution(
             ax.stairs(density, np.exp(edges), fill=True, alpha=0.3, color=COHORT_COLOURS[cohort], label="_fill")
         ax.stairs(density, np.exp(edges), color=COHORT_COLOURS[cohort], linewidth=1.6 if cohort == "full" else 1.2,
                   label=label, zorder=3 if cohort == "full" else 2)
+    conditional = "True conditional HR" + (" (of death after progression)" if endpoint == "os" else "")
     truths = (("true_log_hr_marginal", "-", "True marginal HR in the treated (ATT)"),
-              ("true_log_hr_conditional", "--", "True conditional HR"))
+              ("true_log_hr_conditional", "--", conditional))
     for variable, style, text in truths:
         value = math.exp(float(data[variable]))
         ax.axvline(value, color=TRUTH_COLOUR, linestyle=style, linewidth=1.4, label=f"{text}: {value:.2f}",
