@@ -2,7 +2,7 @@
 
 :func:`plot_kaplan_meier` draws one panel (one cohort, one endpoint): both arms' step functions
 with censoring marks, the numbers at risk under the time axis, and the plan's medians, log-rank
-p-value and Cox HR in a corner. :func:`kaplan_meier_figure` puts the four panels (PFS and OS,
+p-value and Cox HR under its title. :func:`kaplan_meier_figure` puts the four panels (PFS and OS,
 before and after matching) on one figure, as Liu et al. (2021) Figure 1 does. Input: the
 Dataset of :func:`analysis.plan.survival_curves.kaplan_meier_curves`.
 
@@ -46,13 +46,13 @@ def _summary_text(cell: xr.Dataset) -> str:
         value = float(value)
         return "not reached" if not math.isfinite(value) else f"{value:.1f}"
 
-    lines = [f"Median {months(cell.median_treated)} vs {months(cell.median_control)} months",
-             f"Log-rank p {_format_p(float(cell.p_logrank))}"]
+    text = (f"median {months(cell.median_treated)} vs {months(cell.median_control)} months; "
+            f"log-rank p {_format_p(float(cell.p_logrank))}")
     log_hr = float(cell.log_hr)
     if math.isfinite(log_hr):
-        lines.append(f"HR {math.exp(log_hr):.2f} (95% CI {math.exp(float(cell.ci_lower)):.2f}–"
-                     f"{math.exp(float(cell.ci_upper)):.2f})")
-    return "\n".join(lines)
+        text += (f"\nHR {math.exp(log_hr):.2f} (95% CI {math.exp(float(cell.ci_lower)):.2f}–"
+                 f"{math.exp(float(cell.ci_upper)):.2f})")
+    return text
 
 
 def plot_kaplan_meier(
@@ -83,13 +83,14 @@ def plot_kaplan_meier(
     arm_labels : mapping ``treated``/``control`` → legend label.
     risk_times : times (months) of the numbers-at-risk table; default
         :func:`risk_table_times` of the longest follow-up.
-    title : default "<endpoint>, <cohort> (n = …)".
+    title : first title line, default "<endpoint>, <cohort> (n = …)"; the second line is the
+        medians and the log-rank p-value, the third the HR with its 95% CI.
 
     Returns
     -------
     matplotlib.axes.Axes
         The curves' Axes: lines labelled by arm, censoring marks as marker-only lines labelled
-        ``_censored``. The risk table's numbers are texts with ``gid``
+        ``_censored``; the title's second and third lines give the medians, log-rank p and HR. The risk table's numbers are texts with ``gid``
         ``"at_risk:<arm>:<time>"`` on the risk axes (``ax.risk_table_axes``).
     """
     if ax is None:
@@ -120,12 +121,11 @@ def plot_kaplan_meier(
     ax.set_ylabel(f"{ENDPOINT_LONG_NAMES[endpoint].capitalize()} probability")
     n_total = float(cell.n_patients.sum())
     pairs = f", {curves.attrs['n_pairs']} pairs" if cohort == "matched" and "n_pairs" in curves.attrs else ""
-    ax.set_title(title or f"{ENDPOINT_NAMES[endpoint]}, {COHORT_NAMES[cohort]} (n = {n_total:.0f}{pairs})",
-                 fontsize=10)
+    # the medians, log-rank p and HR under the title (two lines), where they never hide a curve
+    heading = title or f"{ENDPOINT_NAMES[endpoint]}, {COHORT_NAMES[cohort]} (n = {n_total:.0f}{pairs})"
+    ax.set_title(f"{heading}\n{_summary_text(cell)}", fontsize=8.5)
     ax.grid(True, alpha=0.25, linewidth=0.6)
-    ax.legend(loc="upper right", fontsize=8, frameon=False, title="| = censored", title_fontsize=7)
-    ax.text(0.02, 0.03, _summary_text(cell), transform=ax.transAxes, fontsize=8, va="bottom", ha="left",
-            bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "#bbbbbb", "alpha": 0.9})
+    ax.legend(loc="best", fontsize=8, framealpha=0.9, title="| = censored", title_fontsize=7, handlelength=1.6)
     _draw_risk_table(risk_ax, cell, times, labels, x_max)
     ax.risk_table_axes = risk_ax
     return ax

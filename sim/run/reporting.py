@@ -63,6 +63,9 @@ class RunData:
 def load_run(run_dir: Path) -> RunData:
     """The replicates, summary (``summary.nc``, else computed) and scenario of a run folder."""
     replicates = open_replicates(run_dir)
+    if "condition" not in replicates.dims:
+        raise PlotOptionError(f"{run_dir}: a factorial sweep (dims {', '.join(map(str, replicates.dims))}); "
+                              "plots and reports of one grid point need a run with a condition dim")
     text = replicates.attrs.get("scenario_text")
     if not text:
         raise RunFolderError(f"{run_dir}: replicates.nc holds no scenario_text attribute; rerun the scenario")

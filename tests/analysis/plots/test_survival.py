@@ -101,9 +101,11 @@ def test_plot_draws_the_curves_marks_and_numbers_at_risk(analysed):
     assert ax.get_xlabel() == "Months since start of treatment"
     assert ax.get_ylabel() == "Progression-free survival probability"
     assert f"{curves.attrs['n_pairs']} pairs" in ax.get_title()
-    summary = next(text.get_text() for text in ax.texts if text.get_text().startswith("Median"))
-    assert f"{float(cell.median_treated):.1f} vs {float(cell.median_control):.1f} months" in summary
-    assert f"HR {math.exp(float(cell.log_hr)):.2f}" in summary
+    _, summary, hazard_ratio = ax.get_title().splitlines()
+    assert summary == (f"median {float(cell.median_treated):.1f} vs {float(cell.median_control):.1f} months; "
+                       f"log-rank p = {float(cell.p_logrank):.3f}")
+    assert hazard_ratio == (f"HR {math.exp(float(cell.log_hr)):.2f} (95% CI {math.exp(float(cell.ci_lower)):.2f}–"
+                            f"{math.exp(float(cell.ci_upper)):.2f})")
     risk_ax = ax.risk_table_axes
     numbers = {text.get_gid(): text.get_text() for text in risk_ax.texts}
     times = risk_table_times(float(np.nanmax(cell.time.where(cell.valid).values)))
@@ -119,5 +121,6 @@ def test_figure_has_the_four_panels_of_the_paper(analysed):
     figure = kaplan_meier_figure(kaplan_meier_curves(batch, result), title="Replicate 0")
     titles = [ax.get_title() for ax in figure.axes if ax.get_title() and not ax.get_title().startswith("Number")]
     assert [t.split(",")[0] for t in titles] == ["PFS", "OS", "PFS", "OS"]
+    assert all(t.splitlines()[1].startswith("median ") for t in titles)
     assert ["before" in t for t in titles] == [True, True, False, False]
     assert figure.get_suptitle() == "Replicate 0"
