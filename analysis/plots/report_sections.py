@@ -200,7 +200,9 @@ def methods_section(context: ReportContext) -> Section:
     plans = context.plans
     names = list(plans)
     options = (
-        ("PS model", lambda p: f"logistic, {len(p.ps_covariates) or 'all'} covariates"),
+        ("PS model", lambda p: f"logistic, {len(p.ps_covariates) or 'all'} covariates"
+         + {"r_glm": ", fitted as R glm.fit", "spss_logistic": ", fitted as SPSS LOGISTIC REGRESSION"}.get(
+             getattr(p, "ps_algorithm", ""), "")),
         ("Matching", lambda p: f"{p.matcher} on the {p.distance}, 1:{p.ratio}, "
                                f"{'with' if p.replace else 'without'} replacement"),
         ("Caliper", _caliper_text),

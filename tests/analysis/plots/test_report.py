@@ -82,6 +82,8 @@ def test_methods_table_describes_each_plan(report):
     assert table.header == ("Option", "paper", "recommended")
     rows = dict((row[0], row[1:]) for row in table.rows)
     assert rows["Caliper"] == ("0.05 (ps units)", "0.2 SD of the logit")
+    assert rows["PS model"] == ("logistic, all covariates, fitted as SPSS LOGISTIC REGRESSION",
+                                "logistic, all covariates, fitted as R glm.fit")
     assert rows["Cox model"][1] == "efron ties, robust SE (clustered on pairs)"
 
 
