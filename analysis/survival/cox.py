@@ -1,36 +1,29 @@
 """Cox proportional-hazards model on the treatment indicator only, batched over replicates.
 
-With one binary covariate the partial likelihood depends on the data only through the 2 x 2
-risk-set tables of :func:`analysis.survival.risk_sets.tabulate_risk_sets`. Every event row contributes a
-term ``c * log(a + b * exp(beta))`` to the log partial likelihood, where ``a`` and ``b`` are
-the (Efron-reduced) weighted numbers at risk in the control and treated arms and ``c`` the
-event's weight; the Newton iterations then cost a few vectorised passes over those terms,
-for all replicates at once.
-
-* Breslow ties: ``a = n0``, ``b = n1``, ``c = w_i`` for each event i at the time (SPSS
-  COXREG, statsmodels ``PHReg(ties="breslow")``).
-* Efron ties (R ``coxph`` default, lifelines): the k-th of the m tied events (k = 0..m-1)
-  sees the risk set with the tied events down-weighted by k/m:
-  ``a = n0 - (k/m) d0``, ``b = n1 - (k/m) d1``, ``c = (d0 + d1) / m`` (the mean event
-  weight, as R ``coxph`` and lifelines do with case weights; with non-integer or unequal
-  weights this is not the same as duplicating rows).
-
-``log L(beta) = d1 beta - sum c log(a + b e^beta)``, score ``U = d1 - sum c p``,
-information ``I = sum c p (1 - p)`` with ``p = b e^beta / (a + b e^beta)``.
+The partial likelihood is a sum of terms of the 2 x 2 risk-set tables
+(:mod:`analysis.survival.cox_terms`, with the Breslow and Efron tie conventions); the Newton
+iterations here then cost a few vectorised passes over those terms, for all replicates at once,
+and the Lin-Wei robust variance sums the score residuals over clusters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
 from analysis import status as status_codes
-from analysis.survival.risk_sets import Packing, RiskSetTable, as_batch, cumulative_sums, tabulate_risk_sets, unique_negative_ids
-
-#: A fitted |log HR| beyond this is reported as not converged (practically infinite).
-MAX_ABS_LOG_HR = 20.0
+from analysis.survival.cox_terms import (
+    MAX_ABS_LOG_HR,
+    TIES,
+    Terms,
+    evaluate,
+    partial_likelihood_terms,
+    score_residuals,
+    terms_of_rows,
+)
+from analysis.survival.risk_sets import RiskSetTable, as_batch, tabulate_risk_sets, unique_negative_ids
 
 
 @dataclass(frozen=True)
@@ -83,97 +76,7 @@ class CoxResult:
     status: np.ndarray
 
 
-@dataclass(frozen=True)
-class _Terms:
-    """Partial-likelihood terms, one per event row: a, b, c and the Efron fraction k/m.
-
-    ``risk_control`` (a), ``risk_treated`` (b), ``weight`` (c) and ``fraction`` are in the row
-    layout of the risk-set table (a = 1, b = c = 0 on other rows); ``compact_*`` hold the same
-    terms packed to the left, shape (replicate, max events), for the Newton iterations.
-    """
-
-    risk_control: np.ndarray
-    risk_treated: np.ndarray
-    weight: np.ndarray
-    fraction: np.ndarray
-    compact_control: np.ndarray
-    compact_treated: np.ndarray
-    compact_weight: np.ndarray
-    events_treated: np.ndarray  # (replicate,) weighted treated events, d1
-
-
-def _breslow_ties(table):
-    """Every tied event sees the full risk set; each event term weighs its own weight."""
-    return np.zeros(table.time.shape), table.weight
-
-
-def _efron_ties(table):
-    """The k-th of m tied events sees the tied events down-weighted by k/m; each term weighs
-    the mean weight of the tied events (R ``coxph``, lifelines)."""
-    tied = np.maximum(table.death_count, 1)
-    fraction = (np.maximum(table.death_rank, 0) / tied) * table.event  # 0 off the event rows
-    return fraction, (table.events_treated + table.events_control) / tied
-
-
-_TIES = {"breslow": _breslow_ties, "efron": _efron_ties}
-
-
-def _partial_likelihood_terms(table, ties: str) -> _Terms:
-    is_term = table.event
-    fraction, weight = _TIES[ties](table)
-    a = table.at_risk_control - fraction * table.events_control
-    b = table.at_risk_treated - fraction * table.events_treated
-    # Risk-set sums are differences of cumulative sums: clear rounding residue near 0.
-    scale = 1e-12 * np.maximum(table.weight.sum(axis=1, keepdims=True), 1.0)
-    # The same as np.where(is_term, np.where(a > scale, a, 0), 1) and np.where(is_term &
-    # (b > scale), b, 0), by exact products with 0/1 masks (faster than np.where).
-    a = np.maximum(a, 0.0) * (is_term & (a > scale)) + ~is_term
-    b = np.maximum(b, 0.0) * (is_term & (b > scale))
-    # An event whose whole risk set weighs less than the rounding scale (possible only with
-    # tiny non-integer weights, e.g. ATT weights e/(1-e) of controls with e ~ 1e-13) carries no
-    # information: its term is dropped (a = 1, weight 0) instead of giving log(0).
-    dead = is_term & (a + b <= 0)
-    a = a + dead
-    weight = weight * (is_term & ~dead)
-
-    compact = Packing(is_term)
-    events_treated = (table.weight * (is_term & ~dead & table.treated)).sum(axis=1)
-    return _Terms(
-        risk_control=a,
-        risk_treated=b,
-        weight=weight,
-        fraction=fraction,
-        compact_control=compact(a, 1.0),
-        compact_treated=compact(b, 0.0),
-        compact_weight=compact(weight, 0.0),
-        events_treated=events_treated,
-    )
-
-
-def _hazard_ratio(beta):
-    """exp(beta), with beta clipped where a runaway Newton step would overflow."""
-    return np.exp(np.clip(beta, -3 * MAX_ABS_LOG_HR, 3 * MAX_ABS_LOG_HR))
-
-
-def _evaluate(terms: _Terms, beta):
-    """Log partial likelihood, score and information at ``beta`` (each shape (replicate,))."""
-    treated_risk = terms.compact_treated * _hazard_ratio(beta)[:, None]
-    denominator = terms.compact_control + treated_risk
-    share = treated_risk / denominator
-    weighted_share = terms.compact_weight * share
-    loglik = terms.events_treated * beta - (terms.compact_weight * np.log(denominator)).sum(axis=1)
-    score = terms.events_treated - weighted_share.sum(axis=1)
-    information = (weighted_share * (1.0 - share)).sum(axis=1)
-    return loglik, score, information
-
-
-def _active_terms(terms: _Terms, rows) -> _Terms:
-    """The compact terms of some replicates (the rows ``rows``), for :func:`_evaluate`."""
-    return replace(terms, compact_control=terms.compact_control[rows], compact_treated=terms.compact_treated[rows],
-                   compact_weight=terms.compact_weight[rows], events_treated=terms.events_treated[rows])
-
-
-def _newton(terms: _Terms, active, *, max_iter: int, tol: float):
+def _newton(terms: Terms, active, *, max_iter: int, tol: float):
     """Batched Newton-Raphson with step halving on the log partial likelihood, from beta = 0.
 
     Each iteration evaluates the replicates still iterating only (their terms are copied out
@@ -184,28 +87,28 @@ def _newton(terms: _Terms, active, *, max_iter: int, tol: float):
     n_iter = np.zeros(n_replicates, np.int64)
     converged = np.zeros(n_replicates, bool)
     active = active.copy()
-    loglik, score, information = _evaluate(terms, beta)
+    loglik, score, information = evaluate(terms, beta)
     working = None  # (rows, their terms), refreshed when the active set shrinks
     for _ in range(max_iter):
         if not active.any():
             break
         idx = np.flatnonzero(active)
         if working is None or working[0].size != idx.size:
-            working = (idx, terms if idx.size == n_replicates else _active_terms(terms, idx))
+            working = (idx, terms if idx.size == n_replicates else terms_of_rows(terms, idx))
         active_terms = working[1]
         beta_active, loglik_active = beta[idx], loglik[idx]
         with np.errstate(divide="ignore", invalid="ignore"):
             step = score[idx] / information[idx]
         step = np.where(np.isfinite(step), step, 0.0)
         trial = beta_active + step
-        trial_values = _evaluate(active_terms, trial)
+        trial_values = evaluate(active_terms, trial)
         for _ in range(60):
             worse = ~(trial_values[0] >= loglik_active - 1e-13 * np.abs(loglik_active))
             if not worse.any():
                 break
             step = np.where(worse, step / 2.0, step)
             trial = beta_active + step
-            trial_values = _evaluate(active_terms, trial)
+            trial_values = evaluate(active_terms, trial)
         beta[idx] = trial
         loglik[idx], score[idx], information[idx] = trial_values
         n_iter[idx] += 1
@@ -216,56 +119,7 @@ def _newton(terms: _Terms, active, *, max_iter: int, tol: float):
     return beta, information, n_iter, converged
 
 
-def _score_residuals(table, terms: _Terms, beta):
-    """Score residuals per row (Efron- or Breslow-consistent, as R ``residuals.coxph``).
-
-    For row i in tie group j (stratum s):
-    ``L_i = delta_i (x_i - xbar_j) - e^{beta x_i} sum_{events k up to j} r_ik (x_i - p_k) dLambda_k``
-    with ``dLambda_k = c_k / (a_k + b_k e^beta)``, ``p_k`` the treated share of the k-th
-    (Efron) risk set, ``xbar_j`` the mean of ``p_k`` over the events of group j, and
-    ``r_ik = 1 - k/m`` when i is one of the tied events of group j (1 otherwise).
-    """
-    hazard_ratio = _hazard_ratio(beta)[:, None]
-    treated_risk = terms.risk_treated * hazard_ratio
-    denominator = terms.risk_control + treated_risk
-    share = treated_risk / denominator  # 0 on non-event rows
-    hazard = terms.weight / denominator  # 0 on non-event rows
-    kept = 1.0 - terms.fraction
-
-    n_replicates, n_patients = table.time.shape
-    row_offset = (np.arange(n_replicates, dtype=np.int64) * (n_patients + 1))[:, None]
-    at_tie_first = table.tie_first + row_offset
-    at_stratum_first = table.stratum_first + row_offset
-    after_tie_last = table.tie_last + 1 + row_offset
-
-    def earlier_and_own(values):
-        """Sums of ``values`` over the earlier tie groups of the stratum, and over the own group."""
-        cumulative = cumulative_sums(values).ravel()
-        at_first = cumulative[at_tie_first]
-        return at_first - cumulative[at_stratum_first], cumulative[after_tie_last] - at_first
-
-    def own_group(values):
-        cumulative = cumulative_sums(values).ravel()
-        return cumulative[after_tie_last] - cumulative[at_tie_first]
-
-    mean_share = own_group(share) / np.maximum(table.death_count, 1)
-    hazard_earlier, hazard_own = earlier_and_own(hazard)
-    # Selections by exact products with 0/1 masks (every value is finite and >= 0).
-    event = table.event
-    not_event = ~event
-    cumulative_hazard = hazard_earlier + (own_group(hazard * kept) * event + hazard_own * not_event)
-    hazard_share = hazard * share
-    hazard_share_earlier, hazard_share_own = earlier_and_own(hazard_share)
-    cumulative_hazard_x = hazard_share_earlier + (
-        own_group(hazard_share * kept) * event + hazard_share_own * not_event
-    )
-    x = table.treated.astype(np.float64)
-    risk = hazard_ratio * x + (1.0 - x)  # e^beta for the treated, 1 for the controls
-    compensator = risk * (x * cumulative_hazard - cumulative_hazard_x)
-    return np.where(event, x - mean_share, 0.0) - compensator
-
-
-def _cluster_sum_of_squares(values, cluster):
+def cluster_sum_of_squares(values, cluster):
     """sum over clusters of (sum of ``values`` in the cluster)^2, per replicate; shape (replicate,).
 
     Clusters are summed in increasing id order, each cluster's values in row order.
@@ -283,8 +137,8 @@ def _cluster_sum_of_squares(values, cluster):
     return np.bincount(starts // n_patients, weights=sums**2, minlength=n_replicates)
 
 
-def _singleton_sum_of_squares(values, order):
-    """:func:`_cluster_sum_of_squares` when every patient is a cluster of their own with the
+def singleton_sum_of_squares(values, order):
+    """:func:`cluster_sum_of_squares` when every patient is a cluster of their own with the
     patient index as id: the squares summed in patient order. ``values`` are in the table's row
     order, ``order`` is :attr:`RiskSetTable.order`; shape (replicate,)."""
     n_replicates, n_patients = values.shape
@@ -360,8 +214,8 @@ def fit_cox(
     Efron B (1977). J Am Stat Assoc 72:557-565. Lin DY, Wei LJ (1989). J Am Stat Assoc
     84:1074-1078. Therneau TM, Grambsch PM (2000). Modeling Survival Data, Springer.
     """
-    if ties not in _TIES:
-        raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(_TIES)}")
+    if ties not in TIES:
+        raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(TIES)}")
     table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=strata)
     return cox_from_table(table, ties=ties, cluster=cluster, level=level, max_iter=max_iter, tol=tol)
 
@@ -393,9 +247,9 @@ def cox_from_table(
         Arrays of shape (replicate,); the same numbers as :func:`fit_cox` on the data the
         table was built from.
     """
-    if ties not in _TIES:
-        raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(_TIES)}")
-    terms = _partial_likelihood_terms(table, ties)
+    if ties not in TIES:
+        raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(TIES)}")
+    terms = partial_likelihood_terms(table, ties)
     n_replicates = table.time.shape[0]
 
     weight_treated = (table.weight * table.treated).sum(axis=1)
@@ -433,13 +287,13 @@ def cox_from_table(
             if cluster_ids.size == 0:  # no patient columns (placeholder table)
                 cluster_ids = np.zeros(table.time.shape, np.int64)
             cluster_ids = unique_negative_ids(as_batch("cluster", cluster_ids, table.time.shape, np.int64))
-            residuals = _score_residuals(table, terms, np.where(ok, beta, 0.0))
+            residuals = score_residuals(table, terms, np.where(ok, beta, 0.0))
             dfbeta = np.where(table.weight > 0, table.weight * residuals, 0.0) * (se**2)[:, None]
             if np.array_equal(cluster_ids, np.broadcast_to(np.arange(cluster_ids.shape[1]), cluster_ids.shape)):
-                sum_of_squares = _singleton_sum_of_squares(dfbeta, table.order)
+                sum_of_squares = singleton_sum_of_squares(dfbeta, table.order)
             else:
                 cluster_sorted = np.take_along_axis(cluster_ids, table.order, axis=1)
-                sum_of_squares = _cluster_sum_of_squares(dfbeta, cluster_sorted)
+                sum_of_squares = cluster_sum_of_squares(dfbeta, cluster_sorted)
             robust_se = np.where(ok, np.sqrt(sum_of_squares), np.nan)
         z_model = log_hr / se
         z_robust = log_hr / robust_se

@@ -37,7 +37,8 @@ import numpy as np
 from scipy import special
 
 from analysis import status as status_codes
-from analysis.survival.cox import _TIES, _cluster_sum_of_squares, _evaluate, _partial_likelihood_terms, _score_residuals, _singleton_sum_of_squares
+from analysis.survival.cox import cluster_sum_of_squares, singleton_sum_of_squares
+from analysis.survival.cox_terms import TIES, evaluate, partial_likelihood_terms, score_residuals
 from analysis.survival.kaplan_meier import KaplanMeier, _arm_counts, kaplan_meier_from_table
 from analysis.survival.logrank import LogrankResult
 from analysis.survival.risk_sets import Packing, RiskSetTable, as_batch, cumulative_sums, unique_negative_ids
@@ -64,18 +65,18 @@ def robust_score_test(table: RiskSetTable, *, ties: str = "efron", cluster=None)
         ``variance`` = the robust variance of U(0), ``statistic`` = U(0)^2 / variance (chi-square
         on 1 df). Status EMPTY_ARM, NO_EVENTS (no event), UNDEFINED (variance 0), else OK.
     """
-    if ties not in _TIES:
-        raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(_TIES)}")
-    terms = _partial_likelihood_terms(table, ties)
+    if ties not in TIES:
+        raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(TIES)}")
+    terms = partial_likelihood_terms(table, ties)
     n_replicates = table.time.shape[0]
     zero = np.zeros(n_replicates)
-    _, score, _ = _evaluate(terms, zero)
-    contribution = np.where(table.weight > 0, table.weight * _score_residuals(table, terms, zero), 0.0)
+    _, score, _ = evaluate(terms, zero)
+    contribution = np.where(table.weight > 0, table.weight * score_residuals(table, terms, zero), 0.0)
     if cluster is None:
-        variance = _singleton_sum_of_squares(contribution, table.order)
+        variance = singleton_sum_of_squares(contribution, table.order)
     else:
         ids = unique_negative_ids(as_batch("cluster", cluster, table.time.shape, np.int64))
-        variance = _cluster_sum_of_squares(contribution, np.take_along_axis(ids, table.order, axis=1))
+        variance = cluster_sum_of_squares(contribution, np.take_along_axis(ids, table.order, axis=1))
 
     weight_treated = (table.weight * table.treated).sum(axis=1)
     weight_control = table.weight.sum(axis=1) - weight_treated

@@ -23,7 +23,8 @@ from scipy import optimize, stats
 from statsmodels.duration.hazard_regression import PHReg
 
 from analysis import status
-from analysis.survival.cox import _evaluate, _partial_likelihood_terms, cox_from_table
+from analysis.survival.cox import cox_from_table
+from analysis.survival.cox_terms import evaluate, partial_likelihood_terms
 from analysis.survival.kaplan_meier import SURVIVAL_TOLERANCE, kaplan_meier_from_table
 from analysis.survival.logrank import logrank_from_table
 from analysis.survival.risk_sets import tabulate_risk_sets
@@ -259,8 +260,8 @@ def test_cox_hand_computed_score_and_information():
             r = np.exp(beta)
             return sum(b * r / (a + b * r) * a / (a + b * r) for a, b in sets)
 
-        terms = _partial_likelihood_terms(tabulate_risk_sets(time, event, treated), ties)
-        loglik0, score0, information0 = _evaluate(terms, np.zeros(1))
+        terms = partial_likelihood_terms(tabulate_risk_sets(time, event, treated), ties)
+        loglik0, score0, information0 = evaluate(terms, np.zeros(1))
         assert score0[0] == pytest.approx(score(0.0), rel=1e-14)
         assert information0[0] == pytest.approx(information(0.0), rel=1e-14)
         expected_loglik0 = -(np.log(5) + np.log(5) + np.log(3)) if ties == "breslow" else -(
