@@ -48,6 +48,7 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands, context_settings=_CONTEXT)
+@click.version_option(package_name="psmsim", prog_name="psmsim", message="%(prog)s %(version)s")
 def main() -> None:
     """Simulate propensity-score-matched survival studies.
 
@@ -220,7 +221,7 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, engi
     if engine == "reference":
         from analysis.plan.reference import analyse_cohort_reference
 
-        result = analyse_cohort_reference(batch, plan, rng=rng)
+        result = analyse_cohort_reference(batch, plan, rng=rng, details=True)
     else:
         result = analyse_cohorts(batch, plan, rng=rng, details=True)
     click.echo(cohort_tables(result, batch, labels=labels, arm_names=arm_names))

@@ -48,6 +48,18 @@ def test_plot_writes_the_default_file(run_dir):
     assert path.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize("args,name", [
+    (("--kind", "hr-distribution", "--endpoint", "os"), "hr-distribution"),
+    (("--kind", "love",), "love"),
+    (("--kind", "zip", "--cohort", "full"), "zip"),
+])
+def test_plot_every_other_kind(run_dir, tmp_path, args, name):
+    out = tmp_path / f"{name}.png"
+    result = invoke("plot", run_dir, *args, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
 def test_plot_km_of_a_replicate_as_svg_and_no_overwrite(run_dir, tmp_path):
     out = tmp_path / "km.svg"
     result = invoke("plot", run_dir, "--kind", "km", "--replicate", 9, "--method", "recommended", "--out", out)
