@@ -255,14 +255,15 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, engi
 @click.option("--scheduler", help="Dask scheduler address (default: a LocalCluster on 127.0.0.1).")
 @click.option("--out", "out", type=click.Path(file_okay=False),
               help="Run folder [default: results/<scenario name>].")
-@click.option("--force", is_flag=True, help="Replace another run in --out.")
+@click.option("--force", is_flag=True, help="Replace another run in --out (only its psmsim files are removed).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, block_size: int | None,
         backend: str, scheduler: str | None, out: str | None, force: bool, quiet: bool) -> None:
     """Simulate and analyse SCENARIO's replicates in parallel, then print the summary.
 
-    An interrupted run resumes with the same command; a folder holding another run is refused
-    unless --force.
+    An interrupted run resumes with the same command, and more --replicates extend a finished
+    run (its blocks are reused). A folder holding another run is refused unless --force, which
+    removes only psmsim's own files; a folder another run is writing is refused.
 
     \b
     Example:
@@ -295,7 +296,7 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
 @click.option("--scheduler", help="Dask scheduler address (default: a LocalCluster on 127.0.0.1).")
 @click.option("--out", "out", type=click.Path(file_okay=False),
               help="Run folder [default: results/<scenario name>-<sweep name>].")
-@click.option("--force", is_flag=True, help="Replace another run in --out.")
+@click.option("--force", is_flag=True, help="Replace another run in --out (only its psmsim files are removed).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sweep(scenario: str, sweep_file: str, replicates: int | None, seed: int | None, jobs: int,
           block_size: int | None, backend: str, scheduler: str | None, out: str | None,

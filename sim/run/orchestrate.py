@@ -20,7 +20,7 @@ from analysis.performance.text_report import format_summary
 from sim.calibrate.cache import calibrate_cached, true_estimands_cached
 from sim.run.runner import RunConfig, iter_conditions, run_identity, run_simulation
 from sim.scenario.model import Scenario
-from sim.run.store import RunFolder, open_replicates, write_summary
+from sim.run.store import FolderLock, RunFolder, open_replicates, write_summary
 
 try:
     from importlib.metadata import version as _package_version
@@ -69,7 +69,11 @@ def run_scenario(
     )
     conditions = iter_conditions([scenario])
     identity = run_identity(conditions, config, PSMSIM_VERSION)
-    folder = RunFolder(out, identity, force=force)
+    with RunFolder(out, identity, force=force) as folder:  # locked until the results are written
+        return _run_in(folder, conditions, config, scenario)
+
+
+def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario) -> RunOutcome:
     calibrations = [calibrate_cached(c.scenario) for c in conditions]
     truths = [true_estimands_cached(c.scenario, cal).as_variables() for c, cal in zip(conditions, calibrations)]
     attrs = {
@@ -96,5 +100,6 @@ def summarise_folder(run_dir: Path) -> RunOutcome:
     """Summarise the finished run in ``run_dir`` (rewrites its summary files)."""
     dataset = open_replicates(run_dir)
     summary = summarise_run(dataset)
-    paths = write_summary(run_dir, summary, summary_to_frame(summary).to_csv(index=False))
+    with FolderLock.acquire(run_dir, option="RUN_DIR", create=False):  # not while a run writes
+        paths = write_summary(run_dir, summary, summary_to_frame(summary).to_csv(index=False))
     return RunOutcome(format_summary(summary), None, paths, dataset, summary)

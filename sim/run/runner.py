@@ -13,7 +13,6 @@ Only this module knows about workers and progress; :mod:`sim.run.store` owns the
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
@@ -22,11 +21,11 @@ import numpy as np
 import xarray as xr
 
 from sim.errors import PsmsimError
+from sim.run import identity
 from sim.run.results import block_dataset, combine_blocks
 from sim.run.store import BlockKey, RunFolder
 
 Backend = Literal["loky", "dask"]
-FORMAT_VERSION = 1
 
 
 class BackendError(PsmsimError):
@@ -106,18 +105,10 @@ def simulate_block(task: BlockTask) -> xr.Dataset:
 
 
 def run_identity(conditions: Sequence[Condition], config: RunConfig, version: str) -> dict:
-    """What names a run: equal identity → resume, otherwise refuse (unless --force)."""
-    texts = [getattr(c.scenario, "source_text", "") for c in conditions]
-    return {
-        "format": FORMAT_VERSION,
-        "psmsim_version": version,
-        "scenario_sha256": hashlib.sha256("\0".join(texts).encode()).hexdigest(),
-        "root_seed": int(config.seed),
-        "block_size": int(config.block_size),
-        "replicates": int(config.replicates),
-        "methods": list(config.methods),
-        "grid": [dict(c.fields) for c in conditions],
-    }
+    """What names a run (:func:`sim.run.identity.run_identity`): the parsed scenarios, seed,
+    block size, methods and grid, not the replicate count."""
+    return identity.run_identity(conditions, seed=config.seed, block_size=config.block_size,
+                                 methods=config.methods, version=version)
 
 
 def _run_loky(work: Callable, tasks: list[BlockTask], jobs: int) -> Iterator[tuple[BlockTask, xr.Dataset]]:

@@ -11,28 +11,36 @@ Layout (schema: ``docs/results_schema.md``)::
     DIR/replicates.nc                 all blocks combined
     DIR/summary.nc, DIR/summary.csv   performance measures
 
+    DIR/run.lock                      held (fcntl.flock) by the one process writing the folder;
+                                      holds its PID
+
 Every file is written to a temporary name in the same folder and moved into place with
 ``os.replace`` (atomic on POSIX), so a killed run leaves either a whole file or none. A block
-whose checksum is missing or wrong, or that does not open, is deleted and recomputed — never
-merged. A folder holding another run (different identity) is refused unless ``force``.
+whose checksum is missing or wrong, that does not open, or that records another run's id or
+size, is deleted and recomputed — never merged. A folder holding another run (different
+identity) is refused unless ``force``; ``force`` removes only the files psmsim writes
+(:func:`own_files`). One process at a time writes a folder (:class:`FolderLock`).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
-import shutil
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import IO, Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import xarray as xr
 
 from sim.errors import RunFolderError
+from sim.run.identity import difference, run_id
 
 IDENTITY_FILE = "run.json"
 BLOCK_FOLDER = "blocks"
@@ -40,6 +48,17 @@ REPLICATES_FILE = "replicates.nc"
 SUMMARY_NC = "summary.nc"
 SUMMARY_CSV = "summary.csv"
 NETCDF_ENGINE = "h5netcdf"
+LOCK_FILE = "run.lock"
+#: Derived files other commands write into a run folder (psmsim sensitivity, report, plot).
+DERIVED_FILES = ("sensitivity.nc", "sensitivity.csv", "report.html", "report.md")
+REPORT_FIGURES, FIGURE_FOLDER = "report_figures", "figures"
+_OWN_TOP = {IDENTITY_FILE, LOCK_FILE, REPLICATES_FILE, SUMMARY_NC, SUMMARY_CSV, *DERIVED_FILES}
+_OWN_IN = {
+    BLOCK_FOLDER: re.compile(r"c\d{4,}_b\d{6,}\.(npz|sha256)|\..+\.tmp"),
+    REPORT_FIGURES: re.compile(r"[\w-]+\.png|\..+\.tmp"),
+    FIGURE_FOLDER: re.compile(r"(hr-distribution|pairs|love|zip|km)[\w.-]*\.(png|svg)|\..+\.tmp"),
+}
+_TMP = re.compile(r"\..+\.tmp")
 
 
 @dataclass(frozen=True)
@@ -140,89 +159,216 @@ def read_dataset(path: Path) -> xr.Dataset:
     return xr.load_dataset(path, engine=NETCDF_ENGINE)
 
 
+def _walk(folder: Path) -> Iterator[tuple[Path, bool]]:
+    """Every entry of a run folder as (path, written by psmsim); psmsim's sub-folders are
+    looked into, any other folder is one foreign entry."""
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if entry.is_dir() and not entry.is_symlink() and name in _OWN_IN:
+            pattern = _OWN_IN[name]
+            for inner in sorted(entry.iterdir()):
+                own = inner.is_file() and not inner.is_symlink() and bool(pattern.fullmatch(inner.name))
+                yield inner, own
+        else:
+            own = entry.is_file() and not entry.is_symlink() and (name in _OWN_TOP or bool(_TMP.fullmatch(name)))
+            yield entry, own
+
+
+def own_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` that psmsim writes (by name: ``run.json``, ``run.lock``,
+    ``blocks/c*_b*.npz|.sha256``, results, summaries, reports, default figures, temporary
+    files of an interrupted write)."""
+    return [path for path, own in _walk(Path(folder)) if own] if Path(folder).is_dir() else []
+
+
+def foreign_files(folder: Path) -> list[Path]:
+    """The entries of ``folder`` that psmsim did not write (never removed by psmsim)."""
+    return [path for path, own in _walk(Path(folder)) if not own] if Path(folder).is_dir() else []
+
+
+def _listing(folder: Path, paths: list[Path], shown: int = 3) -> str:
+    names = [str(path.relative_to(folder)) for path in paths[:shown]]
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(names) + more
+
+
+class FolderLock:
+    """An exclusive ``fcntl.flock`` on ``DIR/run.lock``, which holds the holder's PID.
+
+    The lock belongs to the open file, not to the file name: the kernel drops it when the
+    holder closes it or ends in any way (SIGKILL included), so there is never a stale lock to
+    remove by hand. The descriptor is not inherited by workers (PEP 446), so a worker that
+    outlives its parent cannot keep the folder locked.
+    """
+
+    def __init__(self, path: Path, stream: IO[str]):
+        self.path = path
+        self._stream: IO[str] | None = stream
+
+    @classmethod
+    def acquire(cls, folder: Path | str, *, option: str = "--out", create: bool = True) -> "FolderLock":
+        """Lock ``folder`` (created first when ``create``), or :class:`RunFolderError` naming
+        the folder and the PID of the process holding it."""
+        folder = Path(folder)
+        try:
+            if create:
+                folder.mkdir(parents=True, exist_ok=True)
+            stream = open(folder / LOCK_FILE, "a+", encoding="ascii")
+        except OSError as err:
+            raise RunFolderError(
+                f"{option} {folder}: cannot create the run folder or its lock file "
+                f"({err.strerror}); choose a folder you can write to"
+            ) from None
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            stream.seek(0)
+            holder = stream.read().strip() or "unknown"
+            stream.close()
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunFolderError(f"{option} {folder}: cannot lock {LOCK_FILE} ({err.strerror})") from None
+            raise RunFolderError(
+                f"{option} {folder}: another psmsim run (PID {holder}) is writing to this "
+                "folder; wait for it to finish or choose another folder"
+            ) from None
+        stream.seek(0)
+        stream.truncate()
+        stream.write(f"{os.getpid()}\n")
+        stream.flush()
+        return cls(folder / LOCK_FILE, stream)
+
+    def release(self) -> None:
+        if self._stream is not None:
+            self._stream.close()  # closing the file drops the flock
+            self._stream = None
+
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class RunFolder:
-    """A run folder: create or resume it, write and list blocks, combine them.
+    """A run folder, locked for one writer: create or resume it, write and check blocks.
 
     Parameters
     ----------
     path : folder of the run (created if absent).
-    identity : JSON-serialisable mapping that names the run (scenario hash, seed, block
-        size, replicates, methods, grid, format version). Equal identity → resume; another
-        identity → :class:`RunFolderError` unless ``force``.
-    force : start over in a folder that holds another run (its blocks and results are
-        removed; nothing outside the run's own files is touched).
+    identity : JSON-serialisable mapping that names the run (:mod:`sim.run.identity`). Equal
+        identity → resume; another identity → :class:`RunFolderError` unless ``force``.
+    force : start over in a folder that holds another run, or use a folder that holds files
+        psmsim did not write. Only psmsim's own files (:func:`own_files`) are removed; every
+        other file is left as it is.
+
+    The folder is locked (``fcntl.flock`` on ``run.lock``, which holds the writer's PID) from
+    the start until :meth:`close` — use it as a context manager. The kernel releases the lock
+    when the process ends, however it ends, so a killed run never blocks its resume; a second
+    run on a locked folder is refused, with or without ``force``.
     """
 
     def __init__(self, path: Path | str, identity: Mapping[str, Any], *, force: bool = False):
         self.path = Path(path)
         self.identity = json.loads(json.dumps(identity, sort_keys=True))
+        self.run_id = run_id(self.identity)
+        self._lock: FolderLock | None = None
         self._open(force=force)
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the folder's lock (idempotent)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # -- identity -------------------------------------------------------------------------
     def _open(self, *, force: bool) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise RunFolderError(f"--out {self.path}: exists and is not a folder; choose another path")
         identity_path = self.path / IDENTITY_FILE
+        if self.path.is_dir() and not identity_path.exists():
+            foreign = foreign_files(self.path)
+            if foreign and not force:
+                raise RunFolderError(
+                    f"--out {self.path}: folder is not empty and is not a psmsim run (it holds "
+                    f"{_listing(self.path, foreign)}); choose an empty or new folder, or pass "
+                    "--force to use it (only psmsim's own files are ever removed)"
+                )
+        self._lock = FolderLock.acquire(self.path)
+        try:
+            self._check_identity(identity_path, force=force)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_identity(self, identity_path: Path, *, force: bool) -> None:
         if identity_path.exists():
             try:
                 existing = json.loads(identity_path.read_text())
-            except (OSError, json.JSONDecodeError):
+            except (OSError, ValueError):
                 existing = None
             if existing != self.identity:
                 if not force:
                     raise RunFolderError(
                         f"--out {self.path}: holds another run (different "
-                        f"{self._difference(existing)}); choose a new folder or pass --force "
-                        "to replace it"
+                        f"{difference(existing, self.identity)}); choose a new folder or pass "
+                        "--force to replace it"
                     )
                 self._clear()
-        elif self.path.exists() and any(self.path.iterdir()):
-            if not force:
-                raise RunFolderError(
-                    f"--out {self.path}: folder is not empty and is not a psmsim run; choose an "
-                    "empty or new folder, or pass --force to use it"
-                )
+        elif force:
             self._clear()
-        (self.path / BLOCK_FOLDER).mkdir(parents=True, exist_ok=True)
+        (self.path / BLOCK_FOLDER).mkdir(exist_ok=True)
         for stale in (self.path / BLOCK_FOLDER).glob(".*.tmp"):  # left by a killed run
             stale.unlink(missing_ok=True)
         if not identity_path.exists():
             data = json.dumps(self.identity, indent=2, sort_keys=True).encode()
             atomic_write_bytes(identity_path, data)
 
-    def _difference(self, existing: Mapping[str, Any] | None) -> str:
-        if not isinstance(existing, dict):
-            return "identity file unreadable"
-        keys = sorted(k for k in set(existing) | set(self.identity) if existing.get(k) != self.identity.get(k))
-        return ", ".join(keys) if keys else "identity"
-
     def _clear(self) -> None:
-        """Remove this run's own files (blocks, identity, results) before starting over."""
-        shutil.rmtree(self.path / BLOCK_FOLDER, ignore_errors=True)
-        for name in (IDENTITY_FILE, REPLICATES_FILE, SUMMARY_NC, SUMMARY_CSV):
-            (self.path / name).unlink(missing_ok=True)
+        """Remove this folder's psmsim files (blocks, identity, results, reports) before
+        starting over; files psmsim did not write stay."""
+        for path in own_files(self.path):
+            if path.name != LOCK_FILE:
+                path.unlink(missing_ok=True)
+        for name in (REPORT_FIGURES, FIGURE_FOLDER):
+            folder = self.path / name
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
     # -- blocks ---------------------------------------------------------------------------
     def _block_paths(self, key: BlockKey) -> tuple[Path, Path]:
         folder = self.path / BLOCK_FOLDER
         return folder / f"{key.stem}.npz", folder / f"{key.stem}.sha256"
 
-    def write_block(self, key: BlockKey, dataset: xr.Dataset) -> None:
-        """Write one finished block: data first, then its checksum (which marks it done)."""
+    def write_block(self, key: BlockKey, dataset: xr.Dataset) -> int:
+        """Write one finished block: data first, then its checksum line ``<sha256> <run id>
+        <replicates>`` (which marks it done). The block's attributes record the run id.
+        Returns the bytes written."""
+        if self._lock is None:
+            raise RunFolderError(f"{self.path}: the run folder was closed; open it again to write")
         data_path, sum_path = self._block_paths(key)
+        dataset = dataset.copy()
+        dataset.attrs = {**dataset.attrs, "run_id": self.run_id}
         data = dataset_to_npz_bytes(dataset)
         atomic_write_bytes(data_path, data)
-        atomic_write_bytes(sum_path, hashlib.sha256(data).hexdigest().encode())
+        atomic_write_bytes(sum_path, f"{hashlib.sha256(data).hexdigest()} {self.run_id} {key.size}\n".encode())
+        return len(data)
 
     def is_finished(self, key: BlockKey) -> bool:
-        """True when the block's data and checksum exist and agree; a block that fails the
-        check is deleted so it is recomputed."""
+        """True when the block's data and checksum exist and agree, and the block belongs to
+        this run (same run id, same number of replicates); any other block is deleted so it is
+        recomputed, never merged."""
         data_path, sum_path = self._block_paths(key)
         if not (data_path.exists() and sum_path.exists()):
             self._discard(key)
             return False
-        digest = hashlib.sha256(data_path.read_bytes()).hexdigest()
-        if digest != sum_path.read_text().strip():
+        expected = f"{hashlib.sha256(data_path.read_bytes()).hexdigest()} {self.run_id} {key.size}"
+        if sum_path.read_text().strip() != expected:
             self._discard(key)
             return False
         return True
@@ -232,12 +378,34 @@ class RunFolder:
             path.unlink(missing_ok=True)
 
     def read_block(self, key: BlockKey) -> xr.Dataset:
+        """A finished block; :class:`RunFolderError` if it is not this run's (never merged)."""
         data_path, _ = self._block_paths(key)
-        return dataset_from_npz_bytes(data_path.read_bytes())
+        dataset = dataset_from_npz_bytes(data_path.read_bytes())
+        replicates = dataset.replicate.values
+        if (dataset.attrs.pop("run_id", None) != self.run_id or len(replicates) != key.size
+                or int(replicates[0]) != key.start):
+            raise RunFolderError(
+                f"{data_path}: belongs to another run; delete it and rerun the same command to "
+                "recompute it"
+            )
+        return dataset
 
-    def pending(self, keys: Iterable[BlockKey]) -> list[BlockKey]:
-        """The blocks still to compute (missing or failing their checksum)."""
-        return [key for key in keys if not self.is_finished(key)]
+    def pending(self, keys: Iterable[BlockKey]) -> Iterator[BlockKey]:
+        """The blocks still to compute (missing, failing their checksum or of another run),
+        lazily in the order of ``keys``."""
+        return (key for key in keys if not self.is_finished(key))
+
+    def count_checksums(self) -> int:
+        """Replicates in the blocks that have a checksum file (unverified: an estimate of the
+        work already done, for the run's time estimate)."""
+        total = 0
+        for path in (self.path / BLOCK_FOLDER).glob("*.sha256"):
+            try:
+                parts = path.read_text().split()
+                total += int(parts[2]) if len(parts) == 3 and parts[1] == self.run_id else 0
+            except (OSError, ValueError):
+                continue
+        return total
 
     # -- results --------------------------------------------------------------------------
     def write_replicates(self, dataset: xr.Dataset) -> Path:

@@ -234,12 +234,10 @@ def run_sweep(
     force: bool = False,
     quiet: bool = False,
 ) -> SweepOutcome:
-    """Run a sweep into ``out`` (default ``results/<scenario>-<sweep>``); resumable."""
-    from analysis.performance.paired import paired_differences
-    from analysis.performance.summary import summarise_run, summary_to_frame
-    from sim.calibrate.cache import calibrate_cached, true_estimands_cached
+    """Run a sweep into ``out`` (default ``results/<scenario>-<sweep>``); resumable, and
+    locked and identified like ``psmsim run`` (the identity is the parsed grid points' scenarios
+    and plans, not the files' text nor the replicate count)."""
     from sim.run.orchestrate import PSMSIM_VERSION
-    from sim.run.sweep_report import format_sweep
 
     run = prepare_sweep(Path(scenario_path), Path(sweep_path))
     base = run.cells[0].scenario
@@ -254,12 +252,21 @@ def run_sweep(
     fields = [dict(levels) for levels in run.layout.conditions]
     conditions = iter_conditions(run.cells, [{} for _ in fields])
     identity = run_identity(conditions, config, PSMSIM_VERSION)
-    identity.update(kind="sweep", sweep_sha256=hashlib.sha256(run.sweep_text.encode()).hexdigest(),
-                    plans=[[label for label, _ in cell.plans] for cell in run.cells],
-                    common_random_numbers=run.sweep.sweep.common_random_numbers)
+    identity.update(kind="sweep", plans=[[label for label, _ in cell.plans] for cell in run.cells])
     if out is None:
         out = Path("results") / f"{base.name}-{run.sweep.sweep.name}"
-    folder = RunFolder(out, identity, force=force)
+    with RunFolder(out, identity, force=force) as folder:  # locked until the results are written
+        return _sweep_in(folder, run, conditions, config)
+
+
+def _sweep_in(folder: RunFolder, run: SweepRun, conditions, config: RunConfig) -> SweepOutcome:
+    from analysis.performance.paired import paired_differences
+    from analysis.performance.summary import summarise_run, summary_to_frame
+    from sim.calibrate.cache import calibrate_cached, true_estimands_cached
+    from sim.run.orchestrate import PSMSIM_VERSION
+    from sim.run.sweep_report import format_sweep
+
+    base = run.cells[0].scenario
     calibrations = [calibrate_cached(cell.scenario) for cell in run.cells]
     truths = [true_estimands_cached(cell.scenario, cal).as_variables()
               for cell, cal in zip(run.cells, calibrations)]

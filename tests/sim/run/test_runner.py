@@ -22,10 +22,10 @@ def run(tmp_path, name, *, jobs=1, backend="loky", replicates=23, block_size=5, 
     config = RunConfig(replicates=replicates, seed=seed, block_size=block_size, jobs=jobs,
                        backend=backend, quiet=True, methods=("paper", "recommended"))
     conds = iter_conditions(["s"] * conditions, [{"outcome.treatment.hazard_ratio": hr} for hr in (1.0, 0.7)][:conditions])
-    identity = {"seed": seed, "block_size": block_size, "replicates": replicates}
-    folder = RunFolder(tmp_path / name, identity, force=force)
-    return run_simulation(conds, [None] * conditions, [TRUTH] * conditions, config, folder,
-                          attrs={"root_seed": seed}, work=work)
+    identity = {"seed": seed, "block_size": block_size}
+    with RunFolder(tmp_path / name, identity, force=force) as folder:
+        return run_simulation(conds, [None] * conditions, [TRUTH] * conditions, config, folder,
+                              attrs={"root_seed": seed}, work=work)
 
 
 def strip_time(ds):

@@ -1,0 +1,103 @@
+"""The run folder: one writer at a time (an OS lock), blocks of another run never merged,
+--force removing only psmsim's own files, a run extended to more replicates reusing its blocks."""
+
+import os
+import shutil
+
+import pytest
+import xarray as xr
+
+from sim.errors import RunFolderError
+from sim.run.runner import RunConfig, iter_conditions, run_simulation
+from sim.run.store import LOCK_FILE, FolderLock, RunFolder, foreign_files, own_files
+from tests.sim.fake_blocks import fake_work
+
+TRUTH = {"true_log_hr_conditional": [-0.5, -0.4], "true_log_hr_marginal": [-0.45, -0.35],
+         "true_median_treated": [10.2, 14.1], "true_median_control": [6.1, 9.6]}
+COMPUTED = []
+
+
+def counting_work(task):
+    COMPUTED.append((task.key.condition, task.key.block, task.key.size))
+    return fake_work(task)
+
+
+def run(path, *, replicates=10, seed=7, block_size=4, force=False, work=counting_work):
+    config = RunConfig(replicates=replicates, seed=seed, block_size=block_size, jobs=1, quiet=True)
+    with RunFolder(path, {"seed": seed, "block_size": block_size}, force=force) as folder:
+        return run_simulation(iter_conditions(["s"]), [None], [TRUTH], config, folder,
+                              attrs={"root_seed": seed}, work=work)
+
+
+def strip_time(ds):
+    ds = ds.copy()
+    ds.attrs.pop("created_at")
+    return ds
+
+
+def test_a_locked_folder_is_refused_with_the_holders_pid_even_with_force(tmp_path):
+    folder = tmp_path / "f"
+    with RunFolder(folder, {"seed": 1}):
+        for force in (False, True):
+            with pytest.raises(RunFolderError) as err:
+                RunFolder(folder, {"seed": 2}, force=force)
+            assert str(err.value) == (f"--out {folder}: another psmsim run (PID {os.getpid()}) is writing "
+                                      "to this folder; wait for it to finish or choose another folder")
+        assert (folder / "run.json").exists() and '"seed": 1' in (folder / "run.json").read_text()
+    with RunFolder(folder, {"seed": 1}):  # released on close; the same run opens again
+        pass
+    with FolderLock.acquire(folder):  # e.g. `psmsim summarise` while a run writes
+        with pytest.raises(RunFolderError, match="another psmsim run"):
+            RunFolder(folder, {"seed": 1})
+
+
+def test_a_block_of_another_run_is_recomputed_never_merged(tmp_path):
+    mine, other = run(tmp_path / "mine"), run(tmp_path / "other", seed=8)
+    assert not mine.log_hr.equals(other.log_hr)
+    for suffix in (".npz", ".sha256"):  # a block of the seed-8 run lands in the seed-7 folder
+        shutil.copy(tmp_path / "other" / "blocks" / f"c0000_b000001{suffix}",
+                    tmp_path / "mine" / "blocks" / f"c0000_b000001{suffix}")
+    COMPUTED.clear()
+    again = run(tmp_path / "mine")
+    assert COMPUTED == [(0, 1, 4)]
+    xr.testing.assert_identical(strip_time(again), strip_time(mine))
+    with RunFolder(tmp_path / "mine", {"seed": 7, "block_size": 4}) as folder:
+        from sim.run.store import BlockKey
+        shutil.copy(tmp_path / "other" / "blocks" / "c0000_b000001.npz", folder.path / "blocks")
+        with pytest.raises(RunFolderError, match="belongs to another run"):
+            folder.read_block(BlockKey(0, 1, 4, 4))
+
+
+def test_force_removes_only_what_psmsim_wrote(tmp_path):
+    folder = tmp_path / "F"
+    (folder / "blocks").mkdir(parents=True)
+    (folder / "blocks" / "notes.txt").write_text("n")
+    with pytest.raises(RunFolderError, match=r"not a psmsim run \(it holds blocks/notes.txt\)"):
+        run(folder)
+    assert sorted(p.name for p in folder.rglob("*")) == ["blocks", "notes.txt"]  # nothing written
+    run(folder, force=True)
+    (folder / "mine.csv").write_text("x")
+    (folder / "figures").mkdir()
+    (folder / "figures" / "pairs.png").write_bytes(b"png")
+    (folder / "figures" / "holiday.jpg").write_bytes(b"jpg")
+    (folder / "replicates.nc").write_bytes(b"old results")
+    forced = run(folder, seed=9, force=True)  # replaces the seed-7 run, keeps the user's files
+    assert forced.attrs["root_seed"] == 9
+    assert (folder / "blocks" / "notes.txt").read_text() == "n" and (folder / "mine.csv").read_text() == "x"
+    assert (folder / "figures" / "holiday.jpg").exists() and not (folder / "figures" / "pairs.png").exists()
+    assert not (folder / "replicates.nc").exists()
+    assert sorted(p.name for p in foreign_files(folder)) == ["holiday.jpg", "mine.csv", "notes.txt"]
+    assert {p.name for p in own_files(folder)} == {"run.json", LOCK_FILE} | {
+        f"c0000_b00000{b}.{ext}" for b in range(3) for ext in ("npz", "sha256")}
+
+
+def test_a_longer_run_reuses_the_finished_blocks_and_equals_a_fresh_one(tmp_path):
+    COMPUTED.clear()
+    run(tmp_path / "r", replicates=10)  # blocks of 4, 4, 2
+    COMPUTED.clear()
+    extended = run(tmp_path / "r", replicates=20)
+    assert COMPUTED == [(0, 2, 4), (0, 3, 4), (0, 4, 4)]  # the short block is recomputed
+    xr.testing.assert_identical(strip_time(extended), strip_time(run(tmp_path / "fresh", replicates=20)))
+    COMPUTED.clear()
+    shorter = run(tmp_path / "r", replicates=8)
+    assert COMPUTED == [] and shorter.sizes["replicate"] == 8
