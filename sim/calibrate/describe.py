@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.cohort import RESPONSE_LABELS, CohortBatch
-from analysis.survival.kaplan_meier import km_median
+from analysis.survival.kaplan_meier import kaplan_meier, km_median
 from sim.calibrate.estimands import Truth
 from sim.calibrate.targets import Calibration
 from sim.generate.cohorts import generate_cohorts
@@ -115,7 +115,22 @@ def _survival_rows(scenario: Scenario, truth: Truth, batch: CohortBatch, arms) -
             estimate = km_median(time, event, mask=in_arm[np.newaxis], ci="brookmeyer_crowley_log")
             rows.append(DescriptionRow("Survival (Kaplan-Meier median)", endpoint.upper(), arm.label,
                                        (target,), (float(estimate.median[0]),), "months"))
+    if outcome.assessment is not None:
+        # On a scan schedule the KM median of PFS jumps between scans (the curve falls only by
+        # deaths there); what calibration fixes is the curve's height at the target median.
+        for (arm, in_arm), target in zip(arms, (treated_targets["pfs"], control_targets["pfs"])):
+            rows.append(DescriptionRow(
+                "Survival (Kaplan-Meier median)", f"PFS at {target:g} months (target median)",
+                arm.label, (50.0,), (100 * _km_survival_at(batch, in_arm, target),), "percent"))
     return rows
+
+
+def _km_survival_at(batch: CohortBatch, in_arm: np.ndarray, time_months: float) -> float:
+    """Kaplan–Meier PFS survival of one arm of replicate 0 at ``time_months``."""
+    curve = kaplan_meier(batch.pfs_months[:1], batch.pfs_event[:1], mask=in_arm[np.newaxis])
+    times = curve.time[0, curve.valid[0]]
+    before = np.searchsorted(times, time_months, side="right") - 1
+    return 1.0 if before < 0 else float(curve.survival[0, curve.valid[0]][before])
 
 
 def _format_numbers(values: tuple[float, ...], kind: str) -> str:

@@ -10,7 +10,10 @@ numbers, the design's censoring (one entry and dropout time per profile, used fo
 the 2N records and fit Cox(T ~ treatment) (Efron ties: with a delayed effect the potential
 outcomes coincide before the delay). The marginal log-HR depends on the censoring pattern
 because the marginal hazards are not proportional. True marginal medians (uncensored) are
-reported per arm and for the treated population had it received control.
+reported per arm and for the treated population had it received control. With a scan schedule
+(``outcome.assessment``) PFS is taken as the study records it (progression at the next scan,
+censoring at the last scan; :func:`sim.generate.censoring.observe_outcomes`) in both the Cox
+fit and the medians: that is what the analyses estimate.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import numpy as np
 from sim.calibrate.keys import truth_key
 from sim.calibrate.profiles import draw_arm_profiles
 from sim.calibrate.targets import Calibration
-from sim.generate.censoring import apply_censoring, draw_censoring
+from sim.generate.censoring import draw_censoring, observe_outcomes, recorded_pfs
 from sim.generate.outcomes import IllnessDeathModel, draw_outcome_noise, illness_death_times
-from sim.scenario.model import Censoring, Scenario
+from sim.scenario.model import Assessment, Censoring, Scenario
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ def att_estimands(
     censoring: Censoring,
     *,
     rng: np.random.Generator,
+    assessment: Assessment | None = None,
 ) -> PotentialOutcomeEstimands:
     """Marginal log-HRs (PFS, OS) and medians in the treated by potential outcomes.
 
@@ -128,6 +132,9 @@ def att_estimands(
         Covariate log-hazards η of the treated population.
     censoring : Censoring
     rng : numpy.random.Generator
+    assessment : Assessment or None
+        The scan schedule: PFS is recorded as the study records it
+        (:func:`sim.generate.censoring.observe_outcomes`), in the Cox fit and in the medians.
 
     Returns
     -------
@@ -140,21 +147,28 @@ def att_estimands(
     under_control = illness_death_times(treated_predictor, np.zeros(shape, bool), model, noise)
     stacked_treated = np.concatenate([np.ones(shape, bool), np.zeros(shape, bool)])
     censor = np.concatenate([follow_up, follow_up])
-    observed = apply_censoring(
+    observed = observe_outcomes(
         np.concatenate([under_treatment.pfs_months, under_control.pfs_months]),
         np.concatenate([under_treatment.os_months, under_control.os_months]),
+        np.concatenate([under_treatment.progressed, under_control.progressed]),
         censor,
+        assessment,
     )
     return PotentialOutcomeEstimands(
         marginal_log_hr_pfs=marginal_log_hr(
             observed.pfs_months, observed.pfs_event, stacked_treated
         ),
         marginal_log_hr_os=marginal_log_hr(observed.os_months, observed.os_event, stacked_treated),
-        pfs_median_treated=float(np.median(under_treatment.pfs_months)),
+        pfs_median_treated=float(np.median(_recorded(under_treatment, assessment))),
         os_median_treated=float(np.median(under_treatment.os_months)),
-        pfs_median_under_control=float(np.median(under_control.pfs_months)),
+        pfs_median_under_control=float(np.median(_recorded(under_control, assessment))),
         os_median_under_control=float(np.median(under_control.os_months)),
     )
+
+
+def _recorded(times, assessment: Assessment | None) -> np.ndarray:
+    """Uncensored PFS as recorded on the scan schedule (the latent PFS without one)."""
+    return recorded_pfs(times.pfs_months, times.os_months, times.progressed, assessment)
 
 
 def true_estimands(
@@ -179,7 +193,8 @@ def true_estimands(
     n_patients = scenario.simulation.truth_patients
     model = calibration.illness_death_model(scenario.outcome)
     profiles = draw_arm_profiles(scenario, n_patients, rng=rng)
-    att = att_estimands(model, profiles.treated, scenario.censoring, rng=rng)
+    att = att_estimands(model, profiles.treated, scenario.censoring, rng=rng,
+                        assessment=scenario.outcome.assessment)
     control = profiles.control
     control_times = illness_death_times(
         control,
@@ -194,7 +209,7 @@ def true_estimands(
         marginal_log_hr_os=att.marginal_log_hr_os,
         pfs_median_treated=att.pfs_median_treated,
         os_median_treated=att.os_median_treated,
-        pfs_median_control=float(np.median(control_times.pfs_months)),
+        pfs_median_control=float(np.median(_recorded(control_times, scenario.outcome.assessment))),
         os_median_control=float(np.median(control_times.os_months)),
         pfs_median_treated_under_control=att.pfs_median_under_control,
         os_median_treated_under_control=att.os_median_under_control,

@@ -11,7 +11,14 @@ and h02 first, then β_os on h12). Each quantity is a root of "sample median −
 ``scipy.optimize.brentq`` (on the log scale for the scales) on one large simulated sample
 (``simulation.calibration_patients`` per arm) whose random numbers are drawn once (common random
 numbers), so the sample medians are continuous monotone functions of the parameter and the
-result is deterministic for a given generator.
+result is deterministic for a given generator. With a scan schedule (``outcome.assessment``)
+the PFS medians are those of PFS as the study records it (progression at the next scan,
+:func:`sim.generate.censoring.recorded_pfs`): the published medians are Kaplan–Meier medians of
+scan-dated progressions. Between two scans the recorded survival curve falls only by deaths, so
+there its median moves far for a small change in the curve (on a fresh sample of 10^5 patients
+by half a month): the PFS root is therefore the parameter at which the recorded PFS's survival
+at the target median is 1/2 (a proportion, precise to sqrt(1/4n)), which puts the median at the
+target on the calibration sample.
 
 The ratio λ02/λ01 comes from ``outcome.death_before_progression`` = π, the share of the control
 arm's PFS events that are deaths: λ02 G02(m) = π / (1 − π) · λ01 G01(m) with m the control PFS
@@ -40,6 +47,7 @@ from scipy.optimize import brentq
 from sim.calibrate.keys import CALIBRATION_VERSION, calibration_key
 from sim.calibrate.profiles import draw_arm_profiles, draw_population_profiles
 from sim.errors import ScenarioError
+from sim.generate.censoring import recorded_pfs
 from sim.generate.outcomes import (
     IllnessDeathModel,
     OutcomeNoise,
@@ -136,6 +144,38 @@ def _solve(
     return float(brentq(objective, low, high, xtol=1e-12, rtol=1e-13, maxiter=500))
 
 
+#: Rounds of solving coupled parameters in turn, and the change (log scale) that ends them.
+_MAX_ROUNDS = 100
+_ROUND_TOLERANCE = 1e-9
+
+
+def _in_turn(
+    solve_first: Callable[[float], float],
+    solve_second: Callable[[float], float],
+    second: float,
+    *,
+    coupled: bool,
+    field: str,
+) -> tuple[float, float]:
+    """Solve two parameters each given the other (block Gauss–Seidel): ``first =
+    solve_first(second)``, ``second = solve_second(first)``, repeated while ``coupled`` until
+    neither moves by more than :data:`_ROUND_TOLERANCE`; ScenarioError(field) when they do not
+    settle."""
+    first = solve_first(second)
+    second = solve_second(first)
+    if not coupled:
+        return first, second
+    for _ in range(_MAX_ROUNDS):
+        new_first = solve_first(second)
+        new_second = solve_second(new_first)
+        if abs(new_first - first) <= _ROUND_TOLERANCE and abs(new_second - second) <= (
+                _ROUND_TOLERANCE):
+            return new_first, new_second
+        first, second = new_first, new_second
+    raise ScenarioError(field, f"the PFS and OS targets do not settle after {_MAX_ROUNDS} "
+                               "rounds of calibration")
+
+
 def _log_ratio(value: float, target: float) -> float:
     """log(value / target), clipped to ±50 so infinite medians keep brentq finite."""
     with np.errstate(divide="ignore"):
@@ -203,75 +243,96 @@ def calibrate_profiles(
 
     def medians(candidate: IllnessDeathModel, predictor, arm, noise: OutcomeNoise):
         times = illness_death_times(predictor, arm, candidate, noise)
-        return float(np.median(times.pfs_months)), float(np.median(times.os_months)), times
+        pfs = recorded_pfs(times.pfs_months, times.os_months, times.progressed,
+                           outcome.assessment)
+        return float(np.median(pfs)), float(np.median(times.os_months)), times
+
+    def pfs_gap(candidate: IllnessDeathModel, predictor, arm, noise: OutcomeNoise,
+                target: float) -> float:
+        """Increasing in the PFS hazard, 0 at the target: -log(median / target) for continuous
+        PFS; on a scan schedule 1/2 - S(target), S the recorded PFS's survival."""
+        if outcome.assessment is None:
+            return -_log_ratio(medians(candidate, predictor, arm, noise)[0], target)
+        times = illness_death_times(predictor, arm, candidate, noise)
+        pfs = recorded_pfs(times.pfs_months, times.os_months, times.progressed,
+                           outcome.assessment)
+        return 0.5 - float(np.mean(pfs > target))
 
     guess01 = math.log(
         math.log(2.0)
         / float(unit_cumulative_hazard(outcome.progression, pfs_target))
         / (1.0 + share / (1.0 - share))
     )
-    log_scale01 = _solve(
-        lambda x: -_log_ratio(
-            medians(model(x, 0.0, 0.0, 0.0), control_predictor, untreated, control_noise)[0],
-            pfs_target,
-        ),
-        guess01,
-        field="outcome.control_pfs_median",
-        problem=f"{pfs_target} months cannot be reached by scaling the progression hazard",
-    )
     gap = max(os_target - pfs_target, 0.1 * os_target)
     guess12 = math.log(
         math.log(2.0) / float(unit_cumulative_hazard(outcome.death_after, gap))
     )
-    log_scale12 = _solve(
-        lambda x: -_log_ratio(
-            medians(model(log_scale01, x, 0.0, 0.0), control_predictor, untreated, control_noise)[
-                1
-            ],
-            os_target,
-        ),
-        guess12,
-        field="outcome.control_os_median",
-        problem=(
-            f"{os_target} months cannot be reached: the control OS median must exceed the "
-            f"PFS median ({pfs_target}) and be reachable given death_before_progression"
-        ),
-    )
+    # On a scan schedule the recorded PFS depends on the death-after-progression hazard (a
+    # death before the next scan dates the PFS event), so the PFS and OS parameters are solved
+    # in turn until they stop changing; without one, one pass is exact.
+    coupled = outcome.assessment is not None
+
+    def solve_scale01(log_scale12: float) -> float:
+        return _solve(
+            lambda x: pfs_gap(model(x, log_scale12, 0.0, 0.0), control_predictor, untreated,
+                              control_noise, pfs_target),
+            guess01,
+            field="outcome.control_pfs_median",
+            problem=f"{pfs_target} months cannot be reached by scaling the progression hazard",
+        )
+
+    def solve_scale12(log_scale01: float) -> float:
+        return _solve(
+            lambda x: -_log_ratio(
+                medians(model(log_scale01, x, 0.0, 0.0), control_predictor, untreated,
+                        control_noise)[1],
+                os_target,
+            ),
+            guess12,
+            field="outcome.control_os_median",
+            problem=(
+                f"{os_target} months cannot be reached: the control OS median must exceed the "
+                f"PFS median ({pfs_target}) and be reachable given death_before_progression"
+            ),
+        )
+
+    log_scale01, log_scale12 = _in_turn(
+        solve_scale01, solve_scale12, guess12 if coupled else 0.0, coupled=coupled,
+        field="outcome.control_pfs_median")
     effect = outcome.treatment
     if effect.mode == "hazard_ratio":
         beta_pfs = beta_os = math.log(effect.hazard_ratio)
     else:
-        beta_pfs = _solve(
-            lambda b: -_log_ratio(
-                medians(
-                    model(log_scale01, log_scale12, b, 0.0), treated_predictor, treated, treated_noise
-                )[0],
-                effect.pfs_median,
-            ),
-            0.0,
-            field="outcome.treatment.pfs_median",
-            problem=(
-                f"{effect.pfs_median} months cannot be reached by a log-HR on h01/h02 "
-                f"(delay {effect.delay_months} months)"
-            ),
-        )
-        beta_os = _solve(
-            lambda b: -_log_ratio(
-                medians(
-                    model(log_scale01, log_scale12, beta_pfs, b),
-                    treated_predictor,
-                    treated,
-                    treated_noise,
-                )[1],
-                effect.os_median,
-            ),
-            0.0,
-            field="outcome.treatment.os_median",
-            problem=(
-                f"{effect.os_median} months cannot be reached by a log-HR on h12: it must exceed "
-                f"the treated PFS median ({effect.pfs_median})"
-            ),
-        )
+
+        def solve_beta_pfs(beta_os: float) -> float:
+            return _solve(
+                lambda b: pfs_gap(model(log_scale01, log_scale12, b, beta_os),
+                                  treated_predictor, treated, treated_noise, effect.pfs_median),
+                0.0,
+                field="outcome.treatment.pfs_median",
+                problem=(
+                    f"{effect.pfs_median} months cannot be reached by a log-HR on h01/h02 "
+                    f"(delay {effect.delay_months} months)"
+                ),
+            )
+
+        def solve_beta_os(beta_pfs: float) -> float:
+            return _solve(
+                lambda b: -_log_ratio(
+                    medians(model(log_scale01, log_scale12, beta_pfs, b), treated_predictor,
+                            treated, treated_noise)[1],
+                    effect.os_median,
+                ),
+                0.0,
+                field="outcome.treatment.os_median",
+                problem=(
+                    f"{effect.os_median} months cannot be reached by a log-HR on h12: it must "
+                    f"exceed the treated PFS median ({effect.pfs_median})"
+                ),
+            )
+
+        beta_pfs, beta_os = _in_turn(solve_beta_pfs, solve_beta_os, 0.0, coupled=coupled,
+                                     field="outcome.treatment.pfs_median")
     final = model(log_scale01, log_scale12, beta_pfs, beta_os)
     control_pfs, control_os, control_times = medians(
         final, control_predictor, untreated, control_noise

@@ -7,6 +7,22 @@ with δ = ``dropout_rate`` per month. One censoring time C_i = min(C_admin,i, C_
 both PFS and OS of a patient, so the observed PFS never exceeds the observed OS and no event is
 recorded after the cut-off (Y = min(T, C), event = 1{T <= C}).
 Patients entering after the cut-off (only possible if τ < A) have zero follow-up.
+
+**Assessment schedule** (``outcome.assessment``, :func:`observe_outcomes`). With scans every Δ
+months from treatment start (the first at Δ), progression is only seen at a scan: a latent
+progression at T_p is recorded at the first scan at or after it, ⌈T_p / Δ⌉ Δ, unless the
+patient dies before that scan, when the PFS event is the death at its exact time; a death
+before progression is recorded at its exact time. The recorded (uncensored) PFS time is
+therefore R = min(⌈T_p/Δ⌉ Δ, T_D) after a progression and T_D otherwise, and the PFS event is
+observed when R <= C. Otherwise PFS is censored at the last scan done, ⌊C/Δ⌋ Δ (0 for a patient
+with no scan before C), at which the patient was seen progression-free. A progression whose
+scan would fall after the cut-off (or the dropout) is therefore not seen; it is censored at the
+last scan, as in the PFS conventions of the FDA (2007, *Clinical Trial Endpoints for the
+Approval of Cancer Drugs and Biologics*, Guidance for Industry, Appendix 3, Table A):
+progression dated at the assessment that first notes it, no progression censored at the last
+radiological assessment, death before the first assessment or between adequate assessments
+dated at the death. OS keeps exact times: Y = min(T_D, C). Recorded PFS <= observed OS still
+holds for every patient.
 """
 
 from __future__ import annotations
@@ -15,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.scenario.model import Censoring
+from sim.scenario.model import Assessment, Censoring
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,83 @@ def apply_censoring(
     return ObservedOutcomes(
         pfs_months=np.minimum(pfs_months, censor_months),
         pfs_event=pfs_months <= censor_months,
+        os_months=np.minimum(os_months, censor_months),
+        os_event=os_months <= censor_months,
+    )
+
+
+def next_scan(time_months: np.ndarray, interval_months: float) -> np.ndarray:
+    """The first scan at or after ``time_months``: ⌈t / Δ⌉ Δ (a time on the grid stays)."""
+    return np.ceil(np.asarray(time_months, dtype=float) / interval_months) * interval_months
+
+
+def last_scan(time_months: np.ndarray, interval_months: float) -> np.ndarray:
+    """The last scan at or before ``time_months``: ⌊t / Δ⌋ Δ (0 before the first scan)."""
+    return np.floor(np.asarray(time_months, dtype=float) / interval_months) * interval_months
+
+
+def recorded_pfs(
+    pfs_months: np.ndarray,
+    os_months: np.ndarray,
+    progressed: np.ndarray,
+    assessment: Assessment | None,
+) -> np.ndarray:
+    """Uncensored PFS as a study records it (see the module docstring).
+
+    Parameters
+    ----------
+    pfs_months, os_months : ndarray of float, shape (...)
+        Latent times of leaving the progression-free state and of death (months).
+    progressed : ndarray of bool, shape (...)
+        True where the PFS event is a progression.
+    assessment : Assessment or None
+        None: progression seen when it happens (the latent time is returned).
+
+    Returns
+    -------
+    ndarray of float, shape (...)
+        min(⌈T_p/Δ⌉ Δ, T_D) after a progression, T_D after a death without progression.
+    """
+    pfs_months = np.asarray(pfs_months, dtype=float)
+    if assessment is None:
+        return pfs_months
+    seen = np.minimum(next_scan(pfs_months, assessment.interval_months), os_months)
+    return np.where(progressed, seen, pfs_months)
+
+
+def observe_outcomes(
+    pfs_months: np.ndarray,
+    os_months: np.ndarray,
+    progressed: np.ndarray,
+    censor_months: np.ndarray,
+    assessment: Assessment | None,
+) -> ObservedOutcomes:
+    """Censored PFS and OS as a study records them, with or without a scan schedule.
+
+    Without an assessment schedule this is :func:`apply_censoring`. With one, the PFS event
+    time is :func:`recorded_pfs` and a censored PFS time is the last scan at or before the
+    censoring time (module docstring); OS is censored as without a schedule.
+
+    Parameters
+    ----------
+    pfs_months, os_months : ndarray of float, shape (...)
+        Latent times (PFS <= OS).
+    progressed : ndarray of bool, shape (...)
+    censor_months : ndarray of float, shape (...)
+    assessment : Assessment or None
+
+    Returns
+    -------
+    ObservedOutcomes
+    """
+    if assessment is None:
+        return apply_censoring(pfs_months, os_months, censor_months)
+    recorded = recorded_pfs(pfs_months, os_months, progressed, assessment)
+    pfs_event = recorded <= censor_months
+    return ObservedOutcomes(
+        pfs_months=np.where(pfs_event, recorded,
+                            last_scan(censor_months, assessment.interval_months)),
+        pfs_event=pfs_event,
         os_months=np.minimum(os_months, censor_months),
         os_event=os_months <= censor_months,
     )

@@ -17,7 +17,7 @@ import numpy as np
 from analysis.cohort import CohortBatch
 from sim.generate.adverse_events import draw_adverse_events
 from sim.calibrate.targets import Calibration
-from sim.generate.censoring import apply_censoring, draw_censoring
+from sim.generate.censoring import draw_censoring, observe_outcomes
 from sim.generate.covariates import draw_covariates
 from sim.generate.outcomes import covariate_linear_predictor, draw_illness_death
 from sim.generate.responses import ResponseThresholds, draw_best_response
@@ -47,7 +47,9 @@ def generate_cohorts(
     CohortBatch
         Arrays shaped (B, N[, ...]) with N the cohort size (table mode: the sum of the arm
         sizes; selection mode: ``selection.patients``), patients in entry order, ``patient_id``
-        1..N. Observed PFS <= OS; no event after the data cut-off. The unmeasured confounder is
+        1..N. Observed PFS <= OS; no event after the data cut-off; with
+        ``outcome.assessment``, progressions and censored PFS times on the scan grid
+        (:func:`sim.generate.censoring.observe_outcomes`). The unmeasured confounder is
         not part of the batch. The prognosis passed to the response model is the patient's
         covariate log-hazard η (including U; higher = worse) minus the mean η of the patient's
         arm (:attr:`Calibration.control_mean_linear_predictor`, ``treated_…``), with the
@@ -69,7 +71,8 @@ def generate_cohorts(
         rng=rng,
     )
     follow_up = draw_censoring(scenario.censoring, linear_predictor.shape, rng=rng)
-    observed = apply_censoring(latent.pfs_months, latent.os_months, follow_up.censor_months)
+    observed = observe_outcomes(latent.pfs_months, latent.os_months, latent.progressed,
+                                follow_up.censor_months, scenario.outcome.assessment)
     prognosis = linear_predictor - np.where(
         drawn.treated,
         calibration.treated_mean_linear_predictor,

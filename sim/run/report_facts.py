@@ -162,6 +162,9 @@ def study_facts(scenario: Scenario) -> StudyFacts:
         ("Censoring", f"uniform entry over {censoring.accrual_months:g} months, data cut-off at month "
                       f"{censoring.cutoff_month:g}" + (f", dropout {censoring.dropout_rate:g}/month"
                                                        if censoring.dropout_rate else ", no dropout")),
+        ("Assessments", "progression seen when it happens (continuous PFS)" if outcome.assessment is None
+         else f"scans every {outcome.assessment.interval_months:g} months: progression dated at the scan that "
+              "sees it, deaths exactly, PFS censored at the last scan"),
         ("Best response", "CR/PR/SD/PD per arm from the published counts"
          + (f", linked to prognosis (slope {scenario.response.pfs_link:g})" if scenario.response.pfs_link else "")),
         ("Adverse events", f"{len(scenario.adverse_events)} per arm (any grade, grade 3–4)"),

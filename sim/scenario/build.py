@@ -18,6 +18,7 @@ from sim.scenario.model import (
     AdverseEvent,
     AnalysisOptions,
     Arm,
+    Assessment,
     Censoring,
     Covariate,
     Marginal,
@@ -203,6 +204,8 @@ def _outcome(table: OutcomeTable, names: tuple[str, ...],
         death_after=_transition(table.death_after),
         treatment=_treatment(table.treatment),
         covariate_log_hr=_coefficients(table.covariate_log_hr, names, levels),
+        assessment=(None if table.assessment is None
+                    else Assessment(interval_months=table.assessment.interval_months)),
     )
 
 

@@ -144,6 +144,16 @@ class TreatmentEffect:
 
 
 @dataclass(frozen=True)
+class Assessment:
+    """The tumour-assessment schedule: scans every ``interval_months`` from treatment start
+    (the first at one interval). Progression is only seen at a scan: it is recorded at the
+    first scan at or after it (a death before that scan is recorded at its time), and PFS is
+    censored at the last scan done (see :mod:`sim.generate.censoring`)."""
+
+    interval_months: float
+
+
+@dataclass(frozen=True)
 class Outcome:
     """Illness-death model for PFS and OS (Meller, Beyersmann & Rufibach 2019).
 
@@ -154,7 +164,8 @@ class Outcome:
     Calibration targets for the control arm: ``control_pfs_median``, ``control_os_median``.
     ``covariate_log_hr`` maps covariate names (binary, or continuous per unit) to log-HRs
     acting on all three transitions; categorical covariates take a tuple, one per level (level
-    0 must be 0).
+    0 must be 0). ``assessment``: the scan schedule on which progression is recorded (None:
+    progression seen when it happens, continuous PFS).
     """
 
     control_pfs_median: float
@@ -165,6 +176,7 @@ class Outcome:
     death_after: Transition
     treatment: TreatmentEffect
     covariate_log_hr: Mapping[str, float | tuple[float, ...]]
+    assessment: Assessment | None = None
 
 
 @dataclass(frozen=True)

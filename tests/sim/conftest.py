@@ -175,6 +175,10 @@ MALFORMED = [
           "covariate; did you mean 'macrovascular_invasion'?"),
     _case("log-hr-string", "afp_400 = 0.3", 'afp_400 = "0.3"',
           "outcome.covariate_log_hr.afp_400: expected a number, got '0.3' (string)"),
+    _case("assessment-interval-zero", "interval_months = 1.84", "interval_months = 0.0",
+          "outcome.assessment.interval_months: 0 is out of range (allowed: > 0"),
+    _case("assessment-key-typo", "interval_months = 1.84", "interval = 1.84",
+          "outcome.assessment.interval: unknown key; did you mean 'interval_months'?"),
     # censoring
     _case("cutoff-before-accrual-end", "cutoff_month = 27.0", "cutoff_month = 20.0",
           "censoring.cutoff_month: 20 must exceed accrual_months 24"),

@@ -108,6 +108,14 @@ class TreatmentTable(FileTable):
                         f"(PFS <= OS)", ("os_median",), self.os_median)
 
 
+class AssessmentTable(FileTable):
+    """``[outcome.assessment]``: the scan schedule on which progression is seen."""
+
+    interval_months: Annotated[float, Range(0.0, None, low_open=True, unit="months")] = Field(
+        description="months between scans, > 0 (the first scan at one interval; 8 weeks = "
+                    "1.84 months)")
+
+
 class OutcomeTable(FileTable):
     """``[outcome]``: illness-death model (Meller, Beyersmann & Rufibach 2019)."""
 
@@ -127,6 +135,8 @@ class OutcomeTable(FileTable):
     covariate_log_hr: dict[str, Coefficient] = Field(
         default_factory=dict, description="covariate -> log-HR on all three transitions (per "
                                           "unit; categorical: one per level, the first 0)")
+    assessment: AssessmentTable | None = Field(
+        None, description="the scan schedule (absent: progression seen when it happens)")
 
     def checks(self, facts: Facts) -> Iterable[Issue]:
         if self.control_os_median <= self.control_pfs_median:

@@ -28,6 +28,7 @@ from sim.errors import ScenarioError
 from sim.generate.outcomes import IllnessDeathModel, draw_illness_death, unit_cumulative_hazard
 from sim.scenario import load_scenario
 from sim.scenario.model import (
+    Assessment,
     Censoring,
     Outcome,
     Selection,
@@ -195,6 +196,13 @@ def test_keys_follow_the_content_that_matters():
     censored = replace(scenario, censoring=Censoring(accrual_months=24.0, cutoff_month=40.0))
     assert calibration_key(scenario) == calibration_key(censored)
     assert truth_key(scenario) != truth_key(censored)
+    # The scan schedule changes both (recorded PFS is what calibration and truth use).
+    scanned = replace(scenario, outcome=replace(scenario.outcome,
+                                                assessment=Assessment(interval_months=1.84)))
+    rescanned = replace(scenario, outcome=replace(scenario.outcome,
+                                                  assessment=Assessment(interval_months=2.0)))
+    assert len({calibration_key(s) for s in (scenario, scanned, rescanned)}) == 3
+    assert len({truth_key(s) for s in (scenario, scanned, rescanned)}) == 3
 
 
 # ------------------------------------------------------------------------------------------

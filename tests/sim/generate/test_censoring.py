@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from sim.generate.censoring import apply_censoring, draw_censoring
+from sim.generate.censoring import apply_censoring, draw_censoring, observe_outcomes
 from sim.generate.outcomes import IllnessDeathModel, draw_illness_death
-from sim.scenario.model import Censoring, Transition
+from sim.scenario.model import Assessment, Censoring, Transition
 
 
 def event_probability(rate, accrual, cutoff, dropout):
@@ -87,3 +87,71 @@ def test_same_seed_identical_different_seed_different():
     np.testing.assert_array_equal(first.censor_months, second.censor_months)
     np.testing.assert_array_equal(first.entry_month, second.entry_month)
     assert not np.array_equal(first.entry_month, other.entry_month)
+
+
+# ------------------------------------------------------------------------------------------
+# The scan schedule
+
+SCANS = Assessment(interval_months=2.0)
+
+
+def test_scan_schedule_by_hand():
+    """Scans at 2, 4, 6, ... months. Columns: progression at 3 (seen at the scan at 4);
+    progression at 4 exactly (seen at 4); progression at 3 and death at 3.5 before the scan
+    (the PFS event is the death); death without progression at 4.7 (exact); progression at 5
+    with follow-up ending at 5.5 (the scan at 6 is not done: censored at the last scan, 4);
+    no event by a follow-up of 1.5 (no scan done: censored at 0); progression at 3 seen at 4
+    with follow-up ending at exactly 4."""
+    pfs = np.array([3.0, 4.0, 3.0, 4.7, 5.0, 9.0, 3.0])
+    os_ = np.array([20.0, 20.0, 3.5, 4.7, 20.0, 30.0, 20.0])
+    progressed = np.array([True, True, True, False, True, True, True])
+    censor = np.array([50.0, 50.0, 50.0, 50.0, 5.5, 1.5, 4.0])
+    observed = observe_outcomes(pfs, os_, progressed, censor, SCANS)
+    np.testing.assert_array_equal(observed.pfs_months, [4.0, 4.0, 3.5, 4.7, 4.0, 0.0, 4.0])
+    np.testing.assert_array_equal(observed.pfs_event, [True, True, True, True, False, False, True])
+    np.testing.assert_array_equal(observed.os_months, [20.0, 20.0, 3.5, 4.7, 5.5, 1.5, 4.0])
+    np.testing.assert_array_equal(observed.os_event, [True, True, True, True, False, False,
+                                                      False])
+
+
+def test_without_a_schedule_observation_is_plain_censoring():
+    rng = np.random.default_rng(9)
+    pfs = rng.exponential(6.0, size=(5, 40))
+    os_ = pfs + rng.exponential(4.0, size=pfs.shape)
+    censor = rng.uniform(0, 20, size=pfs.shape)
+    plain = apply_censoring(pfs, os_, censor)
+    observed = observe_outcomes(pfs, os_, rng.random(pfs.shape) < 0.8, censor, None)
+    for name in ("pfs_months", "pfs_event", "os_months", "os_event"):
+        np.testing.assert_array_equal(getattr(observed, name), getattr(plain, name))
+
+
+def test_scan_schedule_invariants_on_illness_death_times():
+    """Every PFS time is a scan or a death (death time = OS time with an OS event); censored PFS
+    times are the last scan at or before the censoring time; PFS <= OS; the OS is untouched;
+    a PFS event is seen exactly when its recorded time is within follow-up."""
+    rng = np.random.default_rng(10)
+    shape = (40, 300)
+    model = IllnessDeathModel(Transition(), Transition(), Transition(), 0.1, 0.03, 0.15)
+    latent = draw_illness_death(rng.normal(size=shape), rng.random(shape) < 0.5, model, rng=rng)
+    times = draw_censoring(Censoring(accrual_months=24.0, cutoff_month=30.0, dropout_rate=0.02),
+                           shape, rng=rng)
+    observed = observe_outcomes(latent.pfs_months, latent.os_months, latent.progressed,
+                                times.censor_months, SCANS)
+    on_grid = observed.pfs_months % SCANS.interval_months == 0
+    is_death = observed.os_event & (observed.pfs_months == observed.os_months)
+    assert np.all(on_grid | (observed.pfs_event & is_death))
+    # A progression is dated at a scan, never before it happened.
+    seen = observed.pfs_event & latent.progressed & ~is_death
+    assert np.all(observed.pfs_months[seen] >= latent.pfs_months[seen])
+    assert np.all(observed.pfs_months[seen] - latent.pfs_months[seen] < SCANS.interval_months)
+    censored = ~observed.pfs_event
+    np.testing.assert_array_equal(
+        observed.pfs_months[censored],
+        np.floor(times.censor_months[censored] / 2.0) * 2.0)
+    assert np.all(observed.pfs_months <= observed.os_months)
+    plain = apply_censoring(latent.pfs_months, latent.os_months, times.censor_months)
+    np.testing.assert_array_equal(observed.os_months, plain.os_months)
+    np.testing.assert_array_equal(observed.os_event, plain.os_event)
+    # Scans lose events: a progression between the last scan and the cut-off is censored.
+    assert observed.pfs_event.sum() < plain.pfs_event.sum()
+    assert np.all(plain.pfs_event[observed.pfs_event])

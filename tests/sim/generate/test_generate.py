@@ -13,7 +13,7 @@ from analysis.cohort import CohortBatch
 from sim.generate.adverse_events import draw_adverse_events
 from sim.calibrate.cache import calibrate_cached
 from sim.calibrate.targets import calibrate
-from sim.generate.censoring import apply_censoring, draw_censoring
+from sim.generate.censoring import draw_censoring, observe_outcomes
 from sim.generate.covariates import draw_covariates
 from sim.generate.cohorts import generate_cohorts
 from sim.generate.outcomes import covariate_linear_predictor, draw_illness_death
@@ -81,7 +81,8 @@ def test_matches_per_replicate_reference(liu2021):
     eta = covariate_linear_predictor(scenario, drawn.values, drawn.unmeasured)
     latent = draw_illness_death(eta, drawn.treated, calibration.illness_death_model(scenario.outcome), rng=rng)
     follow_up = draw_censoring(scenario.censoring, eta.shape, rng=rng)
-    observed = apply_censoring(latent.pfs_months, latent.os_months, follow_up.censor_months)
+    observed = observe_outcomes(latent.pfs_months, latent.os_months, latent.progressed,
+                                follow_up.censor_months, scenario.outcome.assessment)
     prognosis = eta - np.where(drawn.treated, calibration.treated_mean_linear_predictor,
                                calibration.control_mean_linear_predictor)
     thresholds = ResponseThresholds(tuple(a.name for a in scenario.arms), np.array(calibration.response_thresholds))
@@ -104,17 +105,35 @@ def km_median(times, events):
     return float(KaplanMeierFitter().fit(times, events).median_survival_time_)
 
 
+def km_at(times, events, at):
+    """lifelines' Kaplan-Meier S(at) and its Greenwood SE."""
+    fitter = KaplanMeierFitter().fit(times, events)
+    table = fitter.event_table.loc[fitter.event_table.index <= at]
+    at_risk, deaths = table["at_risk"].to_numpy(float), table["observed"].to_numpy(float)
+    survival = float(fitter.survival_function_at_times(at).iloc[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(deaths > 0, deaths / (at_risk * (at_risk - deaths)), 0.0)
+    return survival, survival * float(np.sqrt(terms.sum()))
+
+
 def check_km_medians(scenario, calibration, n_treated, *, seed):
+    """OS: KM medians within 3%. PFS on the scan grid: the KM curve at the target median is
+    1/2 within 4 Greenwood SEs and the median lies in the scan interval holding the target
+    (between scans the curve falls only by deaths, so the median itself jumps)."""
     replicates = -(-n_treated // scenario.treated_arm.size)
     batch = generate_cohorts(scenario, calibration, replicates, rng=np.random.default_rng(seed))
     outcome = scenario.outcome
+    interval = outcome.assessment.interval_months
     targets = {True: (outcome.treatment.pfs_median, outcome.treatment.os_median),
                False: (outcome.control_pfs_median, outcome.control_os_median)}
     for arm, (pfs_target, os_target) in targets.items():
         chosen = batch.treated == arm
         pfs = km_median(batch.pfs_months[chosen], batch.pfs_event[chosen])
+        at_target, se = km_at(batch.pfs_months[chosen], batch.pfs_event[chosen], pfs_target)
         overall = km_median(batch.os_months[chosen], batch.os_event[chosen])
-        assert abs(pfs / pfs_target - 1) < 0.03, (arm, pfs, pfs_target)
+        scans = np.floor(pfs_target / interval)
+        assert scans * interval <= pfs <= (scans + 1) * interval, (arm, pfs, pfs_target)
+        assert abs(at_target - 0.5) < 4 * se, (arm, at_target, se)
         assert abs(overall / os_target - 1) < 0.03, (arm, overall, os_target)
 
 
@@ -127,6 +146,22 @@ def test_km_medians_per_arm_full(tmp_path):
     scenario = load_scenario(LIU2021)
     calibration = calibrate_cached(scenario, cache_dir=tmp_path)
     check_km_medians(scenario, calibration, 100_000, seed=5)
+
+
+def test_progressions_lie_on_the_scan_grid_over_1000_cohorts(liu2021):
+    """liu2021 scans every 1.84 months: every PFS event is a scan or a death at its exact time
+    (then PFS = OS with an OS event), every censored PFS time is a scan done (or 0)."""
+    scenario, calibration = liu2021
+    batch = generate_cohorts(scenario, calibration, 1000, rng=np.random.default_rng(12))
+    interval = scenario.outcome.assessment.interval_months
+    scans = batch.pfs_months / interval
+    on_grid = np.abs(scans - np.round(scans)) < 1e-9
+    death = batch.os_event & (batch.pfs_months == batch.os_months)
+    assert np.all(on_grid | (batch.pfs_event & death))
+    assert np.all(on_grid[~batch.pfs_event])
+    # Ties: most PFS events share a scan date (the others are deaths, a third of them after a
+    # progression not yet scanned).
+    assert np.mean(on_grid[batch.pfs_event]) > 0.5
 
 
 def test_response_rates_stay_at_target_with_a_prognosis_link(liu2021):

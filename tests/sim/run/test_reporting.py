@@ -77,7 +77,8 @@ def test_study_facts_of_the_paper():
     assert rows["AST, IU/L"][2] == "median 56.6 (IQR 44.8–98.2)" and rows["AST, IU/L"][5] == "no"
     assert rows["Macrovascular invasion"][4] == "+0.4"
     assert facts.arm_labels == ("Camrelizumab + sorafenib", "Sorafenib")
-    assert len(facts.assumptions) == 14
+    assert design["Assessments"].startswith("scans every 1.84 months: progression dated at the scan")
+    assert len(facts.assumptions) == 15
 
 
 def test_regenerated_replicate_equals_the_stored_one(run_dir):
