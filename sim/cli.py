@@ -97,7 +97,8 @@ def _scenario_summary(scenario: Scenario) -> str:
                    if effect.mode == "target_medians" else f"hazard ratio {effect.hazard_ratio:g}")
     return (f"{scenario.name}: valid ({scenario.mode} mode; {arms}; "
             f"{len(scenario.covariates)} covariates; {len(scenario.adverse_events)} adverse "
-            f"events; {effect_text}; {scenario.simulation.replicates} replicates)")
+            f"events; {effect_text}; methods {', '.join(scenario.analysis.method_names)}; "
+            f"{scenario.simulation.replicates} replicates)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,6 +173,8 @@ def describe(scenario: str, patients: int, seed: int) -> None:
               help="Scenario giving PS covariates, covariate kinds, labels and plan options.")
 @click.option("--plan", "preset", type=click.Choice(["paper", "recommended"]), default=None,
               help="Analysis plan preset [default: the scenario's, else paper].")
+@click.option("--method", help="Analysis method: a preset or a method of the scenario's [analysis.methods] "
+                               "(needs --scenario) [default: the scenario's analysis.plan].")
 @click.option("--engine", type=click.Choice(["batched", "reference"]), default="batched", show_default=True,
               help="batched numpy engine, or the per-cohort lifelines/statsmodels reference.")
 @click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True,
@@ -180,22 +183,26 @@ def describe(scenario: str, patients: int, seed: int) -> None:
 @click.option("--plot", "plot_dir", type=click.Path(),
               help="Also write the Kaplan-Meier figure and the love plot (km.png, love.png) into this folder.")
 @click.option("--force", is_flag=True, help="Replace an existing JSON file or figures.")
-def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, engine: str, seed: int,
-            json_path: str | None, plot_dir: str | None, force: bool) -> None:
+def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, method: str | None, engine: str,
+            seed: int, json_path: str | None, plot_dir: str | None, force: bool) -> None:
     """Run the analysis plan on one cohort and print the paper's tables.
 
     \b
     Example:
       psmsim analyse cohort.csv --scenario scenarios/liu2021.toml --plan recommended --json out.json
+      psmsim analyse cohort.csv --scenario scenarios/selection_example.toml --method no_lab
     """
     from analysis.plan.cohort_report import cohort_json, cohort_tables
     from analysis.plan.analyse import analyse_cohorts
     from analysis.plan.options import make_plan
     from sim.generate.cohort_csv import read_cohort_csv
     from sim.errors import CohortFileError
-    from sim.scenario.plans import scenario_plan
+    from sim.scenario.plans import UnknownMethodError, scenario_plan
     from sim.run.store import atomic_write_bytes
 
+    if method and preset:
+        raise PsmsimError("--method and --plan: give one (--plan names a preset, --method any method of the scenario)")
+    chosen = method or preset
     if json_path:
         _refuse_overwrite(Path(json_path), force, "--json")
     if plot_dir:
@@ -205,13 +212,18 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, engi
     labels, kinds, arm_names = {}, None, ("Treated", "Control")
     if scenario_path:
         loaded = load_scenario(scenario_path)
-        preset = preset or loaded.analysis.plan
-        plan = scenario_plan(loaded, preset)
+        try:
+            plan = scenario_plan(loaded, chosen or loaded.analysis.plan)
+        except UnknownMethodError as err:
+            raise PsmsimError(f"--method {chosen}: {err}") from None
         kinds = {c.name: ("continuous" if c.kind in ("normal", "lognormal") else c.kind) for c in loaded.covariates}
         labels = {c.name: c.label for c in loaded.covariates}
         arm_names = (loaded.treated_arm.label, loaded.control_arm.label)
+    elif chosen not in (None, "paper", "recommended"):
+        raise PsmsimError(f"--method {chosen}: a named method needs --scenario (the file that defines it); "
+                          "without one choose paper or recommended")
     else:
-        plan = make_plan(preset or "paper")
+        plan = make_plan(chosen or "paper")
     batch = read_cohort_csv(cohort_csv, covariate_kinds=kinds)
     missing = [name for name in plan.ps_covariates if name not in batch.covariate_names]
     if missing:

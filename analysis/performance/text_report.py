@@ -3,9 +3,9 @@
 ``format_summary(summary)`` takes the Dataset of :func:`analysis.performance.summary.summarise_run` and
 returns one block per condition × method: a row per cohort × endpoint with power, bias,
 coverage and precision (each ± its Monte Carlo SE), events and analytic power, then lines for
-matched-pair counts, balance and the paper's pattern, and a footer explaining the
-abbreviations. The text depends only on the summary (no clock, no locale), so it can be
-compared verbatim.
+matched-pair counts, balance and the paper's pattern; the paired differences between methods
+(:mod:`analysis.performance.paired`); and a footer explaining the abbreviations. The text
+depends only on the summary (no clock, no locale), so it can be compared verbatim.
 """
 
 from __future__ import annotations
@@ -128,6 +128,33 @@ def _method_lines(block: xr.Dataset, attrs: dict) -> list[str]:
     return [pairs, f"  balanced (max |SMD| < {threshold:g}): {balance}", pattern]
 
 
+def _paired_lines(summary: xr.Dataset) -> list[str]:
+    """Paired differences of each method against its reference in the matched (second)
+    cohort; none if the summary has no ``bias_difference`` or every method is its own
+    reference."""
+    if "bias_difference" not in summary or "paired_reference" not in summary.coords:
+        return []
+    pairs = [(str(m), str(r)) for m, r in zip(summary.method.values, summary.paired_reference.values)
+             if str(m) != str(r)]
+    if not pairs:
+        return []
+    width = max(len("method - reference"), *(len(f"{m} - {r}") for m, r in pairs))
+    header = (f"{'condition':<10}  {'method - reference':<{width}}  {'endpoint':<8}  "
+              f"{'bias diff':<15}  power LR diff")
+    lines = ["Paired differences, matched cohort, on the same cohorts (method - reference; ± = Monte",
+             "Carlo SE of the per-replicate difference, Morris et al. 2019):", header, "-" * len(header)]
+    for condition in summary.condition.values.tolist():
+        for method, reference in pairs:
+            block = summary.sel({"condition": condition, "method": method, "cohort": "matched"})
+            for endpoint in block.endpoint.values.tolist():
+                cell = block.sel(endpoint=endpoint)
+                bias = _with_mcse(cell.bias_difference, cell.bias_difference_mcse, signed=True)
+                power = _with_mcse(cell.power_difference, cell.power_difference_mcse, signed=True)
+                lines.append(f"{str(condition):<10}  {f'{method} - {reference}':<{width}}  "
+                             f"{endpoint:<8}  {bias:<15}  {power}")
+    return lines + [""]
+
+
 def format_summary(summary: xr.Dataset) -> str:
     """A readable plain-text table of a run's summary.
 
@@ -142,8 +169,10 @@ def format_summary(summary: xr.Dataset) -> str:
         A title line, then per condition × method a block: a header, one row per
         cohort × endpoint (power by log-rank and Cox, bias against the true marginal log HR,
         coverage, EmpSE, ModSE, mean events, Schoenfeld and Freedman power, failure share), a
-        matched-pair line, a balance line and the paper's-pattern line; then a footer
-        explaining the abbreviations. Ends with a newline.
+        matched-pair line, a balance line and the paper's-pattern line; then, if the summary
+        has them, the paired differences of each method against its reference (bias and
+        log-rank power in the matched cohort, per endpoint); then a footer explaining the abbreviations. Ends
+        with a newline.
     """
     attrs = summary.attrs
     title = [f"psmsim summary: scenario {attrs.get('scenario_name', '?')}"]
@@ -166,5 +195,6 @@ def format_summary(summary: xr.Dataset) -> str:
                     lines.append(_cell_row(block.sel(cohort=cohort, endpoint=endpoint), cohort, endpoint))
             lines.extend(_method_lines(block, attrs))
             lines.append("")
+    lines.extend(_paired_lines(summary))
     lines.append(_FOOTER)
     return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """One call per CLI command: a whole run of a scenario, or the summary of a finished run.
 
 ``run_scenario`` calibrates (cached), computes the true estimands (cached), opens or resumes
-the run folder, runs every block, writes ``replicates.nc``, summarises and writes
+the run folder, runs every block (every method of the scenario on the same cohorts), writes
+``replicates.nc``, summarises (with the paired differences between methods) and writes
 ``summary.nc``/``summary.csv``. ``summarise_folder`` recomputes the summary of a run folder.
 """
 
@@ -15,11 +16,15 @@ import numpy as np
 import scipy
 import xarray as xr
 
+from analysis.performance.paired import paired_differences
 from analysis.performance.summary import summarise_run, summary_to_frame
 from analysis.performance.text_report import format_summary
 from sim.calibrate.cache import calibrate_cached, true_estimands_cached
 from sim.run.runner import RunConfig, iter_conditions, run_identity, run_simulation
+from sim.errors import ScenarioError
 from sim.scenario.model import Scenario
+from sim.scenario.parser import parse_scenario
+from sim.scenario.plans import paired_references, scenario_methods
 from sim.run.store import FolderLock, RunFolder, open_replicates, write_summary
 
 try:
@@ -47,7 +52,7 @@ def run_scenario(
     replicates: int | None = None,
     seed: int | None = None,
     block_size: int | None = None,
-    methods: tuple[str, ...] = ("paper", "recommended"),
+    methods: tuple[str, ...] | None = None,
     jobs: int = -1,
     backend: str = "loky",
     scheduler: str | None = None,
@@ -55,13 +60,14 @@ def run_scenario(
     force: bool = False,
     quiet: bool = False,
 ) -> RunOutcome:
-    """Run ``scenario`` (settings default to its ``[simulation]`` section) into ``out``."""
+    """Run ``scenario`` (settings default to its ``[simulation]`` section) into ``out``;
+    ``methods`` default to every method of the scenario (:func:`scenario_methods`)."""
     settings = scenario.simulation
     config = RunConfig(
         replicates=replicates or settings.replicates,
         seed=settings.seed if seed is None else seed,
         block_size=block_size or settings.block_size,
-        methods=tuple(methods),
+        methods=tuple(scenario_methods(scenario) if methods is None else methods),
         jobs=jobs,
         backend=backend,
         scheduler=scheduler,
@@ -91,7 +97,7 @@ def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario
     }
     dataset = run_simulation(conditions, calibrations, truths, config, folder, attrs=attrs)
     replicates_path = folder.write_replicates(dataset)
-    summary = summarise_run(dataset)
+    summary = summarise_with_differences(dataset, paired_references(scenario))
     paths = folder.write_summary(summary, summary_to_frame(summary).to_csv(index=False))
     return RunOutcome(format_summary(summary), replicates_path, paths, dataset, summary)
 
@@ -99,7 +105,27 @@ def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario
 def summarise_folder(run_dir: Path) -> RunOutcome:
     """Summarise the finished run in ``run_dir`` (rewrites its summary files)."""
     dataset = open_replicates(run_dir)
-    summary = summarise_run(dataset)
+    summary = summarise_with_differences(dataset, _stored_references(dataset))
     with FolderLock.acquire(run_dir, option="RUN_DIR", create=False):  # not while a run writes
         paths = write_summary(run_dir, summary, summary_to_frame(summary).to_csv(index=False))
     return RunOutcome(format_summary(summary), None, paths, dataset, summary)
+
+
+def summarise_with_differences(dataset: xr.Dataset, references: dict[str, str]) -> xr.Dataset:
+    """The run summary of ``dataset`` with the paired differences between its methods
+    (:func:`analysis.performance.paired.paired_differences`, each method against
+    ``references[method]``; a reference the run lacks compares the method with itself)."""
+    summary = summarise_run(dataset)
+    methods = [str(m) for m in dataset.method.values]
+    references = {m: references.get(m, m) if references.get(m, m) in methods else m for m in methods}
+    paired = paired_differences(dataset, reference=references).transpose(*summary.power_logrank.dims)
+    return xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
+
+
+def _stored_references(dataset: xr.Dataset) -> dict[str, str]:
+    """The paired references of a stored run, from the scenario text it carries."""
+    text = dataset.attrs.get("scenario_text", "")
+    try:
+        return paired_references(parse_scenario(text)) if text else {"recommended": "paper"}
+    except ScenarioError:  # a run of an older scenario format: the presets' rule only
+        return {"recommended": "paper"}

@@ -4,8 +4,9 @@ CLI command (``psmsim plot``, ``psmsim report``, ``psmsim analyse --plot``).
 The statistics and the drawing are in :mod:`analysis.plots`; this module finds what they need in
 a run folder: the replicates (and summary), the scenario text and root seed its attributes hold,
 and — for a Kaplan–Meier figure of one replicate — that replicate's cohort, regenerated from the
-run's seed exactly as the runner drew it (block ``r // block_size``, stream 0; method m analysed
-with stream 1 + m) and checked against the stored results before it is drawn.
+run's seed exactly as the runner drew it (block ``r // block_size``, stream 0; each method
+analysed with its stream, :func:`sim.scenario.plans.method_stream`) and checked against the
+stored results before it is drawn.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def regenerate_replicate(replicates: xr.Dataset, scenario: Scenario, *, conditio
     from sim.calibrate.cache import calibrate_cached
     from sim.generate.cohorts import generate_cohorts
     from sim.run.runner import block_rng
-    from sim.scenario.plans import scenario_plan
+    from sim.scenario.plans import method_stream, scenario_plan
 
     attrs = replicates.attrs
     grid = json.loads(attrs.get("grid", "[]") or "[]")
@@ -128,9 +129,9 @@ def regenerate_replicate(replicates: xr.Dataset, scenario: Scenario, *, conditio
     root_seed = int(attrs["root_seed"])
     batch = generate_cohorts(scenario, calibrate_cached(scenario), key.size, rng=block_rng(root_seed, key, 0))
     methods = replicates.method.values.tolist()
-    results = {method: analyse_cohorts(batch, scenario_plan(scenario, method), rng=block_rng(root_seed, key, 1 + m),
-                                       details=True)
-               for m, method in enumerate(methods)}
+    results = {method: analyse_cohorts(batch, scenario_plan(scenario, method),
+                                       rng=block_rng(root_seed, key, method_stream(scenario, method)), details=True)
+               for method in methods}
     index = replicate - start
     stored = replicates.sel(condition=condition, replicate=replicate)
     for method, result in results.items():

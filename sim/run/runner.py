@@ -2,8 +2,9 @@
 
 A run is G grid points (conditions) × R replicates, cut into blocks of B replicates. Block b of
 condition c draws its randomness from ``SeedSequence(root_seed, spawn_key=(c, b, stream))``:
-stream 0 generates the cohorts, stream 1 + m drives the random parts of analysis method m
-(e.g. SPSS-style random matching). A block is therefore a pure function of (scenario, root
+stream 0 generates the cohorts, stream 1 + m drives the random parts of analysis preset m
+(e.g. SPSS-style random matching; a named method uses its preset's stream,
+:func:`sim.scenario.plans.method_stream`). A block is therefore a pure function of (scenario, root
 seed, block size, c, b), and results are bit-identical whatever the number of workers, the
 backend, the order blocks finish in, or an interruption and resume (O'Neill 2015 PCG streams;
 NumPy "Parallel random number generation" guide: spawn keys, never ``seed + i``).
@@ -91,15 +92,15 @@ def simulate_block(task: BlockTask) -> xr.Dataset:
     """Generate and analyse one block; the default work of a worker."""
     from analysis.plan.analyse import analyse_cohorts
     from sim.generate.cohorts import generate_cohorts
-    from sim.scenario.plans import scenario_plan
+    from sim.scenario.plans import method_stream, scenario_plan
 
     batch = generate_cohorts(
         task.scenario, task.calibration, task.key.size, rng=block_rng(task.root_seed, task.key, 0)
     )
     results = {}
-    for index, method in enumerate(task.methods):
+    for method in task.methods:
         plan = scenario_plan(task.scenario, method)
-        rng = block_rng(task.root_seed, task.key, 1 + index)
+        rng = block_rng(task.root_seed, task.key, method_stream(task.scenario, method))
         results[method] = analyse_cohorts(batch, plan, rng=rng)
     return block_dataset(results, condition=task.key.condition, start=task.key.start)
 

@@ -7,12 +7,15 @@ with ``k = 0`` under common random numbers (the default: every grid point gets t
 seeds, so the cohorts of two points differ only by the swept fields and comparisons between
 points are paired) and ``k = c`` otherwise. ``k = 0`` is exactly a plain run's key, so a grid
 point equal to the base scenario reproduces ``psmsim run``'s cohorts. Stream 0 generates the
-cohorts; stream ``1 + m`` drives the random parts of base method ``m`` (paper, recommended)
-in every variant, so variants of a method share their random draws too.
+cohorts; stream ``1 + m`` drives the random parts of preset ``m`` (paper, recommended) and of
+the scenario's named methods starting from it (:func:`sim.scenario.plans.method_stream`) in
+every variant, so variants of a method share their random draws too. The methods are the
+scenario's (:func:`sim.scenario.plans.scenario_methods`: the presets and ``[analysis.methods]``).
 
-The summary adds paired differences of every method against ``paper`` on the same cohorts
-(:func:`analysis.performance.paired.paired_differences`: bias and power differences with the
-MCSE of the per-replicate difference).
+The summary adds paired differences of every method against its reference on the same cohorts
+(:func:`sim.scenario.plans.paired_references`: a named method against its preset,
+``recommended`` against ``paper``; :func:`analysis.performance.paired.paired_differences`:
+bias and power differences with the MCSE of the per-replicate difference).
 
 Only :func:`simulate_sweep_block` runs in workers; :func:`run_sweep` (one call per CLI command)
 validates every grid point up front, opens the run folder under the same identity and resume
@@ -41,9 +44,7 @@ from sim.run.sweep_file import SweepFile, base_document, build_design, load_swee
 from sim.run.sweep_points import SweepLayout, point_scenario, sweep_layout
 
 __all__ = ["SweepCell", "SweepRun", "simulate_sweep_block", "prepare_sweep", "point_dataset",
-           "crossed", "run_sweep", "METHODS"]
-
-METHODS = ("paper", "recommended")
+           "crossed", "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ def simulate_sweep_block(task: BlockTask) -> xr.Dataset:
 
 @dataclass(frozen=True)
 class SweepRun:
-    """A sweep ready to run: the design, its layout, one cell per condition, and which method
-    labels of a condition belong to each point."""
+    """A sweep ready to run: the design, its layout, one cell per condition, which method
+    labels of a condition belong to each point, and the methods (as the results name them)."""
 
     sweep: SweepFile
     sweep_text: str
@@ -91,13 +92,14 @@ class SweepRun:
     cells: tuple[SweepCell, ...]
     point_labels: tuple[tuple[str, ...], ...]
     base_text: str
+    methods: tuple[str, ...] = ("paper", "recommended")
 
 
 def _label(method: str, variant: int, shared: bool) -> str:
     return f"{method}|v{variant}" if shared else method
 
 
-def prepare_sweep(scenario_path: Path, sweep_path: Path, *, methods=METHODS) -> SweepRun:
+def prepare_sweep(scenario_path: Path, sweep_path: Path) -> SweepRun:
     """Read the scenario and the sweep, build the design and validate every grid point.
 
     Raises
@@ -106,7 +108,7 @@ def prepare_sweep(scenario_path: Path, sweep_path: Path, *, methods=METHODS) -> 
         An invalid scenario or sweep file, or a grid point whose scenario is invalid (named).
     """
     from sim.scenario import load_scenario
-    from sim.scenario.plans import scenario_plan
+    from sim.scenario.plans import method_stream, scenario_methods, scenario_plan
 
     base = load_scenario(scenario_path)  # one clear error for a bad base file
     base_text = base.source_text
@@ -122,9 +124,11 @@ def prepare_sweep(scenario_path: Path, sweep_path: Path, *, methods=METHODS) -> 
         first_point.setdefault((condition, variant), point.index)
     crn = sweep.sweep.common_random_numbers
     cells = []
+    methods: tuple[str, ...] = ()
     for condition, levels in enumerate(layout.conditions):
         scenario = point_scenario(document, design.factors, levels,
                                   index=first_point[(condition, None)], source_text=base_text)
+        methods = methods or scenario_methods(scenario)
         variants = range(len(layout.variants)) if shared else layout.condition_variants[condition]
         plans, streams = [], []
         for variant in variants:
@@ -133,13 +137,14 @@ def prepare_sweep(scenario_path: Path, sweep_path: Path, *, methods=METHODS) -> 
                 document, design.factors, {**levels, **variant_levels},
                 index=first_point.get((condition, variant), first_point[(condition, None)]),
                 source_text=base_text)
-            for index, method in enumerate(methods):
+            for method in methods:
                 plans.append((_label(method, variant, shared), scenario_plan(analysed, method)))
-                streams.append(1 + index)
+                streams.append(method_stream(analysed, method))
         cells.append(SweepCell(scenario, tuple(plans), tuple(streams), crn))
     point_labels = tuple(tuple(_label(m, variant, shared) for m in methods)
                          for _, variant in layout.cells)
-    return SweepRun(sweep, sweep_text, design, layout, tuple(cells), point_labels, base_text)
+    return SweepRun(sweep, sweep_text, design, layout, tuple(cells), point_labels, base_text,
+                    methods)
 
 
 def _coordinate(values: list) -> np.ndarray:
@@ -151,14 +156,14 @@ def _coordinate(values: list) -> np.ndarray:
     return np.asarray([str(v) for v in values])
 
 
-def point_dataset(dataset: xr.Dataset, run: SweepRun, *, methods=METHODS) -> xr.Dataset:
+def point_dataset(dataset: xr.Dataset, run: SweepRun) -> xr.Dataset:
     """The run's Dataset per design point: ``condition`` = point (0 … P−1), ``method`` = the
-    base methods, each factor's label as a coordinate on ``condition`` (and ``varied`` for a
+    scenario's methods, each factor's label as a coordinate on ``condition`` (and ``varied`` for a
     one-at-a-time design)."""
     parts = []
     for point, (condition, _), labels in zip(run.design.points, run.layout.cells, run.point_labels):
         part = dataset.isel(condition=[condition]).sel({"method": list(labels)})
-        parts.append(part.assign_coords(method=list(methods), condition=[point.index]))
+        parts.append(part.assign_coords(method=list(run.methods), condition=[point.index]))
     long = xr.concat(parts, dim="condition", join="exact")
     long = long.drop_vars([name for name, coord in long.coords.items()
                            if name not in long.dims and set(coord.dims) == {"condition"}])
@@ -265,6 +270,7 @@ def _sweep_in(folder: RunFolder, run: SweepRun, conditions, config: RunConfig) -
     from sim.calibrate.cache import calibrate_cached, true_estimands_cached
     from sim.run.orchestrate import PSMSIM_VERSION
     from sim.run.sweep_report import format_sweep
+    from sim.scenario.plans import paired_references
 
     base = run.cells[0].scenario
     calibrations = [calibrate_cached(cell.scenario) for cell in run.cells]
@@ -283,9 +289,10 @@ def _sweep_in(folder: RunFolder, run: SweepRun, conditions, config: RunConfig) -
     long = point_dataset(dataset, run)
     long.attrs = dataset.attrs
     summary = summarise_run(long)
-    paired = paired_differences(long, reference=METHODS[0]).transpose(*summary.power_logrank.dims)
-    summary = xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
-    summary.attrs["paired_reference_method"] = METHODS[0]
+    references = paired_references(base)
+    paired = paired_differences(long, reference={m: references[m] for m in run.methods})
+    summary = xr.merge([summary, paired.transpose(*summary.power_logrank.dims)], compat="no_conflicts",
+                       join="exact", combine_attrs="override")
     csv_text = summary_to_frame(summary).to_csv(index=False)
     names = [f.name for f in run.design.factors]
     if run.design.kind == "factorial":

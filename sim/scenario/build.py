@@ -16,6 +16,7 @@ from sim.generate.marginals import fit_lognormal_moments, fit_split_lognormal_qu
 from sim.scenario.model import (
     RESPONSE_CATEGORIES,
     AdverseEvent,
+    AnalysisMethod,
     AnalysisOptions,
     Arm,
     Assessment,
@@ -82,7 +83,11 @@ def build_scenario(document: ScenarioFile, *, source_text: str = "") -> Scenario
                                 else names),
             overrides={preset: options.overrides()
                        for preset in ("paper", "recommended")
-                       if (options := getattr(analysis, preset)) is not None}),
+                       if (options := getattr(analysis, preset)) is not None},
+            methods=tuple(AnalysisMethod(
+                name=name, preset=method.preset, overrides=method.overrides(),
+                ps_covariates=None if method.ps_covariates is None else tuple(method.ps_covariates))
+                for name, method in (analysis.methods or {}).items())),
         simulation=SimulationSettings(**document.simulation.model_dump()),
         selection=None if document.selection is None else Selection(
             patients=document.selection.patients,

@@ -147,14 +147,19 @@ def _cohort_size(scenario: Scenario) -> tuple[int, str]:
 
 def _ps_model_problems(scenario: Scenario) -> Iterable[Problem]:
     by_name = {c.name: c for c in scenario.covariates}
-    parameters = 1 + sum(len(by_name[name].levels) - 1 if by_name[name].kind == "categorical"
-                         else 1 for name in scenario.analysis.ps_covariates)
+    models = [("analysis.ps_covariates", scenario.analysis.ps_covariates)]
+    models += [(f"analysis.methods.{method.name}.ps_covariates", method.ps_covariates)
+               for method in scenario.analysis.methods if method.ps_covariates is not None]
     patients, where = _cohort_size(scenario)
-    if patients <= parameters:
-        yield Problem(where, (
-            f"{patients} patients per cohort cannot fit the PS model's {parameters} parameters "
-            f"(intercept and the terms of analysis.ps_covariates): it separates in every "
-            f"replicate (allowed: at least {parameters + 1} patients, or fewer PS covariates)"))
+    for field, names in models:
+        parameters = 1 + sum(len(by_name[name].levels) - 1 if by_name[name].kind == "categorical"
+                             else 1 for name in names)
+        if patients <= parameters:
+            yield Problem(where, (
+                f"{patients} patients per cohort cannot fit the PS model's {parameters} "
+                f"parameters (intercept and the terms of {field}): it separates in every "
+                f"replicate (allowed: at least {parameters + 1} patients, or fewer PS "
+                f"covariates)"))
 
 
 def _block_warnings(scenario: Scenario) -> Iterable[Problem]:

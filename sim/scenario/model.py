@@ -230,12 +230,26 @@ class Unmeasured:
 
 
 @dataclass(frozen=True)
+class AnalysisMethod:
+    """A named analysis method (``[analysis.methods.NAME]``): the preset ``preset`` as the
+    scenario configures it (its ``[analysis.<preset>]`` overrides applied), then this method's
+    ``overrides`` (option names of :data:`analysis.plan.options.OVERRIDABLE`, ``"none"`` read
+    as ``None``), and its own PS covariates (``None``: the scenario's ``ps_covariates``)."""
+
+    name: str
+    preset: str
+    overrides: Mapping[str, object] = field(default_factory=dict)
+    ps_covariates: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class AnalysisOptions:
     """The analysis options of the scenario.
 
-    ``plan`` is the preset ``psmsim analyse`` uses by default (a key of
-    :data:`analysis.plan.options.PRESETS`: ``paper`` | ``recommended``); the runner applies
-    every preset to every cohort. ``ps_covariates`` are the covariate names of the PS model.
+    ``plan`` is the method ``psmsim analyse`` uses by default and the primary method of
+    reports (a preset of :data:`analysis.plan.options.PRESETS`, ``paper`` | ``recommended``,
+    or the name of one of ``methods``); the runner applies every method to every cohort
+    (:attr:`method_names`). ``ps_covariates`` are the covariate names of the PS model.
     ``overrides`` maps a preset name to its option overrides (``[analysis.paper]``,
     ``[analysis.recommended]``; option names of :data:`analysis.plan.options.OVERRIDABLE`,
     values as written in the file, except the string ``"none"`` read as ``None``), e.g.
@@ -247,6 +261,16 @@ class AnalysisOptions:
     plan: str = "paper"
     ps_covariates: tuple[str, ...] = ()
     overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    #: The named methods of ``[analysis.methods]``, in file order; they are run in addition
+    #: to the two presets.
+    methods: tuple[AnalysisMethod, ...] = ()
+
+    @property
+    def method_names(self) -> tuple[str, ...]:
+        """Every method a run applies, in order: ``paper``, ``recommended``, then the named
+        methods (this order fixes each method's random stream, so adding a method never
+        changes the results of the others)."""
+        return ("paper", "recommended", *(method.name for method in self.methods))
 
 
 @dataclass(frozen=True)

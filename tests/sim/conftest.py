@@ -222,7 +222,7 @@ MALFORMED = [
           "analysis.paper.ratio: 2.0 must be a whole number >= 1"),
     _case("analysis-unknown-preset-table", "[analysis.paper]", "[analysis.papers]",
           "analysis.papers: unknown key; did you mean 'paper'? (allowed: plan, ps_covariates, "
-          "paper, recommended)"),
+          "paper, recommended, methods)"),
     Mutation("analysis-preset-not-a-table", (("[analysis.paper]\n", ""),
                                              ("caliper = 0.05\n", "paper = 0.05\n")),
              "analysis.paper: expected a table, got 0.05 (float)"),
@@ -234,6 +234,34 @@ MALFORMED = [
     _case("analysis-option-outside-preset-table", "[analysis.paper]\n", "",
           "analysis.caliper: analysis options go in a table per preset: move it under "
           "[analysis.paper] or [analysis.recommended]"),
+    Mutation("method-unknown-option", (), "analysis.methods.wide.calipr: unknown key; did you "
+             "mean 'caliper'? (allowed: preset, ps_covariates, distance,",
+             append='\n[analysis.methods.wide]\npreset = "paper"\ncalipr = 0.1\n'),
+    Mutation("method-without-preset", (), "analysis.methods.wide.preset: missing (required: the "
+             "preset it starts from", append="\n[analysis.methods.wide]\ncaliper = 0.1\n"),
+    Mutation("method-unknown-preset", (), "analysis.methods.wide.preset: 'papr' is not one of "
+             "paper, recommended; did you mean 'paper'?",
+             append='\n[analysis.methods.wide]\npreset = "papr"\n'),
+    Mutation("method-bad-matcher", (), "analysis.methods.wide.matcher: 'spss' is not one of "
+             "matchit_nn, spss_fuzzy_v1", append='\n[analysis.methods.wide]\npreset = "paper"\n'
+             'matcher = "spss"\n'),
+    Mutation("method-negative-caliper", (), "analysis.methods.wide.caliper: -0.1 must be a "
+             "positive number", append='\n[analysis.methods.wide]\npreset = "paper"\n'
+             'caliper = -0.1\n'),
+    Mutation("method-options-do-not-fit", (), "analysis.methods.wide.stabilize: stabilisation is "
+             "defined for estimator 'iptw' with estimand 'ate' only (with preset 'paper'",
+             append='\n[analysis.methods.wide]\npreset = "paper"\nstabilize = true\n'),
+    Mutation("method-ps-covariate-unknown", (), "analysis.methods.no_labs.ps_covariates[1]: "
+             "'mael' is not a covariate; did you mean 'male'?",
+             append='\n[analysis.methods.no_labs]\npreset = "recommended"\n'
+             'ps_covariates = ["age", "mael"]\n'),
+    Mutation("method-named-as-a-preset", (), "analysis.methods.paper: 'paper' is a preset's "
+             "name: change the preset itself in [analysis.paper]",
+             append='\n[analysis.methods.paper]\npreset = "paper"\n'),
+    Mutation("method-bad-name", (), "analysis.methods.2x: '2x' is not a valid method name",
+             append='\n[analysis.methods.2x]\npreset = "paper"\n'),
+    _case("plan-names-an-undefined-method", 'plan = "paper"', 'plan = "wide"',
+          "analysis.plan: 'wide' is not one of paper, recommended"),
     _case("selection-recommended-caliper-zero", "# [analysis.recommended]\n# caliper = 0.1",
           "[analysis.recommended]\ncaliper = 0", "analysis.recommended.caliper: 0 must be a "
           "positive number", base="selection"),

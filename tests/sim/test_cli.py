@@ -166,6 +166,30 @@ def test_analyse_refuses_an_estimator_the_engine_lacks_in_one_line(cohort_csv, i
                                  "--engine", "reference"), "analysis option estimator")
 
 
+def test_analyse_a_named_method(cohort_csv, tmp_path):
+    """--method NAME runs a method of the scenario's [analysis.methods]: the same tables as the
+    preset with its options as [analysis.<preset>] overrides."""
+    method = '[analysis.methods.wide]\npreset = "recommended"\ncaliper = 0.5\n\n[simulation]'
+    named, override = tmp_path / "named.toml", tmp_path / "override.toml"
+    named.write_text(LIU2021.read_text().replace("[simulation]", method, 1))
+    override.write_text(LIU2021.read_text().replace(
+        "[simulation]", "[analysis.recommended]\ncaliper = 0.5\n\n[simulation]", 1))
+    result = invoke("analyse", cohort_csv, "--scenario", named, "--method", "wide")
+    assert result.exit_code == 0, result.output
+    assert "Plan 'wide'" in result.output
+    preset = invoke("analyse", cohort_csv, "--scenario", override, "--plan", "recommended")
+    assert result.output.replace("Plan 'wide'", "Plan 'recommended'") == preset.output
+    assert invoke("analyse", cohort_csv, "--scenario", named, "--method", "paper").output == invoke(
+        "analyse", cohort_csv, "--scenario", named, "--plan", "paper").output
+    assert_one_line_error(invoke("analyse", cohort_csv, "--scenario", named, "--method", "wid"),
+                          "--method wid: 'wid' is not a method of scenario 'liu2021'; choose one of paper, "
+                          "recommended, wide")
+    assert_one_line_error(invoke("analyse", cohort_csv, "--method", "wide"), "--method wide: a named method "
+                          "needs --scenario")
+    assert_one_line_error(invoke("analyse", cohort_csv, "--scenario", named, "--method", "wide", "--plan",
+                                 "paper"), "--method and --plan: give one")
+
+
 def test_scenario_refuses_options_that_do_not_fit(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(LIU2021.read_text().replace(

@@ -27,6 +27,7 @@ def test_validate_selection_example(selection_example_path):
     assert result.exit_code == 0, result.output
     assert "selection_example: valid (selection mode; 100 patients" in result.output
     assert "hazard ratio 0.7" in result.output
+    assert "methods paper, recommended, no_lab, one_to_two;" in result.output
 
 
 def test_help_options():

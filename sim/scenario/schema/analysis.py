@@ -1,5 +1,6 @@
-"""``[analysis]`` (the default plan, the PS covariates, option overrides per preset) and
-``[simulation]`` (replicates, seed, block size, calibration and truth sample sizes).
+"""``[analysis]`` (the default plan, the PS covariates, option overrides per preset, the named
+methods of ``[analysis.methods.NAME]``) and ``[simulation]`` (replicates, seed, block size,
+calibration and truth sample sizes).
 
 The values an analysis option takes are decided by :mod:`analysis.plan.options` (the plan's
 own checks, also used by the CLI): each option is checked with ``check_option`` first and the
@@ -35,8 +36,18 @@ from analysis.plan.options import (
     PlanOptionError,
     check_combination,
     check_option,
+    make_plan,
 )
-from sim.scenario.schema.common import Facts, FileTable, IntRange, Issue, KeyRules, invalid
+from sim.scenario.messages import not_one_of
+from sim.scenario.schema.common import (
+    NAME_PATTERN,
+    Facts,
+    FileTable,
+    IntRange,
+    Issue,
+    KeyRules,
+    invalid,
+)
 from sim.scenario.schema.correlation import covariate_reference_issues
 
 #: Plan options whose value may be None, written as the string "none" (TOML has no null).
@@ -113,20 +124,63 @@ class PlanOptions(FileTable):
                 else getattr(self, name) for name in self.given_keys()}
 
 
+def ps_covariate_issues(names: list[str], facts: Facts, at: tuple[str, ...]) -> Iterable[Issue]:
+    """Problems of a list of PS covariates at ``at``: unknown names, empty, repeated."""
+    yield from covariate_reference_issues(names, facts, at)
+    if not names:
+        yield Issue("empty (the PS model needs at least one covariate)", at)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        yield Issue(f"{', '.join(repeated)} listed more than once", at)
+
+
+class _MethodBase(FileTable):
+    """The keys of a method table before the plan options (so they are listed first)."""
+
+    preset: Literal[tuple(PRESETS)] = Field(
+        description="the preset it starts from (paper or recommended), with the scenario's "
+                    "[analysis.<preset>] overrides")
+    ps_covariates: list[str] | None = Field(
+        None, description="covariate names of this method's PS model (default: the "
+                          "scenario's analysis.ps_covariates)")
+
+
+class MethodTable(PlanOptions, _MethodBase):
+    """``[analysis.methods.NAME]``: a named method, the preset ``preset`` as the scenario
+    configures it (``[analysis.<preset>]`` applied) with these option overrides and, if given,
+    its own PS covariates."""
+
+    def checks(self, facts: Facts) -> Iterable[Issue]:
+        # the combination of options is checked with the preset's table, by AnalysisTable
+        if self.ps_covariates is not None:
+            yield from ps_covariate_issues(self.ps_covariates, facts, ("ps_covariates",))
+
+    def overrides(self) -> dict[str, object]:
+        return {name: value for name, value in super().overrides().items()
+                if name not in ("preset", "ps_covariates")}
+
+
+#: A method may not take a preset's name: the preset's table changes the preset itself.
+_METHOD_NAMES = {"propertyNames": {"pattern": NAME_PATTERN, "not": {"enum": list(PRESETS)}}}
 _PRESET_TABLES = " or ".join(f"[analysis.{preset}]" for preset in PRESETS)
 
 
 class AnalysisTable(FileTable):
     """``[analysis]``: the default plan, the PS model's covariates, overrides per preset."""
 
-    plan: Literal[tuple(PRESETS)] = Field(
-        "paper", description="the preset psmsim analyse uses by default")
+    plan: str = Field(
+        "paper", description="the method psmsim analyse uses by default and reports put "
+                             "first: paper, recommended or a method of [analysis.methods]")
     ps_covariates: list[str] | None = Field(
         None, description="covariate names of the PS model (default: all, file order)")
     paper: PlanOptions | None = Field(
         None, description="option overrides of the paper preset")
     recommended: PlanOptions | None = Field(
         None, description="option overrides of the recommended preset")
+    methods: dict[str, MethodTable] | None = Field(
+        None, description="named analysis methods, [analysis.methods.<name>] tables: each a "
+                          "preset plus option overrides, run beside paper and recommended on "
+                          "the same cohorts", json_schema_extra=_METHOD_NAMES)
 
     @classmethod
     def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
@@ -137,15 +191,29 @@ class AnalysisTable(FileTable):
         return KeyRules(refused=refused)
 
     def checks(self, facts: Facts) -> Iterable[Issue]:
-        if self.ps_covariates is None:
+        if self.ps_covariates is not None:
+            yield from ps_covariate_issues(self.ps_covariates, facts, ("ps_covariates",))
+        methods = self.methods or {}
+        choices = [*PRESETS, *(name for name in methods if name not in PRESETS)]
+        if self.plan not in choices:
+            yield Issue(not_one_of(self.plan, choices), ("plan",), self.plan)
+        for name, method in methods.items():
+            yield from self._method_issues(name, method)
+
+    def _method_issues(self, name: str, method: MethodTable) -> Iterable[Issue]:
+        """The method's options with its preset's: checked together, as the run applies them
+        (a problem of the preset's own options is reported at its table only)."""
+        table = getattr(self, method.preset)
+        preset_overrides = table.overrides() if table is not None else {}
+        try:
+            make_plan(method.preset, preset_overrides)
+        except PlanOptionError:
             return
-        yield from covariate_reference_issues(self.ps_covariates, facts, ("ps_covariates",))
-        if not self.ps_covariates:
-            yield Issue("empty (the PS model needs at least one covariate)", ("ps_covariates",))
-        repeated = sorted({name for name in self.ps_covariates
-                           if self.ps_covariates.count(name) > 1})
-        if repeated:
-            yield Issue(f"{', '.join(repeated)} listed more than once", ("ps_covariates",))
+        try:
+            make_plan(method.preset, {**preset_overrides, **method.overrides()})
+        except PlanOptionError as err:
+            yield Issue(f"{err} (with preset {method.preset!r} as this scenario configures it)",
+                        ("methods", name, err.field))
 
 
 #: The largest seed: it must fit numpy's SeedSequence and the run's netCDF attribute, a signed

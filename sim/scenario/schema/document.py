@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from analysis.plan.options import PRESETS
 from sim.errors import Problem, ScenarioError
 from sim.scenario.messages import dotted, problems_from
 from sim.scenario.schema.analysis import AnalysisTable, SimulationTable
@@ -106,7 +107,8 @@ class ScenarioFile(FileTable):
 
 
 def _name_issues(data: Mapping[str, Any]) -> list[Issue]:
-    """Problems of the names of arms, covariates and adverse events (table keys)."""
+    """Problems of the names of arms, covariates, adverse events and analysis methods (table
+    keys)."""
     issues = []
     for section, what in (("arms", "arm"), ("covariates", "covariate"),
                           ("adverse_events", "adverse-event")):
@@ -121,6 +123,15 @@ def _name_issues(data: Mapping[str, Any]) -> list[Issue]:
                            f"{', '.join(sorted(RESERVED_COLUMNS))} and ae_*)")
             if problem:
                 issues.append(Issue(problem, (section, name)))
+    analysis = data.get("analysis")
+    methods = analysis.get("methods") if isinstance(analysis, dict) else None
+    for name in methods if isinstance(methods, dict) else ():
+        problem = check_name(name, "method")
+        if problem is None and name in PRESETS:
+            problem = (f"{name!r} is a preset's name: change the preset itself in "
+                       f"[analysis.{name}], or give the method another name")
+        if problem:
+            issues.append(Issue(problem, ("analysis", "methods", name)))
     return issues
 
 

@@ -34,3 +34,21 @@ def test_paired_difference_and_its_mcse():
     keep = np.isfinite(ds.p_logrank.values).all(axis=1)
     assert float(cell.power_difference) == pytest.approx((hits[keep, 1] - hits[keep, 0]).mean())
     assert float(result.sel({"method": "paper"}).bias_difference) == 0.0
+
+
+def test_a_reference_per_method():
+    """Each method against its own reference (a named method against its preset); an unknown
+    reference is refused."""
+    ds = replicates()
+    third = ds.sel({"method": ["recommended"]}).assign_coords(method=["no_lab"])
+    third["log_hr"] = third.log_hr + 0.05
+    ds = xr.concat([ds, third], dim="method")
+    result = paired_differences(ds, reference={"recommended": "paper", "no_lab": "recommended"})
+    assert result.paired_reference.values.tolist() == ["paper", "paper", "recommended"]
+    assert float(result.sel({"method": "no_lab"}).bias_difference) == pytest.approx(0.05)
+    assert float(result.sel({"method": "no_lab"}).bias_difference_mcse) == pytest.approx(0.0, abs=1e-15)
+    xr.testing.assert_identical(result.sel({"method": "recommended"}).bias_difference,
+                                paired_differences(ds, reference="paper").sel({"method": "recommended"}).bias_difference)
+    assert float(result.sel({"method": "paper"}).power_difference) == 0.0
+    with pytest.raises(ValueError, match="reference method"):
+        paired_differences(ds, reference={"no_lab": "wide"})
