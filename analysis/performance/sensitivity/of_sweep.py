@@ -111,10 +111,11 @@ def sweep_sensitivity(summary: xr.Dataset, *, seed: int = 1, num_resamples: int 
                              values=values, base_point=0)
             order = [result.names.index(n) if n in result.names else None for n in names]
             row = {}
-            for key in ("value_low", "value_high", "estimate_low", "estimate_high", "swing", "swing_mcse"):
+            for key in ("value_low", "value_high", "estimate_low", "estimate_high", "mcse_low", "mcse_high",
+                        "swing", "swing_mcse"):
                 column = getattr(result, key)
                 row[key] = np.array([column[i] if i is not None else np.nan for i in order])
-            row["base_estimate"] = result.base_estimate
+            row["base_estimate"], row["base_mcse"] = result.base_estimate, result.base_mcse
             per_cell.append(row)
             continue
         problem = salib_problem(names, [f["bounds"] for f in factors])
