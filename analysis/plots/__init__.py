@@ -11,5 +11,9 @@ whole Figure. :func:`analysis.plots.style.figure_bytes` renders a figure as PNG 
 * :mod:`analysis.plots.coverage` — the zip plot of coverage;
 * :mod:`analysis.plots.grid` — nested-loop and forest plots of performance over a sweep;
 * :mod:`analysis.plots.power` — power against sample size or another numeric factor;
+* :mod:`analysis.plots.sensitivity` — tornado, Morris μ*–σ, Sobol and η² figures of a sweep's
+  sensitivity indices, with their Monte Carlo noise;
+* :mod:`analysis.plots.bias_surface` — the unmeasured-confounder bias surface with its contours
+  and benchmarks, and the E-value curve;
 * :mod:`analysis.plots.style` — colours (Okabe–Ito), figure creation, selection helpers.
 """

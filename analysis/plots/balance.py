@@ -25,7 +25,15 @@ from analysis.plots.style import (
     COHORT_COLOURS, NOMINAL_COLOUR, axes_or_new, legend_below, select_condition, select_method,
 )
 
-__all__ = ["love_plot_data", "plot_love"]
+__all__ = ["ADJUSTED_LABELS", "love_plot_data", "plot_love"]
+
+#: The legend entry of the second cohort slot per estimator (``analysis/plan/options.py``): a
+#: weighting estimator's SMDs are weighted ones (Austin & Stuart 2015), not "after matching".
+ADJUSTED_LABELS = {
+    "matching": "After matching",
+    "iptw": "After IPTW weighting (weighted SMD)",
+    "overlap": "After overlap weighting (weighted SMD)",
+}
 
 
 def love_plot_data(replicates: xr.Dataset, *, method: str | None = None, condition=None,
@@ -76,8 +84,10 @@ def plot_love(
     labels: dict[str, str] | None = None,
     threshold: float = 0.1,
     quantiles: tuple[float, float] = (0.1, 0.9),
+    estimator: str = "matching",
 ):
-    """|SMD| per covariate before and after matching: median over replicates with its spread.
+    """|SMD| per covariate before and after matching (or weighting): median over replicates
+    with its spread.
 
     Parameters
     ----------
@@ -87,6 +97,8 @@ def plot_love(
     ax : matplotlib Axes, optional
     labels : covariate name → label on the axis (default the name).
     threshold : the vertical reference line (Austin 2009: 0.1).
+    estimator : the method's estimator; names the adjusted cohort (:data:`ADJUSTED_LABELS`).
+        The other estimators (outcome-model adjustment, PS strata) balance no sample.
 
     Returns
     -------
@@ -95,6 +107,9 @@ def plot_love(
         from the top) and, with more than one replicate, the spread as horizontal line
         segments (a LineCollection per cohort).
     """
+    if estimator not in ADJUSTED_LABELS:
+        raise ValueError(f"estimator {estimator!r}: has no balanced sample to draw; a love plot needs one of "
+                         f"{', '.join(ADJUSTED_LABELS)}")
     data = love_plot_data(replicates, method=method, condition=condition, quantiles=quantiles)
     labels = labels or {}
     covariates = data.covariate.values.tolist()
@@ -104,6 +119,7 @@ def plot_love(
     n_replicates = int(replicates.sizes.get("replicate", 1))
     offsets = {"full": 0.12, "matched": -0.12} if n_replicates > 1 else {"full": 0.0, "matched": 0.0}
     markers = {"full": "o", "matched": "D"}
+    before = "Before matching" if estimator == "matching" else "Before weighting (unweighted SMD)"
     for cohort in ("full", "matched"):
         cell = data.sel(cohort=cohort)
         y = rows + offsets[cohort]
@@ -114,7 +130,7 @@ def plot_love(
         filled = cohort == "matched"
         ax.plot(cell["median"].values, y, linestyle="none", marker=markers[cohort], markersize=6,
                 color=colour, markerfacecolor=colour if filled else "white", markeredgewidth=1.5,
-                label="Before matching" if cohort == "full" else "After matching")
+                label=before if cohort == "full" else ADJUSTED_LABELS[estimator])
     ax.axvline(threshold, color=NOMINAL_COLOUR, linestyle="--", linewidth=1.0, label=f"|SMD| = {threshold:g} threshold")
     ax.set_yticks(rows, [labels.get(c, c) for c in covariates], fontsize=8)
     ax.set_ylim(-0.7, n_rows - 0.3)

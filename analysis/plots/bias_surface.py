@@ -49,7 +49,7 @@ __all__ = ["CONTOUR_STYLES", "benchmark_strengths", "bias_surface_figure", "e_va
 CONTOUR_STYLES = {
     "estimate_null": ("mean estimate reaches HR = 1", TRUTH_COLOUR, "-", None),
     "ci_null": ("mean CI limit nearer 1 reaches 1 (CI crosses 1)", OKABE_ITO["reddish_purple"], "--", None),
-    "power": ("power falls to the target", OKABE_ITO["orange"], ":", None),
+    "power": ("power crosses the target", OKABE_ITO["orange"], ":", None),
 }
 _BENCHMARK_STYLE = dict(marker="o", markersize=5.5, markerfacecolor="white", markeredgecolor=TRUTH_COLOUR,
                         markeredgewidth=1.2, linestyle="none")
@@ -198,7 +198,7 @@ def plot_bias_surface(
     for contour in cell.contour.values.tolist():
         label, colour, style, _ = CONTOUR_STYLES[contour]
         if contour == "power":
-            label = f"power falls to {100 * target:.0f}%"
+            label = f"power crosses {100 * target:.0f}%"
         row = cell.sel(contour=contour)
         centre = row.crossing.values.astype(float)
         lower, upper = row.crossing_lower.values.astype(float), row.crossing_upper.values.astype(float)

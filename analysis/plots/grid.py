@@ -261,6 +261,7 @@ def plot_forest(
     endpoint: str = "pfs",
     conditions: Sequence | None = None,
     methods: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
     ax=None,
 ):
     """Forest-style plot: a few grid points as rows, each method's estimate ± 1.96 MCSE.
@@ -271,6 +272,7 @@ def plot_forest(
     measure, cohort, endpoint, methods : see :func:`plot_nested_loop`.
     conditions : labels of the ``condition`` coordinate to show, top to bottom (default all,
         in factor order).
+    row_labels : the y tick labels, one per row (default "factor = level, …").
     ax : matplotlib Axes, optional
 
     Returns
@@ -304,9 +306,11 @@ def plot_forest(
     nominal = measure_nominal(summary, measure)
     if nominal is not None:
         ax.axvline(nominal, color=NOMINAL_COLOUR, linestyle="--", linewidth=1.0, label=f"nominal {nominal:g}")
-    ax.set_yticks(rows, condition_labels(grid, factors), fontsize=8)
+    if row_labels is not None and len(row_labels) != n:
+        raise ValueError(f"row_labels: {len(row_labels)} labels for {n} rows")
+    ax.set_yticks(rows, list(row_labels) if row_labels is not None else condition_labels(grid, factors), fontsize=8)
     ax.set_ylim(-0.6, n - 0.4)
-    ax.set_xlabel(MEASURES.get(measure, (measure,))[0] + (" (bars: ±1.96 Monte Carlo SE)" if has_mcse else ""),
+    ax.set_xlabel(MEASURES.get(measure, (measure,))[0] + ("\n(bars: ±1.96 Monte Carlo SE)" if has_mcse else ""),
                   fontsize=9)
     where = [ENDPOINT_NAMES[endpoint]] if "endpoint" in grid[measure].dims else []
     if "cohort" in grid[measure].dims:

@@ -30,7 +30,7 @@ from analysis.plan.options import Plan
 from analysis.plots.report import BulletList, Figure, Paragraph, Section, Table
 from analysis.plots.style import COHORT_NAMES, ENDPOINT_NAMES, figure_bytes
 
-__all__ = ["RUN_SECTIONS", "ReportContext", "StudyFacts"]
+__all__ = ["RUN_SECTIONS", "ReportContext", "StudyFacts", "study_blocks"]
 
 REPORT_DPI = 110
 
@@ -131,9 +131,10 @@ def aims_section(context: ReportContext) -> Section:
 
 
 # --------------------------------------------------------------------------- D
-def data_generating_section(context: ReportContext) -> Section:
-    study = context.study
-    blocks: list = [
+def study_blocks(study: StudyFacts) -> list:
+    """The data-generating mechanism of a scenario as report blocks: the design and covariate
+    tables and every ASSUMPTION (shared by the run and the sweep reports)."""
+    return [
         Paragraph(f"Scenario `{study.name}`. Each replicate is a new synthetic cohort drawn from the model below; "
                   "covariates are drawn per arm from the published marginals, so confounding arises because the "
                   "covariates also drive the outcomes."),
@@ -146,6 +147,11 @@ def data_generating_section(context: ReportContext) -> Section:
         BulletList(tuple(re.sub(r"^\[([^\]]+)\] ", r"`\1`: ", item) for item in study.assumptions))
         if study.assumptions else Paragraph("None are marked."),
     ]
+
+
+def data_generating_section(context: ReportContext) -> Section:
+    study = context.study
+    blocks = study_blocks(study)
     if context.km_curves is not None:
         from analysis.plots.survival import kaplan_meier_figure
 
@@ -194,7 +200,7 @@ def _caliper_text(plan: Plan) -> str:
 
 
 def methods_section(context: ReportContext) -> Section:
-    from analysis.plots.balance import plot_love
+    from analysis.plots.balance import ADJUSTED_LABELS, plot_love
     from analysis.plots.estimates import plot_matched_pairs
 
     plans = context.plans
@@ -222,10 +228,13 @@ def methods_section(context: ReportContext) -> Section:
     ]
     labels = context.study.covariate_labels
     for method in names:
-        if "smd" in context.replicates:
-            blocks.append(_png(f"love-{method}", f"Balance of the PS covariates before and after matching, `{method}` "
+        estimator = getattr(plans[method], "estimator", "matching")
+        if "smd" in context.replicates and estimator in ADJUSTED_LABELS:
+            how = {"matching": "matching", "iptw": "IPTW weighting (weighted SMDs)",
+                   "overlap": "overlap weighting (weighted SMDs)"}[estimator]
+            blocks.append(_png(f"love-{method}", f"Balance of the PS covariates before and after {how}, `{method}` "
                                                  "plan: median |SMD| over replicates with its 10th–90th percentile.",
-                               plot_love(context.replicates, method=method, labels=labels)))
+                               plot_love(context.replicates, method=method, labels=labels, estimator=estimator)))
     blocks.append(_png("pairs", "Matched pairs per replicate" + (
         f", with the {context.observed_pairs} pairs the study reported" if context.observed_pairs else "") + ".",
         plot_matched_pairs(context.replicates, observed=context.observed_pairs, observed_label="study")))

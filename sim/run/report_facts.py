@@ -169,7 +169,8 @@ def study_facts(scenario: Scenario) -> StudyFacts:
          + (f", linked to prognosis (slope {scenario.response.pfs_link:g})" if scenario.response.pfs_link else "")),
         ("Adverse events", f"{len(scenario.adverse_events)} per arm (any grade, grade 3–4)"),
         ("Unmeasured confounder", "none" if scenario.unmeasured is None else
-         f"prevalence {dict(scenario.unmeasured.prevalence)}, log-HR {scenario.unmeasured.log_hr:g} (not in the PS model)"),
+         "prevalence " + ", ".join(f"{arm} {p:g}" for arm, p in scenario.unmeasured.prevalence.items())
+         + f", log-HR {scenario.unmeasured.log_hr:g} (not in the PS model)"),
     ]
     ps = set(scenario.analysis.ps_covariates)
     rows = []

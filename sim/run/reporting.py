@@ -12,6 +12,7 @@ stored results before it is drawn.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -65,8 +66,11 @@ def load_run(run_dir: Path) -> RunData:
     """The replicates, summary (``summary.nc``, else computed) and scenario of a run folder."""
     replicates = open_replicates(run_dir)
     if "condition" not in replicates.dims:
-        raise PlotOptionError(f"{run_dir}: a factorial sweep (dims {', '.join(map(str, replicates.dims))}); "
-                              "plots and reports of one grid point need a run with a condition dim")
+        from sim.run.sweep_reporting import SWEEP_PLOT_KINDS
+
+        raise PlotOptionError(f"{run_dir}: a factorial sweep (dims {', '.join(map(str, replicates.dims))}): the "
+                              f"figures of one grid point need a plain run; a sweep's are --kind "
+                              f"{', '.join(SWEEP_PLOT_KINDS)}")
     text = replicates.attrs.get("scenario_text")
     if not text:
         raise RunFolderError(f"{run_dir}: replicates.nc holds no scenario_text attribute; rerun the scenario")
@@ -157,12 +161,14 @@ def _km_figure(run: RunData, *, method: str, condition: int, replicate: int):
 
 def plot_run(run_dir: Path, kind: str, *, method: str | None = None, endpoint: str = "pfs", cohort: str = "matched",
              condition: int = 0, replicate: int = 0, observed_pairs: int | None = None,
-             fmt: str = "png") -> RunFigure:
-    """One figure of a run folder, rendered as PNG or SVG bytes.
+             measure: str | None = None, factor: str | None = None, fmt: str = "png") -> RunFigure:
+    """One figure of a run or sweep folder, rendered as PNG or SVG bytes.
 
     Parameters
     ----------
-    kind : one of :data:`PLOT_KINDS`.
+    kind : one of :data:`PLOT_KINDS` (a run, or one grid point of a sweep with a condition
+        dim) or of :data:`sim.run.sweep_reporting.SWEEP_PLOT_KINDS` (a sweep folder; with
+        ``measure`` and, for ``power``, ``factor``: :func:`~sim.run.sweep_reporting.sweep_figure`).
     method : analysis method (default the scenario's plan).
     endpoint, cohort : the cell of ``hr-distribution`` and ``zip``.
     condition : grid point.
@@ -170,8 +176,14 @@ def plot_run(run_dir: Path, kind: str, *, method: str | None = None, endpoint: s
     observed_pairs : the published number of pairs marked on ``pairs``.
     fmt : ``png`` or ``svg``.
     """
+    from sim.run.sweep_reporting import SWEEP_PLOT_KINDS, sweep_figure
+
+    if kind in SWEEP_PLOT_KINDS:
+        figure, stem = sweep_figure(run_dir, kind, measure=measure, method=method, endpoint=endpoint, cohort=cohort,
+                                    factor=factor)
+        return RunFigure(figure_bytes(figure, fmt=fmt), Path(run_dir) / FIGURE_FOLDER / f"{stem}.{fmt}")
     if kind not in PLOT_KINDS:
-        raise PlotOptionError(f"--kind {kind}: choose one of {', '.join(PLOT_KINDS)}")
+        raise PlotOptionError(f"--kind {kind}: choose one of {', '.join(PLOT_KINDS + SWEEP_PLOT_KINDS)}")
     run = load_run(run_dir)
     _check_condition(run, condition)
     name = _check_method(run, method)
@@ -192,7 +204,14 @@ def plot_run(run_dir: Path, kind: str, *, method: str | None = None, endpoint: s
         if "smd" not in data:
             raise RunFolderError(f"{run_dir}: the run stores no per-covariate SMDs (made by an older psmsim); "
                                  "rerun it with --force to get them")
-        drawn, stem = plot_love(data, method=name, condition=condition, labels=labels), f"{kind}-{name}"
+        from sim.scenario.plans import scenario_plan
+
+        estimator = scenario_plan(run.scenario, name).estimator
+        try:
+            drawn = plot_love(data, method=name, condition=condition, labels=labels, estimator=estimator)
+        except ValueError as exc:
+            raise PlotOptionError(f"--kind love --method {name}: {exc}") from None
+        stem = f"{kind}-{name}"
     elif kind == "zip":
         from analysis.plots.coverage import plot_zip
 
@@ -237,30 +256,53 @@ def build_report(run: RunData, *, observed_pairs: int | None = None, km_replicat
     )
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_shared(path: Path, data: bytes, mode: int) -> None:
+    """Write atomically, then give the file the mode a plain ``open`` would (0666 less the
+    umask): a report is for sharing, not private like the temporary file it was written to."""
+    atomic_write_bytes(path, data)
+    os.chmod(path, mode)
+
+
 def write_report(run_dir: Path, *, observed_pairs: int | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` (figures in ``report_figures/``)
-    into the run folder; derived files, rewritten on every call. Returns their paths."""
+    into a run or sweep folder; derived files, rewritten on every call, with the modes the
+    umask gives. Returns their paths."""
+    from sim.run.sweep_reporting import build_sweep_report, is_sweep_folder
+
     run_dir = Path(run_dir)
-    run = load_run(run_dir)
-    if run.replicates.sizes["condition"] > 1:
-        raise PlotOptionError(f"{run_dir}: the report of a sweep is not supported yet (it has "
-                              f"{run.replicates.sizes['condition']} grid points)")
-    report = build_report(run, observed_pairs=observed_pairs)
+    if is_sweep_folder(run_dir):
+        report = build_sweep_report(run_dir)
+    else:
+        run = load_run(run_dir)
+        if run.replicates.sizes["condition"] > 1:
+            raise PlotOptionError(f"{run_dir}: {run.replicates.sizes['condition']} grid points and no sweep summary "
+                                  "(summary.nc with sweep_* attributes); a report covers a plain run or a "
+                                  "`psmsim sweep` folder")
+        report = build_report(run, observed_pairs=observed_pairs)
+    mode = 0o666 & ~_umask()
     figures_dir = run_dir / REPORT_FIGURES
     figures_dir.mkdir(exist_ok=True)
     for figure in report.figures:
-        atomic_write_bytes(figures_dir / f"{figure.name}.png", figure.png)
+        _write_shared(figures_dir / f"{figure.name}.png", figure.png, mode)
     markdown = render_markdown(report, figure_path=lambda f: f"{REPORT_FIGURES}/{f.name}.png")
-    atomic_write_bytes(run_dir / REPORT_MD, markdown.encode("utf-8"))
-    atomic_write_bytes(run_dir / REPORT_HTML, render_html(report).encode("utf-8"))
+    _write_shared(run_dir / REPORT_MD, markdown.encode("utf-8"), mode)
+    _write_shared(run_dir / REPORT_HTML, render_html(report).encode("utf-8"), mode)
     return run_dir / REPORT_HTML, run_dir / REPORT_MD
 
 
 def cohort_figures(batch: CohortBatch, result: PlanResult, *, labels: Mapping[str, str] | None = None,
                    arm_labels: tuple[str, str] = ("Treated", "Control"), fmt: str = "png") -> dict[str, bytes]:
-    """The Kaplan–Meier figure (PFS/OS before/after matching) and the love plot of one analysed
-    cohort (``analyse_cohorts(..., details=True)`` on a batch of one), as ``{file name: bytes}``."""
-    from analysis.plots.balance import plot_love
+    """The Kaplan–Meier figure (PFS/OS before/after matching) and, when the estimator balances a
+    sample (matching, weighting), the love plot of one analysed cohort
+    (``analyse_cohorts(..., details=True)`` on a batch of one), as ``{file name: bytes}``."""
+    from analysis.plots.balance import ADJUSTED_LABELS, plot_love
     from analysis.plots.survival import kaplan_meier_figure
 
     curves = kaplan_meier_curves(batch, result, replicate=0)
@@ -271,5 +313,8 @@ def cohort_figures(batch: CohortBatch, result: PlanResult, *, labels: Mapping[st
         coords={"method": [result.plan.name], "replicate": [0], "cohort": ["full", "matched"],
                 "covariate": list(result.balance_covariates)},
     )
-    love = plot_love(balance, method=result.plan.name, labels=dict(labels or {}))
-    return {f"km.{fmt}": figure_bytes(km, fmt=fmt), f"love.{fmt}": figure_bytes(love.figure, fmt=fmt)}
+    figures = {f"km.{fmt}": figure_bytes(km, fmt=fmt)}
+    if result.plan.estimator in ADJUSTED_LABELS:  # outcome-model and PS-strata estimators balance no sample
+        love = plot_love(balance, method=result.plan.name, labels=dict(labels or {}), estimator=result.plan.estimator)
+        figures[f"love.{fmt}"] = figure_bytes(love.figure, fmt=fmt)
+    return figures

@@ -25,7 +25,7 @@ from analysis.performance.sensitivity import (
 )
 from sim.run.store import REPLICATES_FILE, read_dataset, write_dataset
 
-__all__ = ["measured_benchmarks", "unmeasured_surface", "unmeasured_report", "BIAS_SURFACE_NC"]
+__all__ = ["measured_benchmarks", "unmeasured_dataset", "unmeasured_surface", "unmeasured_report", "BIAS_SURFACE_NC"]
 
 BIAS_SURFACE_NC = "bias_surface.nc"
 
@@ -95,6 +95,14 @@ def unmeasured_surface(replicates: xr.Dataset, scenario, *, x: str, y: str) -> x
 
 def unmeasured_report(run_dir: Path, summary: xr.Dataset, *, x: str, y: str) -> tuple[str, Path]:
     """Write ``bias_surface.nc`` and return the printed text."""
+    dataset, text = unmeasured_dataset(run_dir, summary, x=x, y=y)
+    path = Path(run_dir) / BIAS_SURFACE_NC
+    write_dataset(path, dataset)
+    return text, path
+
+
+def unmeasured_dataset(run_dir: Path, summary: xr.Dataset, *, x: str, y: str) -> tuple[xr.Dataset, str]:
+    """The bias-surface Dataset (surface, benchmarks, E-value attributes) and its printed text."""
     from sim.scenario import parse_scenario
 
     replicates = read_dataset(Path(run_dir) / REPLICATES_FILE)
@@ -135,6 +143,4 @@ def unmeasured_report(run_dir: Path, summary: xr.Dataset, *, x: str, y: str) -> 
             row = benchmarks.sel(benchmark=name)
             lines.append(f"  {str(name):<26} {float(row.benchmark_prevalence_difference):+7.3f} "
                          f"{float(row.benchmark_log_hr):+6.2f} {float(row.benchmark_lpk_factor):7.3f}")
-    path = Path(run_dir) / BIAS_SURFACE_NC
-    write_dataset(path, dataset)
-    return "\n".join(lines), path
+    return dataset, "\n".join(lines)

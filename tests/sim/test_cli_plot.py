@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from sim.cli import _PLOT_KINDS, main
 from sim.run.reporting import PLOT_KINDS
+from sim.run.sweep_reporting import SWEEP_PLOT_KINDS
 from tests.analysis.plots.html_checks import check_self_contained
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,11 @@ def run_dir(tmp_path_factory):
 
 
 def test_the_cli_offers_every_kind():
-    assert _PLOT_KINDS == PLOT_KINDS
+    assert _PLOT_KINDS == PLOT_KINDS + SWEEP_PLOT_KINDS
+
+
+def test_a_sweep_figure_of_a_plain_run_says_so(run_dir):
+    assert_one_line_error(invoke("plot", run_dir, "--kind", "nested-loop"), "holds a plain run, not a sweep")
 
 
 def test_plot_writes_the_default_file(run_dir):

@@ -59,6 +59,17 @@ def test_love_plot_draws_medians_spread_and_threshold(replicates):
     assert "300 replicates" in ax.get_title() and "paper plan" in ax.get_title()
 
 
+def test_love_plot_of_a_weighting_method_names_weighted_smds(replicates):
+    ax = plot_love(replicates, method="recommended", estimator="iptw")
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "After IPTW weighting (weighted SMD)" in labels and "Before weighting (unweighted SMD)" in labels
+    assert not any("matching" in label for label in labels)
+    assert "Overlap" not in labels and "After overlap weighting (weighted SMD)" in [
+        line.get_label() for line in plot_love(replicates, estimator="overlap").get_lines()]
+    with pytest.raises(ValueError, match="estimator 'cox_adjusted': has no balanced sample"):
+        plot_love(replicates, estimator="cox_adjusted")
+
+
 def test_love_plot_of_one_cohort_has_no_spread(replicates):
     ax = plot_love(replicates.isel(replicate=[5]))
     assert not [c for c in ax.collections if c.get_label().startswith("_spread")]

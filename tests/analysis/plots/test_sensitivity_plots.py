@@ -171,7 +171,7 @@ def test_bias_surface_mesh_contours_bands_lpk_and_benchmarks(surface):
     np.testing.assert_allclose(estimate.get_xdata(), [np.nan, 0.15])
     np.testing.assert_array_equal(estimate.get_ydata(), [0.0, 1.0])
     assert estimate.get_label() == "mean estimate reaches HR = 1"
-    assert lines["contour:power"].get_label() == "power falls to 80% (not in the grid)"
+    assert lines["contour:power"].get_label() == "power crosses 80% (not in the grid)"
     band = next(c for c in ax.collections if c.get_gid() == "band:ci_null")
     boxes = [path.vertices for path in band.get_paths()]
     assert len(boxes) == 2  # one per row, each as tall as its row (edges at -0.5, 0.5, 1.5)

@@ -4,6 +4,7 @@ every figure rendered by headless Chromium)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,13 @@ def test_plot_options_that_do_not_fit_the_run(run_dir):
 
 
 def test_report_files_are_valid_self_contained_and_render(run_dir):
-    html_path, md_path = write_report(run_dir, observed_pairs=34)
+    previous = os.umask(0o002)
+    try:
+        html_path, md_path = write_report(run_dir, observed_pairs=34)
+    finally:
+        os.umask(previous)
+    for path in (html_path, md_path, *(run_dir / "report_figures").glob("*.png")):
+        assert path.stat().st_mode & 0o777 == 0o664, path  # the umask's mode, not mkstemp's 0600
     page = html_path.read_text(encoding="utf-8")
     images = check_self_contained(page)
     figures = sorted((run_dir / "report_figures").glob("*.png"))

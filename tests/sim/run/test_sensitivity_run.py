@@ -23,13 +23,8 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def unmeasured(tmp_path_factory):
-    out = tmp_path_factory.mktemp("u") / "run"
-    assert invoke("sweep", LIU2021, SWEEPS / "small_unmeasured.toml", "--jobs", "1", "--quiet",
-                  "--out", out).exit_code == 0
-    result = invoke("sensitivity", out)
-    assert result.exit_code == 0, result.output
-    return out, result.output
+def unmeasured(small_sweep):
+    return small_sweep("unmeasured")
 
 
 def test_bias_surface_is_monotone_where_theory_says(unmeasured):
@@ -71,10 +66,8 @@ def test_report_prints_the_e_value_and_benchmarks(unmeasured):
     ("morris", 6, {"mu_star", "mu_star_conf", "sigma_noise_share"}),
     ("sobol", 8, {"s1", "st", "st_corrected"}),
 ])
-def test_other_designs_run_on_condition_and_save_their_indices(design, points, columns, tmp_path):
-    out = tmp_path / design
-    assert invoke("sweep", LIU2021, SWEEPS / f"small_{design}.toml", "--jobs", "1", "--quiet",
-                  "--out", out).exit_code == 0
+def test_other_designs_run_on_condition_and_save_their_indices(design, points, columns, small_sweep):
+    out, output = small_sweep(design)
     replicates = xr.load_dataset(out / "replicates.nc", engine="h5netcdf")
     assert replicates.sizes["condition"] == points and replicates.log_hr.dims[0] == "condition"
     assert {"hr", "dropout"} <= set(replicates.coords)
@@ -82,13 +75,11 @@ def test_other_designs_run_on_condition_and_save_their_indices(design, points, c
         assert replicates.varied.values.tolist() == ["", "hr", "hr", "dropout", "ratio"]
     else:
         assert replicates.attrs["sweep_sample"].startswith("[[")
-    result = invoke("sensitivity", out)
-    assert result.exit_code == 0, result.output
     frame = pd.read_csv(out / "sensitivity.csv")
     assert columns <= set(frame.columns) and set(frame.factor) >= {"hr", "dropout"}
     dataset = xr.load_dataset(out / "sensitivity.nc", engine="h5netcdf")
     assert dataset.attrs["sweep_design"] == design
-    assert "power_logrank" in result.output
+    assert "power_logrank" in output
 
 
 def test_plain_run_folders_are_refused(tmp_path):
