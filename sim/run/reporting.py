@@ -12,7 +12,6 @@ stored results before it is drawn.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -256,20 +255,6 @@ def build_report(run: RunData, *, observed_pairs: int | None = None, km_replicat
     )
 
 
-def _umask() -> int:
-    """The process's umask (read by setting it and putting it back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_shared(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically, then give the file the mode a plain ``open`` would (0666 less the
-    umask): a report is for sharing, not private like the temporary file it was written to."""
-    atomic_write_bytes(path, data)
-    os.chmod(path, mode)
-
-
 def write_report(run_dir: Path, *, observed_pairs: int | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` (figures in ``report_figures/``)
     into a run or sweep folder; derived files, rewritten on every call, with the modes the
@@ -286,14 +271,13 @@ def write_report(run_dir: Path, *, observed_pairs: int | None = None) -> tuple[P
                                   "(summary.nc with sweep_* attributes); a report covers a plain run or a "
                                   "`psmsim sweep` folder")
         report = build_report(run, observed_pairs=observed_pairs)
-    mode = 0o666 & ~_umask()
     figures_dir = run_dir / REPORT_FIGURES
     figures_dir.mkdir(exist_ok=True)
     for figure in report.figures:
-        _write_shared(figures_dir / f"{figure.name}.png", figure.png, mode)
+        atomic_write_bytes(figures_dir / f"{figure.name}.png", figure.png)
     markdown = render_markdown(report, figure_path=lambda f: f"{REPORT_FIGURES}/{f.name}.png")
-    _write_shared(run_dir / REPORT_MD, markdown.encode("utf-8"), mode)
-    _write_shared(run_dir / REPORT_HTML, render_html(report).encode("utf-8"), mode)
+    atomic_write_bytes(run_dir / REPORT_MD, markdown.encode("utf-8"))
+    atomic_write_bytes(run_dir / REPORT_HTML, render_html(report).encode("utf-8"))
     return run_dir / REPORT_HTML, run_dir / REPORT_MD
 
 
