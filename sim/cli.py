@@ -1,9 +1,10 @@
 """The ``psmsim`` command line. Thin: each command parses its arguments, makes one library call
 and prints the result; no statistics here.
 
-Every input problem the library reports (:class:`sim.errors.PsmsimError`) is printed as one
-line ``error: <message>`` on stderr with exit code 2, never as a traceback; a scenario file with
-several problems gives one such line for each.
+Every input problem the library reports (:class:`sim.errors.PsmsimError`) and every
+operating-system error (full disk, no permission, missing folder) is printed as one line
+``error: <message>`` on stderr with exit code 2, never as a traceback; a scenario file with
+several problems gives one such line for each (:mod:`sim.cli_boundary`).
 
 Example::
 
@@ -18,36 +19,14 @@ from pathlib import Path
 import click
 import numpy as np
 
+from sim.cli_boundary import INPUT_ERROR_EXIT_CODE, Commands, check_output_file, check_output_folder  # noqa: F401
 from sim.errors import PsmsimError
 from sim.scenario import Scenario, load_scenario
-
-#: Exit code for input problems (the same code click uses for usage errors).
-INPUT_ERROR_EXIT_CODE = 2
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
-class _Commands(click.Group):
-    """A click group that turns a :class:`PsmsimError` raised by any command into one line per
-    problem on stderr and exit code 2; likewise an analysis plan option an engine refuses
-    (:class:`analysis.plan.options.PlanOptionError`, e.g. ``--engine reference`` with a
-    weighting estimator)."""
-
-    def invoke(self, ctx: click.Context):
-        from analysis.plan.options import PlanOptionError
-
-        try:
-            return super().invoke(ctx)
-        except PsmsimError as err:
-            for line in err.lines():
-                click.echo(f"error: {line}", err=True)
-            ctx.exit(INPUT_ERROR_EXIT_CODE)
-        except PlanOptionError as err:
-            click.echo(f"error: analysis option {err.field}: {err}", err=True)
-            ctx.exit(INPUT_ERROR_EXIT_CODE)
-
-
-@click.group(cls=_Commands, context_settings=_CONTEXT)
+@click.group(cls=Commands, context_settings=_CONTEXT)
 @click.version_option(package_name="psmsim", prog_name="psmsim", message="%(prog)s %(version)s")
 def main() -> None:
     """Simulate propensity-score-matched survival studies.
@@ -106,8 +85,7 @@ def _scenario_summary(scenario: Scenario) -> str:
 
 
 def _refuse_overwrite(path: Path, force: bool, option: str) -> None:
-    if path.exists() and not force:
-        raise PsmsimError(f"{option} {path}: file exists; choose another name or pass --force to replace it")
+    check_output_file(path, option, force=force)
 
 
 @main.command()
@@ -208,7 +186,9 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, meth
     if plot_dir:
         _check_folder(Path(plot_dir), "--plot")
         for name in ("km.png", "love.png"):
-            _refuse_overwrite(Path(plot_dir) / name, force, "--plot")
+            if (Path(plot_dir) / name).exists() and not force:
+                raise PsmsimError(f"--plot {Path(plot_dir) / name}: file exists; choose another folder or pass "
+                                  "--force to replace it")
     labels, kinds, arm_names = {}, None, ("Treated", "Control")
     if scenario_path:
         loaded = load_scenario(scenario_path)
@@ -289,6 +269,7 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
         raise PsmsimError("--scheduler: only used with --backend dask")
     loaded = load_scenario(scenario)
     _print_warnings(loaded)
+    check_output_folder(Path(out) if out else Path("results") / loaded.name, "--out")
     outcome = run_scenario(
         loaded, replicates=replicates, seed=seed, block_size=block_size, jobs=jobs, backend=backend,
         scheduler=scheduler, out=Path(out) if out else Path("results") / loaded.name, force=force, quiet=quiet,
@@ -329,6 +310,8 @@ def sweep(scenario: str, sweep_file: str, replicates: int | None, seed: int | No
         raise PsmsimError(f"--jobs {jobs}: must be a positive number of workers or -1 for all cores")
     if scheduler and backend != "dask":
         raise PsmsimError("--scheduler: only used with --backend dask")
+    if out:
+        check_output_folder(Path(out), "--out")
     outcome = run_sweep(Path(scenario), Path(sweep_file), replicates=replicates, seed=seed,
                         block_size=block_size, jobs=jobs, backend=backend, scheduler=scheduler,
                         out=Path(out) if out else None, force=force, quiet=quiet)
@@ -375,8 +358,7 @@ def summarise(run_dir: str) -> None:
 
 
 def _check_folder(folder: Path, option: str) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise PsmsimError(f"{option} {folder}: exists and is not a folder; choose another path")
+    check_output_folder(folder, option)
 
 
 def _make_folder(folder: Path, option: str) -> None:

@@ -66,3 +66,55 @@ class CohortFileError(PsmsimError):
 
 class RunFolderError(PsmsimError):
     """A run folder cannot be used as asked (foreign identity without --force, corrupt files)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Operating-system errors (full disk, no permission, missing folder) as one line
+
+
+def find_os_error(error: BaseException) -> OSError | None:
+    """The operating-system error behind ``error``: ``error`` itself, or the first
+    ``OSError`` in its chain of causes and contexts (e.g. joblib's
+    ``ShutdownExecutorError`` raised while a full disk's ``OSError`` was being handled).
+    ``None`` when there is none."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno is not None:
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+#: errno name → (cause, fix) of the errors a user can do something about.
+_OS_CAUSES = {
+    "ENOSPC": ("no space left on the device", "free some space or write to another folder (a run resumes "
+                                             "from its finished blocks with the same command)"),
+    "EDQUOT": ("disk quota exceeded", "free some space or write to another folder"),
+    "EFBIG": ("file too large for this file system", "write to another folder"),
+    "EACCES": ("permission denied", "choose a folder you can write to"),
+    "EPERM": ("operation not permitted", "choose a folder you can write to"),
+    "EROFS": ("read-only file system", "choose a writable folder"),
+    "ENOENT": ("no such file or folder", "check the path; the folder of a file to write must exist"),
+    "ENOTDIR": ("a part of the path is a file, not a folder", "choose another path"),
+    "EISDIR": ("is a folder, not a file", "choose a file name"),
+    "EEXIST": ("already exists", "choose another path"),
+    "ENAMETOOLONG": ("file name too long", "choose a shorter path"),
+    "EMFILE": ("too many open files", "raise the limit (ulimit -n) or use fewer --jobs"),
+    "ENFILE": ("too many open files in the system", "use fewer --jobs"),
+    "EIO": ("input/output error of the device", "check the disk, or write to another folder"),
+    "ENOMEM": ("out of memory", "use fewer --jobs or a smaller block size"),
+}
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line naming the path (both paths of a rename) and the cause, and what to do:
+    ``/results/run/summary.nc: no space left on the device (ENOSPC); free some space or ...``."""
+    import errno as errno_codes
+
+    name = errno_codes.errorcode.get(error.errno, f"errno {error.errno}")
+    cause, fix = _OS_CAUSES.get(name, ((error.strerror or str(error)).rstrip(".").lower(), ""))
+    paths = [str(p) for p in (error.filename, error.filename2) if p not in (None, "")]
+    where = " → ".join(paths) + ": " if paths else ""
+    return f"{where}{cause} ({name})" + (f"; {fix}" if fix else "")
