@@ -122,6 +122,16 @@ def _survival_rows(scenario: Scenario, truth: Truth, batch: CohortBatch, arms) -
             rows.append(DescriptionRow(
                 "Survival (Kaplan-Meier median)", f"PFS at {target:g} months (target median)",
                 arm.label, (50.0,), (100 * _km_survival_at(batch, in_arm, target),), "percent"))
+    if scenario.response.model == "pfs":
+        # Best response PD is a PFS event by the first scan: the early PFS hazard's target.
+        first_scan = outcome.assessment.interval_months
+        for arm, in_arm in arms:
+            target = scenario.response.probabilities.get(
+                arm.name, scenario.response.probabilities.get(POPULATION))[3]
+            rows.append(DescriptionRow(
+                "Survival (Kaplan-Meier median)", f"PFS event by the first scan ({first_scan:g} mo) = PD",
+                arm.label, (100 * target,), (100 * (1 - _km_survival_at(batch, in_arm, first_scan)),),
+                "percent"))
     return rows
 
 
@@ -165,9 +175,16 @@ def format_description(
         f"{calibration.death_before_scale:.5g}   death after progression λ12 = {calibration.death_after_scale:.5g}",
         f"  treatment log-HR on PFS transitions = {calibration.log_hr_pfs:+.4f} (HR {np.exp(calibration.log_hr_pfs):.3f})"
         f"   on death after progression = {calibration.log_hr_os:+.4f} (HR {np.exp(calibration.log_hr_os):.3f})",
+        *([f"  early PFS hazard up to the first scan ({calibration.early_months:g} mo): log multiplier "
+           f"control {calibration.control_early_log_hr:+.4f}, treated {calibration.treated_early_log_hr:+.4f} "
+           f"(early treatment HR {np.exp(calibration.treated_early_log_hr - calibration.control_early_log_hr):.3f}); "
+           f"PFS events by then {100 * calibration.control_early_pfs_rate:.1f}% vs "
+           f"{100 * calibration.treated_early_pfs_rate:.1f}% (control vs treated)"]
+          if calibration.early_months else []),
         "",
         "True estimands (treated vs control)",
-        f"  conditional log-HR  PFS {truth.conditional_log_hr_pfs:+.4f} (HR {np.exp(truth.conditional_log_hr_pfs):.3f})"
+        f"  conditional log-HR  PFS{' (after the first scan)' if calibration.early_months else ''} "
+        f"{truth.conditional_log_hr_pfs:+.4f} (HR {np.exp(truth.conditional_log_hr_pfs):.3f})"
         f"   OS (h12) {truth.conditional_log_hr_os:+.4f} (HR {np.exp(truth.conditional_log_hr_os):.3f})",
         f"  marginal log-HR in the treated (ATT, design censoring)  PFS {truth.marginal_log_hr_pfs:+.4f} "
         f"(HR {np.exp(truth.marginal_log_hr_pfs):.3f})   OS {truth.marginal_log_hr_os:+.4f} "

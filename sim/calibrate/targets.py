@@ -28,6 +28,17 @@ different shapes the share changes with time; the rule then fixes the share of t
 PFS hazard accumulated up to the control median, and the achieved share of deaths is reported
 (:attr:`Calibration.control_death_share`).
 
+**Early window** (``response.model = "pfs"``: best response PD exactly when PFS ends by the
+first scan at Δ). A constant-ish hazard cannot give liu2021 both its PFS medians and its PD rates
+(an exponential PFS with medians 10.2 and 6.1 months ends by 8 weeks in 12% and 19%; the paper
+has 31% and 28% PD), so the PFS hazards h01 and h02 carry a multiplier e^{α_a} on [0, Δ] per arm
+(:mod:`sim.generate.outcomes`). With κ_a = log λ01 + α_a the share with a PFS event by Δ depends
+on κ_a alone, so each κ is solved first (a root of "share − PD rate", one per arm), then the
+scales and effects as above with κ held: the window is calibrated to the early rate and the rest
+of the curve to the median. In ``hazard_ratio`` mode only the control arm's κ is calibrated and
+the conditional HR acts in the window too (κ_treated = κ_control + log HR), so HR = 1 stays the
+null and the treated arm's PD rate follows from the HR.
+
 Selection mode: the targets refer to the whole population had everyone received control
 (control targets) or the experimental treatment (treated targets), so both calibrations average
 over the population's covariates.
@@ -39,22 +50,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable
-
 import numpy as np
-from scipy.optimize import brentq
 
 from sim.calibrate.keys import CALIBRATION_VERSION, calibration_key
 from sim.calibrate.profiles import draw_arm_profiles, draw_population_profiles
-from sim.errors import ScenarioError
+from sim.calibrate.roots import log_ratio, solve_in_turn, solve_monotone
 from sim.generate.censoring import recorded_pfs
 from sim.generate.outcomes import (
     IllnessDeathModel,
     OutcomeNoise,
     draw_outcome_noise,
     illness_death_times,
-    unit_cumulative_hazard,
 )
+from sim.generate.hazards import unit_cumulative_hazard
 from sim.scenario.model import Outcome, Scenario
 
 
@@ -90,6 +98,14 @@ class Calibration:
         ``response.pfs_link``; empty when calibrated from bare profiles.
     version : int
         :data:`CALIBRATION_VERSION` of the code that produced it.
+    early_months : float
+        The early window of the PFS hazards (the first scan; 0 = none, see
+        :mod:`sim.generate.outcomes`).
+    control_early_log_hr, treated_early_log_hr : float
+        Log multipliers α of h01/h02 in the early window per arm (relative to the baseline).
+    control_early_pfs_rate, treated_early_pfs_rate : float
+        Achieved share of each arm with a PFS event by the end of the window (= the PD rate of
+        the response-from-PFS model) on the calibration sample; 0 without a window.
     """
 
     progression_scale: float
@@ -109,6 +125,11 @@ class Calibration:
     key: str
     response_thresholds: tuple[tuple[float, ...], ...] = ()
     version: int = CALIBRATION_VERSION
+    early_months: float = 0.0
+    control_early_log_hr: float = 0.0
+    treated_early_log_hr: float = 0.0
+    control_early_pfs_rate: float = 0.0
+    treated_early_pfs_rate: float = 0.0
 
     def illness_death_model(self, outcome: Outcome) -> IllnessDeathModel:
         """The fully specified model for a scenario's ``outcome`` section."""
@@ -122,64 +143,23 @@ class Calibration:
             log_hr_pfs=self.log_hr_pfs,
             log_hr_os=self.log_hr_os,
             delay_months=self.delay_months,
+            early_months=self.early_months,
+            control_early_log_hr=self.control_early_log_hr,
+            treated_early_log_hr=self.treated_early_log_hr,
         )
 
 
-def _solve(
-    objective: Callable[[float], float], guess: float, *, field: str, problem: str
-) -> float:
-    """Root of a monotone ``objective`` by brentq after expanding a bracket around ``guess``
-    (steps 1, 2, 4, ... on each side); ScenarioError(field, problem) when none is found."""
-    step = 1.0
-    low, high = guess - step, guess + step
-    value_low, value_high = objective(low), objective(high)
-    while np.sign(value_low) == np.sign(value_high) and value_low != 0:
-        if step > 64:
-            raise ScenarioError(field, problem)
-        step *= 2.0
-        low, high = guess - step, guess + step
-        value_low, value_high = objective(low), objective(high)
-    if value_low == 0:
-        return low
-    return float(brentq(objective, low, high, xtol=1e-12, rtol=1e-13, maxiter=500))
+@dataclass(frozen=True)
+class EarlyWindow:
+    """Targets of the early PFS hazard: the share of each arm with a PFS event by
+    ``months`` (the first scan; the published PD rates when best response comes from PFS),
+    and the scenario fields to name when one cannot be reached."""
 
-
-#: Rounds of solving coupled parameters in turn, and the change (log scale) that ends them.
-_MAX_ROUNDS = 100
-_ROUND_TOLERANCE = 1e-9
-
-
-def _in_turn(
-    solve_first: Callable[[float], float],
-    solve_second: Callable[[float], float],
-    second: float,
-    *,
-    coupled: bool,
-    field: str,
-) -> tuple[float, float]:
-    """Solve two parameters each given the other (block Gauss–Seidel): ``first =
-    solve_first(second)``, ``second = solve_second(first)``, repeated while ``coupled`` until
-    neither moves by more than :data:`_ROUND_TOLERANCE`; ScenarioError(field) when they do not
-    settle."""
-    first = solve_first(second)
-    second = solve_second(first)
-    if not coupled:
-        return first, second
-    for _ in range(_MAX_ROUNDS):
-        new_first = solve_first(second)
-        new_second = solve_second(new_first)
-        if abs(new_first - first) <= _ROUND_TOLERANCE and abs(new_second - second) <= (
-                _ROUND_TOLERANCE):
-            return new_first, new_second
-        first, second = new_first, new_second
-    raise ScenarioError(field, f"the PFS and OS targets do not settle after {_MAX_ROUNDS} "
-                               "rounds of calibration")
-
-
-def _log_ratio(value: float, target: float) -> float:
-    """log(value / target), clipped to ±50 so infinite medians keep brentq finite."""
-    with np.errstate(divide="ignore"):
-        return float(np.clip(np.log(value / target), -50.0, 50.0))
+    months: float
+    control_rate: float
+    treated_rate: float
+    control_field: str = "response"
+    treated_field: str = "response"
 
 
 def calibrate_profiles(
@@ -189,6 +169,7 @@ def calibrate_profiles(
     *,
     rng: np.random.Generator,
     key: str = "",
+    early: EarlyWindow | None = None,
 ) -> Calibration:
     """Calibrate the outcome model on given covariate log-hazards.
 
@@ -202,6 +183,8 @@ def calibrate_profiles(
         Draws the outcome random numbers once (common random numbers for all root searches).
     key : str
         Stored as :attr:`Calibration.key`.
+    early : EarlyWindow, optional
+        Calibrate the early window of the PFS hazards to these rates (module docstring).
 
     Returns
     -------
@@ -227,8 +210,15 @@ def calibrate_profiles(
         / float(unit_cumulative_hazard(outcome.death_before, pfs_target))
     )
 
+    # κ = log λ01 + α per arm: the early window's log scale (what the early rate depends on).
+    kappa = {"control": 0.0, "treated": 0.0}
+
     def model(log_scale01: float, log_scale12: float, beta_pfs: float, beta_os: float):
         scale01 = math.exp(log_scale01)
+        window = {} if early is None else dict(
+            early_months=early.months,
+            control_early_log_hr=kappa["control"] - log_scale01,
+            treated_early_log_hr=kappa["treated"] - log_scale01)
         return IllnessDeathModel(
             progression=outcome.progression,
             death_before=outcome.death_before,
@@ -239,7 +229,29 @@ def calibrate_profiles(
             log_hr_pfs=beta_pfs,
             log_hr_os=beta_os,
             delay_months=outcome.treatment.delay_months,
+            **window,
         )
+
+    def early_rate(candidate: IllnessDeathModel, predictor, arm, noise: OutcomeNoise) -> float:
+        times = illness_death_times(predictor, arm, candidate, noise)
+        return float(np.mean(times.pfs_months <= early.months))
+
+    def solve_kappa(group: str, target: float, field: str, predictor, arm, noise) -> float:
+        """κ of one arm: its early rate depends on κ alone (not on λ01 or the effects)."""
+
+        def gap(value: float) -> float:
+            kappa[group] = value
+            return early_rate(model(guess01, guess12, 0.0, 0.0), predictor, arm, noise) - target
+
+        guess = math.log(-math.log1p(-target)
+                         / float(unit_cumulative_hazard(outcome.progression, early.months))
+                         / (1.0 + share / (1.0 - share))
+                         / float(np.mean(np.exp(predictor))))
+        value = solve_monotone(gap, guess, field=field, problem=(
+            f"a PFS event by month {early.months:g} in {100 * target:.1f}% cannot be reached by "
+            "the early PFS hazard"))
+        kappa[group] = value
+        return value
 
     def medians(candidate: IllnessDeathModel, predictor, arm, noise: OutcomeNoise):
         times = illness_death_times(predictor, arm, candidate, noise)
@@ -252,20 +264,20 @@ def calibrate_profiles(
         """Increasing in the PFS hazard, 0 at the target: -log(median / target) for continuous
         PFS; on a scan schedule 1/2 - S(target), S the recorded PFS's survival."""
         if outcome.assessment is None:
-            return -_log_ratio(medians(candidate, predictor, arm, noise)[0], target)
+            return -log_ratio(medians(candidate, predictor, arm, noise)[0], target)
         times = illness_death_times(predictor, arm, candidate, noise)
         pfs = recorded_pfs(times.pfs_months, times.os_months, times.progressed,
                            outcome.assessment)
         return 0.5 - float(np.mean(pfs > target))
 
+    gap = max(os_target - pfs_target, 0.1 * os_target)
+    guess12 = math.log(
+        math.log(2.0) / float(unit_cumulative_hazard(outcome.death_after, gap))
+    )
     guess01 = math.log(
         math.log(2.0)
         / float(unit_cumulative_hazard(outcome.progression, pfs_target))
         / (1.0 + share / (1.0 - share))
-    )
-    gap = max(os_target - pfs_target, 0.1 * os_target)
-    guess12 = math.log(
-        math.log(2.0) / float(unit_cumulative_hazard(outcome.death_after, gap))
     )
     # On a scan schedule the recorded PFS depends on the death-after-progression hazard (a
     # death before the next scan dates the PFS event), so the PFS and OS parameters are solved
@@ -273,17 +285,20 @@ def calibrate_profiles(
     coupled = outcome.assessment is not None
 
     def solve_scale01(log_scale12: float) -> float:
-        return _solve(
+        return solve_monotone(
             lambda x: pfs_gap(model(x, log_scale12, 0.0, 0.0), control_predictor, untreated,
                               control_noise, pfs_target),
             guess01,
             field="outcome.control_pfs_median",
-            problem=f"{pfs_target} months cannot be reached by scaling the progression hazard",
+            problem=f"{pfs_target} months cannot be reached by scaling the progression hazard"
+                    + ("" if early is None else
+                       f" with {100 * early.control_rate:.1f}% of PFS events by month "
+                       f"{early.months:g} (the PD rate)"),
         )
 
     def solve_scale12(log_scale01: float) -> float:
-        return _solve(
-            lambda x: -_log_ratio(
+        return solve_monotone(
+            lambda x: -log_ratio(
                 medians(model(log_scale01, x, 0.0, 0.0), control_predictor, untreated,
                         control_noise)[1],
                 os_target,
@@ -296,16 +311,24 @@ def calibrate_profiles(
             ),
         )
 
-    log_scale01, log_scale12 = _in_turn(
+    if early is not None:
+        solve_kappa("control", early.control_rate, early.control_field, control_predictor,
+                    untreated, control_noise)
+    log_scale01, log_scale12 = solve_in_turn(
         solve_scale01, solve_scale12, guess12 if coupled else 0.0, coupled=coupled,
         field="outcome.control_pfs_median")
     effect = outcome.treatment
     if effect.mode == "hazard_ratio":
         beta_pfs = beta_os = math.log(effect.hazard_ratio)
+        # The conditional HR acts in the early window too (HR 1 stays exactly the null).
+        kappa["treated"] = kappa["control"] + beta_pfs
     else:
+        if early is not None:
+            solve_kappa("treated", early.treated_rate, early.treated_field, treated_predictor,
+                        treated, treated_noise)
 
         def solve_beta_pfs(beta_os: float) -> float:
-            return _solve(
+            return solve_monotone(
                 lambda b: pfs_gap(model(log_scale01, log_scale12, b, beta_os),
                                   treated_predictor, treated, treated_noise, effect.pfs_median),
                 0.0,
@@ -317,8 +340,8 @@ def calibrate_profiles(
             )
 
         def solve_beta_os(beta_pfs: float) -> float:
-            return _solve(
-                lambda b: -_log_ratio(
+            return solve_monotone(
+                lambda b: -log_ratio(
                     medians(model(log_scale01, log_scale12, beta_pfs, b), treated_predictor,
                             treated, treated_noise)[1],
                     effect.os_median,
@@ -331,13 +354,19 @@ def calibrate_profiles(
                 ),
             )
 
-        beta_pfs, beta_os = _in_turn(solve_beta_pfs, solve_beta_os, 0.0, coupled=coupled,
+        beta_pfs, beta_os = solve_in_turn(solve_beta_pfs, solve_beta_os, 0.0, coupled=coupled,
                                      field="outcome.treatment.pfs_median")
     final = model(log_scale01, log_scale12, beta_pfs, beta_os)
     control_pfs, control_os, control_times = medians(
         final, control_predictor, untreated, control_noise
     )
     treated_pfs, treated_os, _ = medians(final, treated_predictor, treated, treated_noise)
+    window = {} if early is None else dict(
+        early_months=final.early_months,
+        control_early_log_hr=final.control_early_log_hr,
+        treated_early_log_hr=final.treated_early_log_hr,
+        control_early_pfs_rate=early_rate(final, control_predictor, untreated, control_noise),
+        treated_early_pfs_rate=early_rate(final, treated_predictor, treated, treated_noise))
     return Calibration(
         progression_scale=final.progression_scale,
         death_before_scale=final.death_before_scale,
@@ -354,6 +383,7 @@ def calibrate_profiles(
         treated_mean_linear_predictor=float(np.mean(treated_predictor)),
         n_patients=int(control_predictor.shape[0]),
         key=key,
+        **window,
     )
 
 
@@ -364,7 +394,10 @@ def calibrate(scenario: Scenario, *, rng: np.random.Generator) -> Calibration:
     population sample used for both), then the outcome random numbers, and solves for the
     scales and log-HRs by :func:`calibrate_profiles`. The arms' mean covariate log-hazards and
     the response thresholds (:func:`sim.generate.responses.calibrate_response_thresholds`, on the
-    prognosis η minus its arm mean) come from the same profiles.
+    prognosis η minus its arm mean) come from the same profiles. With ``response.model =
+    "pfs"`` the early window of the PFS hazards is calibrated to the arms' PD rates and the
+    thresholds (:func:`sim.generate.responses.calibrate_pfs_response_thresholds`) come from
+    the calibrated model's PFS times on the same profiles.
 
     Parameters
     ----------
@@ -377,7 +410,10 @@ def calibrate(scenario: Scenario, *, rng: np.random.Generator) -> Calibration:
     -------
     Calibration
     """
-    from sim.generate.responses import calibrate_response_thresholds
+    from sim.generate.responses import (
+        calibrate_pfs_response_thresholds,
+        calibrate_response_thresholds,
+    )
 
     n_patients = scenario.simulation.calibration_patients
     if scenario.mode == "selection":
@@ -393,12 +429,29 @@ def calibrate(scenario: Scenario, *, rng: np.random.Generator) -> Calibration:
         float(np.mean(arm_predictor[~arm_treated])),
         float(np.mean(arm_predictor[arm_treated])),
     )
-    prognosis = arm_predictor - np.where(arm_treated, arm_means[1], arm_means[0])
-    thresholds = calibrate_response_thresholds(scenario, arm_treated[None], prognosis[None])
-    by_arm = dict(zip(thresholds.arm_names, thresholds.thresholds))
+    from_pfs = scenario.response.model == "pfs"
+    if from_pfs:
+        pd = scenario.response.probabilities
+        early = EarlyWindow(
+            months=scenario.outcome.assessment.interval_months,
+            control_rate=pd[scenario.control_arm.name][3],
+            treated_rate=pd[scenario.treated_arm.name][3],
+            control_field=f"response.{scenario.control_arm.name}",
+            treated_field=f"response.{scenario.treated_arm.name}")
+    else:
+        prognosis = arm_predictor - np.where(arm_treated, arm_means[1], arm_means[0])
+        thresholds = calibrate_response_thresholds(scenario, arm_treated[None], prognosis[None])
     result = calibrate_profiles(
-        scenario.outcome, control, treated, rng=rng, key=calibration_key(scenario)
+        scenario.outcome, control, treated, rng=rng, key=calibration_key(scenario),
+        early=early if from_pfs else None,
     )
+    if from_pfs:
+        # Thresholds among non-PD patients on the calibrated model's PFS times (fresh noise).
+        times = illness_death_times(
+            arm_predictor, arm_treated, result.illness_death_model(scenario.outcome),
+            draw_outcome_noise(arm_predictor.shape, rng=rng))
+        thresholds = calibrate_pfs_response_thresholds(scenario, arm_treated, times.pfs_months)
+    by_arm = dict(zip(thresholds.arm_names, thresholds.thresholds))
     return replace(
         result,
         control_mean_linear_predictor=arm_means[0],

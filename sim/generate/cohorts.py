@@ -85,7 +85,8 @@ def generate_cohorts(
             thresholds=np.array(calibration.response_thresholds, dtype=float),
         )
     best_response = draw_best_response(
-        scenario, drawn.treated, prognosis, rng=rng, thresholds=thresholds
+        scenario, drawn.treated, prognosis, rng=rng, thresholds=thresholds,
+        pfs_months=latent.pfs_months,
     )
     ae_grade = draw_adverse_events(scenario, drawn.treated, rng=rng)
 

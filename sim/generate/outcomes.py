@@ -16,6 +16,16 @@ with ``g`` the unit-scale baseline of the transition (exponential: 1; Weibull PH
 linear predictor (:func:`covariate_linear_predictor`, including an unmeasured confounder U),
 ``z_i`` the treatment indicator and ``d`` the delay of the treatment effect (months; 0 = PH).
 
+**Early window** (``early_months`` = e > 0, the first scan, when best response comes from PFS):
+on [0, e] the PFS hazards h01 and h02 of arm a are λ g(t) exp(η_i + α_a) instead, with α_a
+(``control_early_log_hr``, ``treated_early_log_hr``) calibrated so that each arm's share with
+a PFS event by the first scan equals its published PD rate; after e the formulas above apply.
+The treated arm's α replaces its treatment effect in the window, so the early treatment log-HR
+is α_treated - α_control. This is a piecewise-constant multiplier of the baseline (a
+piecewise-exponential change of the hazard at the first scan; cf. the piecewise-exponential
+model, Friedman 1982, Ann Stat 10:101-113): the time is the inverse of a cumulative hazard with
+piecewise-constant multipliers, :func:`invert_piecewise_multiplier`.
+
 Times are drawn by inverse transform (Bender, Augustin & Blettner 2005, Stat Med 24:1713-1723):
 ``T = H^{-1}(E)`` with ``E = -log U`` standard exponential and H the patient's cumulative
 hazard. With the delay the treatment multiplier is piecewise constant in time, so H is inverted
@@ -36,6 +46,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.generate.hazards import (
+    inverse_unit_cumulative_hazard,
+    invert_delayed_effect,
+    invert_piecewise_multiplier,
+    same_baseline_shape,
+    unit_cumulative_hazard,
+)
 from sim.scenario.model import Scenario, Transition
 
 
@@ -56,6 +73,13 @@ class IllnessDeathModel:
         Treatment log-HR on h12 (from the start of the post-progression clock).
     delay_months : float
         Time from treatment start before ``log_hr_pfs`` acts (0 = proportional hazards).
+    early_months : float
+        Length of the early window [0, early_months] of the PFS transitions (the first scan;
+        0 = none).
+    control_early_log_hr, treated_early_log_hr : float
+        Log multipliers of h01 and h02 in the early window, per arm, relative to the baseline
+        λ g(t) e^η (the treated arm's replaces the treatment effect there); calibrated to the
+        published PD rates (:mod:`sim.calibrate.targets`).
     """
 
     progression: Transition
@@ -67,6 +91,14 @@ class IllnessDeathModel:
     log_hr_pfs: float = 0.0
     log_hr_os: float = 0.0
     delay_months: float = 0.0
+    early_months: float = 0.0
+    control_early_log_hr: float = 0.0
+    treated_early_log_hr: float = 0.0
+
+    @property
+    def has_early_hazard(self) -> bool:
+        """True when the PFS hazards carry an early window (``early_months`` > 0)."""
+        return self.early_months > 0.0
 
 
 @dataclass(frozen=True)
@@ -122,111 +154,29 @@ def draw_outcome_noise(shape: tuple[int, ...], *, rng: np.random.Generator) -> O
     )
 
 
-def unit_cumulative_hazard(transition: Transition, time_months: np.ndarray) -> np.ndarray:
-    """Unit-scale cumulative baseline hazard G(t), so that H0(t) = λ G(t).
-
-    exponential: G(t) = t; Weibull (PH form): G(t) = t^ν; piecewise-constant with breaks
-    b_1 < ... < b_k and relative rates r_0..r_k: G(t) = sum_j r_j |[b_j, b_{j+1}) ∩ [0, t)|
-    with b_0 = 0 and b_{k+1} = ∞.
-
-    Parameters
-    ----------
-    transition : Transition
-    time_months : ndarray, any shape, months (>= 0)
-
-    Returns
-    -------
-    ndarray, same shape as ``time_months``
-    """
-    time_months = np.asarray(time_months, dtype=float)
-    if transition.baseline == "exponential":
-        return time_months.copy()
-    if transition.baseline == "weibull":
-        return time_months**transition.shape
-    starts, rates, cumulative = _piecewise_table(transition)
-    piece = np.searchsorted(starts, time_months, side="right") - 1
-    return cumulative[piece] + rates[piece] * (time_months - starts[piece])
+def _pfs_schedule(model: IllnessDeathModel, treated: np.ndarray):
+    """Breaks and per-patient log multipliers of the PFS hazards with an early window: α_arm
+    on [0, e], then 0 before the delay d and β_pfs (treated) after it."""
+    early, delay = model.early_months, model.delay_months
+    breaks = tuple(sorted({early} | ({delay} if delay > early else set())))
+    effect = np.where(treated, model.log_hr_pfs, 0.0)
+    early_log_hr = np.where(treated, model.treated_early_log_hr, model.control_early_log_hr)
+    columns = [early_log_hr]
+    for start in breaks:
+        columns.append(effect if start >= delay else np.zeros_like(effect))
+    return breaks, np.stack(columns, axis=-1)
 
 
-def inverse_unit_cumulative_hazard(transition: Transition, value: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`unit_cumulative_hazard`: the time t with G(t) = ``value``.
-
-    Piecewise-constant baselines are inverted by locating ``value`` among the cumulative hazards
-    at the breaks (``searchsorted``) and solving linearly within the piece; a zero rate in the
-    last piece gives ``inf`` beyond its cumulative hazard.
-    """
-    value = np.asarray(value, dtype=float)
-    if transition.baseline == "exponential":
-        return value.copy()
-    if transition.baseline == "weibull":
-        return value ** (1.0 / transition.shape)
-    starts, rates, cumulative = _piecewise_table(transition)
-    # side="left": a value exactly at a break's cumulative hazard belongs to the earlier piece,
-    # which also skips zero-rate pieces.
-    piece = np.maximum(np.searchsorted(cumulative, value, side="left") - 1, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return starts[piece] + (value - cumulative[piece]) / rates[piece]
-
-
-def _piecewise_table(transition: Transition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Piece starts (0, b_1, ..., b_k), relative rates and the cumulative G at each start."""
-    starts = np.concatenate([[0.0], np.asarray(transition.breaks, dtype=float)])
-    rates = np.asarray(transition.relative_rates, dtype=float)
-    cumulative = np.concatenate([[0.0], np.cumsum(rates[:-1] * np.diff(starts))])
-    return starts, rates, cumulative
-
-
-def same_baseline_shape(first: Transition, second: Transition) -> bool:
-    """True where two transitions' unit baselines are proportional (then their ratio of hazards
-    is constant in time): both exponential (or Weibull with shape 1), Weibull with the same
-    shape, or piecewise with the same breaks and proportional relative rates."""
-
-    def canonical(transition: Transition):
-        if transition.baseline == "exponential" or (
-            transition.baseline == "weibull" and transition.shape == 1.0
-        ):
-            return ("exponential",)
-        if transition.baseline == "weibull":
-            return ("weibull", float(transition.shape))
-        rates = np.asarray(transition.relative_rates, dtype=float)
-        if len(transition.breaks) == 0 or np.all(rates == rates[0]):
-            return ("exponential",)
-        return ("piecewise", tuple(transition.breaks), tuple(rates / rates[0]))
-
-    return canonical(first) == canonical(second)
-
-
-def invert_delayed_effect(
-    transition: Transition,
-    unit_exposure: np.ndarray,
-    log_hr: np.ndarray | float,
-    delay_months: float,
-) -> np.ndarray:
-    """Time at which the unit-scale cumulative hazard with a delayed multiplier reaches
-    ``unit_exposure``.
-
-    The hazard is g(t) before ``delay_months`` and g(t) exp(log_hr) after, so its cumulative
-    hazard is G(min(t, d)) + exp(log_hr) (G(t) - G(d))_+ and its inverse at y is G^{-1}(y) for
-    y <= G(d) and G^{-1}(G(d) + (y - G(d)) exp(-log_hr)) otherwise (d = 0: G^{-1}(y e^{-β})).
-
-    Parameters
-    ----------
-    transition : Transition
-    unit_exposure : ndarray, shape (...)
-        E exp(-η) / λ with E standard exponential.
-    log_hr : float or ndarray broadcastable to ``unit_exposure``
-        Log-HR after the delay (0 for untreated patients).
-    delay_months : float
-
-    Returns
-    -------
-    ndarray, shape of ``unit_exposure``, months
-    """
-    at_delay = float(unit_cumulative_hazard(transition, np.asarray(delay_months)))
-    after = at_delay + (unit_exposure - at_delay) * np.exp(-np.asarray(log_hr, dtype=float))
-    return inverse_unit_cumulative_hazard(
-        transition, np.where(unit_exposure <= at_delay, unit_exposure, after)
-    )
+def _invert_pfs(model: IllnessDeathModel, transition: Transition, unit_exposure: np.ndarray,
+                treated: np.ndarray) -> np.ndarray:
+    """PFS-transition time from its unit exposure: the delayed effect, or with an early
+    window the piecewise multipliers of :func:`_pfs_schedule`."""
+    if not model.has_early_hazard:
+        return invert_delayed_effect(transition, unit_exposure,
+                                     np.where(treated, model.log_hr_pfs, 0.0),
+                                     model.delay_months)
+    breaks, log_multipliers = _pfs_schedule(model, treated)
+    return invert_piecewise_multiplier(transition, unit_exposure, breaks, log_multipliers)
 
 
 def illness_death_times(
@@ -260,31 +210,30 @@ def illness_death_times(
     linear_predictor = np.asarray(linear_predictor, dtype=float)
     treated = np.asarray(treated, dtype=bool)
     relative_exposure = np.exp(-linear_predictor)
-    pfs_log_hr = np.where(treated, model.log_hr_pfs, 0.0)
     if same_baseline_shape(model.progression, model.death_before):
         # One draw from the total hazard (λ01 + λ02) g; the shape of progression is used
         # (death_before's unit baseline is proportional to it: its scale absorbs the factor).
         total_scale = model.progression_scale + _matched_scale(model)
-        pfs = invert_delayed_effect(
+        pfs = _invert_pfs(
+            model,
             model.progression,
             noise.progression_exposure * relative_exposure / total_scale,
-            pfs_log_hr,
-            model.delay_months,
+            treated,
         )
         progressed = noise.cause_uniform < model.progression_scale / total_scale
     else:
         with np.errstate(divide="ignore"):  # a zero scale gives an infinite latent time
-            to_progression = invert_delayed_effect(
+            to_progression = _invert_pfs(
+                model,
                 model.progression,
                 noise.progression_exposure * relative_exposure / model.progression_scale,
-                pfs_log_hr,
-                model.delay_months,
+                treated,
             )
-            to_death = invert_delayed_effect(
+            to_death = _invert_pfs(
+                model,
                 model.death_before,
                 noise.death_before_exposure * relative_exposure / model.death_before_scale,
-                pfs_log_hr,
-                model.delay_months,
+                treated,
             )
         pfs = np.minimum(to_progression, to_death)
         progressed = to_progression < to_death

@@ -11,6 +11,22 @@ theta_{a,k} = logit of the arm's cumulative target probabilities, so the arm's r
 targets exactly in expectation. With beta != 0 the thresholds are calibrated so the arm's
 *marginal* rates, averaged over the distribution of s in that arm, still equal the targets:
 mean_i expit(theta_{a,k} - beta s_i) = F_{a,k}, solved by Brent's method per threshold.
+
+**Response from PFS** (``response.model = "pfs"``, with a scan schedule). Best overall response
+is read at the scans (mRECIST; Lencioni & Llovet 2010, Semin Liver Dis 30:52-60): progression
+(or death) by the first scan at Δ leaves no better response than PD, and a patient without a
+PFS event by then has had a scan showing CR, PR or SD. So, with T the patient's (latent) PFS
+time, Y = PD exactly when T <= Δ; the arm's PD rate is then P(T <= Δ), which calibration makes
+equal the published one (the early PFS hazard, :mod:`sim.calibrate.targets`). Among patients
+with T > Δ the better responses go more often to those whose disease is controlled longer, as
+objective response goes with longer survival in advanced HCC (Lencioni, Montal, Torres et al.
+2017, J Hepatol 66:1166-1172): a cumulative logit on the patient's own log PFS time,
+
+    P(Y <= k | T > Δ, T) = expit(theta_{a,k} + gamma log(T / Δ)),   k = 0 (CR), 1 (CR or PR),
+
+with gamma = ``response.pfs_link`` (the log-odds of a better response per unit of log PFS time;
+0 = CR/PR/SD independent of T given T > Δ) and theta_{a,k} calibrated on the calibration
+sample so the arm's rates among non-PD patients are CR / (1 - PD) and (CR + PR) / (1 - PD).
 """
 
 from __future__ import annotations
@@ -88,6 +104,45 @@ def calibrate_response_thresholds(
                               thresholds=np.array(rows))
 
 
+def calibrate_pfs_response_thresholds(
+    scenario: "Scenario", treated: np.ndarray, pfs_months: np.ndarray
+) -> ResponseThresholds:
+    """Thresholds of the response-from-PFS model (module docstring) on a large sample.
+
+    Solves, per arm and k = 0, 1, mean over the arm's patients with T > Δ of
+    expit(theta_{a,k} + gamma log(T / Δ)) = F_{a,k} / (1 - PD_a); the third threshold (SD vs
+    PD) is +inf (PD is decided by T).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        With ``response.model = "pfs"`` and ``outcome.assessment``.
+    treated : ndarray of bool, shape (patient,)
+    pfs_months : ndarray of float, shape (patient,)
+        Latent PFS times (months) of the calibrated model.
+
+    Returns
+    -------
+    ResponseThresholds
+    """
+    first_scan = scenario.outcome.assessment.interval_months
+    link = float(scenario.response.pfs_link)
+    rows = []
+    for arm in scenario.arms:
+        times = np.asarray(pfs_months, dtype=float)[(treated == arm.treated)
+                                                     & (pfs_months > first_scan)]
+        if times.size == 0:
+            raise ValueError(f"no patients of arm {arm.name!r} progression-free at the first "
+                             "scan to calibrate the response on")
+        probabilities = scenario.response.probabilities[arm.name]
+        cumulative = np.cumsum(probabilities)[:2] / (1.0 - probabilities[3])
+        scores = -link * np.log(times / first_scan)
+        rows.append([_solve_threshold(float(min(target, 1.0)), scores) for target in cumulative]
+                    + [np.inf])
+    return ResponseThresholds(arm_names=tuple(arm.name for arm in scenario.arms),
+                              thresholds=np.array(rows))
+
+
 def draw_best_response(
     scenario: "Scenario",
     treated: np.ndarray,
@@ -95,6 +150,7 @@ def draw_best_response(
     *,
     rng: np.random.Generator,
     thresholds: ResponseThresholds | None = None,
+    pfs_months: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw each patient's best overall response.
 
@@ -112,6 +168,9 @@ def draw_best_response(
         is non-zero, the thresholds are calibrated on this batch's own prognosis (exact for the
         batch's pooled patients; a small approximation to the population calibration for a
         small batch).
+    pfs_months : ndarray of float, shape (replicate, patient), optional
+        Latent PFS times; required by ``response.model = "pfs"`` (PD exactly when PFS ends by
+        the first scan; then ``prognosis`` is ignored).
 
     Returns
     -------
@@ -121,6 +180,8 @@ def draw_best_response(
     """
     treated = np.asarray(treated, dtype=bool)
     link = float(scenario.response.pfs_link)
+    if scenario.response.model == "pfs":
+        return _draw_from_pfs(scenario, treated, pfs_months, rng=rng, thresholds=thresholds)
     if link != 0.0 and prognosis is None:
         raise ValueError("prognosis is required when response.pfs_link is non-zero")
     if thresholds is None:
@@ -134,6 +195,27 @@ def draw_best_response(
     cumulative = special.expit(theta)
     uniform = rng.random(treated.shape)
     return (uniform[..., None] >= cumulative).sum(axis=-1).astype(np.int8)
+
+
+def _draw_from_pfs(scenario, treated, pfs_months, *, rng, thresholds):
+    """Best response of the response-from-PFS model (module docstring)."""
+    if pfs_months is None:
+        raise ValueError("pfs_months is required when response.model is 'pfs'")
+    pfs_months = np.asarray(pfs_months, dtype=float)
+    first_scan = scenario.outcome.assessment.interval_months
+    if thresholds is None:
+        thresholds = calibrate_pfs_response_thresholds(scenario, treated.ravel(),
+                                                       pfs_months.ravel())
+    rows = {name: row for name, row in zip(thresholds.arm_names, thresholds.thresholds)}
+    theta = np.where(treated[..., None], rows[scenario.treated_arm.name][:2],
+                     rows[scenario.control_arm.name][:2])
+    progressed_early = pfs_months <= first_scan
+    score = float(scenario.response.pfs_link) * np.log(
+        np.where(progressed_early, first_scan, pfs_months) / first_scan)
+    cumulative = special.expit(theta + score[..., None])
+    uniform = rng.random(treated.shape)
+    better = (uniform[..., None] >= cumulative).sum(axis=-1)
+    return np.where(progressed_early, 3, better).astype(np.int8)
 
 
 def _logit_cumulative(probabilities: tuple[float, ...]) -> list[float]:

@@ -166,7 +166,10 @@ def study_facts(scenario: Scenario) -> StudyFacts:
          else f"scans every {outcome.assessment.interval_months:g} months: progression dated at the scan that "
               "sees it, deaths exactly, PFS censored at the last scan"),
         ("Best response", "CR/PR/SD/PD per arm from the published counts"
-         + (f", linked to prognosis (slope {scenario.response.pfs_link:g})" if scenario.response.pfs_link else "")),
+         + (f"; PD exactly when PFS ends by the first scan (the early PFS hazard calibrated to the PD rates), "
+            f"CR/PR more likely for a longer PFS (slope {scenario.response.pfs_link:g} per log month)"
+            if scenario.response.model == "pfs" else
+            f", linked to prognosis (slope {scenario.response.pfs_link:g})" if scenario.response.pfs_link else "")),
         ("Adverse events", f"{len(scenario.adverse_events)} per arm (any grade, grade 3–4)"),
         ("Unmeasured confounder", "none" if scenario.unmeasured is None else
          "prevalence " + ", ".join(f"{arm} {p:g}" for arm, p in scenario.unmeasured.prevalence.items())

@@ -227,7 +227,8 @@ def _response(table: ResponseTable, sizes: Mapping[str, int]) -> Response:
             raw = [getattr(response.probabilities, c) for c in RESPONSE_CATEGORIES]
             probabilities[arm] = _renormalised(raw)
             target[arm] = dict(zip(RESPONSE_CATEGORIES, raw))
-    return Response(probabilities=probabilities, pfs_link=table.pfs_link, target=target)
+    return Response(probabilities=probabilities, pfs_link=table.pfs_link, target=target,
+                    model=table.model)
 
 
 def _adverse_event(name: str, table: AdverseEventTable, sizes: Mapping[str, int]

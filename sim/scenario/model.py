@@ -189,17 +189,27 @@ class Censoring:
     dropout_rate: float = 0.0
 
 
+ResponseModel = Literal["covariates", "pfs"]
+
+
 @dataclass(frozen=True)
 class Response:
-    """Best overall response probabilities per arm over (CR, PR, SD, PD), and ``pfs_link``:
-    the slope of a cumulative-logit model linking response to the patient's centred PFS
-    log-hazard contribution from covariates (0 = independent; > 0 = worse prognosis, worse
-    response; see :mod:`sim.generate.responses`). ``target`` keeps the printed numbers per arm
+    """Best overall response probabilities per arm over (CR, PR, SD, PD), the ``model`` that
+    draws it and ``pfs_link``, the slope of its cumulative logit (see
+    :mod:`sim.generate.responses`).
+
+    ``model="covariates"``: response drawn apart from PFS, linked to the patient's centred PFS
+    log-hazard contribution from covariates (``pfs_link`` 0 = independent; > 0 = worse
+    prognosis, worse response). ``model="pfs"`` (needs ``outcome.assessment``): PD exactly
+    when PFS ends by the first scan (the early PFS hazard is calibrated to each arm's PD rate),
+    CR/PR/SD otherwise, with CR/PR more likely for a longer PFS (``pfs_link`` = log-odds of a
+    better response per unit of log PFS time). ``target`` keeps the printed numbers per arm
     (``{"CR": 0, "PR": 6, "SD": 18, "PD": 11, "n": 35}`` or the probabilities)."""
 
     probabilities: Mapping[str, tuple[float, float, float, float]]
     pfs_link: float = 0.0
     target: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    model: ResponseModel = "covariates"
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,15 @@ MALFORMED = [
           "outcome.assessment.interval_months: 0 is out of range (allowed: > 0"),
     _case("assessment-key-typo", "interval_months = 1.84", "interval = 1.84",
           "outcome.assessment.interval: unknown key; did you mean 'interval_months'?"),
+    # response
+    _case("response-model-typo", 'model = "pfs"', 'model = "pfs_time"',
+          "response.model: 'pfs_time' is not one of covariates, pfs"),
+    _case("response-from-pfs-without-scans", "[outcome.assessment]\ninterval_months = 1.84\n", "",
+          "response.model: 'pfs' needs a scan schedule: add [outcome.assessment]"),
+    _case("response-from-pfs-without-pd", "counts = { CR = 0, PR = 6, SD = 18, PD = 11 }",
+          "counts = { CR = 0, PR = 6, SD = 29, PD = 0 }",
+          "response.combination.counts.PD: 0: with response model 'pfs' the PD rate must be "
+          "between 0 and 1"),
     # censoring
     _case("cutoff-before-accrual-end", "cutoff_month = 27.0", "cutoff_month = 20.0",
           "censoring.cutoff_month: 20 must exceed accrual_months 24"),

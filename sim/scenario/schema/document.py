@@ -11,12 +11,13 @@ of them.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from analysis.plan.options import PRESETS
 from sim.errors import Problem, ScenarioError
+from sim.scenario.model import RESPONSE_CATEGORIES
 from sim.scenario.messages import dotted, problems_from
 from sim.scenario.schema.analysis import AnalysisTable, SimulationTable
 from sim.scenario.schema.common import (
@@ -84,6 +85,21 @@ class ScenarioFile(FileTable):
             return KeyRules(misplaced={"selection": "only used when study.mode = 'selection' "
                                                     "(mode is 'table')"})
         return KeyRules()
+
+    def checks(self, facts: Facts) -> Iterable[Issue]:
+        if self.response.model != "pfs":
+            return
+        if self.outcome.assessment is None:
+            yield Issue("'pfs' needs a scan schedule: add [outcome.assessment] interval_months "
+                        "(PD is a PFS event by the first scan)", ("response", "model"), "pfs")
+        for arm, response in self.response.by_arm().items():
+            form = "counts" if response.counts is not None else "probabilities"
+            rates = getattr(response, form)
+            values = [getattr(rates, c) for c in RESPONSE_CATEGORIES]
+            if values[3] <= 0 or values[3] >= sum(values):
+                yield Issue(f"{values[3]:g}: with response model 'pfs' the PD rate must be "
+                            f"between 0 and 1 (it sets the PFS hazard before the first scan)",
+                            ("response", arm, form, "PD"), values[3])
 
     @field_validator("arms")
     @classmethod

@@ -3,7 +3,7 @@ response per arm and adverse-event rates per arm."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Iterable, Mapping
+from typing import Annotated, Any, Iterable, Literal, Mapping
 
 from pydantic import ConfigDict, Field, create_model
 
@@ -84,8 +84,13 @@ class ResponseTable(FileTable):
     """``[response]``: ``pfs_link`` and one ``[response.<arm>]`` table per arm."""
 
     model_config = ConfigDict(extra="allow")
+    model: Literal["covariates", "pfs"] = Field(
+        "covariates", description="covariates (response apart from PFS, linked to the "
+                                  "covariates' prognosis) or pfs (PD = a PFS event by the first "
+                                  "scan; needs [outcome.assessment])")
     pfs_link: float = Field(0.0, description="slope of the cumulative-logit link of response "
-                                             "to prognosis (0 = independent)")
+                                             "to prognosis (model covariates; 0 = independent) "
+                                             "or to log PFS time among non-PD (model pfs)")
     __pydantic_extra__: dict[str, ArmResponse] = Field(init=False)
 
     @classmethod

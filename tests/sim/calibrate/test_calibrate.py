@@ -22,10 +22,11 @@ from sim.calibrate.cache import calibrate_cached, true_estimands_cached
 from sim.calibrate.estimands import att_estimands, true_estimands
 from sim.calibrate.keys import calibration_key, truth_key
 from sim.calibrate.profiles import draw_arm_profiles
-from sim.calibrate.targets import calibrate, calibrate_profiles
-from sim.generate.censoring import apply_censoring, draw_censoring
+from sim.calibrate.targets import EarlyWindow, calibrate, calibrate_profiles
+from sim.generate.censoring import apply_censoring, draw_censoring, recorded_pfs
 from sim.errors import ScenarioError
-from sim.generate.outcomes import IllnessDeathModel, draw_illness_death, unit_cumulative_hazard
+from sim.generate.hazards import unit_cumulative_hazard
+from sim.generate.outcomes import IllnessDeathModel, draw_illness_death
 from sim.scenario import load_scenario
 from sim.scenario.model import (
     Assessment,
@@ -140,6 +141,58 @@ def test_hazard_ratio_mode_is_exact(hazard_ratio):
     assert calibration.log_hr_os == math.log(hazard_ratio)
     if hazard_ratio == 1.0:
         assert calibration.log_hr_pfs == 0.0 and calibration.log_hr_os == 0.0
+
+
+def scanned_outcome(**changes):
+    return replace(outcome_of(**changes), assessment=Assessment(interval_months=1.84))
+
+
+def test_early_window_hits_early_rates_and_medians():
+    """PD-like rates 0.31 / 0.28 by the first scan and the medians together: the calibration
+    sample hits them (rates to its 1/n grain, recorded-PFS S(median) = 1/2, OS medians), and a
+    fresh sample within 4 MC SEs; the early hazard rises above the baseline (α > 0)."""
+    n = 40_000
+    rng = np.random.default_rng(21)
+    eta_control, eta_treated = rng.normal(0.0, 0.5, n), rng.normal(-0.1, 0.5, n)
+    early = EarlyWindow(months=1.84, control_rate=0.28, treated_rate=0.31)
+    calibration = calibrate_profiles(scanned_outcome(), eta_control, eta_treated,
+                                     rng=np.random.default_rng(22), early=early)
+    assert calibration.control_early_pfs_rate == pytest.approx(0.28, abs=2 / n)
+    assert calibration.treated_early_pfs_rate == pytest.approx(0.31, abs=2 / n)
+    assert calibration.control_early_log_hr > 0 and calibration.treated_early_log_hr > 0
+    assert calibration.control_os_median == pytest.approx(9.6, rel=1e-6)
+    assert calibration.treated_os_median == pytest.approx(14.1, rel=1e-6)
+    model = calibration.illness_death_model(scanned_outcome())
+    for eta, arm, rate, median in ((eta_control, False, 0.28, 6.1), (eta_treated, True, 0.31, 10.2)):
+        times = draw_illness_death(eta, np.full(n, arm), model, rng=np.random.default_rng(23))
+        recorded = recorded_pfs(times.pfs_months, times.os_months, times.progressed,
+                                Assessment(interval_months=1.84))
+        bound = 4 * math.sqrt(2 * rate * (1 - rate) / n)
+        assert abs(np.mean(times.pfs_months <= 1.84) - rate) < bound
+        assert abs(np.mean(recorded > median) - 0.5) < 4 * math.sqrt(2 * 0.25 / n)
+
+
+def test_early_window_in_hazard_ratio_mode_keeps_the_null():
+    """Only the control arm's window is calibrated; the HR acts in it too, so HR = 1 gives
+    the treated arm the control arm's hazards at every time."""
+    early = EarlyWindow(months=1.84, control_rate=0.28, treated_rate=0.4)
+    for hazard_ratio in (1.0, 0.6):
+        outcome = scanned_outcome(treatment=TreatmentEffect(mode="hazard_ratio",
+                                                            hazard_ratio=hazard_ratio))
+        calibration = calibrate_profiles(outcome, np.zeros(10_000), np.zeros(10_000),
+                                         rng=np.random.default_rng(24), early=early)
+        assert calibration.treated_early_log_hr - calibration.control_early_log_hr == (
+            pytest.approx(math.log(hazard_ratio), abs=1e-12))
+    assert calibration.control_early_pfs_rate == pytest.approx(0.28, abs=2e-4)
+
+
+def test_unreachable_early_rate_names_the_field():
+    # Half the control arm with a PFS event by 1.84 months leaves no room for a 6.1 median.
+    early = EarlyWindow(months=1.84, control_rate=0.6, treated_rate=0.3,
+                        control_field="response.sorafenib")
+    with pytest.raises(ScenarioError, match="outcome.control_pfs_median"):
+        calibrate_profiles(scanned_outcome(), np.zeros(5_000), np.zeros(5_000),
+                           rng=np.random.default_rng(25), early=early)
 
 
 def test_calibration_is_deterministic_for_a_seed():

@@ -17,7 +17,14 @@ import pytest
 
 from sim.calibrate.cache import calibrate_cached
 from sim.calibrate.estimands import true_estimands
-from sim.calibrate.describe import DescriptionRow, describe_rows, format_description
+from sim.calibrate.describe import (
+    DescriptionRow,
+    _large_scenario,
+    describe_rows,
+    format_description,
+)
+from sim.generate.cohorts import generate_cohorts
+from tests.sim.generate.test_generate import km_at
 from sim.scenario.model import Scenario
 
 N_PER_ARM = 100_000
@@ -30,13 +37,22 @@ def _small_truth(scenario: Scenario, calibration, seed: int):
     return true_estimands(reduced, calibration, rng=np.random.default_rng(seed))
 
 
+DESCRIBE_SEED = 20210430
+
+
 @pytest.fixture(scope="module")
 def described(liu2021, tmp_path_factory):
     calibration = calibrate_cached(liu2021, cache_dir=tmp_path_factory.mktemp("cache"))
     truth = _small_truth(liu2021, calibration, 11)
     rows = describe_rows(liu2021, calibration, truth, patients=N_PER_ARM,
-                         rng=np.random.default_rng(20210430))
+                         rng=np.random.default_rng(DESCRIBE_SEED))
     return liu2021, calibration, truth, rows
+
+
+def _described_cohort(scenario, calibration):
+    """The cohort describe_rows drew (its first use of the generator)."""
+    return generate_cohorts(_large_scenario(scenario, N_PER_ARM), calibration, 1,
+                            rng=np.random.default_rng(DESCRIBE_SEED))
 
 
 def _section(rows: list[DescriptionRow], section: str) -> list[DescriptionRow]:
@@ -60,10 +76,10 @@ def test_rows_cover_every_published_number(described):
     assert len(baseline) == 2 * len(scenario.covariates)          # no categorical rows here
     assert [row.label for row in baseline[::2]] == [c.label for c in scenario.covariates]
     assert {row.kind for row in baseline} == {"percent", "mean_sd", "median_iqr"}
-    assert len(_section(rows, "Survival (Kaplan-Meier median)")) == 6   # + PFS at the target
+    assert len(_section(rows, "Survival (Kaplan-Meier median)")) == 8   # + S(target), PD
     assert len(_section(rows, "Best response")) == 8
     assert len(_section(rows, "Adverse events")) == 4 * len(scenario.adverse_events)
-    assert len(rows) == len(baseline) + 6 + 8 + 4 * len(scenario.adverse_events)
+    assert len(rows) == len(baseline) + 8 + 8 + 4 * len(scenario.adverse_events)
 
 
 def test_baseline_rows_reproduce_table1(described):
@@ -94,8 +110,13 @@ def test_kaplan_meier_medians_within_3_percent(described):
     """OS medians within 3%. PFS is recorded at scans every 1.84 months: its KM curve falls
     between scans only by deaths, so its median moves by up to a scan interval for a small
     change of the curve; what is checked is the curve at the target median (1/2 within 4 MC
-    SEs) and the median inside the scan interval holding the target."""
-    scenario, _, _, rows = described
+    SEs: Greenwood's and the calibration sample's) and the median inside the scan interval
+    holding the target. The PD rows (a PFS event by the first scan) likewise."""
+    scenario, calibration, _, rows = described
+    cohort = _described_cohort(scenario, calibration)
+    in_arm = {scenario.treated_arm.label: cohort.treated[0],
+              scenario.control_arm.label: ~cohort.treated[0]}
+    calibration_variance = 0.25 / calibration.n_patients
     survival = {(row.label, row.arm): row for row in _section(rows,
                                                               "Survival (Kaplan-Meier median)")}
     targets = {("PFS", "Camrelizumab + sorafenib"): 10.2, ("PFS", "Sorafenib"): 6.1,
@@ -112,9 +133,20 @@ def test_kaplan_meier_medians_within_3_percent(described):
         assert scans * interval <= row.simulated[0] <= (scans + 1) * interval, row
         at_target = survival[(f"PFS at {target:g} months (target median)", arm)]
         assert at_target.target == (50.0,)
-        # Fewer than N_PER_ARM at risk: the KM SE exceeds sqrt(1/4n); 4 binomial SEs x 1.2.
-        assert abs(at_target.simulated[0] / 100 - 0.5) <= 4.8 * math.sqrt(0.25 / N_PER_ARM), (
-            at_target)
+        chosen = in_arm[arm]
+        survival_at, se = km_at(cohort.pfs_months[0, chosen], cohort.pfs_event[0, chosen],
+                                target)
+        assert at_target.simulated[0] == pytest.approx(100 * survival_at, rel=1e-12)
+        assert abs(survival_at - 0.5) <= 4 * math.sqrt(se**2 + calibration_variance), at_target
+    for arm, chosen in in_arm.items():
+        row = survival[("PFS event by the first scan (1.84 mo) = PD", arm)]
+        name = next(a.name for a in scenario.arms if a.label == arm)
+        rate = scenario.response.probabilities[name][3]
+        assert row.target == pytest.approx((100 * rate,), rel=1e-12)
+        survival_at, se = km_at(cohort.pfs_months[0, chosen], cohort.pfs_event[0, chosen], 1.84)
+        assert row.simulated[0] == pytest.approx(100 * (1 - survival_at), rel=1e-12)
+        bound = 4 * math.sqrt(se**2 + rate * (1 - rate) / calibration.n_patients)
+        assert abs(row.simulated[0] / 100 - rate) <= bound, row
 
 
 def test_response_and_adverse_event_rates_within_4_mcse(described):

@@ -17,7 +17,10 @@ from sim.generate.outcomes import (
     draw_illness_death,
     draw_outcome_noise,
     illness_death_times,
+)
+from sim.generate.hazards import (
     inverse_unit_cumulative_hazard,
+    invert_piecewise_multiplier,
     same_baseline_shape,
     unit_cumulative_hazard,
 )
@@ -160,6 +163,58 @@ def test_delayed_effect_has_piecewise_cumulative_hazard(transition):
     before = control <= delay
     np.testing.assert_array_equal(control[before], times[before])  # same draws, same times pre-delay
     assert np.all(times[~before] > control[~before])  # beta < 0 lengthens after the delay
+
+
+@pytest.mark.parametrize("transition", [EXPONENTIAL, WEIBULL, PIECEWISE])
+def test_piecewise_multiplier_inverts_its_cumulative_hazard(transition):
+    """G_m(t) = sum_j e^{m_j} |G([b_j, b_{j+1}) ∩ [0, t))| computed by quadrature of the
+    multiplied hazard; the inverse at G_m(t) gives t back, per patient multipliers."""
+    rng = np.random.default_rng(4)
+    breaks = (1.84, 4.0)
+    log_multipliers = rng.normal(0.0, 0.8, size=(30, 3))
+    times = rng.exponential(5.0, size=30)
+
+    def multiplied(u, row):
+        return float(piecewise_hazard(transition, np.array(u))) * np.exp(
+            log_multipliers[row, np.searchsorted(breaks, u, side="right")])
+
+    exposure = np.array([
+        integrate.quad(multiplied, 0.0, t, args=(row,), limit=200,
+                       points=[b for b in (*breaks, *transition.breaks) if b < t] or None)[0]
+        for row, t in enumerate(times)])
+    back = invert_piecewise_multiplier(transition, exposure, breaks, log_multipliers)
+    np.testing.assert_allclose(back, times, rtol=1e-8)
+    # One piece with multiplier 0 is the plain inverse.
+    plain = invert_piecewise_multiplier(transition, exposure, (), np.zeros((30, 1)))
+    np.testing.assert_allclose(plain, inverse_unit_cumulative_hazard(transition, exposure),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.0, 3.0])
+def test_early_window_has_piecewise_cumulative_hazard(delay):
+    """Early window e = 1.84 with log multipliers α per arm: H(t) = λ e^η [e^α G(min(t, e)) +
+    (G(t) - G(e))_+ · (1 before the delay, e^β after)] (Nelson–Aalen within 4 SEs); without
+    death before progression."""
+    n, scale, beta, eta, early = 40_000, 0.12, -0.8, 0.3, 1.84
+    alpha = {False: 0.6, True: 0.9}
+    model = model_of(progression=WEIBULL, death_before=WEIBULL, progression_scale=scale,
+                     log_hr_pfs=beta, delay_months=delay, early_months=early,
+                     control_early_log_hr=alpha[False], treated_early_log_hr=alpha[True])
+    grid = np.array([0.5, 1.0, 1.84, 2.5, 3.0, 4.0, 6.0, 9.0])
+    g = unit_cumulative_hazard(WEIBULL, grid)
+    g_early = unit_cumulative_hazard(WEIBULL, np.array(early))
+    g_start = unit_cumulative_hazard(WEIBULL, np.array(max(delay, early)))
+    for arm in (False, True):
+        times = draw_illness_death(np.full((1, n), eta), np.full((1, n), arm), model,
+                                   rng=np.random.default_rng(6)).pfs_months.ravel()
+        after = np.maximum(g - g_early, 0.0)
+        if arm:
+            after = np.minimum(after, g_start - g_early) + np.exp(beta) * np.maximum(
+                g - np.maximum(g_start, g_early), 0.0)
+        expected = scale * np.exp(eta) * (np.exp(alpha[arm]) * np.minimum(g, g_early) + after)
+        estimate, variance = nelson_aalen(times, grid)
+        assert np.all(np.abs(estimate - expected) < 4 * np.sqrt(variance)), (arm, estimate,
+                                                                             expected)
 
 
 def test_delay_zero_is_proportional_effect():

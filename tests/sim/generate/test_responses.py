@@ -10,14 +10,31 @@ import pytest
 from scipy import special
 
 from analysis.cohort import RESPONSE_CODES
+from sim.scenario import load_scenario
 from sim.generate.responses import (
     ResponseThresholds,
+    calibrate_pfs_response_thresholds,
     calibrate_response_thresholds,
     draw_best_response,
     target_thresholds,
 )
 
 N_PER_ARM = 100_000
+
+
+@pytest.fixture(scope="module")
+def liu2021_pfs(liu2021_path):
+    """The shipped scenario: response from PFS (scans every 1.84 months, link 1)."""
+    scenario = load_scenario(liu2021_path)
+    assert scenario.response.model == "pfs"
+    return scenario
+
+
+@pytest.fixture(scope="module")
+def liu2021(liu2021):
+    """Table 2's rates with the covariate model (response apart from PFS, no link)."""
+    return dataclasses.replace(liu2021, response=dataclasses.replace(
+        liu2021.response, model="covariates", pfs_link=0.0))
 
 
 def _big_treated(n_per_arm: int = N_PER_ARM) -> np.ndarray:
@@ -143,3 +160,86 @@ def test_thresholds_dataclass_is_frozen(liu2021):
     assert isinstance(thresholds, ResponseThresholds)
     with pytest.raises(dataclasses.FrozenInstanceError):
         thresholds.arm_names = ()
+
+
+# ------------------------------------------------------------------------------------------
+# Response from PFS
+
+
+def _pfs_sample(scenario, n_per_arm=N_PER_ARM, seed=31):
+    """Treated/control PFS times: exponential with rates that give about the paper's PD rates
+    by the first scan, and spread (a frailty) so the link has something to follow."""
+    rng = np.random.default_rng(seed)
+    treated = _big_treated(n_per_arm)[0]
+    rate = np.where(treated, 0.2, 0.18) * rng.lognormal(0.0, 0.5, treated.shape)
+    return treated, rng.exponential(1.0 / rate)
+
+
+def test_pfs_model_pd_exactly_when_pfs_ends_by_the_first_scan(liu2021_pfs):
+    treated, pfs = _pfs_sample(liu2021_pfs)
+    first_scan = liu2021_pfs.outcome.assessment.interval_months
+    thresholds = calibrate_pfs_response_thresholds(liu2021_pfs, treated, pfs)
+    codes = draw_best_response(liu2021_pfs, treated[None], None, rng=np.random.default_rng(2),
+                               thresholds=thresholds, pfs_months=pfs[None])[0]
+    np.testing.assert_array_equal(codes == RESPONSE_CODES["PD"], pfs <= first_scan)
+    # Among the others the rates are the targets given non-PD, within 4 MC SEs.
+    for arm in liu2021_pfs.arms:
+        chosen = (treated == arm.treated) & (pfs > first_scan)
+        probabilities = liu2021_pfs.response.probabilities[arm.name]
+        for code in (0, 1, 2):
+            p = probabilities[code] / (1 - probabilities[3])
+            observed = np.mean(codes[chosen] == code)
+            if p == 0:
+                assert observed == 0
+            else:
+                assert abs(observed - p) <= 4 * math.sqrt(p * (1 - p) / chosen.sum()), (arm, code)
+
+
+def test_pfs_model_thresholds_solve_the_equations_among_non_pd(liu2021_pfs):
+    treated, pfs = _pfs_sample(liu2021_pfs, 20_000)
+    first_scan = liu2021_pfs.outcome.assessment.interval_months
+    scenario = dataclasses.replace(liu2021_pfs, response=dataclasses.replace(
+        liu2021_pfs.response, pfs_link=0.7))
+    thresholds = calibrate_pfs_response_thresholds(scenario, treated, pfs)
+    for row, arm in zip(thresholds.thresholds, scenario.arms):
+        times = pfs[(treated == arm.treated) & (pfs > first_scan)]
+        probabilities = scenario.response.probabilities[arm.name]
+        assert row[2] == np.inf
+        for theta, target in zip(row[:2], np.cumsum(probabilities)[:2] / (1 - probabilities[3])):
+            if target == 0:
+                assert theta == -np.inf
+            else:
+                fitted = special.expit(theta + 0.7 * np.log(times / first_scan)).mean()
+                assert fitted == pytest.approx(target, abs=1e-10)
+
+
+@pytest.mark.parametrize("link", [0.0, 1.0])
+def test_pfs_model_longer_pfs_better_response(liu2021_pfs, link):
+    """P(PR | non-PD, T) = expit(theta_1 + link log(T / first scan)) in bins of T (the
+    combination arm: CR 0, so PR is every better response); link 0: flat."""
+    scenario = dataclasses.replace(liu2021_pfs, response=dataclasses.replace(
+        liu2021_pfs.response, pfs_link=link))
+    treated, pfs = _pfs_sample(scenario)
+    first_scan = scenario.outcome.assessment.interval_months
+    thresholds = calibrate_pfs_response_thresholds(scenario, treated, pfs)
+    codes = draw_best_response(scenario, treated[None], None, rng=np.random.default_rng(8),
+                               thresholds=thresholds, pfs_months=pfs[None])[0]
+    chosen = treated & (pfs > first_scan)
+    times, better = pfs[chosen], codes[chosen] <= RESPONSE_CODES["PR"]
+    rates = []
+    for low, high in ((first_scan, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, np.inf)):
+        inside = (times > low) & (times <= high)
+        expected = special.expit(thresholds.thresholds[0, 1] + link * np.log(
+            times[inside] / first_scan))
+        mcse = math.sqrt((expected * (1 - expected)).sum()) / inside.sum()
+        assert abs(better[inside].mean() - expected.mean()) <= 4 * mcse
+        rates.append(better[inside].mean())
+    if link:
+        assert rates[-1] > rates[0] + 0.1
+    else:
+        assert max(rates) - min(rates) < 0.03
+
+
+def test_pfs_model_needs_pfs_times(liu2021_pfs):
+    with pytest.raises(ValueError, match="pfs_months is required"):
+        draw_best_response(liu2021_pfs, _big_treated(10), None, rng=np.random.default_rng(0))
