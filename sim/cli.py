@@ -249,8 +249,10 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, meth
               help="Run folder [default: results/<scenario name>].")
 @click.option("--force", is_flag=True, help="Replace another run in --out (only its psmsim files are removed).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--keep", type=click.Choice(["replicates", "summary"]), default="replicates", show_default=True,
+              help="summary: write only the summary and remove the blocks (huge runs; no resume afterwards).")
 def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, block_size: int | None,
-        backend: str, scheduler: str | None, out: str | None, force: bool, quiet: bool) -> None:
+        backend: str, scheduler: str | None, out: str | None, force: bool, quiet: bool, keep: str) -> None:
     """Simulate and analyse SCENARIO's replicates in parallel, then print the summary.
 
     An interrupted run resumes with the same command, and more --replicates extend a finished
@@ -273,9 +275,11 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
     outcome = run_scenario(
         loaded, replicates=replicates, seed=seed, block_size=block_size, jobs=jobs, backend=backend,
         scheduler=scheduler, out=Path(out) if out else Path("results") / loaded.name, force=force, quiet=quiet,
+        keep=keep,
     )
     click.echo(outcome.report)
-    click.echo(f"\nwrote {outcome.replicates_path}, {outcome.summary_paths[0]}, {outcome.summary_paths[1]}")
+    written = [p for p in (outcome.replicates_path, *outcome.summary_paths) if p is not None]
+    click.echo(f"\nwrote {', '.join(str(p) for p in written)}")
 
 
 @main.command()

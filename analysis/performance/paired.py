@@ -29,15 +29,99 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
-__all__ = ["paired_differences"]
+from analysis.performance.moments import Moments, merge_moments, moments_of
+
+__all__ = ["paired_differences", "paired_difference_state", "merge_paired_states", "paired_from_state"]
+
+#: The per-replicate differences a paired comparison averages.
+_DIFFERENCES = ("bias_difference", "power_difference")
 
 
-def _mean_difference(difference: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
-    finite = difference.where(np.isfinite(difference))
-    n = finite.count("replicate")
-    mean = finite.mean("replicate")
-    mcse = finite.std("replicate", ddof=1) / np.sqrt(n)
-    return mean, mcse, n
+def _references(methods: list[str], reference: str | Mapping[str, str]) -> dict[str, str]:
+    references = ({m: reference for m in methods} if isinstance(reference, str)
+                  else {m: str(reference.get(m, m)) for m in methods})
+    unknown = sorted({r for r in references.values() if r not in methods})
+    if unknown:
+        raise ValueError(f"reference method(s) {', '.join(unknown)} not among {', '.join(methods)}")
+    return references
+
+
+def paired_difference_state(replicates: xr.Dataset, *, reference: str | Mapping[str, str],
+                            alpha: float = 0.05) -> xr.Dataset:
+    """Sufficient statistics of the paired differences over some replicates (a block).
+
+    For each difference of :func:`paired_differences` (``bias_difference``: θ̂_M − θ̂_R;
+    ``power_difference``: 1[p_M < α] − 1[p_R < α]) over the replicates where both are finite:
+    ``<name>_count``, ``<name>_mean`` and ``<name>_m2`` (:class:`analysis.performance.moments.Moments`),
+    over the replicates Dataset's dims without ``replicate``; coordinate ``paired_reference``.
+    Merge states of disjoint replicates with :func:`merge_paired_states`; finish with
+    :func:`paired_from_state`. Arguments as :func:`paired_differences`.
+    """
+    methods = [str(m) for m in replicates.method.values]
+    references = _references(methods, reference)
+    base = replicates[["log_hr", "p_logrank"]].sel(
+        {"method": [references[m] for m in methods]}).assign_coords(method=replicates.method.values)
+    p, p_ref = replicates.p_logrank, base.p_logrank
+    both = np.isfinite(p) & np.isfinite(p_ref)
+    differences = {
+        "bias_difference": replicates.log_hr - base.log_hr,
+        "power_difference": ((p < alpha).astype(float) - (p_ref < alpha).astype(float)).where(both),
+    }
+    variables = {}
+    for name, difference in differences.items():
+        difference = difference.transpose(..., "replicate")
+        values = difference.values
+        moments = moments_of(values, np.isfinite(values))
+        dims = difference.dims[:-1]
+        variables[f"{name}_count"] = (dims, moments.count)
+        variables[f"{name}_mean"] = (dims, moments.mean)
+        variables[f"{name}_m2"] = (dims, moments.m2)
+    coords = {dim: replicates[dim].values for dim in dims}
+    state = xr.Dataset(variables, coords=coords)
+    state = state.assign_coords(paired_reference=("method", np.asarray([references[m] for m in methods])))
+    if isinstance(reference, str):
+        state.attrs["reference_method"] = reference
+    return state
+
+
+def merge_paired_states(first: xr.Dataset, second: xr.Dataset) -> xr.Dataset:
+    """The state of two disjoint sets of replicates together: moments merged (Chan, Golub &
+    LeVeque 1983) where both hold a condition, the other's cells where one lacks it."""
+    if not np.array_equal(first.paired_reference.values, second.paired_reference.values):
+        raise ValueError("paired states compare methods with different references; they cannot be merged")
+    conditions = np.union1d(first.condition.values, second.condition.values) if "condition" in first.dims else None
+    if conditions is not None:
+        empty = {f"{name}_{part}": value for name in _DIFFERENCES
+                 for part, value in (("count", 0), ("mean", np.nan), ("m2", 0.0))}
+        first, second = (state.reindex(condition=conditions, fill_value=empty) for state in (first, second))
+    merged = first.copy()
+    for name in _DIFFERENCES:
+        a, b = (Moments(count=s[f"{name}_count"].values, mean=s[f"{name}_mean"].values, m2=s[f"{name}_m2"].values)
+                for s in (first, second.transpose(*first[f"{name}_count"].dims)))
+        both = merge_moments(a, b)
+        merged[f"{name}_count"] = (first[f"{name}_count"].dims, both.count)
+        merged[f"{name}_mean"] = (first[f"{name}_mean"].dims, both.mean)
+        merged[f"{name}_m2"] = (first[f"{name}_m2"].dims, both.m2)
+    return merged
+
+
+def paired_from_state(state: xr.Dataset) -> xr.Dataset:
+    """:func:`paired_differences`' result from a (merged) :func:`paired_difference_state`:
+    mean difference, MCSE = sd / sqrt(n), n used."""
+    variables = {}
+    for name in _DIFFERENCES:
+        count = state[f"{name}_count"]
+        moments = Moments(count=count.values, mean=state[f"{name}_mean"].values, m2=state[f"{name}_m2"].values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mcse = np.sqrt(moments.variance) / np.sqrt(moments.count)
+        variables[name] = (count.dims, moments.mean)
+        variables[f"{name}_mcse"] = (count.dims, mcse)
+        variables[f"n_used_{name}"] = (count.dims, moments.count)
+    order = ["bias_difference", "bias_difference_mcse", "n_used_bias_difference",
+             "power_difference", "power_difference_mcse", "n_used_power_difference"]
+    dataset = xr.Dataset({name: variables[name] for name in order}, coords=state.coords)
+    dataset.attrs = dict(state.attrs)
+    return dataset
 
 
 def paired_differences(replicates: xr.Dataset, *, reference: str | Mapping[str, str],
@@ -63,35 +147,12 @@ def paired_differences(replicates: xr.Dataset, *, reference: str | Mapping[str, 
         ``power_difference``, ``power_difference_mcse``, ``n_used_power_difference``, over the
         replicates Dataset's dims without ``replicate``; coordinate ``paired_reference`` on
         ``method`` (the method each is compared with). With one reference for all, also the
-        attribute ``reference_method``.
+        attribute ``reference_method``. The same as :func:`paired_from_state` of the
+        replicates' :func:`paired_difference_state` (a run summarises its blocks that way).
 
     Raises
     ------
     ValueError
         If a reference is not a method of ``replicates``.
     """
-    methods = [str(m) for m in replicates.method.values]
-    references = ({m: reference for m in methods} if isinstance(reference, str)
-                  else {m: str(reference.get(m, m)) for m in methods})
-    unknown = sorted({r for r in references.values() if r not in methods})
-    if unknown:
-        raise ValueError(f"reference method(s) {', '.join(unknown)} not among {', '.join(methods)}")
-    base = replicates[["log_hr", "p_logrank"]].sel(
-        {"method": [references[m] for m in methods]}).assign_coords(method=replicates.method.values)
-    estimate = replicates.log_hr - base.log_hr
-    bias, bias_mcse, n_bias = _mean_difference(estimate)
-    p, p_ref = replicates.p_logrank, base.p_logrank
-    both = np.isfinite(p) & np.isfinite(p_ref)
-    rejection = ((p < alpha).astype(float) - (p_ref < alpha).astype(float)).where(both)
-    power, power_mcse, n_power = _mean_difference(rejection)
-    dataset = xr.Dataset({
-        "bias_difference": bias, "bias_difference_mcse": bias_mcse,
-        "n_used_bias_difference": n_bias,
-        "power_difference": power, "power_difference_mcse": power_mcse,
-        "n_used_power_difference": n_power,
-    })
-    dataset = dataset.assign_coords(
-        paired_reference=("method", np.asarray([references[m] for m in methods])))
-    if isinstance(reference, str):
-        dataset.attrs["reference_method"] = reference
-    return dataset
+    return paired_from_state(paired_difference_state(replicates, reference=reference, alpha=alpha))

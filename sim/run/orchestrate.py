@@ -1,9 +1,11 @@
 """One call per CLI command: a whole run of a scenario, or the summary of a finished run.
 
 ``run_scenario`` calibrates (cached), computes the true estimands (cached), opens or resumes
-the run folder, runs every block (every method of the scenario on the same cohorts), writes
-``replicates.nc``, summarises (with the paired differences between methods) and writes
-``summary.nc``/``summary.csv``. ``summarise_folder`` recomputes the summary of a run folder.
+the run folder, runs every block (every method of the scenario on the same cohorts),
+summarises from per-block statistics (with the paired differences between methods), writes
+``replicates.nc`` block by block and ``summary.nc``/``summary.csv``: memory holds one block at a
+time, whatever the number of replicates. ``summarise_folder`` recomputes the summary of a run
+folder, reading ``replicates.nc`` block by block.
 """
 
 from __future__ import annotations
@@ -16,16 +18,21 @@ import numpy as np
 import scipy
 import xarray as xr
 
-from analysis.performance.paired import paired_differences
-from analysis.performance.summary import summarise_run, summary_to_frame
+from functools import reduce
+from typing import Callable, Iterable
+
+from analysis.performance.accumulate import check_replicates
+from analysis.performance.paired import merge_paired_states, paired_difference_state, paired_from_state
+from analysis.performance.summary import summarise_blocks, summary_to_frame
 from analysis.performance.text_report import format_summary
 from sim.calibrate.cache import calibrate_cached, true_estimands_cached
-from sim.run.runner import RunConfig, iter_conditions, run_identity, run_simulation
-from sim.errors import ScenarioError
+from sim.errors import RunFolderError, ScenarioError
+from sim.run.replicates_file import replicates_skeleton, write_replicates_streamed
+from sim.run.runner import RunConfig, compute_blocks, iter_conditions, run_identity
+from sim.run.store import REPLICATES_FILE, FolderLock, RunFolder, open_replicates, write_summary
 from sim.scenario.model import Scenario
 from sim.scenario.parser import parse_scenario
 from sim.scenario.plans import paired_references, scenario_methods
-from sim.run.store import FolderLock, RunFolder, open_replicates, write_summary
 
 try:
     from importlib.metadata import version as _package_version
@@ -35,6 +42,10 @@ except Exception:  # not installed (running from a source tree)
     PSMSIM_VERSION = "0+unknown"
 
 
+#: What a run keeps besides its summary (``--keep``).
+KEEP = ("replicates", "summary")
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     """What a run or a summary wrote, and the printed report."""
@@ -42,7 +53,6 @@ class RunOutcome:
     report: str
     replicates_path: Path | None
     summary_paths: tuple[Path, Path]
-    replicates: xr.Dataset | None = None
     summary: xr.Dataset | None = None
 
 
@@ -59,9 +69,19 @@ def run_scenario(
     out: Path,
     force: bool = False,
     quiet: bool = False,
+    keep: str = "replicates",
 ) -> RunOutcome:
     """Run ``scenario`` (settings default to its ``[simulation]`` section) into ``out``;
-    ``methods`` default to every method of the scenario (:func:`scenario_methods`)."""
+    ``methods`` default to every method of the scenario (:func:`scenario_methods`).
+
+    ``keep="replicates"`` writes ``replicates.nc`` beside the summary; ``keep="summary"``
+    writes only the summary and removes the blocks once it is written (for huge runs; the
+    run then cannot be resumed or re-summarised). The parent holds one block at a time either
+    way. The returned outcome's ``replicates`` is None: open ``replicates_path`` lazily
+    (:func:`sim.run.store.open_replicates`).
+    """
+    if keep not in KEEP:
+        raise ValueError(f"keep: {keep!r} is not one of {', '.join(KEEP)}")
     settings = scenario.simulation
     config = RunConfig(
         replicates=replicates or settings.replicates,
@@ -76,10 +96,10 @@ def run_scenario(
     conditions = iter_conditions([scenario])
     identity = run_identity(conditions, config, PSMSIM_VERSION)
     with RunFolder(out, identity, force=force) as folder:  # locked until the results are written
-        return _run_in(folder, conditions, config, scenario)
+        return _run_in(folder, conditions, config, scenario, keep)
 
 
-def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario) -> RunOutcome:
+def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario, keep: str) -> RunOutcome:
     calibrations = [calibrate_cached(c.scenario) for c in conditions]
     truths = [true_estimands_cached(c.scenario, cal).as_variables() for c, cal in zip(conditions, calibrations)]
     attrs = {
@@ -95,30 +115,62 @@ def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario
         "scenario_sha256": hashlib.sha256(scenario.source_text.encode()).hexdigest(),
         "alpha": 0.05,
     }
-    dataset = run_simulation(conditions, calibrations, truths, config, folder, attrs=attrs)
-    replicates_path = folder.write_replicates(dataset)
-    summary = summarise_with_differences(dataset, paired_references(scenario))
+    keys = compute_blocks(conditions, calibrations, config, folder)
+    grid = [dict(c.fields) for c in conditions]
+    skeleton = replicates_skeleton(folder.read_block(keys[0]), replicates=config.replicates,
+                                   truths=truths, grid=grid, attrs=attrs)
+    # One block in memory at a time: the summary from per-block sufficient statistics (two
+    # passes over the blocks), replicates.nc filled block by block.
+    summary = summarise_with_differences(lambda: (folder.read_block(key) for key in keys),
+                                         paired_references(scenario), truths=skeleton, attrs=skeleton.attrs)
+    replicates_path = None
+    if keep == "replicates":
+        replicates_path = write_replicates_streamed(
+            folder.path / REPLICATES_FILE, keys, folder.read_block, replicates=config.replicates,
+            truths=truths, grid=grid, attrs=attrs)
     paths = folder.write_summary(summary, summary_to_frame(summary).to_csv(index=False))
-    return RunOutcome(format_summary(summary), replicates_path, paths, dataset, summary)
+    if keep == "summary":
+        folder.discard_blocks()
+    return RunOutcome(format_summary(summary), replicates_path, paths, summary=summary)
 
 
 def summarise_folder(run_dir: Path) -> RunOutcome:
-    """Summarise the finished run in ``run_dir`` (rewrites its summary files)."""
-    dataset = open_replicates(run_dir)
-    summary = summarise_with_differences(dataset, _stored_references(dataset))
-    with FolderLock.acquire(run_dir, option="RUN_DIR", create=False):  # not while a run writes
-        paths = write_summary(run_dir, summary, summary_to_frame(summary).to_csv(index=False))
-    return RunOutcome(format_summary(summary), None, paths, dataset, summary)
+    """Summarise the finished run in ``run_dir`` (rewrites its summary files), reading
+    ``replicates.nc`` one block of replicates at a time."""
+    with open_replicates(run_dir, lazy=True) as dataset:
+        try:
+            check_replicates(dataset)
+        except ValueError as exc:
+            raise RunFolderError(f"{Path(run_dir) / REPLICATES_FILE}: {exc}") from None
+        step = max(int(dataset.attrs.get("block_size", 0) or 0), 1) or 1000
+        n_replicates = dataset.sizes["replicate"]
+
+        def blocks():
+            for start in range(0, n_replicates, step):
+                yield dataset.isel(replicate=slice(start, start + step)).load()
+
+        with FolderLock.acquire(run_dir, option="RUN_DIR", create=False):  # not while a run writes
+            summary = summarise_with_differences(blocks, _stored_references(dataset), attrs=dict(dataset.attrs))
+            paths = write_summary(run_dir, summary, summary_to_frame(summary).to_csv(index=False))
+    return RunOutcome(format_summary(summary), None, paths, summary=summary)
 
 
-def summarise_with_differences(dataset: xr.Dataset, references: dict[str, str]) -> xr.Dataset:
-    """The run summary of ``dataset`` with the paired differences between its methods
-    (:func:`analysis.performance.paired.paired_differences`, each method against
-    ``references[method]``; a reference the run lacks compares the method with itself)."""
-    summary = summarise_run(dataset)
-    methods = [str(m) for m in dataset.method.values]
+def summarise_with_differences(
+    blocks: Callable[[], Iterable[xr.Dataset]],
+    references: dict[str, str],
+    *,
+    truths: xr.Dataset | None = None,
+    attrs: dict | None = None,
+) -> xr.Dataset:
+    """The run summary of the replicates in ``blocks`` (called once per pass, each call
+    yielding every block once; :func:`analysis.performance.summary.summarise_blocks`) with the
+    paired differences between its methods (each method against ``references[method]``; a
+    reference the run lacks compares the method with itself), one block in memory at a time."""
+    summary = summarise_blocks(blocks, truths=truths, attrs=attrs)
+    methods = [str(m) for m in summary.method.values]
     references = {m: references.get(m, m) if references.get(m, m) in methods else m for m in methods}
-    paired = paired_differences(dataset, reference=references).transpose(*summary.power_logrank.dims)
+    state = reduce(merge_paired_states, (paired_difference_state(block, reference=references) for block in blocks()))
+    paired = paired_from_state(state).transpose(*summary.power_logrank.dims)
     return xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
 
 

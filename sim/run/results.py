@@ -139,6 +139,20 @@ def combine_blocks(
         parts = sorted(by_condition[condition], key=lambda b: int(b.replicate.values[0]))
         per_condition.append(xr.concat(parts, dim="replicate", join="exact"))
     dataset = xr.concat(per_condition, dim="condition", join="exact")
+    return annotate_replicates(dataset, truths=truths, grid=grid, attrs=attrs)
+
+
+def annotate_replicates(
+    dataset: xr.Dataset,
+    *,
+    truths: Sequence[Mapping[str, Sequence[float]]],
+    grid: Sequence[Mapping[str, Any]],
+    attrs: Mapping[str, Any],
+) -> xr.Dataset:
+    """``dataset`` (dims ``condition``, ``replicate``, …) with the truths as variables on
+    (condition, endpoint), the swept fields as coordinates on ``condition`` and the provenance
+    attributes (``grid``, ``status_codes`` and ``created_at`` added); arguments as
+    :func:`combine_blocks`."""
     for name in TRUTH_VARIABLES:
         values = np.array([[float(v) for v in truth[name]] for truth in truths])
         dataset[name] = (("condition", "endpoint"), values)

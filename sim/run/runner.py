@@ -24,7 +24,7 @@ import xarray as xr
 from sim.errors import PsmsimError
 from sim.run import identity
 from sim.run.results import block_dataset, combine_blocks
-from sim.run.store import BlockKey, RunFolder
+from sim.run.store import BlockKey, BlockWriter, RunFolder
 
 Backend = Literal["loky", "dask"]
 
@@ -112,31 +112,35 @@ def run_identity(conditions: Sequence[Condition], config: RunConfig, version: st
                                  methods=config.methods, version=version)
 
 
-def _run_loky(work: Callable, tasks: list[BlockTask], jobs: int) -> Iterator[tuple[BlockTask, xr.Dataset]]:
+def _run_loky(work: Callable, tasks: list[BlockTask], jobs: int, write: BlockWriter) -> Iterator[BlockTask]:
     from joblib import Parallel, delayed
 
     if jobs == 1:
         for task in tasks:
-            yield _keyed(work, task)
+            yield _computed(work, task, write)
         return
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(_keyed)(work, task) for task in tasks)
+    yield from parallel(delayed(_computed)(work, task, write) for task in tasks)
 
 
-def _keyed(work: Callable, task: BlockTask) -> tuple[BlockTask, xr.Dataset]:
+def _computed(work: Callable, task: BlockTask, write: BlockWriter) -> BlockTask:
+    """Compute one block and write it into the run folder, in the worker: only the task goes
+    back to the parent, so neither it nor a Dask client ever holds a block's results."""
     try:
-        return task, work(task)
+        dataset = work(task)
     except Exception as exc:  # a bug in a whole block: report which block, keep the others
         raise BlockFailedError(
             f"block {task.key.block} of condition {task.key.condition} failed: "
             f"{type(exc).__name__}: {exc}. Finished blocks are kept; fix the cause and rerun "
             "the same command to resume"
         ) from exc
+    write(task.key, dataset)  # an OSError (full disk, ...) propagates as itself
+    return task
 
 
 def _run_dask(
-    work: Callable, tasks: list[BlockTask], jobs: int, scheduler: str | None
-) -> Iterator[tuple[BlockTask, xr.Dataset]]:
+    work: Callable, tasks: list[BlockTask], jobs: int, scheduler: str | None, write: BlockWriter
+) -> Iterator[BlockTask]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -159,13 +163,18 @@ def _run_dask(
             )
             client = Client(cluster)
         # While a distributed client is the default scheduler, xarray would take a cluster-wide
-        # lock to write netCDF in this process; blocks are written here, synchronously.
+        # lock to write netCDF in this process (the combined files): synchronously instead.
         import dask
 
         with client, dask.config.set(scheduler="synchronous"):
-            futures = client.map(_keyed, [work] * len(tasks), tasks, pure=False)
+            # Workers write their blocks into the run folder (on a cluster: a folder every
+            # worker and this client see) and return only the task; each future is released
+            # as soon as it is done.
+            futures = client.map(_computed, [work] * len(tasks), tasks, [write] * len(tasks), pure=False)
             for future in as_completed(futures):
-                yield future.result()
+                task = future.result()
+                future.release()
+                yield task
     finally:
         if cluster is not None:
             cluster.close()
@@ -179,25 +188,28 @@ def _progress(total: int, done: int, quiet: bool):
                 dynamic_ncols=True, smoothing=0.1)
 
 
-def run_simulation(
+def compute_blocks(
     conditions: Sequence[Condition],
     calibrations: Sequence[Any],
-    truths: Sequence[Mapping[str, Sequence[float]]],
     config: RunConfig,
     folder: RunFolder,
     *,
-    attrs: Mapping[str, Any],
     work: Callable[[BlockTask], xr.Dataset] = simulate_block,
-) -> xr.Dataset:
-    """Compute every unfinished block, write each as it finishes, return all combined.
+) -> list[BlockKey]:
+    """Compute every unfinished block of the run and write each as it finishes.
 
     Parameters
     ----------
-    conditions, calibrations, truths : per grid point, the scenario, its calibration and its
-        true estimands (see :mod:`sim.calibrate.targets`).
+    conditions, calibrations : per grid point, the scenario and its calibration.
+    config : replicates, seed, block size, methods, workers, backend.
     folder : the run folder (already checked against the run identity).
-    attrs : provenance attributes for the combined Dataset.
     work : the block function (replaced in tests).
+
+    Returns
+    -------
+    list of BlockKey
+        Every block of the run, condition-major (all finished now), for the caller to read
+        one at a time.
     """
     keys = block_keys(len(conditions), config.replicates, config.block_size)
     pending = folder.pending(keys)
@@ -208,16 +220,37 @@ def run_simulation(
     ]
     total = len(conditions) * config.replicates
     done = total - sum(task.key.size for task in tasks)
+    write = folder.block_writer()
     if config.backend == "dask":
-        stream = _run_dask(work, tasks, config.jobs, config.scheduler)
+        stream = _run_dask(work, tasks, config.jobs, config.scheduler, write)
     elif config.backend == "loky":
-        stream = _run_loky(work, tasks, config.jobs)
+        stream = _run_loky(work, tasks, config.jobs, write)
     else:
         raise BackendError(f"--backend {config.backend!r}: not one of loky, dask")
     with _progress(total, done, config.quiet) as bar:
-        for task, dataset in stream:
-            folder.write_block(task.key, dataset)
+        for task in stream:
             bar.update(task.key.size)
+    return keys
+
+
+def run_simulation(
+    conditions: Sequence[Condition],
+    calibrations: Sequence[Any],
+    truths: Sequence[Mapping[str, Sequence[float]]],
+    config: RunConfig,
+    folder: RunFolder,
+    *,
+    attrs: Mapping[str, Any],
+    work: Callable[[BlockTask], xr.Dataset] = simulate_block,
+) -> xr.Dataset:
+    """:func:`compute_blocks`, then every block combined in memory (for sweeps, whose
+    reshaping needs the whole Dataset; a plain run streams its blocks instead, see
+    :func:`sim.run.orchestrate.run_scenario`).
+
+    truths : per grid point, its true estimands (see :mod:`sim.calibrate.estimands`).
+    attrs : provenance attributes for the combined Dataset.
+    """
+    keys = compute_blocks(conditions, calibrations, config, folder, work=work)
     blocks = [folder.read_block(key) for key in keys]
     grid = [dict(c.fields) for c in conditions]
     return combine_blocks(blocks, truths=truths, grid=grid, attrs=attrs)

@@ -115,6 +115,11 @@ def _umask() -> int:
     return mask
 
 
+def new_file_mode() -> int:
+    """The permissions of a newly created file: 0666 less the umask."""
+    return 0o666 & ~_umask()
+
+
 def dataset_to_bytes(dataset: xr.Dataset) -> bytes:
     """The netCDF4 (HDF5) bytes of ``dataset``."""
     return bytes(dataset.to_netcdf(path=None, engine=NETCDF_ENGINE))
@@ -249,6 +254,31 @@ class FolderLock:
         self.release()
 
 
+def _block_paths(folder: Path | str, key: BlockKey) -> tuple[Path, Path]:
+    blocks = Path(folder) / BLOCK_FOLDER
+    return blocks / f"{key.stem}.npz", blocks / f"{key.stem}.sha256"
+
+
+@dataclass(frozen=True)
+class BlockWriter:
+    """Writes finished blocks of one run into its folder: data first, then the checksum line
+    ``<sha256> <run id> <replicates>`` (which marks the block done). The block's attributes
+    record the run id. Only the process holding the folder's lock hands one out
+    (:meth:`RunFolder.block_writer`)."""
+
+    folder: str
+    run_id: str
+
+    def __call__(self, key: BlockKey, dataset: xr.Dataset) -> int:
+        data_path, sum_path = _block_paths(self.folder, key)
+        dataset = dataset.copy()
+        dataset.attrs = {**dataset.attrs, "run_id": self.run_id}
+        data = dataset_to_npz_bytes(dataset)
+        atomic_write_bytes(data_path, data)
+        atomic_write_bytes(sum_path, f"{hashlib.sha256(data).hexdigest()} {self.run_id} {key.size}\n".encode())
+        return len(data)
+
+
 class RunFolder:
     """A run folder, locked for one writer: create or resume it, write and check blocks.
 
@@ -342,22 +372,18 @@ class RunFolder:
 
     # -- blocks ---------------------------------------------------------------------------
     def _block_paths(self, key: BlockKey) -> tuple[Path, Path]:
-        folder = self.path / BLOCK_FOLDER
-        return folder / f"{key.stem}.npz", folder / f"{key.stem}.sha256"
+        return _block_paths(self.path, key)
 
     def write_block(self, key: BlockKey, dataset: xr.Dataset) -> int:
-        """Write one finished block: data first, then its checksum line ``<sha256> <run id>
-        <replicates>`` (which marks it done). The block's attributes record the run id.
-        Returns the bytes written."""
+        """Write one finished block (:class:`BlockWriter`); returns the bytes written."""
         if self._lock is None:
             raise RunFolderError(f"{self.path}: the run folder was closed; open it again to write")
-        data_path, sum_path = self._block_paths(key)
-        dataset = dataset.copy()
-        dataset.attrs = {**dataset.attrs, "run_id": self.run_id}
-        data = dataset_to_npz_bytes(dataset)
-        atomic_write_bytes(data_path, data)
-        atomic_write_bytes(sum_path, f"{hashlib.sha256(data).hexdigest()} {self.run_id} {key.size}\n".encode())
-        return len(data)
+        return self.block_writer()(key, dataset)
+
+    def block_writer(self) -> "BlockWriter":
+        """A small picklable writer of this run's blocks, for workers that write their own
+        blocks into the (shared) run folder while this process holds the lock."""
+        return BlockWriter(str(self.path), self.run_id)
 
     def is_finished(self, key: BlockKey) -> bool:
         """True when the block's data and checksum exist and agree, and the block belongs to
@@ -407,6 +433,16 @@ class RunFolder:
                 continue
         return total
 
+    def discard_blocks(self) -> None:
+        """Remove the block files (a summary-only run, once its summary is written); the
+        ``blocks`` folder goes too unless it holds files psmsim did not write."""
+        blocks = self.path / BLOCK_FOLDER
+        for path in own_files(self.path):
+            if path.parent == blocks:
+                path.unlink(missing_ok=True)
+        if blocks.is_dir() and not any(blocks.iterdir()):
+            blocks.rmdir()
+
     # -- results --------------------------------------------------------------------------
     def write_replicates(self, dataset: xr.Dataset) -> Path:
         path = self.path / REPLICATES_FILE
@@ -425,8 +461,11 @@ def write_summary(run_dir: Path | str, summary: xr.Dataset, csv_text: str) -> tu
     return nc_path, csv_path
 
 
-def open_replicates(run_dir: Path | str) -> xr.Dataset:
-    """Load ``replicates.nc`` of a finished run; a clear error when it is not one."""
+def open_replicates(run_dir: Path | str, *, lazy: bool = False) -> xr.Dataset:
+    """Load ``replicates.nc`` of a finished run; a clear error when it is not one.
+
+    ``lazy=True`` opens it without reading the arrays (each read on access; close the
+    Dataset when done), for passes over a file larger than memory."""
     path = Path(run_dir) / REPLICATES_FILE
     if not path.exists():
         raise RunFolderError(
@@ -434,6 +473,6 @@ def open_replicates(run_dir: Path | str) -> xr.Dataset:
             "first (an interrupted run resumes with the same command)"
         )
     try:
-        return read_dataset(path)
+        return xr.open_dataset(path, engine=NETCDF_ENGINE) if lazy else read_dataset(path)
     except (OSError, ValueError) as exc:
         raise RunFolderError(f"{path}: cannot be read as netCDF ({exc}); rerun to rebuild it") from None

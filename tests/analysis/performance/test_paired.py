@@ -52,3 +52,29 @@ def test_a_reference_per_method():
     assert float(result.sel({"method": "paper"}).power_difference) == 0.0
     with pytest.raises(ValueError, match="reference method"):
         paired_differences(ds, reference={"no_lab": "wide"})
+
+
+def test_blocks_merged_in_any_order_equal_the_whole_array():
+    """The run summarises its blocks: paired states of disjoint replicates (over several
+    conditions, with NaNs) merged in any order give the whole-array differences to 1e-12."""
+    from functools import reduce
+
+    from analysis.performance.paired import merge_paired_states, paired_difference_state, paired_from_state
+
+    parts = []
+    for condition in range(2):
+        ds = replicates(seed=condition, n=600)
+        ds["log_hr"] = ds.log_hr.where(np.random.default_rng(9).random(ds.log_hr.shape) > 0.1)
+        parts.append(ds.expand_dims(condition=[condition]))
+    whole = xr.concat(parts, dim="condition")
+    expected = paired_differences(whole, reference="paper")
+    blocks = [whole.isel(condition=[c], replicate=slice(start, start + 128))
+              for c in (1, 0) for start in range(0, 600, 128)]
+    states = [paired_difference_state(block, reference="paper") for block in blocks]
+    rng = np.random.default_rng(3)
+    merged = reduce(merge_paired_states, [states[i] for i in rng.permutation(len(states))])
+    got = paired_from_state(merged).transpose(*expected.bias_difference.dims)
+    for name in expected.data_vars:
+        np.testing.assert_allclose(got[name].sel(condition=expected.condition).values, expected[name].values,
+                                   rtol=1e-12, atol=1e-15, err_msg=name)
+    assert got.attrs["reference_method"] == "paper"

@@ -1,0 +1,63 @@
+"""A run streamed block by block gives the replicates and summary of the whole-array path."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from analysis.performance.summary import summarise_run
+from sim.run.orchestrate import run_scenario, summarise_folder
+from sim.run.store import BLOCK_FOLDER, REPLICATES_FILE, SUMMARY_NC, open_replicates, read_dataset
+from sim.scenario import load_scenario
+
+LIU2021 = Path(__file__).resolve().parents[3] / "scenarios" / "liu2021.toml"
+
+
+def _assert_summaries_close(a: xr.Dataset, b: xr.Dataset, rtol=1e-12):
+    assert set(a.data_vars) == set(b.data_vars)
+    for name in a.data_vars:
+        x, y = a[name], b[name].transpose(*a[name].dims)
+        if np.issubdtype(x.dtype, np.number):
+            np.testing.assert_allclose(x.values, y.values, rtol=rtol, atol=1e-15, equal_nan=True, err_msg=name)
+        else:
+            assert (x.values == y.values).all(), name
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "liu"
+    outcome = run_scenario(load_scenario(LIU2021), replicates=30, block_size=8, jobs=1, out=out, quiet=True)
+    return out, outcome
+
+
+def test_streamed_summary_equals_the_whole_array_summary(streamed):
+    out, outcome = streamed
+    replicates = open_replicates(out)
+    assert replicates.sizes["replicate"] == 30 and replicates.log_hr.isnull().sum() < replicates.log_hr.size
+    whole = summarise_run(replicates)
+    _assert_summaries_close(whole, outcome.summary)
+    _assert_summaries_close(whole, read_dataset(out / SUMMARY_NC))
+
+
+def test_summarise_folder_reads_block_by_block_and_agrees(streamed):
+    out, outcome = streamed
+    again = summarise_folder(out)
+    _assert_summaries_close(outcome.summary, again.summary)
+    assert again.report.splitlines()[:3] == outcome.report.splitlines()[:3]
+
+
+def test_keep_summary_writes_no_replicates_and_removes_the_blocks(tmp_path, streamed):
+    out, outcome = streamed
+    lean = run_scenario(load_scenario(LIU2021), replicates=30, block_size=8, jobs=1, out=tmp_path / "lean",
+                        quiet=True, keep="summary")
+    assert lean.replicates_path is None
+    assert not (tmp_path / "lean" / REPLICATES_FILE).exists()
+    assert not (tmp_path / "lean" / BLOCK_FOLDER).exists()
+    _assert_summaries_close(outcome.summary, lean.summary, rtol=0)  # same blocks, same order: identical
+
+
+def test_unknown_keep_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="keep"):
+        run_scenario(load_scenario(LIU2021), replicates=2, block_size=2, jobs=1, out=tmp_path / "x",
+                     quiet=True, keep="everything")
