@@ -18,7 +18,7 @@ import numpy as np
 import scipy
 import xarray as xr
 
-from functools import reduce
+from functools import cached_property, reduce
 from typing import Callable, Iterable
 
 from analysis.performance.accumulate import check_replicates
@@ -29,7 +29,7 @@ from sim.calibrate.cache import calibrate_cached, true_estimands_cached
 from sim.errors import RunFolderError, ScenarioError
 from sim.run.replicates_file import replicates_skeleton, write_replicates_streamed
 from sim.run.runner import RunConfig, compute_blocks, iter_conditions, run_identity
-from sim.run.store import REPLICATES_FILE, FolderLock, RunFolder, open_replicates, write_summary
+from sim.run.store import REPLICATES_FILE, FolderLock, RunFolder, open_replicates, read_dataset, write_summary
 from sim.scenario.model import Scenario
 from sim.scenario.parser import parse_scenario
 from sim.scenario.plans import paired_references, scenario_methods
@@ -55,6 +55,12 @@ class RunOutcome:
     summary_paths: tuple[Path, Path]
     summary: xr.Dataset | None = None
 
+    @cached_property
+    def replicates(self) -> xr.Dataset | None:
+        """The run's ``replicates.nc``, read into memory on first access (None for a
+        summary-only run); the run itself never holds it."""
+        return None if self.replicates_path is None else read_dataset(self.replicates_path)
+
 
 def run_scenario(
     scenario: Scenario,
@@ -77,8 +83,7 @@ def run_scenario(
     ``keep="replicates"`` writes ``replicates.nc`` beside the summary; ``keep="summary"``
     writes only the summary and removes the blocks once it is written (for huge runs; the
     run then cannot be resumed or re-summarised). The parent holds one block at a time either
-    way. The returned outcome's ``replicates`` is None: open ``replicates_path`` lazily
-    (:func:`sim.run.store.open_replicates`).
+    way; the returned outcome reads ``replicates.nc`` only if its ``replicates`` is used.
     """
     if keep not in KEEP:
         raise ValueError(f"keep: {keep!r} is not one of {', '.join(KEEP)}")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from analysis.performance.paired import paired_differences
 from analysis.performance.summary import summarise_run
 from sim.run.orchestrate import run_scenario, summarise_folder
 from sim.run.store import BLOCK_FOLDER, REPLICATES_FILE, SUMMARY_NC, open_replicates, read_dataset
@@ -35,7 +36,9 @@ def test_streamed_summary_equals_the_whole_array_summary(streamed):
     out, outcome = streamed
     replicates = open_replicates(out)
     assert replicates.sizes["replicate"] == 30 and replicates.log_hr.isnull().sum() < replicates.log_hr.size
-    whole = summarise_run(replicates)
+    summary = summarise_run(replicates)  # the whole-array path, with the paired differences
+    paired = paired_differences(replicates, reference={"recommended": "paper"}).transpose(*summary.power_logrank.dims)
+    whole = xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
     _assert_summaries_close(whole, outcome.summary)
     _assert_summaries_close(whole, read_dataset(out / SUMMARY_NC))
 

@@ -46,7 +46,6 @@ from analysis.status import STATUS_NAMES, OK
 from analysis.survival import fit_cox
 from sim.scenario import load_scenario, parse_scenario
 from sim.run.orchestrate import run_scenario
-from sim.run.store import open_replicates
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 NULL_SCENARIO = SCENARIOS / "null_randomised.toml"
@@ -181,7 +180,7 @@ def test_the_type_one_error_check_flags_tests_off_their_level(simulated):
     """The same band fails for a test that rejects at p < 0.08 (anti-conservative) or at
     p < 0.02 (conservative) while claiming 5%: with 2,000 replicates their rates (about 0.08
     and 0.02, MCSE about 0.006 and 0.003) are 5 to 10 MCSE from 0.05."""
-    replicates = open_replicates(simulated("null", "reduced").replicates_path.parent)
+    replicates = simulated("null", "reduced").replicates
     for wrong_alpha in (0.08, 0.02):
         summary = summarise_run(replicates, alpha=wrong_alpha)
         for measure in ("power_logrank", "power_cox"):
@@ -249,7 +248,7 @@ def test_power_matches_schoenfeld_at_the_simulated_events(simulated, size):
     assert_no_failures(summary, REPLICATES[size], cohort="full")
     # The summary's Schoenfeld power is the formula at the simulated mean events and
     # allocation and at the true marginal HR.
-    true_hazard_ratio = np.exp(open_replicates(outcome.replicates_path.parent).true_log_hr_marginal.sel(condition=0))
+    true_hazard_ratio = np.exp(outcome.replicates.true_log_hr_marginal.sel(condition=0))
     expected = xr.apply_ufunc(
         lambda events, hazard_ratio, allocation: schoenfeld_power(
             events, hazard_ratio, allocation=allocation, alpha=ALPHA),
@@ -335,7 +334,7 @@ def test_cox_bias_at_hr_0_6_is_the_finite_sample_bias_of_the_estimator(simulated
     bias of an independent direct simulation of the same design within 3 combined MCSE.
     """
     outcome = simulated("effect", "full")
-    truth = open_replicates(outcome.replicates_path.parent).sel(condition=0, endpoint="pfs")
+    truth = outcome.replicates.sel(condition=0, endpoint="pfs")
     np.testing.assert_allclose(float(truth.true_log_hr_conditional), np.log(0.6), rtol=1e-12)
     # The marginal PFS truth equals log 0.6 up to its Monte Carlo error (SD about 0.0007 over
     # seeds with 10^6 profiles).
