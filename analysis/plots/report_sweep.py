@@ -29,7 +29,7 @@ from analysis.plots.report import Paragraph, Section, Table
 from analysis.plots.report_sections import StudyFacts, _number, _png, _pm, study_blocks
 from analysis.plots.sensitivity import measure_label
 
-__all__ = ["SWEEP_SECTIONS", "SweepContext", "grid_measures", "one_at_a_time_rows"]
+__all__ = ["SWEEP_SECTIONS", "SweepContext", "factor_label", "grid_measures", "one_at_a_time_rows"]
 
 #: Measures drawn across the grid (matched cohort, PFS).
 GRID_MEASURES = ("bias_marginal", "coverage_marginal", "power_logrank")
@@ -63,6 +63,12 @@ class SweepContext:
     replicates_per_point: int
     sensitivity: xr.Dataset | None = None
     surface: xr.Dataset | None = None
+
+
+def factor_label(factors: Sequence[Mapping], name: str) -> str:
+    """An axis label for a factor: its name and the scenario field(s) it sets."""
+    paths = next((f["paths"] for f in factors if f["name"] == name), [])
+    return f"{name} ({', '.join(paths)})" if paths and paths != [name] else name
 
 
 def grid_measures(summary: xr.Dataset) -> tuple[str, ...]:
@@ -182,7 +188,7 @@ def grid_section(context: SweepContext) -> Section | None:
         if single is not None and "power_logrank" in summary:
             blocks.append(_png("power-curve", f"Power of the matched log-rank test against `{single}`, with the "
                                               "Schoenfeld and Freedman powers at the simulated events.",
-                               plot_power_curve(plot_summary, x=single)))
+                               plot_power_curve(plot_summary, x=single, x_label=factor_label(context.factors, single))))
     else:
         return _ranges_section(context)
     return Section("Performance across the grid", tuple(blocks))

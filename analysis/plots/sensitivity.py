@@ -167,7 +167,7 @@ def plot_morris(sensitivity: xr.Dataset, measure: str = "power_logrank", *, meth
     top = 1.15 * float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
     _label_points(ax, mu_star, sigma, [names[f] for f in factors], span=top)
     if np.isfinite(noise_mu):
-        ax.axvspan(0.0, noise_mu, color="#999999", alpha=0.2, linewidth=0, label="_noise region")
+        ax.axvspan(0.0, noise_mu, color="#999999", alpha=0.2, linewidth=0, label="_noise region", zorder=0)
         ax.plot([noise_mu], [noise_sd], marker="X", markersize=8, color=NOMINAL_COLOUR, linestyle="none", gid="noise",
                 label=f"an inert factor, from Monte Carlo noise alone (μ* ≈ {noise_mu:.3g})")
     ax.plot([0.0, top], [0.0, top], color="#aaaaaa", linestyle="--", linewidth=0.9, gid="sigma=mu*",
@@ -215,7 +215,8 @@ def plot_sobol(sensitivity: xr.Dataset, measure: str = "power_logrank", *, metho
         values += [estimate - conf, estimate + conf, corrected]
     share = float(cell.noise_share)
     if np.isfinite(share):
-        ax.axhspan(0.0, share, color="#999999", alpha=0.25, linewidth=0, gid="noise-share", label="_noise band")
+        ax.axhspan(0.0, share, color="#999999", alpha=0.25, linewidth=0, gid="noise-share", label="_noise band",
+                   zorder=0)
         ax.axhline(share, color=NOMINAL_COLOUR, linestyle=":", linewidth=1.2,
                    label=f"Monte Carlo noise: {100 * share:.0f}% of the output variance")
     ax.axhline(0.0, color="#444444", linewidth=0.8, label="_zero")

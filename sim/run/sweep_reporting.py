@@ -167,8 +167,12 @@ def sweep_figure(run_dir: Path, kind: str, *, measure: str | None = None, method
                 raise SweepPlotError(f"--kind power: name the x axis with --factor (one of "
                                      f"{', '.join(f['name'] for f in sweep.factors)}); every other factor must "
                                      "have a single level in the sweep")
-            axes = plot_power_curve(summary, x=factor, cohort=cohort, endpoint=endpoint, methods=methods)
-            return axes.figure, f"power-{factor or 'factor'}-{cohort}-{endpoint}"
+            from analysis.plots.report_sweep import factor_label
+
+            x = factor or sweep.factors[0]["name"]
+            axes = plot_power_curve(summary, x=x, cohort=cohort, endpoint=endpoint, methods=methods,
+                                    x_label=factor_label(sweep.factors, x))
+            return axes.figure, f"power-{x}-{cohort}-{endpoint}"
         name = method or sweep.primary_method
         if kind == "bias-surface":
             from analysis.plots.bias_surface import bias_surface_figure
