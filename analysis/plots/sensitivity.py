@@ -92,7 +92,8 @@ def plot_tornado(sensitivity: xr.Dataset, measure: str = "power_logrank", *, met
         top in decreasing ``|swing|``) a bar from
         ``base_estimate`` to ``estimate_low`` / ``estimate_high``; error bars of ±1.96
         ``mcse_low`` / ``mcse_high`` at the bar ends (``gid`` ``"mcse:low"``, ``"mcse:high"``,
-        when the Dataset has them); the base value as a vertical line; y tick labels
+        when the Dataset has them, none at an end that is the base point); the base value as a
+        vertical line and the measure's nominal value (bias 0, coverage 0.95) dashed; y tick labels
         ``"factor (low → high)"`` with the factor's two levels.
     """
     cell = sensitivity_cell(sensitivity, design="one_at_a_time", measure=measure, method=method, endpoint=endpoint)
@@ -112,12 +113,21 @@ def plot_tornado(sensitivity: xr.Dataset, measure: str = "power_logrank", *, met
                 label=f"at the factor's {text} value")
         if f"mcse_{end}" in cell:
             half = Z_95 * cell[f"mcse_{end}"].values.astype(float)[order]
+            half = np.where(estimate == base, np.nan, half)  # that end is the base point itself: no bar
             ax.errorbar(estimate, rows + shift, xerr=half, fmt="none", ecolor=colours[end], elinewidth=1.0,
                         capsize=2.5, gid=f"mcse:{end}", label="_mcse", alpha=0.9)
     base_text = f"base {base:.3g}"
     if "base_mcse" in cell and np.isfinite(float(cell.base_mcse)):
         base_text += f" ± {Z_95 * float(cell.base_mcse):.2g}"
     ax.axvline(base, color=NOMINAL_COLOUR, linewidth=1.2, label=f"{base_text} (all factors at the scenario's values)")
+    nominal = MEASURES.get(measure, (measure, None))[1]
+    if nominal is not None:
+        nominal = 0.95 if nominal == "level" else nominal
+        ax.axvline(nominal, color=NOMINAL_COLOUR, linestyle="--", linewidth=1.0, label=f"nominal {nominal:g}")
+    same = (cell.estimate_low.values.astype(float)[order] == base) & (cell.estimate_high.values.astype(float)[order] == base)
+    for row in rows[same]:
+        ax.text(base, row, "  same as the base at both levels", fontsize=7, va="center", color="#444444",
+                gid="no-change")
     low, high = cell.value_low.values.astype(float)[order], cell.value_high.values.astype(float)[order]
     ax.set_yticks(rows, [f"{names[f]} ({_value_text(a)} → {_value_text(b)})" for f, a, b in zip(factors, low, high)],
                   fontsize=8)

@@ -275,6 +275,10 @@ def write_report(run_dir: Path, *, observed_pairs: int | None = None) -> tuple[P
     figures_dir.mkdir(exist_ok=True)
     for figure in report.figures:
         atomic_write_bytes(figures_dir / f"{figure.name}.png", figure.png)
+    current = {f"{figure.name}.png" for figure in report.figures}
+    for stale in figures_dir.glob("*.png"):  # figures of an earlier report (another psmsim version)
+        if stale.name not in current:
+            stale.unlink(missing_ok=True)
     markdown = render_markdown(report, figure_path=lambda f: f"{REPORT_FIGURES}/{f.name}.png")
     atomic_write_bytes(run_dir / REPORT_MD, markdown.encode("utf-8"))
     atomic_write_bytes(run_dir / REPORT_HTML, render_html(report).encode("utf-8"))

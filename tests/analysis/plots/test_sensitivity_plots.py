@@ -49,15 +49,24 @@ def test_tornado_bars_from_the_base_with_mcse_sorted_by_swing():
             assert bar.get_x() + bar.get_width() == pytest.approx(estimates[k])
             assert bar.get_y() + bar.get_height() / 2 == pytest.approx(row + shift)
     low_errors, high_errors = (c for c in ax.containers if c.get_label() == "_mcse")
-    for errors, mcse, shift in ((low_errors, [0.03, 0.01, 0.02], 0.15), (high_errors, [0.06, 0.04, 0.05], -0.15)):
-        segments = errors.lines[2][0].get_segments()
-        np.testing.assert_allclose([seg[1][0] - seg[0][0] for seg in segments], 2 * Z * np.array(mcse))
-        np.testing.assert_allclose([seg[0][1] for seg in segments], np.array(rows) + shift)
+    # dropout's lowest level gives the base value (0.40): that end is the base point, without a bar
+    for errors, mcse, shift in ((low_errors, [0.03, 0.01, None], 0.15), (high_errors, [0.06, 0.04, 0.05], -0.15)):
+        segments = [seg for seg in errors.lines[2][0].get_segments() if len(seg)]
+        drawn = [k for k, m in enumerate(mcse) if m is not None]
+        assert len(segments) == len(drawn)
+        np.testing.assert_allclose([seg[1][0] - seg[0][0] for seg in segments], 2 * Z * np.array([mcse[k] for k in drawn]))
+        np.testing.assert_allclose([seg[0][1] for seg in segments], np.array(rows)[drawn] + shift)
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["shape (0.8 → 1.6)", "cutoff_month (25 → 36)", "dropout_rate (0 → 0.05)"]
     base = next(line for line in ax.get_lines() if line.get_label().startswith("base"))
     assert base.get_xdata()[0] == 0.40 and base.get_label().startswith(f"base 0.4 ± {Z * 0.02:.2g}")
     assert "Power of the log-rank test" in ax.get_xlabel()
+    assert not [t for t in ax.texts if t.get_gid() == "no-change"]
+    flat = data.copy(deep=True)
+    for name in ("estimate_low", "estimate_high"):
+        flat[name].loc[{"factor": "censoring.cutoff_month"}] = 0.40
+    texts = [t for t in plot_tornado(flat, method="paper").texts if t.get_gid() == "no-change"]
+    assert len(texts) == 1 and texts[0].get_position()[1] == 1  # cutoff's row (second by |swing|)
     recommended = plot_tornado(data, method="recommended")
     first = next(c for c in recommended.containers if c.get_label() == "at the factor's highest value")
     assert first[0].get_x() + first[0].get_width() == pytest.approx(1.20)
