@@ -173,7 +173,7 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, meth
     from analysis.plan.cohort_report import cohort_json, cohort_tables
     from analysis.plan.analyse import analyse_cohorts
     from analysis.plan.options import make_plan
-    from sim.generate.cohort_csv import read_cohort_csv
+    from sim.generate.cohort_csv import describe_covariate_kinds, near_binary_warnings, read_cohort_csv
     from sim.errors import CohortFileError
     from sim.scenario.plans import UnknownMethodError, scenario_plan
     from sim.run.store import atomic_write_bytes
@@ -205,6 +205,14 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, meth
     else:
         plan = make_plan(chosen or "paper")
     batch = read_cohort_csv(cohort_csv, covariate_kinds=kinds)
+    if not batch.covariate_names:
+        raise CohortFileError(f"{cohort_csv}: no covariate columns; the propensity model needs at least one "
+                              "(every column not in the data dictionary is a covariate, e.g. age)")
+    if not scenario_path:
+        click.echo(f"{cohort_csv}: {batch.n_patients} patients; {describe_covariate_kinds(batch)} "
+                   "(without --scenario: 0/1 columns binary, all others continuous)\n")
+        for note in near_binary_warnings(batch):
+            click.echo(f"warning: {note}", err=True)
     missing = [name for name in plan.ps_covariates if name not in batch.covariate_names]
     if missing:
         raise CohortFileError(f"{cohort_csv}: missing PS covariate column(s) {', '.join(missing)} "

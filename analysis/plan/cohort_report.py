@@ -48,6 +48,7 @@ def cohort_json(result: PlanResult, batch: CohortBatch) -> dict[str, Any]:
     out: dict[str, Any] = {
         "plan": {key: (list(value) if isinstance(value, tuple) else value)
                  for key, value in plan.__dict__.items()},
+        "covariate_kinds": dict(zip(names, batch.covariate_kinds)),
         "propensity": {
             "covariates": list(ps_names),
             "design_columns": list(result.ps_columns),

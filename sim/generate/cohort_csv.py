@@ -11,7 +11,13 @@ covariates by name (binary 0/1, categorical level index 0..k−1, continuous in 
 
 Reading validates everything once, here at the boundary: every problem raises one
 :class:`sim.errors.CohortFileError` naming the row (1-based data row, as a spreadsheet shows
-it after the header) and the column.
+it after the header) and the column. Beyond the format (numbers, 0/1, unique ids, both arms)
+it refuses what cannot be a cohort: times beyond :data:`MAX_MONTHS` (days or years entered as
+months), covariate values beyond :data:`MAX_COVARIATE` (no double-precision analysis of such a
+column is meaningful), an endpoint whose every time is 0, a death at the end of PFS with PFS
+censored (PFS ends with progression or death, so it is an event wherever OS is), an ``ae_``
+column without a name, and a file separated by semicolons or tabs (named as such, with a hint
+about decimal commas).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +39,17 @@ OPTIONAL = ("entry_month", "best_response")
 AE_PREFIX = "ae_"
 #: Value of ``best_response`` for a patient without an evaluable response.
 NOT_EVALUABLE = -1
+#: Longest time accepted, months (100 years): a longer one is days or a typo.
+MAX_MONTHS = 1200.0
+#: Largest covariate magnitude accepted: beyond it the PS model's and the tables' sums of
+#: squares lose every significant digit of the other patients (double precision, ~16 digits).
+MAX_COVARIATE = 1e12
+#: A column read as continuous whose values are all 0/1 but at most this share of them is
+#: reported as probably binary with a stray code (:func:`near_binary_warnings`).
+NEAR_BINARY_SHARE = 0.05
+_LIMIT_TEXT = f"{MAX_COVARIATE:.0e}".replace("e+", "e")
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
+_SEPARATORS = {";": "semicolons (;)", "\t": "tabs"}
 
 
 def cohort_to_csv(batch: CohortBatch, replicate: int = 0) -> str:
@@ -94,13 +112,16 @@ def read_cohort_csv(
         raise CohortFileError(f"{path}: empty file; expected a header row with {', '.join(REQUIRED)}")
     header = [cell.strip() for cell in rows[0]]
     body = rows[1:]
+    _check_separator(path, header, text)
     _check_header(path, header)
     if not body:
         raise CohortFileError(f"{path}: no patient rows after the header")
     for number, row in enumerate(body, start=1):
         if len(row) != len(header):
+            hint = ("; a decimal comma splits a number in two: write 5.3, not 5,3"
+                    if len(row) > len(header) and re.search(r"\d,\d", ",".join(row)) else "")
             raise CohortFileError(
-                f"{path}: row {number} has {len(row)} values but the header has {len(header)} columns"
+                f"{path}: row {number} has {len(row)} values but the header has {len(header)} columns{hint}"
             )
     columns = {name: [row[j].strip() for row in body] for j, name in enumerate(header)}
     ae_names = tuple(name[len(AE_PREFIX):] for name in header if name.startswith(AE_PREFIX))
@@ -128,6 +149,14 @@ def read_cohort_csv(
             f"{path}: row {i + 1}: pfs_months {pfs[i]:g} exceeds os_months {os_[i]:g}; PFS ends at "
             "progression or death, so it cannot be longer than OS"
         )
+    censored_at_death = np.flatnonzero(os_event & ~pfs_event & (pfs >= os_ - 1e-9))
+    if censored_at_death.size:
+        i = censored_at_death[0]
+        raise CohortFileError(
+            f"{path}: row {i + 1}: death at {os_[i]:g} months (os_event 1) but PFS censored then "
+            f"(pfs_event 0, pfs_months {pfs[i]:g}); PFS ends with progression or death, so it must end "
+            "with an event where OS does: set pfs_event to 1"
+        )
     entry = (_times(path, "entry_month", columns["entry_month"]) if "entry_month" in columns
              else np.full(len(body), np.nan))
     response = (_responses(path, columns["best_response"]) if "best_response" in columns
@@ -140,6 +169,13 @@ def read_cohort_csv(
     kinds = []
     for j, name in enumerate(covariate_names):
         values = _numbers(path, name, columns[name])
+        huge = np.flatnonzero(np.abs(values) > MAX_COVARIATE)
+        if huge.size:
+            bad = int(huge[0])
+            raise CohortFileError(
+                f"{path}: row {bad + 1}, column {name}: {columns[name][bad]} is beyond ±{_LIMIT_TEXT}, too "
+                "large to analyse; check the value, or rescale the column (e.g. log10, or other units)"
+            )
         kind = kinds_given.get(name) or ("binary" if np.isin(values, (0.0, 1.0)).all() else "continuous")
         if kind == "binary" and not np.isin(values, (0.0, 1.0)).all():
             bad = int(np.flatnonzero(~np.isin(values, (0.0, 1.0)))[0])
@@ -181,7 +217,24 @@ def _check_header(path: Path, header: Sequence[str]) -> None:
             raise CohortFileError(f"{path}: column {j + 1} has an empty name in the header")
         if name in seen:
             raise CohortFileError(f"{path}: column {name} appears twice in the header")
+        if name == AE_PREFIX:
+            raise CohortFileError(f"{path}: column {AE_PREFIX} (column {j + 1}): an adverse-event column needs "
+                                  f"the event's name after {AE_PREFIX}, e.g. {AE_PREFIX}rash")
         seen.add(name)
+
+
+def _check_separator(path: Path, header: Sequence[str], text: str) -> None:
+    """A header read as one column that holds ``;`` or tabs: the file is not comma-separated."""
+    if len(header) != 1:
+        return
+    for separator, name in _SEPARATORS.items():
+        if separator in header[0]:
+            decimal = re.search(r"\d,\d", text) is not None
+            hint = "; it also has decimal commas: write 5.3, not 5,3" if decimal else ""
+            raise CohortFileError(
+                f"{path}: the columns are separated by {name}, not commas; save it as comma-separated "
+                f"CSV (in a spreadsheet: CSV, comma delimited){hint}"
+            )
 
 
 def _numbers(path: Path, column: str, cells: Sequence[str]) -> np.ndarray:
@@ -191,6 +244,8 @@ def _numbers(path: Path, column: str, cells: Sequence[str]) -> np.ndarray:
             value = float(cell)
         except ValueError:
             what = "is empty" if cell == "" else f"{cell!r} is not a number"
+            if _DECIMAL_COMMA.match(cell):
+                what += f" (a decimal comma? write {cell.replace(',', '.')})"
             raise CohortFileError(f"{path}: row {i + 1}, column {column}: {what}") from None
         if not math.isfinite(value):
             raise CohortFileError(f"{path}: row {i + 1}, column {column}: {cell!r} is not a finite number")
@@ -219,6 +274,15 @@ def _times(path: Path, column: str, cells: Sequence[str]) -> np.ndarray:
     bad = np.flatnonzero(values < 0)
     if bad.size:
         raise CohortFileError(f"{path}: row {bad[0] + 1}, column {column}: {cells[bad[0]]} is negative; times are months >= 0")
+    bad = np.flatnonzero(values > MAX_MONTHS)
+    if bad.size:
+        raise CohortFileError(
+            f"{path}: row {bad[0] + 1}, column {column}: {cells[bad[0]]} months is over {MAX_MONTHS:g} (100 "
+            "years); times are in months (days? divide by 30.4375)"
+        )
+    if column != "entry_month" and not values.any():
+        raise CohortFileError(f"{path}: column {column}: every time is 0; times are months from the start of "
+                              "treatment to the event or censoring")
     return values
 
 
@@ -249,3 +313,35 @@ def _first_duplicate(ids: np.ndarray) -> int | None:
     if repeated.size == 0:
         return None
     return int(np.sort(order[repeated + 1])[0])
+
+
+def describe_covariate_kinds(batch: CohortBatch) -> str:
+    """One line saying how each covariate column was read, e.g. ``covariates read as binary
+    (0/1): male, hbv; continuous: age``."""
+    groups: dict[str, list[str]] = {kind: [] for kind in ("binary", "categorical", "continuous")}
+    for name, kind in zip(batch.covariate_names, batch.covariate_kinds):
+        groups.setdefault(kind, []).append(name)
+    groups = {kind: names for kind, names in groups.items() if names}
+    labels = {"binary": "binary (0/1)", "categorical": "categorical (levels 0, 1, …)", "continuous": "continuous"}
+    parts = [f"{labels.get(kind, kind)}: {', '.join(names)}" for kind, names in groups.items()]
+    return "covariates read as " + "; ".join(parts) if parts else "no covariates"
+
+
+def near_binary_warnings(batch: CohortBatch) -> list[str]:
+    """``column <name>: …`` for each column read as continuous although all but a few of its
+    values (at most :data:`NEAR_BINARY_SHARE`, at least one) are 0 or 1 and those few look like
+    missing-value codes (negative, or 9 and above: −1, −9, 9, 99, …), which the analysis would
+    otherwise treat as numbers."""
+    notes = []
+    for j, (name, kind) in enumerate(zip(batch.covariate_names, batch.covariate_kinds)):
+        values = batch.covariates[0, :, j]
+        other = np.flatnonzero(~np.isin(values, (0.0, 1.0)))
+        if kind != "continuous" or other.size == 0 or other.size > max(1, NEAR_BINARY_SHARE * values.size):
+            continue
+        if not np.all((values[other] < 0) | (values[other] >= 9)):
+            continue  # e.g. a rare level 2 of a categorical covariate, not a missing-value code
+        shown = ", ".join(f"row {i + 1}: {values[i]:g}" for i in other[:3]) + (", …" if other.size > 3 else "")
+        notes.append(f"column {name}: read as continuous, but all its values except {other.size} ({shown}) "
+                     "are 0 or 1; if it is binary, fix those rows (a missing-value code?), or give its kind "
+                     "with --scenario")
+    return notes

@@ -9,7 +9,8 @@ why, with the numbers behind it:
 
 - a covariate (or treatment-model) coefficient whose effect between the covariate's 1st and
   99th percentile exceeds :data:`MAX_LOG_SPREAD` on the log scale (hazards or odds differing
-  more than e^20 ~ 5e8-fold between patients: every event at time ~0, or no overlap);
+  more than e^20 ~ 5e8-fold between patients: every event at time ~0, or no overlap); likewise
+  the unmeasured confounder's log-HR and log-odds of treatment;
 - fewer than one PFS event expected per cohort (a median far beyond the follow-up, or dropout
   censoring everybody first), or fewer than :data:`FEW_EVENTS` (warned);
 - selection mode: fewer than one patient of an arm expected per cohort (the treatment model
@@ -125,6 +126,15 @@ def _spread_problems(scenario: Scenario) -> Iterable[Problem]:
                 yield Problem(f"{where}.{name}", (
                     f"{_number(value)} makes the {of} differ e^{spread:.3g}-fold {per}: beyond "
                     f"e^{MAX_LOG_SPREAD:g} every replicate degenerates (allowed: {allowed})"))
+    unmeasured = [("unmeasured.log_hr", "hazards", scenario.unmeasured.log_hr if scenario.unmeasured else 0.0)]
+    if scenario.selection is not None:
+        unmeasured.append(("selection.unmeasured_log_odds", "odds of treatment",
+                           scenario.selection.unmeasured_log_odds))
+    for where, of, value in unmeasured:  # the binary U: its coefficient is its whole spread
+        if abs(value) > MAX_LOG_SPREAD:
+            yield Problem(where, (f"{value:g} makes the {of} differ e^{abs(value):.3g}-fold between U = 0 and "
+                                  f"U = 1: beyond e^{MAX_LOG_SPREAD:g} every replicate degenerates (allowed: "
+                                  f"|{where.rsplit('.', 1)[1]}| <= {MAX_LOG_SPREAD:g})"))
 
 
 def _number(value: float | tuple[float, ...]) -> str:

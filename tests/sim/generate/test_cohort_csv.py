@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from analysis.cohort import CohortBatch
-from sim.generate.cohort_csv import cohort_to_csv, read_cohort_csv
+from sim.generate.cohort_csv import cohort_to_csv, describe_covariate_kinds, near_binary_warnings, read_cohort_csv
 from sim.errors import CohortFileError
 
 
@@ -57,6 +57,33 @@ BAD_FILES = {
     "empty file": ("", "empty file"),
     "header only": (HEADER + "\n", "no patient rows"),
     "treated text": (HEADER + "\n" + "\n".join([GOOD[0], "2,yes,60,4.0,0,4.0,0,SD", GOOD[2]]), "row 2, column treated: 'yes' is not a number"),
+    # issue 8 item 10: what used to crash the analysis or pass without complaint
+    "huge covariate": (HEADER + "\n" + "\n".join([GOOD[0], "2,0,1e308,4.0,0,4.0,0,SD", GOOD[2]]),
+                       "row 2, column age: 1e308 is beyond ±1e12, too large to analyse"),
+    "semicolons": (";".join(HEADER.split(",")) + "\n" + "\n".join(";".join(g.split(",")) for g in GOOD),
+                   "bad.csv: the columns are separated by semicolons (;), not commas; save it as comma-separated CSV"),
+    "tabs": ("\t".join(HEADER.split(",")) + "\n" + "\n".join("\t".join(g.split(",")) for g in GOOD),
+             "the columns are separated by tabs, not commas"),
+    "semicolons and decimal commas": (";".join(HEADER.split(",")) + "\n" + "\n".join(
+        g.replace(",", ";").replace(".", ",") for g in GOOD),
+        "separated by semicolons (;), not commas; save it as comma-separated CSV (in a spreadsheet: CSV, comma "
+        "delimited); it also has decimal commas: write 5.3, not 5,3"),
+    "decimal comma quoted": (HEADER + "\n" + "\n".join([GOOD[0], '2,0,"60,5",4.0,0,4.0,0,SD', GOOD[2]]),
+                             "row 2, column age: '60,5' is not a number (a decimal comma? write 60.5)"),
+    "decimal comma": (HEADER + "\n" + "\n".join([GOOD[0], "2,0,60,5,4.0,0,4.0,0,SD", GOOD[2]]),
+                      "row 2 has 9 values but the header has 8 columns; a decimal comma splits a number in two"),
+    "every time 0": (HEADER + "\n" + "\n".join(g.replace("3.0", "0").replace("5.0", "0").replace("4.0", "0")
+                                               .replace("2.0", "0").replace("8.0", "0") for g in GOOD),
+                     "column pfs_months: every time is 0"),
+    "death with PFS censored": (HEADER + "\n" + "\n".join(["1,1,50,5.0,0,5.0,1,PR", GOOD[1], GOOD[2]]),
+                                "row 1: death at 5 months (os_event 1) but PFS censored then (pfs_event 0, "
+                                "pfs_months 5); PFS ends with progression or death, so it must end with an event "
+                                "where OS does: set pfs_event to 1"),
+    "unnamed adverse event": (HEADER + ",ae_\n" + "\n".join(g + ",1" for g in GOOD),
+                              "column ae_ (column 9): an adverse-event column needs the event's name after ae_"),
+    "days as months": (HEADER + "\n" + "\n".join([GOOD[0], "2,0,60,1825,0,1825,0,SD", GOOD[2]]),
+                       "row 2, column pfs_months: 1825 months is over 1200 (100 years); times are in months "
+                       "(days? divide by 30.4375)"),
 }
 
 
@@ -83,3 +110,34 @@ def test_optional_columns_absent(tmp_path):
     assert batch.covariate_names == () and batch.ae_names == ()
     assert batch.best_response.tolist() == [[-1, -1]]
     assert np.isnan(batch.entry_month).all()
+
+
+def test_a_censored_pfs_before_a_death_is_accepted(tmp_path):
+    """PFS censored earlier than a death (progression follow-up lost, death known) is legal."""
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + "\n" + "\n".join(["1,1,50,3.0,0,5.0,1,PR", GOOD[1], GOOD[2]]))
+    assert read_cohort_csv(path).pfs_event[0].tolist() == [False, False, True]
+
+
+def test_kinds_as_read_and_a_binary_column_with_a_missing_value_code(tmp_path):
+    path = tmp_path / "c.csv"
+    hbv = [int(i % 3 == 0) if i != 5 else -1 for i in range(1, 41)]
+    rows = [f"{i},{i % 2},{40 + i},{hbv[i - 1]},{i % 3},{2.0 + i},1,{9.0 + i},1" for i in range(1, 41)]
+    path.write_text("patient_id,treated,age,hbv,stage,pfs_months,pfs_event,os_months,os_event\n" + "\n".join(rows))
+    batch = read_cohort_csv(path)
+    assert batch.covariate_kinds == ("continuous", "continuous", "continuous")
+    assert describe_covariate_kinds(batch) == "covariates read as continuous: age, hbv, stage"
+    assert near_binary_warnings(batch) == [
+        "column hbv: read as continuous, but all its values except 1 (row 5: -1) are 0 or 1; if it is binary, "
+        "fix those rows (a missing-value code?), or give its kind with --scenario"]
+    kinds = read_cohort_csv(path, covariate_kinds={"stage": "categorical"})
+    assert describe_covariate_kinds(kinds) == ("covariates read as categorical (levels 0, 1, …): stage; "
+                                               "continuous: age, hbv")
+
+
+def test_a_rare_level_is_not_taken_for_a_missing_value_code(tmp_path):
+    path = tmp_path / "c.csv"
+    rows = [f"{i},{i % 2},{int(i % 3 == 0) if i != 7 else 2},{2.0 + i},1,{9.0 + i},1" for i in range(1, 41)]
+    path.write_text("patient_id,treated,ecog,pfs_months,pfs_event,os_months,os_event\n" + "\n".join(rows))
+    batch = read_cohort_csv(path)
+    assert batch.covariate_kinds == ("continuous",) and near_binary_warnings(batch) == []

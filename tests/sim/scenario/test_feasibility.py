@@ -58,6 +58,13 @@ REFUSED = [
     ("categorical-log-odds-spread", "selection", [("ecog = [0.0, -0.4, -0.8]",
                                                    "ecog = [0.0, -0.4, -30.0]")],
      "selection.log_odds.ecog", "between its levels"),
+    ("unmeasured-log-hr-1e300", "selection", [("[analysis]", "[unmeasured]\nprevalence = { population = 0.3 }\n"
+                                                             "log_hr = 1e300\n\n[analysis]")],
+     "unmeasured.log_hr", "1e+300 makes the hazards differ e^1e+300-fold between U = 0 and U = 1"),
+    ("unmeasured-log-odds-50", "selection", [
+        ("[analysis]", "[unmeasured]\nprevalence = { population = 0.3 }\nlog_hr = 0.5\n\n[analysis]"),
+        ("intercept = 1.2", "intercept = 1.2\nunmeasured_log_odds = -50.0")],
+     "selection.unmeasured_log_odds", "(allowed: |unmeasured_log_odds| <= 20)"),
     ("weibull-shape-1e6", "liu2021", [("shape = 1.1", "shape = 1e6")],
      "outcome.progression.shape", "(allowed: [0.05, 20]; beyond, the hazard is degenerate"),
     ("selection-intercept-50", "selection", [("intercept = 1.2", "intercept = 50.0")],
