@@ -29,7 +29,8 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_pipeline.py
+	nice -n 10 $(BIN)/python benchmarks/bench_engine.py --end-to-end 2000 --json results/bench_engine.json
+	nice -n 10 $(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
