@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -51,11 +52,26 @@ class Commands(click.Group):
             os_error = find_os_error(err)
             if os_error is None:
                 raise
+            if isinstance(os_error, BrokenPipeError):  # e.g. `psmsim analyse c.csv | head`: quiet
+                _silence_stdout()
+                ctx.exit(1)
             message = describe_os_error(os_error)
             del os_error
         gc.collect()  # the exception's frames are freed here: an abandoned worker pool shuts down now
         click.echo(f"error: {message}", err=True)
         ctx.exit(INPUT_ERROR_EXIT_CODE)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again (the
+    Python documentation's advice for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (e.g. under a test runner)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def quiet_worker_shutdown_noise() -> None:

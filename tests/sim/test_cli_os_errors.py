@@ -233,3 +233,15 @@ def test_find_and_describe_os_errors():
     assert found is not None and found.errno == errno.ENOSPC
     assert find_os_error(PsmsimError("no OS error here")) is None
     assert find_os_error(ValueError("x")) is None
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`psmsim analyse c.csv | head -1`: no traceback and no error line, exit code 1."""
+    cohort = tmp_path / "c.csv"
+    assert invoke("cohort", LIU2021, "--seed", 1, "--out", cohort).exit_code == 0
+    process = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "analyse", str(cohort)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1 and stderr == "", stderr
