@@ -463,5 +463,9 @@ def report(run_dir: str, observed_pairs: int | None) -> None:
     click.echo(f"wrote {html_path} and {md_path}")
 
 
+from sim.cli_samplesize import samplesize as _samplesize  # noqa: E402
+
+main.add_command(_samplesize)
+
 if __name__ == "__main__":  # python -m sim.cli
     main()
