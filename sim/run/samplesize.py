@@ -174,6 +174,15 @@ def search_identity(setup: SearchSetup, version: str) -> dict[str, Any]:
     }, sort_keys=True))
 
 
+def _refuse_foreign(out: Path, *, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
+    if (not force and out.is_dir() and not (out / IDENTITY_FILE).exists()
+            and any(out.iterdir())):
+        raise RunFolderError(f"--out {out}: folder is not empty and is not a psmsim sample-size "
+                             "search; choose an empty or new folder, or pass --force to use it")
+
+
 def _open_folder(out: Path, identity: dict, *, force: bool) -> None:
     """Create the search folder or check that it holds this search (else refuse or, with
     ``force``, remove the other search's own files)."""
@@ -261,8 +270,9 @@ def run_samplesize(
     from sim.run.samplesize_output import write_answer
 
     started = time.perf_counter()
-    setup = prepare_search(scenario, request)
     out = Path(out)
+    _refuse_foreign(out, force=force)  # before the setup's (possibly long) truth computation
+    setup = prepare_search(scenario, request)
     _open_folder(out, search_identity(setup, PSMSIM_VERSION), force=force)
     run_options = {"jobs": jobs, "backend": backend, "scheduler": scheduler, "quiet": quiet}
     rounds: list[RoundData] = []

@@ -148,6 +148,13 @@ def _check(request: SampleSizeRequest, scenario: Scenario) -> None:
     if not 0.0 < request.tolerance < 0.5:
         raise SampleSizeError(f"--tolerance {request.tolerance:g}: must lie strictly between 0 "
                               "and 0.5 (a share of the answer, e.g. 0.02 for ±2%)")
+    if request.allocation is not None:
+        if request.design != "rct":
+            raise SampleSizeError("--allocation: only for --design rct (a psm design keeps the "
+                                  "scenario's arm proportions)")
+        if not 0.0 < request.allocation < 1.0:
+            raise SampleSizeError(f"--allocation {request.allocation:g}: must lie strictly "
+                                  "between 0 and 1 (the share treated)")
     method = request.method or scenario.analysis.plan
     if method not in _methods(scenario):
         raise SampleSizeError(f"--method {method!r}: not a method of scenario {scenario.name!r} "
@@ -234,6 +241,16 @@ def prepare_search(scenario: Scenario, request: SampleSizeRequest) -> SearchSetu
             raise SampleSizeError(f"--n {fixed_n}: too few patients; the smallest {request.design} "
                                   f"design has {_smallest_n(scenario, request)}")
     lower, upper = _bounds(scenario, request, fixed_n)
+    try:
+        settings = SearchSettings(
+            target_power=request.target_power, lower=lower, upper=upper,
+            integer=request.solve == "n", transform="sqrt" if request.solve == "n" else "log",
+            tolerance=request.tolerance, candidates=request.candidates,
+            first_replicates=request.first_replicates, budget=request.budget,
+            max_rounds=request.max_rounds)
+    except ValueError as err:
+        option = str(err).split(" ", 1)[0].replace("_", "-")
+        raise SampleSizeError(f"--{option} {str(err).split(' ', 1)[1]}") from None
     reference = _reference_value(scenario, request, fixed_n)
     reference_design = _design(scenario, request, reference, fixed_n)
     calibration = calibrate_cached(scenario)
@@ -250,16 +267,8 @@ def prepare_search(scenario: Scenario, request: SampleSizeRequest) -> SearchSetu
     analytic = analytic_sample_size(math.exp(log_hr), event_probability, power=request.target_power,
                                     allocation=allocation, alpha=request.alpha)
     guess = analytic.schoenfeld_n if request.solve == "n" else reference
-    try:
-        settings = SearchSettings(
-            target_power=request.target_power, lower=lower, upper=upper,
-            integer=request.solve == "n", transform="sqrt" if request.solve == "n" else "log",
-            tolerance=request.tolerance, candidates=request.candidates,
-            first_replicates=request.first_replicates, budget=request.budget,
-            max_rounds=request.max_rounds)
-    except ValueError as err:
-        option = str(err).split(" ", 1)[0].replace("_", "-")
-        raise SampleSizeError(f"--{option} {str(err).split(' ', 1)[1]}") from None
+    if 2.0 * lower < upper / 3.0:  # so the first round, [guess / 2, 3 guess], lies in the bounds
+        guess = min(max(guess, 2.0 * lower), upper / 3.0)
     settings_seed = scenario.simulation.seed if request.seed is None else int(request.seed)
     return SearchSetup(
         scenario=scenario, request=request, method=method, plan=scenario_plan(scenario, method),

@@ -1,0 +1,123 @@
+"""`psmsim samplesize`: a psm search on liu2021 end to end on small settings (n before matching,
+mean pairs and events at the answer, the JSON keys, samplesize.nc), a target no n reaches
+within --max-n (said so, no bound returned), and every impossible request refused in one
+line with exit code 2 before anything is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sim.cli import main
+from sim.run.store import read_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+LIU2021 = ROOT / "scenarios" / "liu2021.toml"
+SMALL = ["--tolerance", "0.3", "--first-replicates", "30", "--candidates", "4",
+         "--block-size", "30", "--jobs", "1", "--seed", "3", "--quiet"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, fragment):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def liu_fast(tmp_path_factory) -> Path:
+    """liu2021 with 10^5 truth patients (the calibration, keyed without them, is shared)."""
+    text = LIU2021.read_text()
+    assert text.count("truth_patients = 1000000") == 1
+    path = tmp_path_factory.mktemp("scenario") / "liu2021.toml"
+    path.write_text(text.replace("truth_patients = 1000000", "truth_patients = 100000"))
+    return path
+
+
+def test_psm_search_on_liu2021_reports_n_before_matching_pairs_and_events(liu_fast, tmp_path):
+    out, json_path = tmp_path / "search", tmp_path / "answer.json"
+    result = invoke("samplesize", liu_fast, "--endpoint", "pfs", "--target-power", "0.8",
+                    "--design", "psm", *SMALL, "--out", out, "--json", json_path)
+    assert result.exit_code == 0, result.output
+    assert "n before matching:" in result.output and "matched pairs at the answer" in result.output
+    assert "Schoenfeld:" in result.output and "Freedman:" in result.output
+    payload = json.loads(json_path.read_text())
+    for key in ("n", "n_ci", "events", "power_at_n", "schoenfeld_n", "freedman_n", "design",
+                "endpoint", "target_power", "curve", "pairs_at_n", "other_power_at_n",
+                "both_significant_at_n"):
+        assert key in payload, key
+    assert payload["design"] == "psm" and payload["endpoint"] == "pfs"
+    assert payload["status"] == "converged"
+    low, high = payload["n_ci"]
+    assert low <= payload["n"] <= high
+    # Matching keeps at most the treated (35%) as pairs; events are those of the matched cohort.
+    assert 0 < payload["pairs_at_n"] <= 0.36 * payload["n"]
+    assert 0 < payload["events"] <= 2 * payload["pairs_at_n"]
+    assert payload["both_significant_at_n"] <= min(payload["power_at_n"], payload["other_power_at_n"])
+    assert all({"n", "power", "mcse", "replicates"} <= set(row) for row in payload["curve"])
+    saved = read_dataset(out / "samplesize.nc")
+    assert saved.attrs["design"] == "psm" and int(saved.solution) == payload["n"]
+    assert saved.point_replicates.sum() == payload["replicates"]
+    assert (out / "samplesize.csv").read_text().startswith("n,")
+    # The same command again replays the finished search (same answer, nothing recomputed).
+    again = invoke("samplesize", liu_fast, "--endpoint", "pfs", "--target-power", "0.8",
+                   "--design", "psm", *SMALL, "--out", out)
+    assert again.exit_code == 0 and again.output.splitlines()[1] == result.output.splitlines()[1]
+
+
+def test_a_target_beyond_max_n_is_said_so_without_a_root(liu_fast, tmp_path):
+    json_path = tmp_path / "answer.json"
+    result = invoke("samplesize", liu_fast, "--endpoint", "pfs", "--target-power", "0.8",
+                    "--design", "psm", "--max-n", "24", *SMALL, "--out", tmp_path / "s",
+                    "--json", json_path)
+    assert result.exit_code == 0, result.output
+    assert "no answer: power stays below 0.8 up to the bound 24" in result.output
+    assert "best power reached" in result.output
+    payload = json.loads(json_path.read_text())
+    assert payload["status"] == "unreachable" and payload["n"] is None and payload["n_ci"] is None
+    assert payload["best_power"] < 0.8
+
+
+@pytest.mark.parametrize("options, fragment", [
+    (["--target-power", "0.03"], "--target-power 0.03: must lie strictly between --alpha 0.05"),
+    (["--target-power", "1"], "--target-power 1: must lie strictly between"),
+    (["--target-power", "0.8", "--alpha", "0.7"], "--alpha 0.7: must lie strictly between 0 and 0.5"),
+    (["--target-power", "0.8", "--max-n", "5"], "--max-n 5: must exceed"),
+    (["--target-power", "0.8", "--design", "psm", "--allocation", "0.5"], "--allocation: only for --design rct"),
+    (["--target-power", "0.8", "--allocation", "1.5"], "--allocation 1.5: must lie strictly between 0 and 1"),
+    (["--target-power", "0.8", "--tolerance", "0.7"], "--tolerance 0.7: must lie strictly between 0 and 0.5"),
+    (["--target-power", "0.8", "--method", "spss"], "--method 'spss': not a method of scenario"),
+    (["--target-power", "0.8", "--n", "200"], "--n: only with --solve follow_up"),
+    (["--target-power", "0.8", "--bounds", "1", "2"], "--bounds: only with --solve follow_up"),
+    (["--target-power", "0.8", "--solve", "follow_up", "--max-n", "300"], "--max-n: only with --solve n"),
+    (["--target-power", "0.8", "--solve", "follow_up", "--bounds", "5", "2"], "--bounds 5 2: need 0 < LOW < HIGH"),
+    (["--target-power", "0.8", "--solve", "accrual_rate", "--n", "200", "--bounds", "1", "50"],
+     "--bounds 1 50: accrual rate 1 patients/month"),
+    (["--target-power", "0.8", "--budget", "10"], "--budget 10: must cover the first round"),
+])
+def test_impossible_requests_are_refused_in_one_line(options, fragment, tmp_path):
+    out = tmp_path / "never"
+    result = invoke("samplesize", LIU2021, "--endpoint", "pfs", *options, "--out", out)
+    assert_one_line_error(result, fragment)
+    assert not out.exists()
+
+
+def test_another_search_in_the_folder_and_an_existing_json_are_refused(tmp_path):
+    existing = tmp_path / "answer.json"
+    existing.write_text("{}")
+    assert_one_line_error(invoke("samplesize", LIU2021, "--endpoint", "pfs", "--target-power", "0.8",
+                                 "--json", existing, "--out", tmp_path / "s"), "--json")
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    assert_one_line_error(invoke("samplesize", LIU2021, "--endpoint", "pfs", "--target-power", "0.8",
+                                 "--design", "psm", *SMALL, "--out", folder), "is not a psmsim sample-size search")
+    assert (folder / "notes.txt").read_text() == "mine"
