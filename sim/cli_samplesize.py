@@ -73,6 +73,7 @@ def samplesize(scenario: str, endpoint: str, target_power: float, design: str, m
       psmsim samplesize scenarios/liu2021.toml --endpoint pfs --target-power 0.8 --design psm --jobs 2
       psmsim samplesize scenarios/liu2021.toml --endpoint pfs --target-power 0.8 --solve follow_up --n 200
     """
+    from sim.cli_boundary import check_output_file, check_output_folder
     from sim.run.samplesize import run_samplesize
     from sim.run.samplesize_output import answer_json, format_answer
     from sim.run.samplesize_setup import SampleSizeRequest
@@ -83,16 +84,17 @@ def samplesize(scenario: str, endpoint: str, target_power: float, design: str, m
         raise PsmsimError(f"--jobs {jobs}: must be a positive number of workers or -1 for all cores")
     if scheduler and backend != "dask":
         raise PsmsimError("--scheduler: only used with --backend dask")
-    if json_path and Path(json_path).exists() and not force:
-        raise PsmsimError(f"--json {json_path}: file exists; choose another name or pass --force to replace it")
+    if json_path:
+        check_output_file(Path(json_path), "--json", force=force)
     loaded = load_scenario(scenario)
+    folder = Path(out) if out else Path("results") / f"{loaded.name}-samplesize-{design}-{endpoint}"
+    check_output_folder(folder, "--out")
     request = SampleSizeRequest(
         endpoint=endpoint, target_power=target_power, design=design, method=method, test=test,
         alpha=alpha, solve=solve, allocation=allocation, n=fixed_n, max_n=max_n,
         bounds=tuple(bounds) if bounds else None, tolerance=tolerance, seed=seed,
         block_size=block_size, candidates=candidates, first_replicates=first_replicates,
         budget=budget)
-    folder = Path(out) if out else Path("results") / f"{loaded.name}-samplesize-{design}-{endpoint}"
     log = None if quiet else (lambda line: click.echo(line, err=True))
     outcome = run_samplesize(loaded, request, out=folder, jobs=jobs, backend=backend,
                              scheduler=scheduler, force=force, quiet=quiet, log=log)

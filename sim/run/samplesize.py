@@ -23,7 +23,8 @@ computed; the answer is bit-identical to an uninterrupted search. Another search
 Seeds. Block b of every candidate of round r draws from ``SeedSequence(root_seed,
 spawn_key=(r, b, stream))``: the candidates of a round share their random numbers (common
 random numbers: a cluster per replicate for the curve's robust variance), rounds are
-independent, and round 0 is exactly the seeding of a plain ``psmsim run`` of the design.
+independent, and round 0 is exactly the seeding of a plain ``psmsim run`` of the design
+(stream 0 the cohorts, the method's preset's stream its random parts).
 
 The designs are not recalibrated: every candidate runs with the calibration of the scenario
 the search started from, and the true marginal HR, the event probability and Schoenfeld's and
@@ -63,11 +64,13 @@ FORMAT_VERSION = 1
 @dataclass(frozen=True)
 class SampleSizeCell:
     """What a worker needs for one candidate of one round: its design, the plan, the method's
-    label and the round (which seeds it)."""
+    label, its random stream (that of its preset, as in a plain run) and the round (which
+    seeds it)."""
 
     scenario: Scenario
     plan: Plan
     method: str
+    stream: int
     round: int
 
     @property
@@ -84,7 +87,7 @@ def simulate_samplesize_block(task: BlockTask) -> xr.Dataset:
     seed_key = BlockKey(cell.round, task.key.block, task.key.start, task.key.size)
     batch = generate_cohorts(cell.scenario, task.calibration, task.key.size,
                              rng=block_rng(task.root_seed, seed_key, 0))
-    result = analyse_cohorts(batch, cell.plan, rng=block_rng(task.root_seed, seed_key, 1))
+    result = analyse_cohorts(batch, cell.plan, rng=block_rng(task.root_seed, seed_key, cell.stream))
     return block_dataset({cell.method: result}, condition=task.key.condition, start=task.key.start)
 
 
@@ -225,7 +228,7 @@ def _clear(out: Path) -> None:
 
 def _run_round(setup: SearchSetup, index: int, values: np.ndarray, replicates: int, *,
                out: Path, run_options: dict[str, Any], version: str) -> RoundData:
-    cells = [SampleSizeCell(setup.design_at(float(v)), setup.plan, setup.method, index)
+    cells = [SampleSizeCell(setup.design_at(float(v)), setup.plan, setup.method, setup.stream, index)
              for v in values]
     conditions = iter_conditions(cells, [{setup.request.solve: float(v)} for v in values])
     config = RunConfig(replicates=int(replicates), seed=setup.seed, block_size=setup.block_size,

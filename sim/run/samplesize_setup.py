@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from analysis.performance.samplesize import AnalyticSampleSize, SearchSettings, analytic_sample_size
-from analysis.plan.options import PRESETS, Plan
+from analysis.plan.options import Plan
 from sim.errors import PsmsimError
 from sim.scenario.designs import DESIGNS, QUANTITIES, DesignError, design_scenario, split_patients, treated_share
 from sim.scenario.model import Scenario
@@ -79,6 +79,7 @@ class SearchSetup:
     request: SampleSizeRequest
     method: str
     plan: Plan
+    stream: int
     cohort: str
     other_endpoint: str
     seed: int
@@ -117,8 +118,8 @@ def _design(scenario: Scenario, request: SampleSizeRequest, value: float, fixed_
 
 
 def _methods(scenario: Scenario) -> list[str]:
-    named = getattr(scenario.analysis, "methods", None) or {}
-    return list(dict.fromkeys([*PRESETS, *named]))
+    """paper, recommended and the scenario's named methods (``[analysis.methods.NAME]``)."""
+    return list(scenario.analysis.method_names)
 
 
 def _smallest_n(scenario: Scenario, request: SampleSizeRequest) -> int:
@@ -230,7 +231,7 @@ def prepare_search(scenario: Scenario, request: SampleSizeRequest) -> SearchSetu
         One line naming the option and the fix; nothing is written.
     """
     from sim.calibrate.cache import calibrate_cached, true_estimands_cached
-    from sim.scenario.plans import scenario_plan
+    from sim.scenario.plans import method_stream, scenario_plan
 
     _check(request, scenario)
     method = request.method or scenario.analysis.plan
@@ -272,6 +273,7 @@ def prepare_search(scenario: Scenario, request: SampleSizeRequest) -> SearchSetu
     settings_seed = scenario.simulation.seed if request.seed is None else int(request.seed)
     return SearchSetup(
         scenario=scenario, request=request, method=method, plan=scenario_plan(scenario, method),
+        stream=method_stream(scenario, method),
         cohort="full" if request.design == "rct" else "matched",
         other_endpoint="os" if request.endpoint == "pfs" else "pfs",
         seed=settings_seed, block_size=request.block_size or scenario.simulation.block_size,

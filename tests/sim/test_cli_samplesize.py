@@ -121,3 +121,17 @@ def test_another_search_in_the_folder_and_an_existing_json_are_refused(tmp_path)
     assert_one_line_error(invoke("samplesize", LIU2021, "--endpoint", "pfs", "--target-power", "0.8",
                                  "--design", "psm", *SMALL, "--out", folder), "is not a psmsim sample-size search")
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_a_named_method_of_the_scenario_is_accepted():
+    """`--method` takes any method the scenario defines ([analysis.methods.NAME])."""
+    from sim.run.samplesize_setup import SampleSizeRequest, _check
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(ROOT / "scenarios" / "selection_example.toml")
+    named = [name for name in scenario.analysis.method_names if name not in ("paper", "recommended")]
+    assert named, "selection_example.toml ships named methods"
+    _check(SampleSizeRequest(method=named[0], design="psm"), scenario)
+    result = invoke("samplesize", ROOT / "scenarios" / "selection_example.toml", "--endpoint", "pfs",
+                    "--target-power", "0.8", "--method", "nonexistent")
+    assert_one_line_error(result, f"allowed: paper, recommended, {named[0]}")
