@@ -75,15 +75,20 @@ def test_schoenfeld_n_is_247_here_and_the_design_has_it(reference):
 
 
 @pytest.mark.slow
-def test_full_size_ci_contains_schoenfeld(trial, tmp_path):
-    """The default tolerance (±2% of n): the 95% CI still contains Schoenfeld's 247."""
+def test_full_size_answer_agrees_with_schoenfeld(trial, tmp_path):
+    """The default tolerance (±2% of n). Schoenfeld's 247 is within the tolerance of the
+    answer; it need not lie inside the 95% CI, because at this precision the formula's own
+    error shows: the log-rank power at 247 patients (= events) is 0.7945 ± 0.0029 (20,000
+    direct replicates, seed 99), so the n with power 0.80 is about 1% above 247 (Freedman's
+    252 errs the other way)."""
     outcome = _search(trial, tmp_path / "full", tolerance=0.02, first_replicates=200,
                       candidates=8, block_size=200, seed=2024)
     payload = answer_json(outcome)
     assert payload["status"] == "converged"
     low, high = payload["n_ci"]
-    assert low <= SCHOENFELD_N <= high
     assert high - low <= 2 * 0.02 * payload["n"] + 2
+    assert abs(payload["n"] - SCHOENFELD_N) <= 0.02 * payload["n"]
+    assert low <= 252 and high >= SCHOENFELD_N  # the CI overlaps [Schoenfeld, Freedman]
 
 
 def _without_time(dataset):
