@@ -303,9 +303,14 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
               help="Run folder [default: results/<scenario name>-<sweep name>].")
 @click.option("--force", is_flag=True, help="Replace another run in --out (only its psmsim files are removed).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--mcse-target", "mcse_targets", multiple=True, metavar="MEASURE=MCSE",
+              help="After the first pass, add blocks only where this Monte Carlo SE is not met (matched PFS, "
+                   "every method): power=0.005, bias=0.01 or coverage=0.01; repeatable.")
+@click.option("--max-replicates", type=click.IntRange(min=1),
+              help="With --mcse-target: at most this many replicates per grid point [default: 10 x the first pass].")
 def sweep(scenario: str, sweep_file: str, replicates: int | None, seed: int | None, jobs: int,
           block_size: int | None, backend: str, scheduler: str | None, out: str | None,
-          force: bool, quiet: bool) -> None:
+          force: bool, quiet: bool, mcse_targets: tuple[str, ...], max_replicates: int | None) -> None:
     """Run SCENARIO at every grid point of SWEEP and print a compact table per factor.
 
     The sweep file (docs/sweep_format.md) names scenario fields by dotted path and gives
@@ -315,6 +320,7 @@ def sweep(scenario: str, sweep_file: str, replicates: int | None, seed: int | No
     \b
     Example:
       psmsim sweep scenarios/liu2021.toml scenarios/sweeps/hazard_ratio.toml --jobs 2
+      psmsim sweep scenarios/liu2021.toml scenarios/sweeps/hazard_ratio.toml --mcse-target power=0.01
     """
     from sim.run.sweep_run import run_sweep
 
@@ -326,7 +332,8 @@ def sweep(scenario: str, sweep_file: str, replicates: int | None, seed: int | No
         check_output_folder(Path(out), "--out")
     outcome = run_sweep(Path(scenario), Path(sweep_file), replicates=replicates, seed=seed,
                         block_size=block_size, jobs=jobs, backend=backend, scheduler=scheduler,
-                        out=Path(out) if out else None, force=force, quiet=quiet)
+                        out=Path(out) if out else None, force=force, quiet=quiet,
+                        mcse_targets=mcse_targets, max_replicates=max_replicates)
     click.echo(outcome.report)
     click.echo(f"\nwrote {outcome.replicates_path}, {outcome.summary_paths[0]}, {outcome.summary_paths[1]}")
 

@@ -176,7 +176,11 @@ def format_summary(summary: xr.Dataset) -> str:
     """
     attrs = summary.attrs
     title = [f"psmsim summary: scenario {attrs.get('scenario_name', '?')}"]
-    if "n_replicates" in attrs:
+    if "n_replicates" in summary.data_vars:  # a sweep's points may have different counts
+        counts = summary.n_replicates.values
+        title.append(f"{counts.min()}{'' if counts.min() == counts.max() else f'–{counts.max()}'} "
+                     "replicates per condition")
+    elif "n_replicates" in attrs:
         title.append(f"{attrs['n_replicates']} replicates per condition")
     title.append(f"alpha = {attrs.get('alpha', 0.05):g}")
     if "root_seed" in attrs:

@@ -143,6 +143,8 @@ def summarise_folder(run_dir: Path) -> RunOutcome:
     """Summarise the finished run in ``run_dir`` (rewrites its summary files), reading
     ``replicates.nc`` one block of replicates at a time."""
     with open_replicates(run_dir, lazy=True) as dataset:
+        if "n_replicates" in dataset.data_vars and dataset.n_replicates.dims == ("condition",):
+            return _summarise_points(run_dir, dataset.load())
         try:
             check_replicates(dataset)
         except ValueError as exc:
@@ -157,6 +159,19 @@ def summarise_folder(run_dir: Path) -> RunOutcome:
         with FolderLock.acquire(run_dir, option="RUN_DIR", create=False):  # not while a run writes
             summary = summarise_with_differences(blocks, _stored_references(dataset), attrs=dict(dataset.attrs))
             paths = write_summary(run_dir, summary, summary_to_frame(summary).to_csv(index=False))
+    return RunOutcome(format_summary(summary), None, paths, summary=summary)
+
+
+def _summarise_points(run_dir: Path, dataset: xr.Dataset) -> RunOutcome:
+    """A sweep's grid points (``psmsim sweep --mcse-target`` may give them different replicate
+    counts, ``n_replicates``), each summarised on its own replicates."""
+    from sim.run.sweep_run import point_summary
+
+    references = _stored_references(dataset)
+    summary = point_summary(dataset, dataset.n_replicates.values.tolist(),
+                            {m: references.get(m, m) for m in map(str, dataset.method.values)})
+    with FolderLock.acquire(run_dir, option="RUN_DIR", create=False):  # not while a run writes
+        paths = write_summary(run_dir, summary, summary_to_frame(summary).to_csv(index=False))
     return RunOutcome(format_summary(summary), None, paths, summary=summary)
 
 

@@ -112,6 +112,21 @@ def block_dataset(results: Mapping[str, Any], *, condition: int, start: int) -> 
     return xr.Dataset(data_vars, coords=coords)
 
 
+#: The value of an integer variable at a replicate a condition did not simulate.
+NOT_SIMULATED = -1
+
+
+def _padded(dataset: xr.Dataset, replicates: int) -> xr.Dataset:
+    """``dataset`` (one condition) over replicates 0 … ``replicates`` − 1: the replicates it
+    lacks are NaN (floats) or :data:`NOT_SIMULATED` (integers); ``n_replicates`` on
+    ``condition`` says how many it has."""
+    fill = {name: (NOT_SIMULATED if np.issubdtype(variable.dtype, np.integer) else np.nan)
+            for name, variable in dataset.data_vars.items()}
+    count = dataset.sizes["replicate"]
+    padded = dataset.reindex(replicate=np.arange(replicates), fill_value=fill)
+    return padded.assign_coords(n_replicates=("condition", [count]))
+
+
 def combine_blocks(
     blocks: Sequence[xr.Dataset],
     *,
@@ -123,7 +138,10 @@ def combine_blocks(
 
     Parameters
     ----------
-    blocks : block Datasets (any order); sorted by (condition, replicate) here.
+    blocks : block Datasets (any order); sorted by (condition, replicate) here. Conditions
+        may have different replicate counts (``psmsim sweep --mcse-target``): the shorter are
+        padded with NaN (floats) or -1 (integers) to the longest, and the coordinate
+        ``n_replicates`` on ``condition`` holds each one's count.
     truths : per condition, a mapping of each name in :data:`TRUTH_VARIABLES` to its
         (pfs, os) values.
     grid : per condition, the swept fields (dotted scenario paths → value); becomes
@@ -138,6 +156,9 @@ def combine_blocks(
     for condition in sorted(by_condition):
         parts = sorted(by_condition[condition], key=lambda b: int(b.replicate.values[0]))
         per_condition.append(xr.concat(parts, dim="replicate", join="exact"))
+    longest = max(part.sizes["replicate"] for part in per_condition)
+    if any(part.sizes["replicate"] < longest for part in per_condition):
+        per_condition = [_padded(part, longest) for part in per_condition]
     dataset = xr.concat(per_condition, dim="condition", join="exact")
     return annotate_replicates(dataset, truths=truths, grid=grid, attrs=attrs)
 

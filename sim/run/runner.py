@@ -195,6 +195,7 @@ def compute_blocks(
     folder: RunFolder,
     *,
     work: Callable[[BlockTask], xr.Dataset] = simulate_block,
+    replicates: Sequence[int] | None = None,
 ) -> list[BlockKey]:
     """Compute every unfinished block of the run and write each as it finishes.
 
@@ -204,6 +205,8 @@ def compute_blocks(
     config : replicates, seed, block size, methods, workers, backend.
     folder : the run folder (already checked against the run identity).
     work : the block function (replaced in tests).
+    replicates : per condition, its replicate count (default ``config.replicates`` each;
+        ``psmsim sweep --mcse-target``).
 
     Returns
     -------
@@ -211,14 +214,16 @@ def compute_blocks(
         Every block of the run, condition-major (all finished now), for the caller to read
         one at a time.
     """
-    keys = block_keys(len(conditions), config.replicates, config.block_size)
+    counts = [config.replicates] * len(conditions) if replicates is None else list(replicates)
+    keys = [BlockKey(condition, key.block, key.start, key.size)
+            for condition, count in enumerate(counts) for key in block_keys(1, count, config.block_size)]
     pending = folder.pending(keys)
     tasks = [
         BlockTask(key, config.seed, conditions[key.condition].scenario,
                   calibrations[key.condition], tuple(config.methods))
         for key in pending
     ]
-    total = len(conditions) * config.replicates
+    total = sum(counts)
     done = total - sum(task.key.size for task in tasks)
     write = folder.block_writer()
     if config.backend == "dask":
@@ -242,6 +247,7 @@ def run_simulation(
     *,
     attrs: Mapping[str, Any],
     work: Callable[[BlockTask], xr.Dataset] = simulate_block,
+    replicates: Sequence[int] | None = None,
 ) -> xr.Dataset:
     """:func:`compute_blocks`, then every block combined in memory (for sweeps, whose
     reshaping needs the whole Dataset; a plain run streams its blocks instead, see
@@ -249,8 +255,10 @@ def run_simulation(
 
     truths : per grid point, its true estimands (see :mod:`sim.calibrate.estimands`).
     attrs : provenance attributes for the combined Dataset.
+    replicates : per condition, its replicate count (:func:`compute_blocks`); a condition with
+        fewer replicates than others is padded (:func:`sim.run.results.combine_blocks`).
     """
-    keys = compute_blocks(conditions, calibrations, config, folder, work=work)
+    keys = compute_blocks(conditions, calibrations, config, folder, work=work, replicates=replicates)
     blocks = [folder.read_block(key) for key in keys]
     grid = [dict(c.fields) for c in conditions]
     return combine_blocks(blocks, truths=truths, grid=grid, attrs=attrs)

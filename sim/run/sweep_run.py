@@ -29,13 +29,14 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
 
 from analysis.plan.options import Plan
 from sim.errors import ScenarioError
+from sim.run.sweep_precision import McseTargetError
 from sim.run.results import block_dataset
 from sim.run.runner import BlockTask, RunConfig, block_rng, iter_conditions, run_identity, run_simulation
 from sim.run.store import BlockKey, RunFolder
@@ -44,7 +45,7 @@ from sim.run.sweep_file import SweepFile, base_document, build_design, load_swee
 from sim.run.sweep_points import SweepLayout, point_scenario, sweep_layout
 
 __all__ = ["SweepCell", "SweepRun", "simulate_sweep_block", "prepare_sweep", "point_dataset",
-           "crossed", "run_sweep"]
+           "crossed", "run_sweep", "point_summary"]
 
 
 @dataclass(frozen=True)
@@ -238,11 +239,21 @@ def run_sweep(
     out: Path | None = None,
     force: bool = False,
     quiet: bool = False,
+    mcse_targets: Sequence[str] = (),
+    max_replicates: int | None = None,
 ) -> SweepOutcome:
     """Run a sweep into ``out`` (default ``results/<scenario>-<sweep>``); resumable, and
     locked and identified like ``psmsim run`` (the identity is the parsed grid points' scenarios
-    and plans, not the files' text nor the replicate count)."""
+    and plans, not the files' text nor the replicate count). With ``mcse_targets``
+    (``["power=0.005"]``, :mod:`sim.run.sweep_precision`) the replicates are the first pass,
+    then blocks are added to the points that miss a target, up to ``max_replicates`` (default
+    10 × the first pass) per point."""
     from sim.run.orchestrate import PSMSIM_VERSION
+    from sim.run.sweep_precision import check_first_pass, parse_targets
+
+    targets = parse_targets(mcse_targets)
+    if max_replicates is not None and not targets:
+        raise McseTargetError("--max-replicates: only used with --mcse-target")
 
     run = prepare_sweep(Path(scenario_path), Path(sweep_path))
     base = run.cells[0].scenario
@@ -254,6 +265,9 @@ def run_sweep(
         methods=tuple(label for label, _ in run.cells[0].plans),
         jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet,
     )
+    cap = max_replicates or 10 * config.replicates
+    if targets:
+        check_first_pass(config.replicates, config.block_size, cap)
     fields = [dict(levels) for levels in run.layout.conditions]
     conditions = iter_conditions(run.cells, [{} for _ in fields])
     identity = run_identity(conditions, config, PSMSIM_VERSION)
@@ -261,14 +275,32 @@ def run_sweep(
     if out is None:
         out = Path("results") / f"{base.name}-{run.sweep.sweep.name}"
     with RunFolder(out, identity, force=force) as folder:  # locked until the results are written
-        return _sweep_in(folder, run, conditions, config)
+        return _sweep_in(folder, run, conditions, config, targets, cap)
 
 
-def _sweep_in(folder: RunFolder, run: SweepRun, conditions, config: RunConfig) -> SweepOutcome:
+def point_summary(long: xr.Dataset, counts: Sequence[int], references) -> xr.Dataset:
+    """The summary per grid point on its own replicates (``counts[point]``: a point with fewer
+    replicates than others is padded in ``long``), with the paired differences."""
     from analysis.performance.paired import paired_differences
-    from analysis.performance.summary import summarise_run, summary_to_frame
+    from analysis.performance.summary import summarise_run
+
+    if len(set(counts)) == 1:
+        summary = summarise_run(long)
+    else:
+        parts = [summarise_run(long.isel(condition=[i], replicate=slice(0, count)))
+                 for i, count in enumerate(counts)]
+        summary = xr.concat(parts, dim="condition", join="exact", combine_attrs="override")
+    summary["n_replicates"] = ("condition", np.asarray(counts, dtype=np.int64))
+    paired = paired_differences(long, reference=references)  # padded replicates are NaN: unused
+    return xr.merge([summary, paired.transpose(*summary.power_logrank.dims)], compat="no_conflicts",
+                    join="exact", combine_attrs="override")
+
+
+def _sweep_in(folder: RunFolder, run: SweepRun, conditions, config: RunConfig, targets, cap) -> SweepOutcome:
+    from analysis.performance.summary import summary_to_frame
     from sim.calibrate.cache import calibrate_cached, true_estimands_cached
     from sim.run.orchestrate import PSMSIM_VERSION
+    from sim.run.sweep_precision import format_precision, run_rounds
     from sim.run.sweep_report import format_sweep
     from sim.scenario.plans import paired_references
 
@@ -284,15 +316,24 @@ def _sweep_in(folder: RunFolder, run: SweepRun, conditions, config: RunConfig) -
         "scenario_sha256": hashlib.sha256(run.base_text.encode()).hexdigest(), "alpha": 0.05,
         **_design_attrs(run),
     }
-    dataset = run_simulation(conditions, calibrations, truths, config, folder, attrs=attrs,
-                             work=simulate_sweep_block)
-    long = point_dataset(dataset, run)
-    long.attrs = dataset.attrs
-    summary = summarise_run(long)
+    if targets:
+        attrs["mcse_targets"] = " ".join(t.text for t in targets)
+        attrs["max_replicates"] = cap
     references = paired_references(base)
-    paired = paired_differences(long, reference={m: references[m] for m in run.methods})
-    summary = xr.merge([summary, paired.transpose(*summary.power_logrank.dims)], compat="no_conflicts",
-                       join="exact", combine_attrs="override")
+    references = {m: references[m] for m in run.methods}
+    point_conditions = [condition for condition, _ in run.layout.cells]
+
+    def run_once(counts):
+        dataset = run_simulation(conditions, calibrations, truths, config, folder, attrs=attrs,
+                                 work=simulate_sweep_block, replicates=counts)
+        long = point_dataset(dataset, run)
+        long.attrs = dataset.attrs
+        per_point = [counts[c] for c in point_conditions]
+        long["n_replicates"] = ("condition", np.asarray(per_point, dtype=np.int64))
+        return long, point_summary(long, per_point, references)
+
+    long, summary, counts = run_rounds(run_once, [config.replicates] * len(conditions), point_conditions,
+                                       targets, block_size=config.block_size, max_replicates=cap)
     csv_text = summary_to_frame(summary).to_csv(index=False)
     names = [f.name for f in run.design.factors]
     if run.design.kind == "factorial":
@@ -302,5 +343,12 @@ def _sweep_in(folder: RunFolder, run: SweepRun, conditions, config: RunConfig) -
         stored, stored_summary = long, summary
     replicates_path = folder.write_replicates(stored)
     paths = folder.write_summary(stored_summary, csv_text)
-    report = format_sweep(summary, run.design, replicates_per_point=config.replicates)
+    per_point = [counts[c] for c in point_conditions]
+    shown = (str(per_point[0]) if len(set(per_point)) == 1 else f"{min(per_point)}–{max(per_point)}")
+    report = format_sweep(summary, run.design, replicates_per_point=shown)
+    if targets:
+        by_name = {f.name: f for f in run.design.factors}
+        labels = [", ".join(f"{name} = {by_name[name].label(level)}" for name, level in point.levels.items())
+                  for point in run.design.points]
+        report += "\n\n" + format_precision(summary, targets, per_point, labels, max_replicates=cap)
     return SweepOutcome(report, replicates_path, paths, stored, stored_summary, long)
