@@ -60,7 +60,7 @@ class SweepContext:
     design: str
     factors: tuple[Mapping, ...]
     primary_method: str
-    replicates_per_point: int
+    replicates_per_point: int | str
     sensitivity: xr.Dataset | None = None
     surface: xr.Dataset | None = None
 

@@ -197,13 +197,21 @@ def sweep_figure(run_dir: Path, kind: str, *, measure: str | None = None, method
         raise SweepPlotError(f"--kind {kind}: {exc}") from None
 
 
+def _replicates_text(summary: xr.Dataset) -> str:
+    """``"200"``, or ``"200–800"`` when ``--mcse-target`` gave the points different counts."""
+    if "n_replicates" not in summary.data_vars:
+        return str(int(summary.attrs.get("n_replicates", 0)))
+    low, high = int(summary.n_replicates.min()), int(summary.n_replicates.max())
+    return str(low) if low == high else f"{low}–{high}"
+
+
 def build_sweep_report(run_dir: Path) -> Report:
     """The report of a sweep folder: every builder of :data:`SWEEP_SECTIONS`."""
     sweep = load_sweep(run_dir)
     attrs = sweep.summary.attrs
     context = SweepContext(
         summary=sweep.summary, study=study_facts(sweep.scenario), design=sweep.design, factors=sweep.factors,
-        primary_method=sweep.primary_method, replicates_per_point=int(attrs.get("n_replicates", 0)),
+        primary_method=sweep.primary_method, replicates_per_point=_replicates_text(sweep.summary),
         sensitivity=sweep_sensitivity_data(sweep), surface=sweep_surface_data(sweep),
     )
     sections = tuple(section for builder in SWEEP_SECTIONS if (section := builder(context)) is not None)
