@@ -229,7 +229,9 @@ def methods_section(context: ReportContext) -> Section:
     labels = context.study.covariate_labels
     for method in names:
         estimator = getattr(plans[method], "estimator", "matching")
-        if "smd" in context.replicates and estimator in ADJUSTED_LABELS:
+        # A scenario without covariates (a plain randomised trial) has no balance to plot.
+        if "smd" in context.replicates and context.replicates["smd"].size and (
+                estimator in ADJUSTED_LABELS):
             how = {"matching": "matching", "iptw": "IPTW weighting (weighted SMDs)",
                    "overlap": "overlap weighting (weighted SMDs)"}[estimator]
             blocks.append(_png(f"love-{method}", f"Balance of the PS covariates before and after {how}, `{method}` "

@@ -220,8 +220,8 @@ def standardised_differences_by_cohort(
             columns.append(values)
             binary.append(kind == "binary")
             owner.append(index)
-    binary = np.array(binary)
-    owner = np.array(owner)
+    binary = np.array(binary, dtype=bool)
+    owner = np.array(owner, dtype=np.intp)  # typed: no covariates gives empty index arrays
     plain = kinds_array[owner] != "categorical"
     continuous = plain & ~binary
     # Without categorical covariates the columns are the covariates themselves.

@@ -173,8 +173,12 @@ def format_description(
         "Calibrated parameters (illness-death model; scales λ of the baseline hazards)",
         f"  progression λ01 = {calibration.progression_scale:.5g}   death before progression λ02 = "
         f"{calibration.death_before_scale:.5g}   death after progression λ12 = {calibration.death_after_scale:.5g}",
-        f"  treatment log-HR on PFS transitions = {calibration.log_hr_pfs:+.4f} (HR {np.exp(calibration.log_hr_pfs):.3f})"
-        f"   on death after progression = {calibration.log_hr_os:+.4f} (HR {np.exp(calibration.log_hr_os):.3f})",
+        (f"  treatment log-HR on PFS transitions = {calibration.log_hr_pfs:+.4f} (HR {np.exp(calibration.log_hr_pfs):.3f})"
+         if calibration.log_hr_death_before == calibration.log_hr_pfs else
+         f"  treatment log-HR on progression = {calibration.log_hr_pfs:+.4f} (HR {np.exp(calibration.log_hr_pfs):.3f})"
+         f"   on death before progression = {calibration.log_hr_death_before:+.4f} "
+         f"(HR {np.exp(calibration.log_hr_death_before):.3f})")
+        + f"   on death after progression = {calibration.log_hr_os:+.4f} (HR {np.exp(calibration.log_hr_os):.3f})",
         *([f"  early PFS hazard up to the first scan ({calibration.early_months:g} mo): log multiplier "
            f"control {calibration.control_early_log_hr:+.4f}, treated {calibration.treated_early_log_hr:+.4f} "
            f"(early treatment HR {np.exp(calibration.treated_early_log_hr - calibration.control_early_log_hr):.3f}); "

@@ -106,6 +106,9 @@ class Calibration:
     control_early_pfs_rate, treated_early_pfs_rate : float
         Achieved share of each arm with a PFS event by the end of the window (= the PD rate of
         the response-from-PFS model) on the calibration sample; 0 without a window.
+    log_hr_death_before : float
+        Treatment log-HR on h02 (equal to ``log_hr_pfs`` unless the scenario sets
+        ``death_before_hazard_ratio``).
     """
 
     progression_scale: float
@@ -130,6 +133,7 @@ class Calibration:
     treated_early_log_hr: float = 0.0
     control_early_pfs_rate: float = 0.0
     treated_early_pfs_rate: float = 0.0
+    log_hr_death_before: float = 0.0
 
     def illness_death_model(self, outcome: Outcome) -> IllnessDeathModel:
         """The fully specified model for a scenario's ``outcome`` section."""
@@ -146,6 +150,7 @@ class Calibration:
             early_months=self.early_months,
             control_early_log_hr=self.control_early_log_hr,
             treated_early_log_hr=self.treated_early_log_hr,
+            log_hr_death_before=self.log_hr_death_before,
         )
 
 
@@ -210,6 +215,10 @@ def calibrate_profiles(
         / float(unit_cumulative_hazard(outcome.death_before, pfs_target))
     )
 
+    effect = outcome.treatment
+    # A fixed HR on death before progression (None: h02 shares the PFS log-HR of h01).
+    fixed_death_before = (None if effect.death_before_hazard_ratio is None
+                          else math.log(effect.death_before_hazard_ratio))
     # κ = log λ01 + α per arm: the early window's log scale (what the early rate depends on).
     kappa = {"control": 0.0, "treated": 0.0}
 
@@ -229,6 +238,7 @@ def calibrate_profiles(
             log_hr_pfs=beta_pfs,
             log_hr_os=beta_os,
             delay_months=outcome.treatment.delay_months,
+            log_hr_death_before=beta_pfs if fixed_death_before is None else fixed_death_before,
             **window,
         )
 
@@ -317,9 +327,11 @@ def calibrate_profiles(
     log_scale01, log_scale12 = solve_in_turn(
         solve_scale01, solve_scale12, guess12 if coupled else 0.0, coupled=coupled,
         field="outcome.control_pfs_median")
-    effect = outcome.treatment
     if effect.mode == "hazard_ratio":
-        beta_pfs = beta_os = math.log(effect.hazard_ratio)
+        beta_pfs = math.log(effect.progression_hazard_ratio or effect.hazard_ratio)
+        beta_os = math.log(effect.death_after_hazard_ratio or effect.hazard_ratio)
+        if fixed_death_before is None:
+            fixed_death_before = math.log(effect.hazard_ratio)
         # The conditional HR acts in the early window too (HR 1 stays exactly the null).
         kappa["treated"] = kappa["control"] + beta_pfs
     else:
@@ -383,6 +395,7 @@ def calibrate_profiles(
         treated_mean_linear_predictor=float(np.mean(treated_predictor)),
         n_patients=int(control_predictor.shape[0]),
         key=key,
+        log_hr_death_before=float(final.log_hr_death_before),
         **window,
     )
 

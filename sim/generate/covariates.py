@@ -99,8 +99,9 @@ def draw_covariates(
     """
     if n_replicates < 1:
         raise ValueError(f"n_replicates must be >= 1, got {n_replicates}")
-    correlation = np.asarray(scenario.correlation, dtype=float)
-    cholesky = np.linalg.cholesky(correlation) if correlation.size else correlation
+    k = len(scenario.covariates)
+    correlation = np.asarray(scenario.correlation, dtype=float).reshape(k, k)
+    cholesky = np.linalg.cholesky(correlation) if k else correlation  # none: a (0, 0) factor
     names = scenario.covariate_names
     kinds = tuple(_ANALYSIS_KIND[c.kind] for c in scenario.covariates)
 

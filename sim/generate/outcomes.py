@@ -8,7 +8,7 @@ every patient (Meller, Beyersmann & Rufibach 2019, Stat Med 38:4270-4289; R pack
 Hazards of patient i (times in months)::
 
     h01(t) = λ01 g01(t) exp(η_i + z_i β_pfs 1{t > d})
-    h02(t) = λ02 g02(t) exp(η_i + z_i β_pfs 1{t > d})
+    h02(t) = λ02 g02(t) exp(η_i + z_i β_02 1{t > d})     (β_02 = β_pfs unless set apart)
     h12(s) = λ12 g12(s) exp(η_i + z_i β_os),    s = time since progression
 
 with ``g`` the unit-scale baseline of the transition (exponential: 1; Weibull PH form:
@@ -32,8 +32,8 @@ hazard. With the delay the treatment multiplier is piecewise constant in time, s
 piecewise: with ``y = E exp(-η) / λ`` on the unit scale and ``G`` the unit cumulative baseline,
 ``T = G^{-1}(y)`` if ``y <= G(d)``, else ``T = G^{-1}(G(d) + (y - G(d)) exp(-z β))``.
 
-Competing h01/h02: when both transitions have the same baseline shape, h02/h01 = λ02/λ01 is
-constant, so the PFS time is drawn from the total hazard (λ01 + λ02) g exp(...) and the event is
+Competing h01/h02: when both transitions have the same baseline shape (and the same treatment
+log-HR), h02/h01 = λ02/λ01 is constant, so the PFS time is drawn from the total hazard (λ01 + λ02) g exp(...) and the event is
 a progression with probability λ01 / (λ01 + λ02) (independently of the time). Otherwise the two
 latent times T01 and T02 are drawn separately and PFS = min(T01, T02) (the latent-failure-time
 construction; both give the same cause-specific hazards, Beyersmann, Allignol & Schumacher 2012,
@@ -68,7 +68,8 @@ class IllnessDeathModel:
         Scales λ01, λ02, λ12 (per month^shape): H(t) = λ G(t) with G the unit cumulative
         baseline.
     log_hr_pfs : float
-        Treatment log-HR on h01 and h02 (after ``delay_months``).
+        Treatment log-HR on h01 and, unless ``log_hr_death_before`` is given, h02 (after
+        ``delay_months``).
     log_hr_os : float
         Treatment log-HR on h12 (from the start of the post-progression clock).
     delay_months : float
@@ -80,6 +81,10 @@ class IllnessDeathModel:
         Log multipliers of h01 and h02 in the early window, per arm, relative to the baseline
         λ g(t) e^η (the treated arm's replaces the treatment effect there); calibrated to the
         published PD rates (:mod:`sim.calibrate.targets`).
+    log_hr_death_before : float or None
+        Treatment log-HR on h02 when it differs from ``log_hr_pfs`` (None: the same). A
+        different one makes h02/h01 differ between the arms, so PFS is drawn from the two
+        latent times.
     """
 
     progression: Transition
@@ -94,6 +99,7 @@ class IllnessDeathModel:
     early_months: float = 0.0
     control_early_log_hr: float = 0.0
     treated_early_log_hr: float = 0.0
+    log_hr_death_before: float | None = None
 
     @property
     def has_early_hazard(self) -> bool:
@@ -154,12 +160,12 @@ def draw_outcome_noise(shape: tuple[int, ...], *, rng: np.random.Generator) -> O
     )
 
 
-def _pfs_schedule(model: IllnessDeathModel, treated: np.ndarray):
+def _pfs_schedule(model: IllnessDeathModel, treated: np.ndarray, log_hr: float):
     """Breaks and per-patient log multipliers of the PFS hazards with an early window: α_arm
-    on [0, e], then 0 before the delay d and β_pfs (treated) after it."""
+    on [0, e], then 0 before the delay d and the transition's β (treated) after it."""
     early, delay = model.early_months, model.delay_months
     breaks = tuple(sorted({early} | ({delay} if delay > early else set())))
-    effect = np.where(treated, model.log_hr_pfs, 0.0)
+    effect = np.where(treated, log_hr, 0.0)
     early_log_hr = np.where(treated, model.treated_early_log_hr, model.control_early_log_hr)
     columns = [early_log_hr]
     for start in breaks:
@@ -168,14 +174,14 @@ def _pfs_schedule(model: IllnessDeathModel, treated: np.ndarray):
 
 
 def _invert_pfs(model: IllnessDeathModel, transition: Transition, unit_exposure: np.ndarray,
-                treated: np.ndarray) -> np.ndarray:
+                treated: np.ndarray, log_hr: float) -> np.ndarray:
     """PFS-transition time from its unit exposure: the delayed effect, or with an early
     window the piecewise multipliers of :func:`_pfs_schedule`."""
     if not model.has_early_hazard:
         return invert_delayed_effect(transition, unit_exposure,
-                                     np.where(treated, model.log_hr_pfs, 0.0),
+                                     np.where(treated, log_hr, 0.0),
                                      model.delay_months)
-    breaks, log_multipliers = _pfs_schedule(model, treated)
+    breaks, log_multipliers = _pfs_schedule(model, treated, log_hr)
     return invert_piecewise_multiplier(transition, unit_exposure, breaks, log_multipliers)
 
 
@@ -210,7 +216,10 @@ def illness_death_times(
     linear_predictor = np.asarray(linear_predictor, dtype=float)
     treated = np.asarray(treated, dtype=bool)
     relative_exposure = np.exp(-linear_predictor)
-    if same_baseline_shape(model.progression, model.death_before):
+    death_before_log_hr = (model.log_hr_pfs if model.log_hr_death_before is None
+                           else model.log_hr_death_before)
+    if same_baseline_shape(model.progression, model.death_before) and (
+            death_before_log_hr == model.log_hr_pfs):
         # One draw from the total hazard (λ01 + λ02) g; the shape of progression is used
         # (death_before's unit baseline is proportional to it: its scale absorbs the factor).
         total_scale = model.progression_scale + _matched_scale(model)
@@ -219,6 +228,7 @@ def illness_death_times(
             model.progression,
             noise.progression_exposure * relative_exposure / total_scale,
             treated,
+            model.log_hr_pfs,
         )
         progressed = noise.cause_uniform < model.progression_scale / total_scale
     else:
@@ -228,12 +238,14 @@ def illness_death_times(
                 model.progression,
                 noise.progression_exposure * relative_exposure / model.progression_scale,
                 treated,
+                model.log_hr_pfs,
             )
             to_death = _invert_pfs(
                 model,
                 model.death_before,
                 noise.death_before_exposure * relative_exposure / model.death_before_scale,
                 treated,
+                death_before_log_hr,
             )
         pfs = np.minimum(to_progression, to_death)
         progressed = to_progression < to_death

@@ -142,7 +142,16 @@ def study_facts(scenario: Scenario) -> StudyFacts:
         effect_text = (f"calibrated so the treated arm's marginal medians are PFS {effect.pfs_median:g} and OS "
                        f"{effect.os_median:g} months")
     else:
-        effect_text = f"conditional hazard ratio {effect.hazard_ratio:g} on every transition"
+        per_transition = [(name, value) for name, value in (
+            ("progression", effect.progression_hazard_ratio),
+            ("death before progression", effect.death_before_hazard_ratio),
+            ("death after progression", effect.death_after_hazard_ratio)) if value is not None]
+        effect_text = (f"conditional hazard ratio {effect.hazard_ratio:g} on every transition"
+                       if not per_transition else
+                       f"conditional hazard ratio {effect.hazard_ratio:g}, except "
+                       + ", ".join(f"{value:g} on {name}" for name, value in per_transition))
+    if effect.mode == "target_medians" and effect.death_before_hazard_ratio is not None:
+        effect_text += f"; hazard ratio {effect.death_before_hazard_ratio:g} on death before progression"
     if effect.delay_months:
         effect_text += f"; the effect on progression starts after {effect.delay_months:g} months"
     design = [

@@ -203,6 +203,9 @@ def plot_run(run_dir: Path, kind: str, *, method: str | None = None, endpoint: s
         if "smd" not in data:
             raise RunFolderError(f"{run_dir}: the run stores no per-covariate SMDs (made by an older psmsim); "
                                  "rerun it with --force to get them")
+        if not data["smd"].size:
+            raise PlotOptionError(f"--kind love: {run_dir}'s scenario has no covariates, so there is no "
+                                  "balance to plot; choose another --kind")
         from sim.scenario.plans import scenario_plan
 
         estimator = scenario_plan(run.scenario, name).estimator
@@ -302,7 +305,8 @@ def cohort_figures(batch: CohortBatch, result: PlanResult, *, labels: Mapping[st
                 "covariate": list(result.balance_covariates)},
     )
     figures = {f"km.{fmt}": figure_bytes(km, fmt=fmt)}
-    if result.plan.estimator in ADJUSTED_LABELS:  # outcome-model and PS-strata estimators balance no sample
+    # Outcome-model and PS-strata estimators balance no sample; without covariates nothing is balanced.
+    if result.plan.estimator in ADJUSTED_LABELS and result.balance_covariates:
         love = plot_love(balance, method=result.plan.name, labels=dict(labels or {}), estimator=result.plan.estimator)
         figures[f"love.{fmt}"] = figure_bytes(love.figure, fmt=fmt)
     return figures

@@ -195,7 +195,10 @@ def _transition(table: TransitionTable) -> Transition:
 def _treatment(table: TreatmentTable) -> TreatmentEffect:
     return TreatmentEffect(mode=table.mode, pfs_median=table.pfs_median,
                            os_median=table.os_median, hazard_ratio=table.hazard_ratio,
-                           delay_months=table.delay_months)
+                           delay_months=table.delay_months,
+                           progression_hazard_ratio=table.progression_hazard_ratio,
+                           death_before_hazard_ratio=table.death_before_hazard_ratio,
+                           death_after_hazard_ratio=table.death_after_hazard_ratio)
 
 
 def _outcome(table: OutcomeTable, names: tuple[str, ...],

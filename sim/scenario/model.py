@@ -134,6 +134,11 @@ class TreatmentEffect:
     transitions (1.0 is exactly the null).
     ``delay_months``: the effect on h01/h02 starts after this time (delayed immunotherapy
     effect; 0 = proportional from the start).
+    Per transition: ``progression_hazard_ratio``, ``death_before_hazard_ratio``,
+    ``death_after_hazard_ratio`` replace ``hazard_ratio`` on h01, h02, h12 (hazard_ratio mode;
+    None = ``hazard_ratio``); in target_medians mode only ``death_before_hazard_ratio`` may be
+    fixed (then the calibrated PFS log-HR acts on h01 alone; None = the same log-HR on h01 and
+    h02, as by default).
     """
 
     mode: EffectMode
@@ -141,6 +146,9 @@ class TreatmentEffect:
     os_median: float | None = None
     hazard_ratio: float | None = None
     delay_months: float = 0.0
+    progression_hazard_ratio: float | None = None
+    death_before_hazard_ratio: float | None = None
+    death_after_hazard_ratio: float | None = None
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,13 @@ MALFORMED = [
           "outcome.assessment.interval_months: 0 is out of range (allowed: > 0"),
     _case("assessment-key-typo", "interval_months = 1.84", "interval = 1.84",
           "outcome.assessment.interval: unknown key; did you mean 'interval_months'?"),
+    _case("calibrated-hr-fixed", "delay_months = 0.0",
+          "delay_months = 0.0\nprogression_hazard_ratio = 0.5",
+          "outcome.treatment.progression_hazard_ratio: not allowed here: only used with mode "
+          "'hazard_ratio'"),
+    _case("death-before-hr-zero", "delay_months = 0.0",
+          "delay_months = 0.0\ndeath_before_hazard_ratio = 0.0",
+          "outcome.treatment.death_before_hazard_ratio: 0 is out of range"),
     # response
     _case("response-model-typo", 'model = "pfs"', 'model = "pfs_time"',
           "response.model: 'pfs_time' is not one of covariates, pfs"),

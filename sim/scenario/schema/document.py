@@ -56,8 +56,10 @@ class ScenarioFile(FileTable):
                                  json_schema_extra=_NAMES | {"minProperties": 2,
                                                              "maxProperties": 2})
     covariates: dict[str, Covariate] = Field(
-        description="a [covariates.<name>] table for each covariate",
-        json_schema_extra=_NAMES | {"minProperties": 1})
+        default_factory=dict,
+        description="a [covariates.<name>] table for each covariate (default: none, a plain "
+                    "randomised trial)",
+        json_schema_extra=_NAMES)
     correlation: CorrelationTable | None = Field(
         None, description="latent correlations of the covariates (default: independent)")
     outcome: OutcomeTable = Field(description="an [outcome] table")
@@ -112,14 +114,6 @@ class ScenarioFile(FileTable):
             raise invalid(f"{n_treated} arms have treated = true; exactly one must (the "
                           f"experimental arm)")
         return arms
-
-    @field_validator("covariates")
-    @classmethod
-    def _some_covariates(cls, covariates: dict[str, Any]) -> dict[str, Any]:
-        if not covariates:
-            raise invalid("no covariates given (at least one [covariates.<name>] table is "
-                          "needed)")
-        return covariates
 
 
 def _name_issues(data: Mapping[str, Any]) -> list[Issue]:

@@ -84,15 +84,28 @@ class TreatmentTable(FileTable):
                           "hazard_ratio mode)")
     delay_months: NonNegative = Field(
         0.0, description="months before the effect on the PFS transitions starts, >= 0")
+    progression_hazard_ratio: HazardRatio | None = Field(
+        None, description="the HR on progression h01, in [0.001, 1000] (hazard_ratio mode; "
+                          "default hazard_ratio)")
+    death_before_hazard_ratio: HazardRatio | None = Field(
+        None, description="the HR on death before progression h02, in [0.001, 1000] (default: "
+                          "hazard_ratio, or in target_medians mode the calibrated PFS HR)")
+    death_after_hazard_ratio: HazardRatio | None = Field(
+        None, description="the HR on death after progression h12, in [0.001, 1000] "
+                          "(hazard_ratio mode; default hazard_ratio)")
 
     @classmethod
     def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
         mode = data.get("mode")
         if mode == "target_medians":
+            calibrated = ("only used with mode 'hazard_ratio' (in target_medians mode it is "
+                          "calibrated to the medians)")
             return KeyRules(
                 required={"pfs_median": "the treated arm's median PFS in months, > 0",
                           "os_median": "the treated arm's median OS in months, > 0"},
-                misplaced={"hazard_ratio": "only used with mode 'hazard_ratio'"})
+                misplaced={"hazard_ratio": "only used with mode 'hazard_ratio'",
+                           "progression_hazard_ratio": calibrated,
+                           "death_after_hazard_ratio": calibrated})
         if mode == "hazard_ratio":
             return KeyRules(
                 required={"hazard_ratio": "the conditional hazard ratio, in [0.001, 1000] "

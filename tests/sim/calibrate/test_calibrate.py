@@ -195,6 +195,54 @@ def test_unreachable_early_rate_names_the_field():
                            rng=np.random.default_rng(25), early=early)
 
 
+def test_hazard_ratios_per_transition():
+    """hazard_ratio mode: each transition its own HR (unset ones take hazard_ratio); the
+    treated arm's cause-specific cumulative hazards (Nelson–Aalen of the latent times) follow
+    them: no covariates, exponential baselines, so H01(t) = λ01 HR01 t and H02 = λ02 HR02 t."""
+    effect = TreatmentEffect(mode="hazard_ratio", hazard_ratio=0.6,
+                             death_before_hazard_ratio=1.0, death_after_hazard_ratio=0.8)
+    outcome = outcome_of(progression=Transition(), death_before=Transition(), treatment=effect)
+    calibration = calibrate_profiles(outcome, np.zeros(20_000), np.zeros(20_000),
+                                     rng=np.random.default_rng(26))
+    assert calibration.log_hr_pfs == math.log(0.6)
+    assert calibration.log_hr_death_before == 0.0
+    assert calibration.log_hr_os == math.log(0.8)
+    model = calibration.illness_death_model(outcome)
+    n = 60_000
+    times = draw_illness_death(np.zeros(n), np.ones(n, bool), model, rng=np.random.default_rng(27))
+    rates = {True: calibration.progression_scale * 0.6, False: calibration.death_before_scale}
+    order = np.argsort(times.pfs_months)
+    at_risk = n - np.arange(n)
+    for cause, rate in rates.items():
+        cumulative = np.cumsum((times.progressed[order] == cause) / at_risk)
+        variance = np.cumsum((times.progressed[order] == cause) / at_risk**2)
+        for t in (2.0, 5.0, 10.0):
+            k = np.searchsorted(times.pfs_months[order], t, side="right") - 1
+            assert abs(cumulative[k] - rate * t) < 4 * math.sqrt(variance[k]), (cause, t)
+    # Unset per-transition HRs are hazard_ratio: bitwise the one-HR model.
+    plain = calibrate_profiles(outcome_of(treatment=TreatmentEffect(mode="hazard_ratio",
+                                                                    hazard_ratio=0.6)),
+                               np.zeros(2_000), np.zeros(2_000), rng=np.random.default_rng(28))
+    assert plain.log_hr_death_before == plain.log_hr_pfs == plain.log_hr_os == math.log(0.6)
+
+
+def test_fixed_death_before_hr_with_target_medians():
+    """target_medians with death_before_hazard_ratio = 1: the calibrated PFS log-HR acts on h01
+    alone and the medians are still hit; the treated death share rises above the control's."""
+    effect = TreatmentEffect(mode="target_medians", pfs_median=10.2, os_median=14.1,
+                             death_before_hazard_ratio=1.0)
+    outcome = outcome_of(treatment=effect)
+    calibration = calibrate_profiles(outcome, np.zeros(20_000), np.zeros(20_000),
+                                     rng=np.random.default_rng(29))
+    assert calibration.log_hr_death_before == 0.0
+    assert calibration.treated_pfs_median == pytest.approx(10.2, rel=1e-6)
+    assert calibration.treated_os_median == pytest.approx(14.1, rel=1e-6)
+    tied = calibrate_profiles(outcome_of(), np.zeros(20_000), np.zeros(20_000),
+                              rng=np.random.default_rng(29))
+    assert calibration.log_hr_pfs < tied.log_hr_pfs < 0      # h01 carries the whole PFS effect
+    assert tied.log_hr_death_before == tied.log_hr_pfs
+
+
 def test_calibration_is_deterministic_for_a_seed():
     scenario = confounded_scenario(5_000)
     first = calibrate(scenario, rng=np.random.default_rng(8))
