@@ -113,7 +113,7 @@ def compare_responses(best_response, treated, *, weights=None, rule="paper") -> 
     responded = _is_one_of(best_response, OBJECTIVE_RESPONSE_CODES)
     controlled = _is_one_of(best_response, DISEASE_CONTROL_CODES)
     outcome = np.stack([responded, controlled], axis=-1)  # (replicate, patient, endpoint)
-    n_per_arm, rate, result = _compare_binary(outcome, treated, weights, rule)
+    n_per_arm, rate, result = compare_binary(outcome, treated, weights, rule)
     return ResponseComparison(
         n_per_arm=n_per_arm,
         orr_rate=rate[:, 0],
@@ -152,7 +152,7 @@ def compare_adverse_events(
         )
     n_events = ae_grade.shape[2]
     outcome = np.concatenate([ae_grade >= ANY_GRADE, ae_grade >= SEVERE_GRADE], axis=2)
-    n_per_arm, rate, result = _compare_binary(outcome, treated, weights, rule)
+    n_per_arm, rate, result = compare_binary(outcome, treated, weights, rule)
     return AdverseEventComparison(
         n_per_arm=n_per_arm,
         any_grade_rate=rate[:, :n_events],
@@ -165,8 +165,9 @@ def compare_adverse_events(
     )
 
 
-def _compare_binary(outcome, treated, weights, rule):
-    """Rates and tests of binary outcomes (replicate, patient, endpoint).
+def compare_binary(outcome, treated, weights, rule):
+    """Rates and tests of binary outcomes (replicate, patient, endpoint) by ``rule``: what
+    ORR/DCR and the AE rows use, for any other 0/1 outcome of a table row.
 
     Returns n_per_arm (replicate, arm), rate (replicate, endpoint, arm) and the TestResult of
     shape (replicate, endpoint).

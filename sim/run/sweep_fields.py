@@ -151,8 +151,10 @@ def counts_as_proportions(document: Mapping[str, Any], arm: str) -> dict[str, An
     proportion of the arm's size in the file (binary ``count`` -> ``proportion``, categorical
     ``counts`` -> ``probabilities``, response ``counts`` -> ``probabilities``, adverse events
     ``any``/``grade34`` -> ``any_proportion``/``grade34_proportion``). Values the validator
-    would refuse are left as they are, for it to name."""
+    would refuse are left as they are, for it to name. ``[checks]`` is dropped: its published
+    numbers are of the study at its published size."""
     result = copy.deepcopy(dict(document))
+    result.pop("checks", None)
     size = get_field(result, f"arms.{arm}.size")
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         return result

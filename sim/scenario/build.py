@@ -32,6 +32,7 @@ from sim.scenario.model import (
     TreatmentEffect,
     Unmeasured,
 )
+from sim.scenario.build_checks import build_checks
 from sim.scenario.schema import ScenarioFile
 from sim.scenario.schema.common import POPULATION
 from sim.scenario.schema.covariates import (
@@ -99,6 +100,7 @@ def build_scenario(document: ScenarioFile, *, source_text: str = "") -> Scenario
             prevalence=_prevalence(document.unmeasured.prevalence.by_key(), sizes),
             log_hr=document.unmeasured.log_hr),
         source_text=source_text,
+        checks=build_checks(document.published, sizes),
     )
 
 

@@ -251,7 +251,9 @@ def _mixture_quartiles(parts) -> list[float]:
 
 def _counts_to_proportions(document: dict, scenario: Scenario) -> None:
     """Replace every count of a table-mode document (covariates, response, adverse events) by
-    the proportion it stands for, so the arm sizes can change. In place."""
+    the proportion it stands for, so the arm sizes can change; the published numbers of
+    ``[checks]`` are of the study as published, not of a resized design: dropped. In place."""
+    document.pop("checks", None)
     if scenario.mode != "table":
         return
     for covariate in scenario.covariates:

@@ -304,6 +304,36 @@ class SimulationSettings:
 
 
 @dataclass(frozen=True)
+class PublishedNumber:
+    """One number of ``[checks]``: ``cohort`` (full | matched), ``table`` (pairs, baseline,
+    response, adverse_events, survival), ``item`` (covariate, response row ORR/DCR/CR/PR/SD/PD,
+    adverse-event name or ``any_adverse_event``, endpoint pfs/os; empty for pairs),
+    ``statistic`` (percent, percent:<level>, mean, sd, median, q1, q3, any, grade34 (percents),
+    p, any_p, grade34_p, median_months, p_logrank, pairs), ``arm`` (None for p-values and
+    pairs), the published ``value`` (percentages in %, medians in months) and ``half_width``:
+    a simulated value within it prints as the published one."""
+
+    cohort: str
+    table: str
+    item: str
+    statistic: str
+    arm: str | None
+    value: float
+    half_width: float
+
+
+@dataclass(frozen=True)
+class Checks:
+    """``[checks]``: the published numbers, the reported pair count (None: not given) and the
+    decimals the paper prints values and p-values with."""
+
+    numbers: tuple[PublishedNumber, ...] = ()
+    pairs: int | None = None
+    decimals: int = 1
+    p_decimals: int = 3
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A whole study description. ``source_text`` is the TOML text it was read from (stored in
     run provenance). ``covariates`` keep file order (it is the CSV column order)."""
@@ -323,6 +353,7 @@ class Scenario:
     selection: Selection | None = None
     unmeasured: Unmeasured | None = None
     source_text: str = ""
+    checks: Checks = field(default_factory=Checks)
 
     @property
     def treated_arm(self) -> Arm:

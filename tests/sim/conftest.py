@@ -58,13 +58,20 @@ class Mutation:
     expected: str
     base: str = "liu2021"
     append: str = ""
+    #: Replace inside the file's [checks] section (its end) instead of before it: [checks]
+    #: repeats many of the scenario's rows.
+    in_checks: bool = False
 
     def apply(self) -> str:
         path = LIU2021 if self.base == "liu2021" else SELECTION_EXAMPLE
         text = path.read_text(encoding="utf-8")
+        start = text.find("\n[checks]\n")
+        head, tail = (text, "") if start < 0 else (text[:start], text[start:])
+        part = tail if self.in_checks else head
         for old, new in self.replacements:
-            assert text.count(old) == 1, f"{self.id}: {old!r} occurs {text.count(old)} times"
-            text = text.replace(old, new)
+            assert part.count(old) == 1, f"{self.id}: {old!r} occurs {part.count(old)} times"
+            part = part.replace(old, new)
+        text = head + part if self.in_checks else part + tail
         return text + self.append
 
 
@@ -293,6 +300,28 @@ MALFORMED = [
     Mutation("selection-in-table-mode", (), "selection: not allowed here",
              append="\n[selection]\npatients = 100\nintercept = 0.0\n"),
     _case("bad-toml", "size = 35", "size = = 35", "invalid TOML: Invalid value (at line"),
+    # [checks]
+    _case("checks-arm-typo", "hbv = { combination = { count = 32 }", "hbv = { combinaton = { count = 32 }",
+          "checks.matched.covariates.hbv.combinaton: unknown key; did you mean 'combination'?", in_checks=True),
+    _case("checks-count-over-pairs", "male = { combination = { count = 31 }", "male = { combination = { count = 35 }",
+          "checks.matched.covariates.male.combination.count: count 35 exceeds arm size 34", in_checks=True),
+    _case("checks-form-of-kind", "age = { combination = { mean = 53.1, sd = 10.4 }", "age = { combination = { count = 3 }",
+          "checks.matched.covariates.age.combination.count: 'count' does not fit a normal covariate (allowed: "
+          "{mean, sd} or {median, q1, q3})", in_checks=True),
+    _case("checks-p-above-one", "age = { p = 0.917 }", "age = { p = 1.917 }",
+          "checks.full.covariates.age.p: 1.917 is out of range (allowed: [0, 1])", in_checks=True),
+    _case("checks-unknown-covariate", "alb = { p = 0.809 }", "albumin = { p = 0.809 }",
+          "checks.full.covariates.albumin: 'albumin' is not a covariate of the scenario; did you mean 'alb'?", in_checks=True),
+    _case("checks-arm-values-before-matching", "hbv = { p = 0.106 }", "hbv = { combination = { count = 33 }, p = 0.106 }",
+          "checks.full.covariates.hbv.combination: not allowed here: before matching the arms' values are the "
+          "scenario's calibration targets", in_checks=True),
+    _case("checks-response-sum", "sorafenib = { counts = { CR = 0, PR = 0, SD = 24, PD = 10 } }",
+          "sorafenib = { counts = { CR = 0, PR = 0, SD = 24, PD = 11 } }",
+          "checks.matched.response.sorafenib.counts: 0 + 0 + 24 + 11 = 35, not the arm's 34 patients in this cohort", in_checks=True),
+    _case("checks-pairs-missing", 'pairs = 34                        # "34 pairs were matched after PSM"\n', "",
+          "checks.pairs: missing (required: the matched-pair count the after-matching counts are out of)", in_checks=True),
+    _case("checks-section-typo", "[checks.matched.survival]", "[checks.matched.survivl]",
+          "checks.matched.survivl: unknown key; did you mean 'survival'?", in_checks=True),
     # selection mode
     _case("selection-categorical-probabilities", "probabilities = [0.3, 0.6, 0.1]",
           "probabilities = [0.3, 0.6, 0.2]",

@@ -78,6 +78,8 @@ class Facts:
     covariates: Mapping[str, CovariateFacts] = field(default_factory=dict)
     #: Whether [unmeasured] gives a population prevalence (None: unknown).
     population_unmeasured: bool | None = None
+    #: The ``[adverse_events.<name>]`` keys (None when that section is not a table).
+    adverse_event_names: tuple[str, ...] | None = None
 
     def marginal_keys(self) -> tuple[str, ...] | None:
         """The keys of a covariate's marginals: the arm names, or ``population``."""
@@ -153,7 +155,8 @@ class FileTable(BaseModel):
         facts = facts_of(info)
         rules = cls.key_rules(data, facts)
         issues: list[Issue] = []
-        known = [name for name in cls.model_fields if name not in rules.misplaced]
+        known = [field.alias or name for name, field in cls.model_fields.items()
+                 if name not in rules.misplaced]
         allowed = known + [name for name in (rules.names or {}) if name not in known]
         open_names = rules.names is None and cls.model_config.get("extra") == "allow"
         kept = {}

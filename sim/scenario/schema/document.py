@@ -20,6 +20,7 @@ from sim.errors import Problem, ScenarioError
 from sim.scenario.model import RESPONSE_CATEGORIES
 from sim.scenario.messages import dotted, problems_from
 from sim.scenario.schema.analysis import AnalysisTable, SimulationTable
+from sim.scenario.schema.checks import ChecksTable
 from sim.scenario.schema.common import (
     NAME_PATTERN,
     POPULATION,
@@ -77,6 +78,10 @@ class ScenarioFile(FileTable):
                                     description="the analysis plan")
     simulation: SimulationTable = Field(default_factory=SimulationTable,
                                         description="the run settings")
+    # ``checks`` is FileTable's method: the field takes the TOML key through its alias.
+    published: ChecksTable | None = Field(
+        None, alias="checks",
+        description="published numbers psmsim check compares with (default: none)")
 
     @classmethod
     def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
@@ -163,8 +168,10 @@ def gather_facts(data: Mapping[str, Any]) -> Facts:
                      for name, arm in arms.items()}
     unmeasured = data.get("unmeasured")
     prevalence = unmeasured.get("prevalence") if isinstance(unmeasured, dict) else None
+    events = data.get("adverse_events", {})
     facts = Facts(mode=mode, arms=arm_facts,
-                  population_unmeasured=isinstance(prevalence, dict) and POPULATION in prevalence)
+                  population_unmeasured=isinstance(prevalence, dict) and POPULATION in prevalence,
+                  adverse_event_names=tuple(events) if isinstance(events, dict) else None)
     covariates = _valid_items(data.get("covariates"), lambda value: _COVARIATE.validate_python(
         value, context=facts))
     if covariates is None:
@@ -173,7 +180,8 @@ def gather_facts(data: Mapping[str, Any]) -> Facts:
                  covariates={name: CovariateFacts(kind=covariate.kind,
                                                   levels=tuple(getattr(covariate, "levels", ())))
                              for name, covariate in covariates.items() if covariate is not None},
-                 population_unmeasured=facts.population_unmeasured)
+                 population_unmeasured=facts.population_unmeasured,
+                 adverse_event_names=facts.adverse_event_names)
 
 
 def _valid_items(table: Any, validate: Any) -> dict[str, Any] | None:

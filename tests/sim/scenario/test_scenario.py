@@ -186,7 +186,7 @@ def test_selection_example_loads(selection_example: Scenario):
 
 def test_defaults_when_optional_sections_are_absent(liu2021_path):
     data = tomllib.loads(liu2021_path.read_text(encoding="utf-8"))
-    for section in ("correlation", "analysis", "simulation", "adverse_events"):
+    for section in ("correlation", "analysis", "simulation", "adverse_events", "checks"):
         del data[section]
     for transition in ("progression", "death_before", "death_after"):
         del data["outcome"][transition]
@@ -197,6 +197,7 @@ def test_defaults_when_optional_sections_are_absent(liu2021_path):
     assert (scenario.analysis.plan, scenario.analysis.overrides) == ("paper", {})
     assert scenario.simulation.replicates == 1000
     assert scenario.adverse_events == ()
+    assert scenario.checks.numbers == () and scenario.checks.pairs is None
     assert scenario.outcome.progression.baseline == "exponential"
 
 
@@ -213,14 +214,14 @@ def test_correlation_matrix_form_equals_pairs_form(liu2021_path):
 
 
 def test_proportion_and_probability_forms(liu2021_path):
-    text = liu2021_path.read_text(encoding="utf-8")
-    text = text.replace("combination = { count = 32 }", "combination = { proportion = 0.9 }")
+    text = liu2021_path.read_text(encoding="utf-8")  # first occurrences: not in [checks]
+    text = text.replace("combination = { count = 32 }", "combination = { proportion = 0.9 }", 1)
     text = text.replace("counts = { CR = 0, PR = 6, SD = 18, PD = 11 }",
-                        "probabilities = { CR = 0.1, PR = 0.2, SD = 0.3, PD = 0.4 }")
+                        "probabilities = { CR = 0.1, PR = 0.2, SD = 0.3, PD = 0.4 }", 1)
     text = text.replace("combination = { any = 17, grade34 = 1 }",
-                        "combination = { any_proportion = 0.5, grade34_proportion = 0.1 }")
+                        "combination = { any_proportion = 0.5, grade34_proportion = 0.1 }", 1)
     text = text.replace("combination = { median = 20.0, q1 = 12.2, q3 = 29.7 }",
-                        "combination = { mean = 22.0, sd = 11.0 }")
+                        "combination = { mean = 22.0, sd = 11.0 }", 1)
     scenario = parse_scenario(text)
     male = next(c for c in scenario.covariates if c.name == "male")
     assert male.marginals["combination"].p == 0.9
