@@ -448,7 +448,8 @@ def plot(run_dir: str, kind: str, measure: str | None, factor: str | None, out: 
 @main.command()
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
 @click.option("--observed-pairs", type=click.IntRange(min=0),
-              help="Matched pairs the study reported (liu2021: 34), compared with the simulated ones.")
+              help="Matched pairs the study reported, compared with the simulated ones [default: the "
+                   "scenario's [checks] pairs; liu2021: 34].")
 def report(run_dir: str, observed_pairs: int | None) -> None:
     """Write RUN_DIR/report.html (self-contained: figures embedded, no network) and report.md.
 
@@ -461,7 +462,7 @@ def report(run_dir: str, observed_pairs: int | None) -> None:
 
     \b
     Example:
-      psmsim report results/liu2021 --observed-pairs 34
+      psmsim report results/liu2021
       psmsim report results/liu2021-unmeasured_confounder
     """
     from sim.run.reporting import write_report

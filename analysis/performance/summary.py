@@ -27,6 +27,7 @@ from analysis.performance.accumulate import (
     CELL_DIMS,
     PAPER_PATTERN_CRITERIA,
     CentreCoverageState,
+    TRUTH_VARIABLES,
     SummaryState,
     check_replicates,
 )
@@ -207,6 +208,10 @@ def summarise_state(
     _store(variables, "paper_pattern_criterion_rate",
            _from_counts(ds.paper_criterion_met, ds.replicate_count))
     _store(variables, "paper_pattern_rate", _from_counts(ds.paper_pattern_met, ds.replicate_count))
+
+    # The truths the measures refer to, (condition, endpoint): log HRs and marginal medians.
+    for name in TRUTH_VARIABLES:
+        variables[name] = ds[name]
 
     summary = xr.Dataset(variables)
     condition_coords = {

@@ -87,10 +87,15 @@ def _number(value, digits: int = 3, *, signed: bool = False) -> str:
 
 
 def _pm(value, mcse, digits: int = 3, *, signed: bool = False) -> str:
-    """"estimate ± MCSE"; an MCSE too small for ``digits`` decimals keeps one significant digit."""
+    """"estimate ± MCSE"; an MCSE too small for ``digits`` decimals keeps one significant digit;
+    "estimate ± —" where it is undefined (NaN) or degenerate (0: every replicate agrees)."""
     text = _number(value, digits, signed=signed)
     mcse = float(mcse)
-    if text == "NA" or not math.isfinite(mcse):
+    if text == "NA":
+        return text
+    if math.isnan(mcse) or mcse == 0.0:
+        return f"{text} ± —"
+    if not math.isfinite(mcse):
         return text
     error = f"{mcse:.1g}" if 0 < mcse < 0.5 * 10.0 ** -digits else _number(mcse, digits)
     return f"{text} ± {error}"
@@ -100,7 +105,11 @@ def _percent(value, mcse=None, digits: int = 1) -> str:
     value = float(value)
     if not math.isfinite(value):
         return "NA"
-    if mcse is None or not math.isfinite(float(mcse)):
+    if mcse is None:
+        return f"{100 * value:.{digits}f}%"
+    if math.isnan(float(mcse)) or float(mcse) == 0.0:
+        return f"{100 * value:.{digits}f}% ± —"
+    if not math.isfinite(float(mcse)):
         return f"{100 * value:.{digits}f}%"
     return f"{100 * value:.{digits}f}% ± {100 * float(mcse):.{digits}f}"
 
@@ -305,7 +314,8 @@ def performance_section(context: ReportContext) -> Section:
         power_table,
         estimate_table,
         Table("Failures and flags (share of replicates)", ("Method", "Cohort", "Endpoint", "Status"), tuple(failures),
-              note="A separated PS model is a flag, not a failure: matching proceeds on its fitted scores, as R and SPSS do."),
+              note="Separation: some covariate value occurs in one arm only, so the PS model's coefficient "
+                   "diverges. It is a flag, not a failure: matching proceeds on the fitted scores, as R and SPSS do."),
         Table("Matching, balance and the paper's pattern", (
             "Method", "Pairs, mean", "Pairs, median (IQR)",
             f"Replicates with ≤ {context.observed_pairs} pairs" if context.observed_pairs else "≤ published pairs",

@@ -136,7 +136,8 @@ def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario
     paths = folder.write_summary(summary, summary_to_frame(summary).to_csv(index=False))
     if keep == "summary":
         folder.discard_blocks()
-    return RunOutcome(format_summary(summary), replicates_path, paths, summary=summary)
+    return RunOutcome(format_summary(summary, observed_pairs=scenario.checks.pairs), replicates_path, paths,
+                      summary=summary)
 
 
 def summarise_folder(run_dir: Path) -> RunOutcome:
@@ -149,6 +150,7 @@ def summarise_folder(run_dir: Path) -> RunOutcome:
             check_replicates(dataset)
         except ValueError as exc:
             raise RunFolderError(f"{Path(run_dir) / REPLICATES_FILE}: {exc}") from None
+        pairs = _reported_pairs(dataset)
         step = max(int(dataset.attrs.get("block_size", 0) or 0), 1) or 1000
         n_replicates = dataset.sizes["replicate"]
 
@@ -159,7 +161,7 @@ def summarise_folder(run_dir: Path) -> RunOutcome:
         with FolderLock.acquire(run_dir, option="RUN_DIR", create=False):  # not while a run writes
             summary = summarise_with_differences(blocks, _stored_references(dataset), attrs=dict(dataset.attrs))
             paths = write_summary(run_dir, summary, summary_to_frame(summary).to_csv(index=False))
-    return RunOutcome(format_summary(summary), None, paths, summary=summary)
+    return RunOutcome(format_summary(summary, observed_pairs=pairs), None, paths, summary=summary)
 
 
 def _summarise_points(run_dir: Path, dataset: xr.Dataset) -> RunOutcome:
@@ -192,6 +194,15 @@ def summarise_with_differences(
     state = reduce(merge_paired_states, (paired_difference_state(block, reference=references) for block in blocks()))
     paired = paired_from_state(state).transpose(*summary.power_logrank.dims)
     return xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
+
+
+def _reported_pairs(dataset: xr.Dataset) -> int | None:
+    """The pairs the study reported (``[checks] pairs`` of the run's scenario), if any."""
+    text = dataset.attrs.get("scenario_text", "")
+    try:
+        return parse_scenario(text).checks.pairs if text else None
+    except ScenarioError:  # a run of an older scenario format: the summary still prints
+        return None
 
 
 def _stored_references(dataset: xr.Dataset) -> dict[str, str]:

@@ -261,7 +261,8 @@ def build_report(run: RunData, *, observed_pairs: int | None = None, km_replicat
 def write_report(run_dir: Path, *, observed_pairs: int | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` (figures in ``report_figures/``)
     into a run or sweep folder; derived files, rewritten on every call, with the modes the
-    umask gives. Returns their paths."""
+    umask gives. Returns their paths. ``observed_pairs`` (a plain run) defaults to the
+    scenario's ``[checks] pairs``."""
     from sim.run.sweep_reporting import build_sweep_report, is_sweep_folder
 
     run_dir = Path(run_dir)
@@ -273,6 +274,8 @@ def write_report(run_dir: Path, *, observed_pairs: int | None = None) -> tuple[P
             raise PlotOptionError(f"{run_dir}: {run.replicates.sizes['condition']} grid points and no sweep summary "
                                   "(summary.nc with sweep_* attributes); a report covers a plain run or a "
                                   "`psmsim sweep` folder")
+        if observed_pairs is None:
+            observed_pairs = run.scenario.checks.pairs  # the scenario's [checks] pairs, if given
         report = build_report(run, observed_pairs=observed_pairs)
     figures_dir = run_dir / REPORT_FIGURES
     figures_dir.mkdir(exist_ok=True)

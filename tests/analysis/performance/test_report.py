@@ -81,29 +81,29 @@ def row_cells(text: str, block_title: str, cohort: str, endpoint: str) -> list[s
 def test_title_header_and_block_order(text):
     lines = text.splitlines()
     assert lines[0] == "psmsim summary: scenario synthetic, 200 replicates per condition, alpha = 0.05, root seed 7"
-    titles = [line for line in lines if line.startswith("Condition ")]
+    titles = [line for line in lines if ", method " in line]
     assert titles == [
-        "Condition 0 (hazard_ratio = 1.0), method paper",
-        "Condition 0 (hazard_ratio = 1.0), method recommended",
-        "Condition 1 (hazard_ratio = 0.6), method paper",
-        "Condition 1 (hazard_ratio = 0.6), method recommended",
+        "hazard_ratio = 1.0, method paper",
+        "hazard_ratio = 1.0, method recommended",
+        "hazard_ratio = 0.6, method paper",
+        "hazard_ratio = 0.6, method recommended",
     ]
     header = lines[lines.index(titles[0]) + 1]
     assert header == (
-        "cohort    endpoint   power LR       power Cox      bias (marg.)     coverage       "
+        "cohort    endpoint   power LR       power Cox      bias (marg.)     HR vs true             coverage       "
         "EmpSE   ModSE   events   Schoen.  Freed.   failed"
     )
     assert lines[lines.index(titles[0]) + 2] == "-" * len(header)
     table_rows = [line for line in lines if line.startswith(("full ", "matched "))]
     assert len(table_rows) == 16 and max(map(len, table_rows)) <= len(header)
-    assert text.endswith("the power columns are type-I error rates.\n")
+    assert text.endswith("conditional HR = the HR given the covariates (the model's treatment effect).\n")
     assert max(len(line) for line in text[text.index("Abbreviations:"):].splitlines()) <= 100
 
 
 def test_rows_show_the_summary_values(summary, text):
     for c, hazard_ratio in ((0, "1.0"), (1, "0.6")):
         for method in ("paper", "recommended"):
-            title = f"Condition {c} (hazard_ratio = {hazard_ratio}), method {method}"
+            title = f"hazard_ratio = {hazard_ratio}, method {method}"
             for cohort in ("full", "matched"):
                 for endpoint in ("pfs", "os"):
                     cell = summary.isel(condition=c).sel(
@@ -113,20 +113,23 @@ def test_rows_show_the_summary_values(summary, text):
                     assert cells[2] == f"{float(cell.power_logrank):.3f}±{float(cell.power_logrank_mcse):.3f}"
                     assert cells[3] == f"{float(cell.power_cox):.3f}±{float(cell.power_cox_mcse):.3f}"
                     assert cells[4] == f"{float(cell.bias_marginal):+.3f}±{float(cell.bias_marginal_mcse):.3f}"
-                    assert cells[5] == f"{float(cell.coverage_marginal):.3f}±{float(cell.coverage_marginal_mcse):.3f}"
-                    assert cells[6:11] == [f"{float(cell.emp_se):.3f}", f"{float(cell.mod_se):.3f}",
+                    hr = np.exp(float(cell.true_log_hr_marginal) + float(cell.bias_marginal))
+                    assert cells[5:8] == [f"{hr:.3f}±{hr * float(cell.bias_marginal_mcse):.3f}", "vs",
+                                          f"{np.exp(float(cell.true_log_hr_marginal)):.3f}"]
+                    assert cells[8] == f"{float(cell.coverage_marginal):.3f}±{float(cell.coverage_marginal_mcse):.3f}"
+                    assert cells[9:14] == [f"{float(cell.emp_se):.3f}", f"{float(cell.mod_se):.3f}",
                                            f"{float(cell.mean_events):.1f}",
                                            f"{float(cell.schoenfeld_power):.3f}",
                                            f"{float(cell.freedman_power):.3f}"]
                     failed = 1.0 - float(cell.status_rate.sel(status="ok"))
-                    assert cells[11] == f"{100 * failed:.1f}%"
+                    assert cells[14] == f"{100 * failed:.1f}%"
 
 
 def test_method_lines(summary, text):
     block = summary.isel(condition=1).sel({"method": "recommended"})
     lines = text.splitlines()
-    start = lines.index("Condition 1 (hazard_ratio = 0.6), method recommended")
-    pairs, balance, pattern = lines[start + 7:start + 10]
+    start = lines.index("hazard_ratio = 0.6, method recommended")
+    pairs, ps_line, balance, pattern = lines[start + 7:start + 11]
     assert pairs.startswith(
         f"  matched pairs: mean {float(block.n_pairs_mean):.1f}±{float(block.n_pairs_mean_mcse):.1f}"
         f" (SD {float(block.n_pairs_sd):.1f}; min {float(block.n_pairs_min):.0f},"
@@ -135,7 +138,8 @@ def test_method_lines(summary, text):
     expected = ", ".join(f"{name.replace('_', ' ')} {100 * float(rates.sel(status=name)):.1f}%"
                          for name in rates.status.values.tolist()
                          if name != "ok" and float(rates.sel(status=name)) > 0) or "all ok"
-    assert pairs.endswith(f"max {float(block.n_pairs_max):.0f}); PS model/matching: {expected}")
+    assert pairs.endswith(f"max {float(block.n_pairs_max):.0f})") and "reported" not in pairs
+    assert ps_line == f"  PS model/matching: {expected}"
     matched = block.sel(cohort="matched")
     assert balance.startswith("  balanced (max |SMD| < 0.1): full ")
     assert balance.endswith(f"matched {float(matched.balance_rate):.3f}±{float(matched.balance_rate_mcse):.3f}")
@@ -147,7 +151,7 @@ def test_method_lines(summary, text):
 
 def test_footer_explains_every_abbreviation(text):
     footer = text[text.index("Abbreviations:"):]
-    for abbreviation in ("±", "LR", "Cox", "bias (marg.)", "coverage", "EmpSE", "ModSE", "events",
+    for abbreviation in ("±", "±—", "LR", "Cox", "bias (marg.)", "HR vs true", "coverage", "EmpSE", "ModSE", "events",
                          "Schoen./Freed.", "failed", "NA", "*"):
         assert f"{abbreviation} =" in footer, abbreviation
 
@@ -167,6 +171,44 @@ def test_a_failed_cell_prints_na():
         replicates[name][where] = np.nan
     replicates["status"][where] = 3
     text = format_summary(summarise_run(replicates))
-    cells = row_cells(text, "Condition 1 (hazard_ratio = 0.6), method paper", "matched", "pfs")
-    assert cells[2:11] == ["NA"] * 9
-    assert cells[11] == "100.0%"
+    cells = row_cells(text, "hazard_ratio = 0.6, method paper", "matched", "pfs")
+    assert cells[2:12] == ["NA"] * 10
+    assert cells[12] == "100.0%"
+
+
+def test_true_values_per_condition_and_endpoint(summary, text):
+    lines = text.splitlines()
+    for c, hazard_ratio in ((0, "1.0"), (1, "0.6")):
+        start = lines.index(f"hazard_ratio = {hazard_ratio}: true values")
+        point = summary.isel(condition=c)
+        for k, endpoint in enumerate(("pfs", "os")):
+            at = point.sel(endpoint=endpoint)
+            assert lines[start + 1 + k] == (
+                f"  true {endpoint.upper()}: marginal HR in the treated (ATT) "
+                f"{np.exp(float(at.true_log_hr_marginal)):.3f}, conditional HR "
+                f"{np.exp(float(at.true_log_hr_conditional)):.3f}{' (of death after progression)' if endpoint == 'os' else ''}; "
+                f"true medians {float(at.true_median_treated):.2f} "
+                f"(treated) vs {float(at.true_median_control):.2f} (control) months")
+
+
+def test_a_plain_run_is_named_by_its_scenario_and_shows_the_reported_pairs():
+    replicates = small_replicates(np.random.default_rng(9), n_replicates=40).isel(condition=[1])
+    replicates = replicates.drop_vars("hazard_ratio")
+    summary = summarise_run(replicates)
+    text = format_summary(summary, observed_pairs=34)
+    assert "scenario synthetic, method paper" in text.splitlines()
+    assert "Condition" not in text
+    pairs = next(line for line in text.splitlines() if line.startswith("  matched pairs: mean"))
+    assert f"{float(summary.n_pairs_mean.isel(condition=0, method=0)):.1f}" in pairs
+    assert "; the study reported 34 (SD" in pairs
+
+
+def test_an_mcse_that_is_not_estimable_prints_a_dash():
+    replicates = small_replicates(np.random.default_rng(11), n_replicates=40)
+    replicates["p_logrank"][:] = 0.001  # every replicate rejects: power 1, MCSE 0
+    replicates["ps_status"][{"condition": 1, "method": 0, "replicate": slice(0, 20)}] = 1  # separation
+    text = format_summary(summarise_run(replicates))
+    cells = row_cells(text, "hazard_ratio = 0.6, method paper", "full", "pfs")
+    assert cells[2] == "1.000±—"
+    assert "±0.000" not in text
+    assert "separation 50.0% (some covariate value occurs in one arm only" in text

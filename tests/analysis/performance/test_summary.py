@@ -27,7 +27,8 @@ EXPECTED_DIMS = {
         "mean_events", "mean_allocation", "schoenfeld_power", "freedman_power",
     ],
     ("condition", "method", "cohort", "endpoint", "status"): ["status_rate"],
-    ("condition", "endpoint"): ["null_truth"],
+    ("condition", "endpoint"): ["null_truth", "true_log_hr_conditional", "true_log_hr_marginal",
+                                "true_median_treated", "true_median_control"],
     ("condition", "method", "status"): ["ps_status_rate"],
     ("condition", "method", "cohort"): ["balance_rate", "n_used_balance"],
     ("condition", "method"): [
@@ -57,6 +58,7 @@ def test_summary_variables_and_dims(summary):
             expected[name] = dims
     without_mcse = {
         "null_truth", "mean_allocation", "schoenfeld_power", "freedman_power",
+        "true_log_hr_conditional", "true_log_hr_marginal", "true_median_treated", "true_median_control",
         "median_treated_mean", "median_control_mean",
         *[f"n_pairs_{q}" for q in ("sd", "min", "q1", "median", "q3", "max")],
     }
@@ -71,6 +73,12 @@ def test_summary_variables_and_dims(summary):
     assert summary.status.values.tolist() == list(status_codes.STATUS_NAMES.values())
     assert summary.criterion.values.tolist() == list(summary_module.PAPER_PATTERN_CRITERIA)
     assert summary.hazard_ratio.dims == ("condition",)
+
+
+def test_summary_carries_the_truths(replicates, summary):
+    for name in ("true_log_hr_conditional", "true_log_hr_marginal", "true_median_treated", "true_median_control"):
+        np.testing.assert_array_equal(summary[name].transpose("condition", "endpoint").values,
+                                      replicates[name].transpose("condition", "endpoint").values)
 
 
 def cell(replicates, name, c, m, k, e):
