@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run describe test test-slow bench clean
+.PHONY: run describe test test-slow bench clean readme-numbers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml
 # resumes the same run folder (instant once finished).
 run: $(STAMP)
 	$(BIN)/psmsim run scenarios/liu2021.toml --replicates 2000 --out results/liu2021
-	$(BIN)/psmsim report results/liu2021 --observed-pairs 34
+	$(BIN)/psmsim report results/liu2021
+
+# After a change of scenarios/liu2021.toml or of the engine: rerun `make run`'s command and save
+# its summary where tests/sim/run/test_readme_numbers.py compares it with the README's excerpt;
+# then paste the printed lines the README quotes into its make-run block.
+readme-numbers: $(STAMP)
+	$(BIN)/psmsim run scenarios/liu2021.toml --replicates 2000 --out results/liu2021
+	cp results/liu2021/summary.nc tests/data/make_run/summary.nc
 
 describe: $(STAMP)
 	$(BIN)/psmsim describe scenarios/liu2021.toml

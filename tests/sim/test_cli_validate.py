@@ -81,7 +81,7 @@ def test_every_problem_of_a_file_is_printed_one_per_line(liu2021_path, tmp_path)
                      ("mean = 38.9, sd = 4.6", "mean = 38.9, sd = -4.6"),
                      ('["ast", "alt", 0.7]', '["ast", "alt_x", 0.7]'),
                      ("dropout_rate = 0.0", "dropuot_rate = 0.0"),
-                     ("caliper = 0.05\n", 'caliper = 0.05\nmatcher = "spss"\n'),
+                     ("caliper = 0.3\n", 'caliper = 0.05\nmatcher = "spss"\n'),
                      ("replicates = 2000", "replicates = 0")):
         assert text.count(old) == 1, old
         text = text.replace(old, new)

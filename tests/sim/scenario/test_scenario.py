@@ -145,8 +145,8 @@ def test_liu2021_analysis_and_simulation(liu2021: Scenario):
     assert set(liu2021.analysis.ps_covariates) <= set(liu2021.covariate_names)
     assert not {"tbil", "alb", "ast", "alt", "plt", "wbc", "pt"} & set(
         liu2021.analysis.ps_covariates)
-    assert liu2021.analysis.overrides == {"paper": {"caliper": 0.05}}
-    assert make_plan("paper", liu2021.analysis.overrides["paper"]).caliper == 0.05
+    assert liu2021.analysis.overrides == {"paper": {"caliper": 0.3}}
+    assert make_plan("paper", liu2021.analysis.overrides["paper"]).caliper == 0.3
     simulation = liu2021.simulation
     assert (simulation.replicates, simulation.seed, simulation.block_size) == (2000, 20210430,
                                                                                100)
@@ -536,7 +536,7 @@ def test_plan_option_tables_take_every_overridable_option():
 
 def test_unknown_test_rule_is_refused(liu2021_path):
     text = liu2021_path.read_text(encoding="utf-8").replace(
-        "caliper = 0.05\n", 'caliper = 0.05\ntest_rule = "chisq"\n')
+        "caliper = 0.3\n", 'caliper = 0.05\ntest_rule = "chisq"\n')
     with pytest.raises(ScenarioError, match="analysis.paper.test_rule: 'chisq' is not one of "
                                             "paper, pearson, yates, fisher"):
         parse_scenario(text)
