@@ -474,7 +474,10 @@ def report(run_dir: str, observed_pairs: int | None) -> None:
 from sim.cli_samplesize import samplesize as _samplesize  # noqa: E402
 
 main.add_command(_samplesize)
-main.add_command(__import__("sim.cli_check", fromlist=["check"]).check)
+
+from sim.cli_check import check as _check  # noqa: E402
+
+main.add_command(_check)
 
 if __name__ == "__main__":  # python -m sim.cli
     main()
