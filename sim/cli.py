@@ -20,6 +20,7 @@ import click
 import numpy as np
 
 from sim.cli_boundary import INPUT_ERROR_EXIT_CODE, Commands, check_output_file, check_output_folder  # noqa: F401
+from sim.cli_run import run_settings
 from sim.errors import PsmsimError
 from sim.scenario import Scenario, load_scenario
 
@@ -247,10 +248,10 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, meth
 
 @main.command()
 @click.argument("scenario", metavar="SCENARIO")
-@click.option("--replicates", type=click.IntRange(min=1), help="Replicates [default: the scenario's].")
-@click.option("--seed", type=click.IntRange(min=0), help="Root seed [default: the scenario's].")
-@click.option("--jobs", type=int, default=-1, show_default=True, help="Workers; -1 = all cores.")
-@click.option("--block-size", type=click.IntRange(min=1), help="Replicates per block [default: the scenario's].")
+@click.option("--replicates", type=int, help="Replicates, 1 to 1000000 [default: the scenario's].")
+@click.option("--seed", type=int, help="Root seed, 0 to 2**63 - 1 [default: the scenario's].")
+@click.option("--jobs", type=int, default=-1, show_default=True, help="Workers; -1 = all cores (at most the cores).")
+@click.option("--block-size", type=int, help="Replicates per block, 1 to 10000 [default: the scenario's].")
 @click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
 @click.option("--scheduler", help="Dask scheduler address (default: a LocalCluster on 127.0.0.1).")
 @click.option("--out", "out", type=click.Path(file_okay=False),
@@ -273,10 +274,7 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
     """
     from sim.run.orchestrate import run_scenario
 
-    if jobs == 0 or jobs < -1:
-        raise PsmsimError(f"--jobs {jobs}: must be a positive number of workers or -1 for all cores")
-    if scheduler and backend != "dask":
-        raise PsmsimError("--scheduler: only used with --backend dask")
+    jobs = run_settings(replicates, seed, block_size, jobs, backend, scheduler)
     loaded = load_scenario(scenario)
     _print_warnings(loaded)
     check_output_folder(Path(out) if out else Path("results") / loaded.name, "--out")
@@ -293,10 +291,10 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
 @main.command()
 @click.argument("scenario", metavar="SCENARIO")
 @click.argument("sweep_file", metavar="SWEEP")
-@click.option("--replicates", type=click.IntRange(min=1), help="Replicates per grid point [default: the sweep's, else the scenario's].")
-@click.option("--seed", type=click.IntRange(min=0), help="Root seed [default: the scenario's].")
-@click.option("--jobs", type=int, default=-1, show_default=True, help="Workers; -1 = all cores.")
-@click.option("--block-size", type=click.IntRange(min=1), help="Replicates per block [default: the sweep's, else the scenario's].")
+@click.option("--replicates", type=int, help="Replicates per grid point, 1 to 1000000 [default: the sweep's, else the scenario's].")
+@click.option("--seed", type=int, help="Root seed, 0 to 2**63 - 1 [default: the scenario's].")
+@click.option("--jobs", type=int, default=-1, show_default=True, help="Workers; -1 = all cores (at most the cores).")
+@click.option("--block-size", type=int, help="Replicates per block, 1 to 10000 [default: the sweep's, else the scenario's].")
 @click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
 @click.option("--scheduler", help="Dask scheduler address (default: a LocalCluster on 127.0.0.1).")
 @click.option("--out", "out", type=click.Path(file_okay=False),
@@ -324,10 +322,7 @@ def sweep(scenario: str, sweep_file: str, replicates: int | None, seed: int | No
     """
     from sim.run.sweep_run import run_sweep
 
-    if jobs == 0 or jobs < -1:
-        raise PsmsimError(f"--jobs {jobs}: must be a positive number of workers or -1 for all cores")
-    if scheduler and backend != "dask":
-        raise PsmsimError("--scheduler: only used with --backend dask")
+    jobs = run_settings(replicates, seed, block_size, jobs, backend, scheduler)
     if out:
         check_output_folder(Path(out), "--out")
     outcome = run_sweep(Path(scenario), Path(sweep_file), replicates=replicates, seed=seed,

@@ -97,6 +97,8 @@ def run_scenario(
         backend=backend,
         scheduler=scheduler,
         quiet=quiet,
+        size_field=(f"--replicates {replicates}" if replicates
+                    else f"simulation.replicates = {settings.replicates}"),
     )
     conditions = iter_conditions([scenario])
     identity = run_identity(conditions, config, PSMSIM_VERSION)

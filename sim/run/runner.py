@@ -9,13 +9,21 @@ seed, block size, c, b), and results are bit-identical whatever the number of wo
 backend, the order blocks finish in, or an interruption and resume (O'Neill 2015 PCG streams;
 NumPy "Parallel random number generation" guide: spawn keys, never ``seed + i``).
 
-Only this module knows about workers and progress; :mod:`sim.run.store` owns the disk.
+Blocks are enumerated lazily and handed to the workers a few at a time, so no step holds a
+list of a million tasks. The first pending block is computed here, alone, and timed: a large
+run prints its estimated time, disk (and, where the blocks are combined in memory, memory)
+before the rest starts, and one that cannot fit in memory is refused (:mod:`sim.run.scale`).
+The pools themselves (loky, Dask; ``--jobs`` capped at the cores; workers that die with their
+parent; shut down before returning) are :mod:`sim.run.workers`; :mod:`sim.run.store` owns the
+disk.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
@@ -24,14 +32,11 @@ import xarray as xr
 from sim.errors import PsmsimError
 from sim.run import identity
 from sim.run.results import block_dataset, combine_blocks
+from sim.run.scale import RunScale
 from sim.run.store import BlockKey, BlockWriter, RunFolder
+from sim.run.workers import BackendError, run_dask, run_loky, worker_count
 
 Backend = Literal["loky", "dask"]
-
-
-class BackendError(PsmsimError):
-    """The parallel backend cannot be used (e.g. dask not installed, scheduler unreachable)."""
-
 
 class BlockFailedError(PsmsimError):
     """A whole block raised: a bug, not a degenerate replicate (those are data)."""
@@ -60,6 +65,7 @@ class RunConfig:
     backend: Backend = "loky"
     scheduler: str | None = None
     quiet: bool = False
+    size_field: str = "replicates"
 
 
 @dataclass(frozen=True)
@@ -73,13 +79,12 @@ class BlockTask:
     methods: tuple[str, ...]
 
 
-def block_keys(n_conditions: int, replicates: int, block_size: int) -> list[BlockKey]:
-    """All blocks of a run, condition-major; the last block of a condition may be short."""
-    keys = []
+def block_keys(n_conditions: int, replicates: int, block_size: int) -> Iterator[BlockKey]:
+    """All blocks of a run, condition-major, lazily (a run never needs all its keys at once to
+    compute them); the last block of a condition may be short."""
     for condition in range(n_conditions):
         for block, start in enumerate(range(0, replicates, block_size)):
-            keys.append(BlockKey(condition, block, start, min(block_size, replicates - start)))
-    return keys
+            yield BlockKey(condition, block, start, min(block_size, replicates - start))
 
 
 def block_rng(root_seed: int, key: BlockKey, stream: int) -> np.random.Generator:
@@ -112,80 +117,46 @@ def run_identity(conditions: Sequence[Condition], config: RunConfig, version: st
                                  methods=config.methods, version=version)
 
 
-def _run_loky(work: Callable, tasks: list[BlockTask], jobs: int, write: BlockWriter) -> Iterator[BlockTask]:
-    from joblib import Parallel, delayed
-
-    if jobs == 1:
-        for task in tasks:
-            yield _computed(work, task, write)
-        return
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(_computed)(work, task, write) for task in tasks)
-
-
-def _computed(work: Callable, task: BlockTask, write: BlockWriter) -> BlockTask:
-    """Compute one block and write it into the run folder, in the worker: only the task goes
-    back to the parent, so neither it nor a Dask client ever holds a block's results."""
+def _compute(work: Callable, task: BlockTask) -> xr.Dataset:
     try:
-        dataset = work(task)
+        return work(task)
     except Exception as exc:  # a bug in a whole block: report which block, keep the others
         raise BlockFailedError(
             f"block {task.key.block} of condition {task.key.condition} failed: "
             f"{type(exc).__name__}: {exc}. Finished blocks are kept; fix the cause and rerun "
             "the same command to resume"
         ) from exc
-    write(task.key, dataset)  # an OSError (full disk, ...) propagates as itself
+
+
+def _computed(work: Callable, write: BlockWriter, task: BlockTask) -> BlockTask:
+    """Compute one block and write it into the run folder, in the worker: only the task goes
+    back to the parent, so neither it nor a Dask client ever holds a block's results."""
+    write(task.key, _compute(work, task))  # an OSError (full disk, ...) propagates as itself
     return task
 
 
-def _run_dask(
-    work: Callable, tasks: list[BlockTask], jobs: int, scheduler: str | None, write: BlockWriter
-) -> Iterator[BlockTask]:
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise BackendError(
-            "--backend dask: dask.distributed is not installed; install it with "
-            "`pip install 'psmsim[dask]'` or use --backend loky"
-        ) from None
-    cluster = None
-    try:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout="10s")
-            except (OSError, TimeoutError) as exc:
-                raise BackendError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
-        else:
-            workers = jobs if jobs > 0 else None
-            cluster = LocalCluster(
-                host="127.0.0.1", n_workers=workers, threads_per_worker=1,
-                processes=True, dashboard_address=None,
-            )
-            client = Client(cluster)
-        # While a distributed client is the default scheduler, xarray would take a cluster-wide
-        # lock to write netCDF in this process (the combined files): synchronously instead.
-        import dask
-
-        with client, dask.config.set(scheduler="synchronous"):
-            # Workers write their blocks into the run folder (on a cluster: a folder every
-            # worker and this client see) and return only the task; each future is released
-            # as soon as it is done.
-            futures = client.map(_computed, [work] * len(tasks), tasks, [write] * len(tasks), pure=False)
-            for future in as_completed(futures):
-                task = future.result()
-                future.release()
-                yield task
-    finally:
-        if cluster is not None:
-            cluster.close()
+def _run_keys(counts: Sequence[int], block_size: int) -> Iterator[BlockKey]:
+    """The blocks of conditions with ``counts`` replicates each, condition-major, lazily."""
+    for condition, count in enumerate(counts):
+        for key in block_keys(1, count, block_size):
+            yield BlockKey(condition, key.block, key.start, key.size)
 
 
-def _progress(total: int, done: int, quiet: bool):
+def _progress(total: int, quiet: bool):
     from tqdm import tqdm
 
     disable = quiet or not sys.stderr.isatty()
-    return tqdm(total=total, initial=done, unit="rep", desc="replicates", disable=disable,
+    return tqdm(total=total, unit="rep", desc="replicates", disable=disable,
                 dynamic_ncols=True, smoothing=0.1)
+
+
+def _pending(folder: RunFolder, keys: Iterable[BlockKey], bar) -> Iterator[BlockKey]:
+    """The keys of unfinished blocks, lazily; finished ones advance the progress bar."""
+    for key in keys:
+        if folder.is_finished(key):
+            bar.update(key.size)
+        else:
+            yield key
 
 
 def compute_blocks(
@@ -195,9 +166,15 @@ def compute_blocks(
     folder: RunFolder,
     *,
     work: Callable[[BlockTask], xr.Dataset] = simulate_block,
+    in_memory: bool = False,
     replicates: Sequence[int] | None = None,
 ) -> list[BlockKey]:
     """Compute every unfinished block of the run and write each as it finishes.
+
+    The first pending block is computed in this process and timed (:class:`RunScale`): a
+    large run prints its estimate on stderr before the rest starts; with ``in_memory`` (the
+    caller combines every block in memory) a run too big for this machine's memory is
+    refused, naming ``config.size_field``.
 
     Parameters
     ----------
@@ -214,28 +191,43 @@ def compute_blocks(
         Every block of the run, condition-major (all finished now), for the caller to read
         one at a time.
     """
-    counts = [config.replicates] * len(conditions) if replicates is None else list(replicates)
-    keys = [BlockKey(condition, key.block, key.start, key.size)
-            for condition, count in enumerate(counts) for key in block_keys(1, count, config.block_size)]
-    pending = folder.pending(keys)
-    tasks = [
-        BlockTask(key, config.seed, conditions[key.condition].scenario,
-                  calibrations[key.condition], tuple(config.methods))
-        for key in pending
-    ]
-    total = sum(counts)
-    done = total - sum(task.key.size for task in tasks)
-    write = folder.block_writer()
-    if config.backend == "dask":
-        stream = _run_dask(work, tasks, config.jobs, config.scheduler, write)
-    elif config.backend == "loky":
-        stream = _run_loky(work, tasks, config.jobs, write)
-    else:
+    if config.backend not in ("loky", "dask"):
         raise BackendError(f"--backend {config.backend!r}: not one of loky, dask")
-    with _progress(total, done, config.quiet) as bar:
-        for task in stream:
-            bar.update(task.key.size)
-    return keys
+    jobs, _ = worker_count(config.jobs)
+    counts = [config.replicates] * len(conditions) if replicates is None else list(replicates)
+    total = sum(counts)
+    to_do = max(0, total - folder.count_checksums())
+    write = folder.block_writer()
+
+    def task(key: BlockKey) -> BlockTask:
+        return BlockTask(key, config.seed, conditions[key.condition].scenario,
+                         calibrations[key.condition], tuple(config.methods))
+
+    with _progress(total, config.quiet) as bar:
+        pending = _pending(folder, _run_keys(counts, config.block_size), bar)
+        first = next(pending, None)
+        if first is not None:  # computed here, alone, and timed before the rest starts
+            started = time.perf_counter()
+            dataset = _compute(work, task(first))
+            seconds = time.perf_counter() - started
+            written = write(first, dataset)
+            bar.update(first.size)
+            scale = RunScale(first.size, seconds, written, int(dataset.nbytes), max(to_do, first.size),
+                             total, jobs, in_memory=in_memory)
+            scale.check(config.size_field)
+            if scale.is_large:
+                bar.write(f"note: {scale.describe()}", file=sys.stderr)
+        tasks = (task(key) for key in pending)
+        keyed = partial(_computed, work, write)
+        if config.backend == "dask":
+            stream = run_dask(keyed, tasks, jobs, config.scheduler)
+        elif jobs == 1:
+            stream = (keyed(t) for t in tasks)
+        else:
+            stream = run_loky(keyed, tasks, jobs)
+        for done in stream:
+            bar.update(done.key.size)
+    return list(_run_keys(counts, config.block_size))
 
 
 def run_simulation(
@@ -258,7 +250,8 @@ def run_simulation(
     replicates : per condition, its replicate count (:func:`compute_blocks`); a condition with
         fewer replicates than others is padded (:func:`sim.run.results.combine_blocks`).
     """
-    keys = compute_blocks(conditions, calibrations, config, folder, work=work, replicates=replicates)
+    keys = compute_blocks(conditions, calibrations, config, folder, work=work, in_memory=True,
+                          replicates=replicates)
     blocks = [folder.read_block(key) for key in keys]
     grid = [dict(c.fields) for c in conditions]
     return combine_blocks(blocks, truths=truths, grid=grid, attrs=attrs)

@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from sim.errors import ScenarioError
 from sim.scenario.messages import ISSUE, problems_from
+from sim.scenario.schema.analysis import MAX_BLOCK_SIZE, MAX_REPLICATES, MAX_SEED
 from sim.scenario.schema.common import IntRange
 from sim.run.sweep_design import (
     Factor,
@@ -78,15 +79,16 @@ class SweepSettings(_Table):
                                "comparisons, and/or/not)")
     common_random_numbers: bool = Field(True, description="every grid point uses the same block "
                                         "seeds, so differences between points are paired")
-    replicates: Annotated[int, IntRange(1)] | None = Field(None, description="replicates per grid point "
-                                   "(default: the scenario's)")
-    block_size: Annotated[int, IntRange(1)] | None = Field(None, description="replicates per block (default: the "
-                                   "scenario's)")
+    replicates: Annotated[int, IntRange(1, MAX_REPLICATES, why="as [simulation] replicates")] | None = Field(
+        None, description="replicates per grid point, 1 to 1000000 (default: the scenario's)")
+    block_size: Annotated[int, IntRange(1, MAX_BLOCK_SIZE, why="a block is held in memory whole")] | None = Field(
+        None, description="replicates per block, 1 to 10000 (default: the scenario's)")
     trajectories: Annotated[int, IntRange(2)] | None = Field(None, description="morris: number of trajectories")
     levels: Annotated[int, IntRange(2)] = Field(4, description="morris: grid levels of each range (even)")
     base_samples: Annotated[int, IntRange(2)] | None = Field(None, description="sobol: base sample size N "
                                      "(a power of 2); N (D + 2) points")
-    seed: Annotated[int, IntRange(0)] = Field(1, description="morris/sobol: seed of the sample")
+    seed: Annotated[int, IntRange(0, MAX_SEED, why="as [simulation] seed")] = Field(
+        1, description="morris/sobol: seed of the sample, 0 to 2**63 - 1")
     surface: list[str] | None = Field(None, min_length=2, max_length=2, description="factorial "
                                       "unmeasured-confounder sweep: the factors of U's prevalence "
                                       "difference and U's log-HR, for the bias surface")

@@ -39,6 +39,7 @@ from sim.errors import ScenarioError
 from sim.run.sweep_precision import McseTargetError
 from sim.run.results import block_dataset
 from sim.run.runner import BlockTask, RunConfig, block_rng, iter_conditions, run_identity, run_simulation
+from sim.run.scale import RunScaleError
 from sim.run.store import BlockKey, RunFolder
 from sim.run.sweep_design import SweepDesign
 from sim.run.sweep_file import SweepFile, base_document, build_design, load_sweep
@@ -46,6 +47,9 @@ from sim.run.sweep_points import SweepLayout, point_scenario, sweep_layout
 
 __all__ = ["SweepCell", "SweepRun", "simulate_sweep_block", "prepare_sweep", "point_dataset",
            "crossed", "run_sweep", "point_summary"]
+
+#: The most cohorts (conditions × replicates per condition) one sweep may draw.
+MAX_SWEEP_REPLICATES = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -258,12 +262,21 @@ def run_sweep(
     run = prepare_sweep(Path(scenario_path), Path(sweep_path))
     base = run.cells[0].scenario
     settings = base.simulation
+    per_point = replicates or run.sweep.sweep.replicates or settings.replicates
+    field = (f"--replicates {replicates}" if replicates else f"sweep.replicates = {per_point}"
+             if run.sweep.sweep.replicates else f"simulation.replicates = {per_point}")
+    n = len(run.cells)
+    if n * per_point > MAX_SWEEP_REPLICATES:
+        raise RunScaleError(
+            f"{field}: {n} condition{'s' if n > 1 else ''} × {per_point} replicates = "
+            f"{n * per_point:,} cohorts, more than the {MAX_SWEEP_REPLICATES:,} a sweep can finish "
+            "(about a day at 100 per second); use fewer replicates or grid points")
     config = RunConfig(
-        replicates=replicates or run.sweep.sweep.replicates or settings.replicates,
+        replicates=per_point,
         seed=settings.seed if seed is None else seed,
         block_size=block_size or run.sweep.sweep.block_size or settings.block_size,
         methods=tuple(label for label, _ in run.cells[0].plans),
-        jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet,
+        jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet, size_field=field,
     )
     cap = max_replicates or 10 * config.replicates
     if targets:

@@ -14,6 +14,8 @@ from click.testing import CliRunner
 
 from sim.cli import main
 from sim.run.store import FolderLock
+from sim.run.workers import machine_cores
+from tests.sim.processes import alive, children, needs_proc
 
 ROOT = Path(__file__).resolve().parents[2]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
@@ -36,12 +38,14 @@ def strip_time(ds):
     return ds
 
 
+@needs_proc
 def test_two_runs_on_one_folder_at_once_the_second_is_refused(tmp_path):
     """The first run is paused (SIGSTOP) once it holds the lock, so the second surely starts
-    while the first is mid-run; it is then resumed (SIGCONT) and must finish intact."""
+    while the first is mid-run; it is then resumed (SIGCONT) and must finish intact, with its
+    --jobs capped at the cores and no worker alive one second after it returns."""
     out = tmp_path / "F"
-    args = ["run", str(LIU2021), "--replicates", "8", "--block-size", "4", "--jobs", "1", "--quiet"]
-    first = subprocess.Popen(COMMAND + args + ["--out", str(out)], stdout=subprocess.PIPE,
+    args = ["run", str(LIU2021), "--replicates", "8", "--block-size", "2", "--quiet"]
+    first = subprocess.Popen(COMMAND + args + ["--jobs", "1000", "--out", str(out)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and first.poll() is None:
@@ -50,7 +54,7 @@ def test_two_runs_on_one_folder_at_once_the_second_is_refused(tmp_path):
         time.sleep(0.01)
     first.send_signal(signal.SIGSTOP)
     # without --force it is refused too (tests/sim/run/test_store.py, in one process)
-    second = subprocess.run(COMMAND + args + ["--seed", "2", "--force", "--out", str(out)],
+    second = subprocess.run(COMMAND + args + ["--jobs", "1", "--seed", "2", "--force", "--out", str(out)],
                             capture_output=True, timeout=60)
     assert second.returncode == 2
     assert one_line_error(second.stderr.decode()) == (
@@ -58,14 +62,25 @@ def test_two_runs_on_one_folder_at_once_the_second_is_refused(tmp_path):
         "wait for it to finish or choose another folder")
     assert first.poll() is None, "the first run ended before the second could be started"
     first.send_signal(signal.SIGCONT)
-    _, err = first.communicate(timeout=120)
+    workers, deadline = set(), time.monotonic() + 120
+    while first.poll() is None and time.monotonic() < deadline:
+        workers |= children(first.pid)
+        time.sleep(0.05)
+    _, err = first.communicate(timeout=10)
     assert first.returncode == 0, err.decode()
+    cores = machine_cores()
+    assert err.decode().splitlines()[0] == (
+        f"warning: --jobs 1000: this machine has {cores} core{'s' if cores > 1 else ''}; using {cores} "
+        f"worker{'s' if cores > 1 else ''}")
+    assert workers or cores == 1, "no worker process was seen"
+    time.sleep(1)
+    assert alive(workers) == set(), "workers still alive one second after `psmsim run` returned"
     ds = xr.load_dataset(out / "replicates.nc", engine="h5netcdf")
     assert ds.attrs["root_seed"] == 20210430 and ds.sizes["replicate"] == 8
     identity = json.loads((out / "run.json").read_text())
     assert identity["root_seed"] == 20210430
     ids = {p.read_text().split()[1] for p in (out / "blocks").glob("*.sha256")}
-    assert len(list((out / "blocks").glob("*.npz"))) == 2 and len(ids) == 1
+    assert len(list((out / "blocks").glob("*.npz"))) == 4 and len(ids) == 1
 
 
 def test_force_keeps_files_psmsim_did_not_write(tmp_path):

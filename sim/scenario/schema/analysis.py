@@ -219,6 +219,8 @@ class AnalysisTable(FileTable):
 #: The largest seed: it must fit numpy's SeedSequence and the run's netCDF attribute, a signed
 #: 64-bit integer.
 MAX_SEED = 2**63 - 1
+#: The most replicates of one run (per grid point of a sweep) and per block.
+MAX_REPLICATES, MAX_BLOCK_SIZE = 1_000_000, 10_000
 
 
 class SimulationTable(FileTable):
@@ -226,14 +228,14 @@ class SimulationTable(FileTable):
     about 100 replicates per second on 2 cores; calibration takes about 20 microseconds and
     the true estimands about 20 microseconds per patient)."""
 
-    replicates: Annotated[int, IntRange(1, 1_000_000, why=(
+    replicates: Annotated[int, IntRange(1, MAX_REPLICATES, why=(
         "a million replicates of the paper's scenario take hours and a gigabyte of results; "
         "run several seeds for more"))] = Field(1000, description="replicates, 1 to 1000000")
     seed: Annotated[int, IntRange(0, MAX_SEED, why=(
         "the seed must fit a signed 64-bit integer (numpy's SeedSequence and the netCDF "
         "attribute)"))] = Field(
         1, description="root seed of the run's SeedSequence, 0 to 2**63 - 1")
-    block_size: Annotated[int, IntRange(1, 10_000, why=(
+    block_size: Annotated[int, IntRange(1, MAX_BLOCK_SIZE, why=(
         "a block is held in memory whole"))] = Field(
         100, description="replicates per block, 1 to 10000 (part of the run's identity)")
     calibration_patients: Annotated[int, IntRange(1000, 10_000_000, why=(

@@ -11,7 +11,7 @@ from tests.sim.fake_blocks import fake_work
 
 
 def _blocks(n_conditions, replicates, block_size, *, seed=7):
-    keys = block_keys(n_conditions, replicates, block_size)
+    keys = list(block_keys(n_conditions, replicates, block_size))
     blocks = {}
     for key in keys:
         block = fake_work(BlockTask(key, seed, None, None, ("paper", "recommended")))

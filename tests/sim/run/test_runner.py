@@ -35,7 +35,7 @@ def strip_time(ds):
 
 
 def test_block_keys_cover_every_replicate_once():
-    keys = block_keys(2, 23, 5)
+    keys = list(block_keys(2, 23, 5))
     assert [k.size for k in keys if k.condition == 0] == [5, 5, 5, 5, 3]
     starts = sorted((k.condition, s) for k in keys for s in range(k.start, k.start + k.size))
     assert starts == [(c, r) for c in range(2) for r in range(23)]

@@ -29,7 +29,7 @@ values = [1.0, 0.5]
     (VALID.replace('path = "outcome.treatment.hazard_ratio"', 'path = "outcome..x"'), "factors.hr: outcome..x"),
     (VALID.replace('design = "factorial"', 'design = "morris"'), "needs trajectories"),
     (VALID.replace('design = "factorial"', 'design = "sobol"\nbase_samples = 4'), "factors.hr: design 'sobol' needs a range"),
-    (VALID.replace('name = "hr"', 'name = "hr"\nreplicates = 0'), "sweep.replicates: 0 is too small (allowed: an integer >= 1)"),
+    (VALID.replace('name = "hr"', 'name = "hr"\nreplicates = 0'), "sweep.replicates: 0 is too small (allowed: an integer 1 to 1000000)"),
     (VALID.replace("[factors.hr]", '[factors."bad name"]'), "must be an identifier"),
     ("[sweep\n", "invalid TOML"),
 ])
