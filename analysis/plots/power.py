@@ -5,6 +5,9 @@ with its ±1.96 MCSE band, beside the Schoenfeld and Freedman powers at the simu
 (the summary's ``schoenfeld_power``, ``freedman_power``), the target power and, when given, the
 sample-size solution with its confidence interval. Input: a summary Dataset whose ``condition``
 dim has a numeric coordinate (e.g. the patients per arm), or a one-dim factorial summary.
+:func:`plot_samplesize_curve` draws the same for the answer of ``psmsim samplesize``
+(``samplesize.nc``): every evaluated value with its MCSE, the fitted probit curve with its band,
+Schoenfeld and Freedman at the simulated events and the answer with its CI.
 
 References
 ----------
@@ -21,13 +24,14 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
+from analysis.performance.analytic_power import freedman_power, schoenfeld_power
 from analysis.plots.grid import grid_conditions, short_names
 from analysis.plots.style import (
-    COHORT_NAMES, ENDPOINT_NAMES, NOMINAL_COLOUR, TRUTH_COLOUR, Z_95, axes_or_new, legend_below, method_colour,
-    select_method,
+    COHORT_NAMES, ENDPOINT_NAMES, METHOD_COLOURS, NOMINAL_COLOUR, TRUTH_COLOUR, Z_95, axes_or_new, legend_below,
+    method_colour, select_method,
 )
 
-__all__ = ["TESTS", "plot_power_curve"]
+__all__ = ["TESTS", "plot_power_curve", "plot_samplesize_curve"]
 
 #: Test name → summary variable.
 TESTS = {"logrank": "power_logrank", "cox": "power_cox"}
@@ -133,6 +137,93 @@ def plot_power_curve(
     ax.set_xlabel(name)
     ax.set_ylabel(f"Power: share of replicates with p < {alpha:g}")
     ax.set_title(f"Power of the {_TEST_NAMES[test]}, {ENDPOINT_NAMES[endpoint]} {COHORT_NAMES[cohort]}", fontsize=10)
+    ax.grid(True, alpha=0.25, linewidth=0.6)
+    legend_below(ax, ncol=2)
+    return ax
+
+
+_SOLVE_LABELS = {
+    "n": "Patients n",
+    "follow_up": "Follow-up after accrual (months)",
+    "accrual_rate": "Accrual rate (patients per month)",
+}
+
+
+def plot_samplesize_curve(result: xr.Dataset, *, ax=None):
+    """The power curve of a sample-size search (``samplesize.nc``, ``docs/results_schema.md``).
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        ``point`` (candidate values) with ``point_power``, ``point_power_mcse``,
+        ``point_events``; ``curve_value`` with the fitted probit curve ``curve_power`` and its
+        CI; scalars ``solution`` (+ ``_lower``, ``_upper``), ``true_hazard_ratio``,
+        ``allocation``, ``schoenfeld_n``, ``freedman_n``; attributes ``target_power``,
+        ``alpha``, ``solve``, ``design``, ``endpoint``, ``test``, ``method``.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        An errorbar container ``"simulated (±1.96 Monte Carlo SE)"`` (x = candidates, y =
+        ``point_power``); the fitted curve (``gid`` ``"fit"``) and its band (``gid``
+        ``"fit-band"``); Schoenfeld's and Freedman's powers at each candidate's simulated
+        events (``gid`` ``"schoenfeld"``, ``"freedman"``); with ``solve = n`` their n as
+        vertical marks (``gid`` ``"schoenfeld-n"``, ``"freedman-n"``); the target line; the
+        solution as a vertical line (``gid`` ``"solution"``) over its CI (a span,
+        ``gid`` ``"solution-band"``) or, without one, a note.
+    """
+    attrs = result.attrs
+    alpha = float(attrs.get("alpha", 0.05))
+    target = float(attrs.get("target_power", 0.8))
+    solve = str(attrs.get("solve", "n"))
+    ax = axes_or_new(ax)
+    x = result.point.values.astype(float)
+    order = np.argsort(x)
+    x = x[order]
+    power = result.point_power.values.astype(float)[order]
+    half = Z_95 * result.point_power_mcse.values.astype(float)[order]
+    colour = METHOD_COLOURS[0]
+    if result.sizes.get("curve_value", 0):
+        grid = result.curve_value.values.astype(float)
+        ax.fill_between(grid, result.curve_power_lower.values, result.curve_power_upper.values, color=colour,
+                        alpha=0.18, linewidth=0, gid="fit-band", label="_fit band")
+        ax.plot(grid, result.curve_power.values, color=colour, linewidth=1.8, gid="fit",
+                label="probit fit to every replicate (band: 95% CI)")
+    ax.errorbar(x, power, yerr=half, fmt="o", color=colour, markersize=4.5, capsize=3, elinewidth=1.1,
+                label="simulated at each candidate (±1.96 Monte Carlo SE)")
+    hr = float(result.true_hazard_ratio)
+    share = float(result.allocation) if "allocation" in result else 0.5
+    events = result.point_events.values.astype(float)[order]
+    ax.plot(x, schoenfeld_power(events, hr, allocation=share, alpha=alpha), color=NOMINAL_COLOUR, linestyle="--",
+            linewidth=1.2, gid="schoenfeld", label="Schoenfeld at the simulated events")
+    ax.plot(x, freedman_power(events, hr, ratio=share / (1.0 - share), alpha=alpha), color=NOMINAL_COLOUR,
+            linestyle=":", linewidth=1.4, gid="freedman", label="Freedman at the simulated events")
+    if solve == "n":
+        for name, style in (("schoenfeld", "--"), ("freedman", ":")):
+            value = float(result[f"{name}_n"])
+            if np.isfinite(value):
+                ax.axvline(value, ymax=0.06, color=NOMINAL_COLOUR, linestyle=style, linewidth=2.0, gid=f"{name}-n",
+                           label=f"{name.capitalize()}'s n {value:.0f}")
+    ax.axhline(target, color=TRUTH_COLOUR, linestyle="-.", linewidth=1.0, label=f"target power {target:g}")
+    solution = float(result.solution)
+    label = _SOLVE_LABELS.get(solve, solve)
+    if np.isfinite(solution):
+        lower, upper = float(result.solution_lower), float(result.solution_upper)
+        ax.axvspan(lower, upper, color="#999999", alpha=0.3, linewidth=0, gid="solution-band", label="_solution band")
+        digits = 0 if solve == "n" else 1
+        ax.axvline(solution, color=TRUTH_COLOUR, linewidth=1.4, gid="solution",
+                   label=f"answer: {solution:.{digits}f} (95% CI {lower:.{digits}f}–{upper:.{digits}f})")
+    else:
+        ax.text(0.02, 0.96, f"no value in the searched range reaches {100 * target:.0f}% power",
+                transform=ax.transAxes, fontsize=8, va="top", gid="no-answer")
+    ax.set_ylim(0.0, 1.0)
+    design = {"rct": "randomised trial", "psm": "PSM study (n before matching)"}.get(str(attrs.get("design")), "")
+    ax.set_xlabel(label + (f", {design}" if design and solve == "n" else ""))
+    test = {"logrank": "log-rank test", "cox": "Cox Wald test"}.get(str(attrs.get("test", "logrank")), "test")
+    ax.set_ylabel(f"Power of the {test} (p < {alpha:g})")
+    endpoint = ENDPOINT_NAMES.get(str(attrs.get("endpoint", "pfs")), str(attrs.get("endpoint", "")))
+    ax.set_title(f"Sample-size search: {endpoint}, {attrs.get('method', '')} plan, true HR {hr:.2f}", fontsize=10)
     ax.grid(True, alpha=0.25, linewidth=0.6)
     legend_below(ax, ncol=2)
     return ax

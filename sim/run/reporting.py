@@ -166,7 +166,8 @@ def plot_run(run_dir: Path, kind: str, *, method: str | None = None, endpoint: s
     Parameters
     ----------
     kind : one of :data:`PLOT_KINDS` (a run, or one grid point of a sweep with a condition
-        dim) or of :data:`sim.run.sweep_reporting.SWEEP_PLOT_KINDS` (a sweep folder; with
+        dim), ``power`` for a sample-size folder (its ``samplesize.nc``), or of
+        :data:`sim.run.sweep_reporting.SWEEP_PLOT_KINDS` (a sweep folder; with
         ``measure`` and, for ``power``, ``factor``: :func:`~sim.run.sweep_reporting.sweep_figure`).
     method : analysis method (default the scenario's plan).
     endpoint, cohort : the cell of ``hr-distribution`` and ``zip``.
@@ -175,8 +176,14 @@ def plot_run(run_dir: Path, kind: str, *, method: str | None = None, endpoint: s
     observed_pairs : the published number of pairs marked on ``pairs``.
     fmt : ``png`` or ``svg``.
     """
+    from sim.run.samplesize_reporting import is_samplesize_folder, samplesize_figure
     from sim.run.sweep_reporting import SWEEP_PLOT_KINDS, sweep_figure
 
+    if is_samplesize_folder(run_dir):
+        if kind != "power":
+            raise PlotOptionError(f"--kind {kind}: {run_dir} is a sample-size search; its figure is --kind power")
+        figure, stem = samplesize_figure(run_dir)
+        return RunFigure(figure_bytes(figure, fmt=fmt), Path(run_dir) / FIGURE_FOLDER / f"{stem}.{fmt}")
     if kind in SWEEP_PLOT_KINDS:
         figure, stem = sweep_figure(run_dir, kind, measure=measure, method=method, endpoint=endpoint, cohort=cohort,
                                     factor=factor)
@@ -263,10 +270,13 @@ def write_report(run_dir: Path, *, observed_pairs: int | None = None) -> tuple[P
     into a run or sweep folder; derived files, rewritten on every call, with the modes the
     umask gives. Returns their paths. ``observed_pairs`` (a plain run) defaults to the
     scenario's ``[checks] pairs``."""
+    from sim.run.samplesize_reporting import build_samplesize_report, is_samplesize_folder
     from sim.run.sweep_reporting import build_sweep_report, is_sweep_folder
 
     run_dir = Path(run_dir)
-    if is_sweep_folder(run_dir):
+    if is_samplesize_folder(run_dir):
+        report = build_samplesize_report(run_dir)
+    elif is_sweep_folder(run_dir):
         report = build_sweep_report(run_dir)
     else:
         run = load_run(run_dir)

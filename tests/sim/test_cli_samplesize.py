@@ -135,3 +135,32 @@ def test_a_named_method_of_the_scenario_is_accepted():
     result = invoke("samplesize", ROOT / "scenarios" / "selection_example.toml", "--endpoint", "pfs",
                     "--target-power", "0.8", "--method", "nonexistent")
     assert_one_line_error(result, f"allowed: paper, recommended, {named[0]}")
+
+
+def test_plot_and_report_of_a_search_folder(liu_fast, tmp_path):
+    """`psmsim plot DIR --kind power` and `psmsim report DIR` on a finished search: the figure
+    draws the stored points and the answer, the report names the answer and the formulas."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.plots.power import plot_samplesize_curve
+
+    out = tmp_path / "search"
+    assert invoke("samplesize", liu_fast, "--endpoint", "pfs", "--target-power", "0.8", "--design", "rct",
+                  *SMALL, "--out", out).exit_code == 0
+    saved = read_dataset(out / "samplesize.nc")
+    ax = plot_samplesize_curve(saved)
+    points = [c for c in ax.containers if hasattr(c, "lines")][0]
+    x, y = points.lines[0].get_data()
+    assert list(x) == sorted(saved.point.values.astype(float).tolist())
+    assert list(y) == saved.point_power.sortby("point").values.tolist()
+    solution = [line for line in ax.lines if line.get_gid() == "solution"][0]
+    assert solution.get_xdata()[0] == float(saved.solution)
+    assert any(line.get_gid() == "schoenfeld-n" for line in ax.lines)
+    figure = tmp_path / "power.png"
+    assert invoke("plot", out, "--kind", "power", "--out", figure).exit_code == 0 and figure.stat().st_size > 0
+    assert_one_line_error(invoke("plot", out, "--kind", "love"), "its figure is --kind power")
+    assert invoke("report", out).exit_code == 0
+    html = (out / "report.html").read_text()
+    assert f"{int(saved.solution):,}" in html and "Schoenfeld" in html and "data:image/png;base64," in html
+    assert (out / "report_figures").is_dir() and any((out / "report_figures").glob("power-rct-pfs.png"))
