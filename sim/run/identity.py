@@ -28,6 +28,14 @@ import numpy as np
 
 from sim.scenario.model import Scenario, SimulationSettings
 
+try:
+    from importlib.metadata import version as _package_version
+
+    #: The installed psmsim's version: part of a run's identity and of its results' attributes.
+    PSMSIM_VERSION = _package_version("psmsim")
+except Exception:  # not installed (running from a source tree)
+    PSMSIM_VERSION = "0+unknown"
+
 #: Version of the run folder layout and identity; part of the identity (bump it whenever a
 #: change alters what a block holds). 1: identity of the scenario text and replicate count.
 FORMAT_VERSION = 2

@@ -28,18 +28,13 @@ from analysis.performance.text_report import format_summary
 from sim.calibrate.cache import calibrate_cached, true_estimands_cached
 from sim.errors import RunFolderError, ScenarioError
 from sim.run.replicates_file import replicates_skeleton, write_replicates_streamed
+from sim.run.identity import PSMSIM_VERSION
 from sim.run.runner import RunConfig, compute_blocks, iter_conditions, run_identity
 from sim.run.store import REPLICATES_FILE, FolderLock, RunFolder, open_replicates, read_dataset, write_summary
 from sim.scenario.model import Scenario
 from sim.scenario.parser import parse_scenario
 from sim.scenario.plans import paired_references, scenario_methods
 
-try:
-    from importlib.metadata import version as _package_version
-
-    PSMSIM_VERSION = _package_version("psmsim")
-except Exception:  # not installed (running from a source tree)
-    PSMSIM_VERSION = "0+unknown"
 
 
 #: What a run keeps besides its summary (``--keep``).

@@ -269,7 +269,7 @@ def run_samplesize(
     PsmsimError
         An impossible request (named option and fix), before anything is written.
     """
-    from sim.run.orchestrate import PSMSIM_VERSION
+    from sim.run.identity import PSMSIM_VERSION
     from sim.run.samplesize_output import write_answer
 
     started = time.perf_counter()

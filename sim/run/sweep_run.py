@@ -252,7 +252,7 @@ def run_sweep(
     (``["power=0.005"]``, :mod:`sim.run.sweep_precision`) the replicates are the first pass,
     then blocks are added to the points that miss a target, up to ``max_replicates`` (default
     10 × the first pass) per point."""
-    from sim.run.orchestrate import PSMSIM_VERSION
+    from sim.run.identity import PSMSIM_VERSION
     from sim.run.sweep_precision import check_first_pass, parse_targets
 
     targets = parse_targets(mcse_targets)
@@ -312,7 +312,7 @@ def point_summary(long: xr.Dataset, counts: Sequence[int], references) -> xr.Dat
 def _sweep_in(folder: RunFolder, run: SweepRun, conditions, config: RunConfig, targets, cap) -> SweepOutcome:
     from analysis.performance.summary import summary_to_frame
     from sim.calibrate.cache import calibrate_cached, true_estimands_cached
-    from sim.run.orchestrate import PSMSIM_VERSION
+    from sim.run.identity import PSMSIM_VERSION
     from sim.run.sweep_precision import format_precision, run_rounds
     from sim.run.sweep_report import format_sweep
     from sim.scenario.plans import paired_references

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import _PLOT_KINDS, main
+from sim.cli import main
+from sim.cli.figures import _PLOT_KINDS
 from sim.run.reporting import PLOT_KINDS
 from sim.run.sweep_reporting import SWEEP_PLOT_KINDS
 from tests.analysis.plots.html_checks import check_self_contained

@@ -4,7 +4,7 @@ and prints the result; no statistics here.
 Every input problem the library reports (:class:`sim.errors.PsmsimError`) and every
 operating-system error (full disk, no permission, missing folder) is printed as one line
 ``error: <message>`` on stderr with exit code 2, never as a traceback; a scenario file with
-several problems gives one such line for each (:mod:`sim.cli_boundary`).
+several problems gives one such line for each (:mod:`sim.cli.boundary`).
 
 Example::
 
@@ -19,8 +19,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from sim.cli_boundary import INPUT_ERROR_EXIT_CODE, Commands, check_output_file, check_output_folder  # noqa: F401
-from sim.cli_run import run_settings
+from sim.cli.boundary import (  # noqa: F401
+    INPUT_ERROR_EXIT_CODE, Commands, check_output_file, check_output_folder, make_output_folder, refuse_overwrite,
+)
+from sim.cli.run_options import run_settings
 from sim.errors import PsmsimError
 from sim.scenario import Scenario, load_scenario
 
@@ -85,8 +87,6 @@ def _scenario_summary(scenario: Scenario) -> str:
 # cohort, describe
 
 
-def _refuse_overwrite(path: Path, force: bool, option: str) -> None:
-    check_output_file(path, option, force=force)
 
 
 @main.command()
@@ -110,7 +110,7 @@ def cohort(scenario: str, seed: int, out: str, force: bool) -> None:
     from sim.run.store import atomic_write_bytes
 
     path = Path(out)
-    _refuse_overwrite(path, force, "--out")
+    refuse_overwrite(path, force, "--out")
     loaded = load_scenario(scenario)
     batch = generate_cohorts(loaded, calibrate_cached(loaded), 1,
                              rng=np.random.default_rng(np.random.SeedSequence(seed)))
@@ -183,9 +183,9 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, meth
         raise PsmsimError("--method and --plan: give one (--plan names a preset, --method any method of the scenario)")
     chosen = method or preset
     if json_path:
-        _refuse_overwrite(Path(json_path), force, "--json")
+        refuse_overwrite(Path(json_path), force, "--json")
     if plot_dir:
-        _check_folder(Path(plot_dir), "--plot")
+        check_output_folder(Path(plot_dir), "--plot")
         for name in ("km.png", "love.png"):
             if (Path(plot_dir) / name).exists() and not force:
                 raise PsmsimError(f"--plot {Path(plot_dir) / name}: file exists; choose another folder or pass "
@@ -231,7 +231,7 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, meth
 
         folder = Path(plot_dir)
         figures = cohort_figures(batch, result, labels=labels, arm_labels=arm_names)
-        _make_folder(folder, "--plot")
+        make_output_folder(folder, "--plot")
         for name, data in figures.items():
             atomic_write_bytes(folder / name, data)
         click.echo(f"\nwrote {', '.join(str(folder / name) for name in figures)}")
@@ -367,112 +367,15 @@ def summarise(run_dir: str) -> None:
     click.echo(f"\nwrote {outcome.summary_paths[0]}, {outcome.summary_paths[1]}")
 
 
-# --------------------------------------------------------------------------------------------
-# plot, report
+from sim.cli.figures import plot as _plot, report as _report  # noqa: E402
 
+main.add_command(_plot)
+main.add_command(_report)
 
-def _check_folder(folder: Path, option: str) -> None:
-    check_output_folder(folder, option)
-
-
-def _make_folder(folder: Path, option: str) -> None:
-    _check_folder(folder, option)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise PsmsimError(f"{option} {folder}: cannot create the folder ({err.strerror})") from None
-
-
-_PLOT_KINDS = ("hr-distribution", "pairs", "love", "zip", "km", "nested-loop", "forest", "power", "eta-squared",
-               "tornado", "morris", "sobol", "bias-surface")
-
-
-@main.command()
-@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
-@click.option("--kind", type=click.Choice(_PLOT_KINDS), required=True,
-              help="A run: hr-distribution (HR estimates before/after matching vs the truths), pairs (matched-pair "
-                   "counts), love (covariate balance), zip (CI coverage), km (Kaplan-Meier curves of one replicate). "
-                   "A sweep folder: nested-loop or forest (a --measure across grid points, methods as colours, MCSE "
-                   "ribbons), power (power against --factor), eta-squared, tornado, morris or sobol (its design's "
-                   "sensitivity indices of --measure), bias-surface (an unmeasured-confounder sweep, with the "
-                   "E-value curve).")
-@click.option("--measure", help="Sweep figures: summary measure, e.g. bias_marginal, coverage_marginal, "
-                                "power_logrank [default: bias_marginal; power_logrank for the indices].")
-@click.option("--factor", help="power: the swept factor on the x axis [default: the only one].")
-@click.option("--out", "out", type=click.Path(dir_okay=False),
-              help="File to write, .png or .svg [default: RUN_DIR/figures/<kind>-….png].")
-@click.option("--method", help="Analysis method [default: the scenario's plan].")
-@click.option("--endpoint", type=click.Choice(["pfs", "os"]), default="pfs", show_default=True)
-@click.option("--cohort", type=click.Choice(["full", "matched"]), default="matched", show_default=True,
-              help="Cohort of the zip plot.")
-@click.option("--replicate", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Replicate of the km figure (regenerated from the run's seed).")
-@click.option("--condition", type=click.IntRange(min=0), default=0, show_default=True, help="Grid point.")
-@click.option("--observed-pairs", type=click.IntRange(min=0),
-              help="Matched pairs the study reported, marked on the pairs figure (liu2021: 34).")
-@click.option("--force", is_flag=True, help="Replace an existing --out file.")
-def plot(run_dir: str, kind: str, measure: str | None, factor: str | None, out: str | None, method: str | None,
-         endpoint: str, cohort: str, replicate: int, condition: int, observed_pairs: int | None, force: bool) -> None:
-    """Draw one figure of a finished run or sweep as PNG or SVG.
-
-    \b
-    Example:
-      psmsim plot results/liu2021 --kind pairs --observed-pairs 34
-      psmsim plot results/liu2021 --kind km --replicate 7 --out km7.svg
-      psmsim plot results/liu2021-matcher_caliper --kind nested-loop --measure coverage_marginal
-      psmsim plot results/liu2021-unmeasured_confounder --kind bias-surface
-    """
-    from sim.run.reporting import plot_run
-    from sim.run.store import atomic_write_bytes
-
-    fmt = "png"
-    if out:
-        suffix = Path(out).suffix.lower()
-        if suffix not in (".png", ".svg"):
-            raise PsmsimError(f"--out {out}: the file must end in .png or .svg")
-        fmt = suffix[1:]
-        _refuse_overwrite(Path(out), force, "--out")
-    figure = plot_run(Path(run_dir), kind, method=method, endpoint=endpoint, cohort=cohort, condition=condition,
-                      replicate=replicate, observed_pairs=observed_pairs, measure=measure, factor=factor, fmt=fmt)
-    path = Path(out) if out else figure.default_path
-    _make_folder(path.parent, "--out")
-    atomic_write_bytes(path, figure.data)
-    click.echo(f"wrote {path}")
-
-
-@main.command()
-@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
-@click.option("--observed-pairs", type=click.IntRange(min=0),
-              help="Matched pairs the study reported, compared with the simulated ones [default: the "
-                   "scenario's [checks] pairs; liu2021: 34].")
-def report(run_dir: str, observed_pairs: int | None) -> None:
-    """Write RUN_DIR/report.html (self-contained: figures embedded, no network) and report.md.
-
-    The report of a run follows ADEMP (Morris, White & Crowther 2019): aims, data-generating
-    mechanism with every ASSUMPTION of the scenario, estimands, methods, performance measures
-    with Monte Carlo SEs, and a plain-language reading for a trial designer. That of a sweep
-    folder: its factors, nested-loop or forest plots across the grid, the sensitivity indices
-    of its design and, for an unmeasured-confounder sweep, the bias surface and E-value.
-    Rewritten on every call.
-
-    \b
-    Example:
-      psmsim report results/liu2021
-      psmsim report results/liu2021-unmeasured_confounder
-    """
-    from sim.run.reporting import write_report
-
-    html_path, md_path = write_report(Path(run_dir), observed_pairs=observed_pairs)
-    click.echo(f"wrote {html_path} and {md_path}")
-
-
-from sim.cli_samplesize import samplesize as _samplesize  # noqa: E402
+from sim.cli.samplesize import samplesize as _samplesize  # noqa: E402
 
 main.add_command(_samplesize)
 
-from sim.cli_check import check as _check  # noqa: E402
+from sim.cli.check import check as _check  # noqa: E402
 
 main.add_command(_check)
-
-if __name__ == "__main__":  # python -m sim.cli
-    main()

@@ -127,3 +127,17 @@ def check_output_folder(folder: Path, option: str) -> None:
         where = "" if existing == folder else f" (its parent {existing})"
         raise PsmsimError(f"{option} {folder}: the folder{where} is not writable (permission denied or "
                           "read-only); choose another path")
+
+
+def refuse_overwrite(path: Path, force: bool, option: str) -> None:
+    """:func:`check_output_file` with ``force`` as a flag of the command."""
+    check_output_file(path, option, force=force)
+
+
+def make_output_folder(folder: Path, option: str) -> None:
+    """Check ``folder`` like :func:`check_output_folder` and create it (with its parents)."""
+    check_output_folder(folder, option)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PsmsimError(f"{option} {folder}: cannot create the folder ({err.strerror})") from None

@@ -73,7 +73,7 @@ def samplesize(scenario: str, endpoint: str, target_power: float, design: str, m
       psmsim samplesize scenarios/liu2021.toml --endpoint pfs --target-power 0.8 --design psm --jobs 2
       psmsim samplesize scenarios/liu2021.toml --endpoint pfs --target-power 0.8 --solve follow_up --n 200
     """
-    from sim.cli_boundary import check_output_file, check_output_folder
+    from sim.cli.boundary import check_output_file, check_output_folder
     from sim.run.samplesize import run_samplesize
     from sim.run.samplesize_output import answer_json, format_answer
     from sim.run.samplesize_setup import SampleSizeRequest
