@@ -12,25 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from click.testing import CliRunner
 
 from sim.cli import main
+from tests.sim.cli_helpers import assert_one_line_error, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
-
-
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result
-
-
-def assert_one_line_error(result, fragment):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

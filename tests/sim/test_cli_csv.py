@@ -10,13 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from sim.cli import main
+from tests.sim.cli_helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

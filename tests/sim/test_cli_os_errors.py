@@ -12,17 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from sim.cli import main
 from sim.errors import PsmsimError, describe_os_error, find_os_error
+from tests.sim.cli_helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def one_error_line(output: str) -> str:
@@ -156,17 +152,30 @@ def test_full_disk_leaves_the_earlier_file_intact(small_disk, monkeypatch):
     assert sorted(p.name for p in folder.iterdir()) == ["c.csv"]  # no temporary file left
 
 
+#: Without a tmpfs: a ``sitecustomize`` module (imported by the run and by each of its worker
+#: processes, which write their own blocks) that lets the first two block writes through and
+#: fails every later one with ENOSPC. The writes are counted in a shared file: each attempt
+#: appends one byte (O_APPEND), and its offset says which attempt it was.
 _INJECT_FULL_DISK = """
-import errno
+import errno, os
 import sim.run.store as store
-write_block = store.RunFolder.write_block
-calls = []
-def full_after_two(self, key, dataset):
-    calls.append(key)
-    if len(calls) > 2:
-        raise OSError(errno.ENOSPC, "No space left on device", str(self._block_paths(key)[0]))
-    return write_block(self, key, dataset)
-store.RunFolder.write_block = full_after_two
+
+_write = store.BlockWriter.__call__
+
+
+def _full_after_two(self, key, dataset):
+    fd = os.open(os.environ["PSMSIM_TEST_WRITES"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, b"x")
+        attempt = os.lseek(fd, 0, os.SEEK_CUR)
+    finally:
+        os.close(fd)
+    if attempt > 2:
+        raise OSError(errno.ENOSPC, "No space left on device", str(store._block_paths(self.folder, key)[0]))
+    return _write(self, key, dataset)
+
+
+store.BlockWriter.__call__ = _full_after_two
 """
 
 
@@ -177,10 +186,16 @@ def test_full_disk_during_a_parallel_run_is_one_line(small_disk):
     are whole (the same command resumes)."""
     folder, mounted = small_disk
     out = folder / "run"
-    preamble = "" if mounted else _INJECT_FULL_DISK
-    command = [sys.executable, "-c", preamble + "from sim.cli import main; main()", "run", str(LIU2021),
+    env = os.environ.copy()
+    if not mounted:
+        inject = folder.parent / "inject"
+        inject.mkdir()
+        (inject / "sitecustomize.py").write_text(_INJECT_FULL_DISK)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(inject), str(ROOT), env.get("PYTHONPATH", "")]))
+        env["PSMSIM_TEST_WRITES"] = str(folder.parent / "writes")
+    command = [sys.executable, "-c", "from sim.cli import main; main()", "run", str(LIU2021),
                "--replicates", "6", "--block-size", "1", "--jobs", "2", "--quiet", "--out", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr

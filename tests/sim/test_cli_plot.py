@@ -6,28 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from sim.cli import main
 from sim.cli.figures import _PLOT_KINDS
 from sim.run.reporting import PLOT_KINDS
 from sim.run.sweep_reporting import SWEEP_PLOT_KINDS
 from tests.analysis.plots.html_checks import check_self_contained
+from tests.sim.cli_helpers import assert_one_line_error, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_line_error(result, fragment):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

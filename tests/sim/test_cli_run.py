@@ -10,20 +10,16 @@ import time
 from pathlib import Path
 
 import xarray as xr
-from click.testing import CliRunner
 
 from sim.cli import main
 from sim.run.store import FolderLock
 from sim.run.workers import machine_cores
 from tests.sim.processes import alive, children, needs_proc
+from tests.sim.cli_helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 COMMAND = [sys.executable, "-c", "from sim.cli import main; main()"]
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def one_line_error(output):
