@@ -148,7 +148,7 @@ def summarise_folder(run_dir: Path) -> RunOutcome:
         except ValueError as exc:
             raise RunFolderError(f"{Path(run_dir) / REPLICATES_FILE}: {exc}") from None
         pairs = _reported_pairs(dataset)
-        step = max(int(dataset.attrs.get("block_size", 0) or 0), 1) or 1000
+        step = int(dataset.attrs.get("block_size", 0) or 0) or 1000  # replicates read at a time
         n_replicates = dataset.sizes["replicate"]
 
         def blocks():
