@@ -27,7 +27,7 @@ from analysis.plots.report_sections import RUN_SECTIONS, ReportContext, StudyFac
 from analysis.plots.style import figure_bytes
 from sim.errors import PsmsimError, RunFolderError
 from sim.run.report_facts import study_facts
-from sim.run.store import SUMMARY_NC, BlockKey, atomic_write_bytes, open_replicates, read_dataset
+from sim.run.store import SUMMARY_NC, BlockKey, FolderLock, atomic_write_bytes, open_replicates, read_dataset
 from sim.scenario import Scenario, parse_scenario
 
 __all__ = ["PLOT_KINDS", "PlotOptionError", "RunFigure", "cohort_figures", "plot_run", "regenerate_replicate",
@@ -175,7 +175,20 @@ def plot_run(run_dir: Path, kind: str, *, method: str | None = None, endpoint: s
     replicate : the replicate of ``km``.
     observed_pairs : the published number of pairs marked on ``pairs``.
     fmt : ``png`` or ``svg``.
+
+    Refused (:class:`RunFolderError`, one line with the writer's PID) while a run, sweep or
+    sample-size search is writing ``run_dir``; the folder is locked shared while it is read
+    (:meth:`sim.run.store.FolderLock.shared`).
     """
+    with FolderLock.shared(run_dir, command="psmsim plot"):
+        return _plot_run(run_dir, kind, method=method, endpoint=endpoint, cohort=cohort, condition=condition,
+                         replicate=replicate, observed_pairs=observed_pairs, measure=measure, factor=factor,
+                         fmt=fmt)
+
+
+def _plot_run(run_dir: Path, kind: str, *, method: str | None, endpoint: str, cohort: str, condition: int,
+              replicate: int, observed_pairs: int | None, measure: str | None, factor: str | None,
+              fmt: str) -> RunFigure:
     from sim.run.samplesize_reporting import is_samplesize_folder, samplesize_figure
     from sim.run.sweep_reporting import SWEEP_PLOT_KINDS, sweep_figure
 
@@ -269,11 +282,17 @@ def write_report(run_dir: Path, *, observed_pairs: int | None = None) -> tuple[P
     """Write ``report.html`` (self-contained) and ``report.md`` (figures in ``report_figures/``)
     into a run or sweep folder; derived files, rewritten on every call, with the modes the
     umask gives. Returns their paths. ``observed_pairs`` (a plain run) defaults to the
-    scenario's ``[checks] pairs``."""
+    scenario's ``[checks] pairs``. Refused while a run is writing ``run_dir``, which is locked
+    shared while the report is read and written (:meth:`sim.run.store.FolderLock.shared`)."""
+    run_dir = Path(run_dir)
+    with FolderLock.shared(run_dir, command="psmsim report"):
+        return _write_report(run_dir, observed_pairs=observed_pairs)
+
+
+def _write_report(run_dir: Path, *, observed_pairs: int | None) -> tuple[Path, Path]:
     from sim.run.samplesize_reporting import build_samplesize_report, is_samplesize_folder
     from sim.run.sweep_reporting import build_sweep_report, is_sweep_folder
 
-    run_dir = Path(run_dir)
     if is_samplesize_folder(run_dir):
         report = build_samplesize_report(run_dir)
     elif is_sweep_folder(run_dir):

@@ -9,6 +9,7 @@ as one grid of conditions (one per candidate) through :func:`sim.run.runner.run_
 
 Folder (one per search)::
 
+    DIR/run.lock                    held (fcntl.flock, with the PID) while the search runs
     DIR/samplesize.json             the search's identity (written first; checked on rerun)
     DIR/rounds/round00/ …           one run folder per round (run.json, blocks/)
     DIR/samplesize.nc, .csv         the answer (schema: docs/results_schema.md)
@@ -50,7 +51,7 @@ from sim.errors import RunFolderError
 from sim.run.results import block_dataset
 from sim.run.runner import BlockTask, RunConfig, block_rng, iter_conditions, run_identity, run_simulation
 from sim.run.samplesize_setup import SampleSizeRequest, SearchSetup, prepare_search
-from sim.run.store import BlockKey, RunFolder, atomic_write_bytes
+from sim.run.store import LOCK_FILE, BlockKey, FolderLock, RunFolder, atomic_write_bytes
 from sim.scenario.model import Scenario
 
 __all__ = ["SampleSizeCell", "RoundData", "SearchOutcome", "simulate_samplesize_block",
@@ -180,10 +181,15 @@ def search_identity(setup: SearchSetup, version: str) -> dict[str, Any]:
 def _refuse_foreign(out: Path, *, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
-    if (not force and out.is_dir() and not (out / IDENTITY_FILE).exists()
-            and any(out.iterdir())):
+    if not force and out.is_dir() and not (out / IDENTITY_FILE).exists() and _holds_files(out):
         raise RunFolderError(f"--out {out}: folder is not empty and is not a psmsim sample-size "
                              "search; choose an empty or new folder, or pass --force to use it")
+
+
+def _holds_files(out: Path) -> bool:
+    """True when ``out`` holds anything but the lock file (left by a search killed before it
+    wrote its identity)."""
+    return any(entry.name != LOCK_FILE for entry in out.iterdir())
 
 
 def _open_folder(out: Path, identity: dict, *, force: bool) -> None:
@@ -205,7 +211,7 @@ def _open_folder(out: Path, identity: dict, *, force: bool) -> None:
             raise RunFolderError(f"--out {out}: holds another sample-size search (different "
                                  f"{', '.join(keys)}); choose a new folder or pass --force to replace it")
         _clear(out)
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and _holds_files(out):
         if not force:
             raise RunFolderError(f"--out {out}: folder is not empty and is not a psmsim sample-size "
                                  "search; choose an empty or new folder, or pass --force to use it")
@@ -264,19 +270,36 @@ def run_samplesize(
 ) -> SearchOutcome:
     """Run (or resume) a sample-size search into ``out``, write its answer, return it.
 
+    The folder is locked for the whole search like a run folder (``run.lock``: an exclusive
+    ``flock`` holding this process's PID, :class:`sim.run.store.FolderLock`): a second search,
+    run or sweep into ``out`` is refused, and so are ``psmsim report``/``plot`` until it ends.
+
     Raises
     ------
     PsmsimError
         An impossible request (named option and fix), before anything is written.
+    RunFolderError
+        ``out`` is locked by another process, holds another search (without ``force``) or
+        files psmsim did not write.
     """
     from sim.run.identity import PSMSIM_VERSION
-    from sim.run.samplesize_output import write_answer
 
     started = time.perf_counter()
     out = Path(out)
     _refuse_foreign(out, force=force)  # before the setup's (possibly long) truth computation
+    FolderLock.refuse_if_held(out)  # likewise, creating nothing
     setup = prepare_search(scenario, request)
-    _open_folder(out, search_identity(setup, PSMSIM_VERSION), force=force)
+    with FolderLock.acquire(out):  # one writer, as `psmsim run`; report and plot wait for it
+        _open_folder(out, search_identity(setup, PSMSIM_VERSION), force=force)
+        return _search(setup, out, started, jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet, log=log)
+
+
+def _search(setup: SearchSetup, out: Path, started: float, *, jobs: int, backend: str, scheduler: str | None,
+            quiet: bool, log: Callable[[str], None] | None) -> SearchOutcome:
+    """The rounds of a search into the locked folder ``out``, then its answer."""
+    from sim.run.identity import PSMSIM_VERSION
+    from sim.run.samplesize_output import write_answer
+
     run_options = {"jobs": jobs, "backend": backend, "scheduler": scheduler, "quiet": quiet}
     rounds: list[RoundData] = []
     while True:

@@ -14,7 +14,7 @@ import xarray as xr
 
 from analysis.performance.sensitivity.of_sweep import sensitivity_to_frame, sweep_sensitivity
 from sim.errors import RunFolderError
-from sim.run.store import SUMMARY_NC, atomic_write_bytes, read_dataset, write_dataset
+from sim.run.store import SUMMARY_NC, FolderLock, atomic_write_bytes, read_dataset, write_dataset
 
 __all__ = ["SensitivityOutcome", "sensitivity_folder", "format_sensitivity"]
 
@@ -98,8 +98,14 @@ def format_sensitivity(sensitivity: xr.Dataset, *, endpoint: str = "pfs") -> str
 
 
 def sensitivity_folder(run_dir: Path) -> SensitivityOutcome:
-    """Compute, write and format the sensitivity indices of the sweep in ``run_dir``."""
+    """Compute, write and format the sensitivity indices of the sweep in ``run_dir`` (refused
+    while a sweep is writing it; locked shared meanwhile, :meth:`FolderLock.shared`)."""
     run_dir = Path(run_dir)
+    with FolderLock.shared(run_dir, command="psmsim sensitivity"):
+        return _sensitivity_folder(run_dir)
+
+
+def _sensitivity_folder(run_dir: Path) -> SensitivityOutcome:
     summary = _open_summary(run_dir)
     sensitivity = sweep_sensitivity(summary, seed=int(summary.attrs.get("root_seed", 1)))
     nc_path, csv_path = run_dir / SENSITIVITY_NC, run_dir / SENSITIVITY_CSV

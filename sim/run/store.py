@@ -12,7 +12,8 @@ Layout (schema: ``docs/results_schema.md``)::
     DIR/summary.nc, DIR/summary.csv   performance measures
 
     DIR/run.lock                      held (fcntl.flock) by the one process writing the folder;
-                                      holds its PID
+                                      holds its PID; commands that only read a finished
+                                      folder hold it shared (:meth:`FolderLock.shared`)
 
 Every file is written to a temporary name in the same folder and moved into place with
 ``os.replace`` (atomic on POSIX), so a killed run leaves either a whole file or none. A block
@@ -203,10 +204,11 @@ class FolderLock:
     The lock belongs to the open file, not to the file name: the kernel drops it when the
     holder closes it or ends in any way (SIGKILL included), so there is never a stale lock to
     remove by hand. The descriptor is not inherited by workers (PEP 446), so a worker that
-    outlives its parent cannot keep the folder locked.
+    outlives its parent cannot keep the folder locked. Commands that only read a folder take
+    the same lock shared (:meth:`shared`).
     """
 
-    def __init__(self, path: Path, stream: IO[str]):
+    def __init__(self, path: Path, stream: IO[str] | None):
         self.path = path
         self._stream: IO[str] | None = stream
 
@@ -229,9 +231,15 @@ class FolderLock:
         except OSError as err:
             stream.seek(0)
             holder = stream.read().strip() or "unknown"
+            readers_only = _readers_only(stream)
             stream.close()
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if err.errno not in _BUSY:
                 raise RunFolderError(f"{option} {folder}: cannot lock {LOCK_FILE} ({err.strerror})") from None
+            if readers_only:
+                raise RunFolderError(
+                    f"{option} {folder}: psmsim report, plot or sensitivity is reading this folder; "
+                    "wait for it to finish, then rerun this command"
+                ) from None
             raise RunFolderError(
                 f"{option} {folder}: another psmsim run (PID {holder}) is writing to this "
                 "folder; wait for it to finish or choose another folder"
@@ -241,6 +249,41 @@ class FolderLock:
         stream.write(f"{os.getpid()}\n")
         stream.flush()
         return cls(folder / LOCK_FILE, stream)
+
+    @classmethod
+    def refuse_if_held(cls, folder: Path | str, *, option: str = "--out") -> None:
+        """:class:`RunFolderError` (as :meth:`acquire` gives) when another process holds
+        ``folder``'s lock; creates nothing. For a writer that checks before a long setup and
+        takes the lock after it."""
+        if (Path(folder) / LOCK_FILE).is_file():
+            cls.acquire(folder, option=option, create=False).release()
+
+    @classmethod
+    def shared(cls, folder: Path | str, *, command: str, option: str = "RUN_DIR") -> "FolderLock":
+        """A shared ``flock`` on ``DIR/run.lock`` for a command that reads a finished run
+        (``psmsim report``, ``plot``, ``sensitivity``), held while it reads: refused, with
+        :class:`RunFolderError` naming the folder and the writer's PID, while a run, sweep,
+        sample-size search or summarise holds the exclusive lock; and while it is held a
+        writer is refused in turn, so the reader never sees a half-written folder. Readers do
+        not exclude one another. A folder without ``run.lock`` (never written by a psmsim run,
+        or missing) is not locked and nothing is created in it."""
+        path = Path(folder) / LOCK_FILE
+        try:
+            stream = open(path, "r", encoding="ascii")
+        except OSError:
+            return cls(path, None)
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = stream.read().strip() or "unknown"
+            stream.close()
+            if err.errno not in _BUSY:
+                raise RunFolderError(f"{option} {folder}: cannot lock {LOCK_FILE} ({err.strerror})") from None
+            raise RunFolderError(
+                f"{option} {folder}: a psmsim run (PID {holder}) is writing this folder; wait for "
+                f"it to finish (or stop it), then rerun {command}"
+            ) from None
+        return cls(path, stream)
 
     def release(self) -> None:
         if self._stream is not None:
@@ -252,6 +295,20 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+_BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+
+
+def _readers_only(stream: IO[str]) -> bool:
+    """True when the lock on ``stream``'s file is held only shared (by readers): a shared
+    lock is then granted (and dropped again at once)."""
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
+    return True
 
 
 def _block_paths(folder: Path | str, key: BlockKey) -> tuple[Path, Path]:

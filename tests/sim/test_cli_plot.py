@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from sim.cli import main
 from sim.cli.figures import _PLOT_KINDS
 from sim.run.reporting import PLOT_KINDS
+from sim.run.store import FolderLock
 from sim.run.sweep_reporting import SWEEP_PLOT_KINDS
 from tests.analysis.plots.html_checks import check_self_contained
 from tests.sim.cli_helpers import assert_one_line_error, invoke
@@ -102,3 +104,16 @@ def test_analyse_plot_writes_km_and_love(tmp_path):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
     assert_one_line_error(invoke("analyse", cohort, "--plot", not_a_folder), "is not a folder")
+
+
+@pytest.mark.parametrize("command", [("report",), ("plot", "--kind", "pairs")])
+def test_report_and_plot_refuse_a_folder_a_run_is_writing(run_dir, command):
+    """While a run holds run.lock (here: this process, as `psmsim run --out RUN_DIR` would)
+    report and plot read nothing and say who writes and what to do; afterwards they work."""
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and p.name != "run.lock"}
+    with FolderLock.acquire(run_dir, option="--out"):
+        assert_one_line_error(invoke(*command[:1], run_dir, *command[1:]),
+                              f"RUN_DIR {run_dir}: a psmsim run (PID {os.getpid()}) is writing this folder; "
+                              f"wait for it to finish (or stop it), then rerun psmsim {command[0]}")
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert invoke(*command[:1], run_dir, *command[1:]).exit_code == 0

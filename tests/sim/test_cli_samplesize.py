@@ -6,12 +6,13 @@ line with exit code 2 before anything is written."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from sim.cli import main
-from sim.run.store import read_dataset
+from sim.run.store import FolderLock, read_dataset
 from tests.sim.cli_helpers import assert_one_line_error, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +153,33 @@ def test_plot_and_report_of_a_search_folder(liu_fast, tmp_path):
     html = (out / "report.html").read_text()
     assert f"{int(saved.solution):,}" in html and "Schoenfeld" in html and "data:image/png;base64," in html
     assert (out / "report_figures").is_dir() and any((out / "report_figures").glob("power-rct-pfs.png"))
+
+
+def test_a_search_holds_the_folder_lock_and_is_refused_on_a_locked_folder(liu_fast, tmp_path, monkeypatch):
+    """Like `psmsim run`: a folder another process writes is refused (one line, its PID, nothing
+    written); while the search runs it holds run.lock, so a second writer and report/plot are
+    refused; a lock file left alone (a search killed before its identity) is not foreign."""
+    import sim.run.samplesize as search
+
+    out = tmp_path / "search"
+    args = ("samplesize", liu_fast, "--endpoint", "pfs", "--target-power", "0.8", "--design", "rct", *SMALL,
+            "--out", out)
+    with FolderLock.acquire(out):
+        assert_one_line_error(invoke(*args), f"--out {out}: another psmsim run (PID {os.getpid()}) is writing "
+                                             "to this folder; wait for it to finish or choose another folder")
+    assert sorted(p.name for p in out.iterdir()) == ["run.lock"]
+    seen = []
+    real_round = search._run_round
+
+    def observed_round(*a, **k):
+        if not seen:
+            assert (out / "run.lock").read_text().strip() == str(os.getpid())
+            assert_one_line_error(invoke("report", out), "is writing this folder")
+            assert_one_line_error(invoke("run", LIU2021, "--replicates", 2, "--quiet", "--force", "--out", out),
+                                  "another psmsim run")
+        seen.append(1)
+        return real_round(*a, **k)
+
+    monkeypatch.setattr(search, "_run_round", observed_round)
+    assert invoke(*args).exit_code == 0 and seen
+    assert invoke("report", out).exit_code == 0  # released when the search ended

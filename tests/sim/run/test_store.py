@@ -51,6 +51,60 @@ def test_a_locked_folder_is_refused_with_the_holders_pid_even_with_force(tmp_pat
             RunFolder(folder, {"seed": 1})
 
 
+def test_readers_share_the_lock_and_exclude_writers_and_are_excluded_by_them(tmp_path):
+    """`psmsim report`/`plot`/`sensitivity` hold run.lock shared: refused (the writer's PID)
+    while a run holds it; several readers at once; a writer refused while one reads."""
+    folder = tmp_path / "f"
+    with RunFolder(folder, {"seed": 1}):
+        with pytest.raises(RunFolderError) as err:
+            FolderLock.shared(folder, command="psmsim report")
+        assert str(err.value) == (f"RUN_DIR {folder}: a psmsim run (PID {os.getpid()}) is writing this folder; "
+                                  "wait for it to finish (or stop it), then rerun psmsim report")
+    with FolderLock.shared(folder, command="psmsim report"), FolderLock.shared(folder, command="psmsim plot"):
+        for writer in (lambda: RunFolder(folder, {"seed": 1}), lambda: FolderLock.acquire(folder, option="RUN_DIR")):
+            with pytest.raises(RunFolderError) as err:
+                writer()
+            assert "psmsim report, plot or sensitivity is reading this folder; wait for it to finish" in str(err.value)
+    with RunFolder(folder, {"seed": 1}):  # the readers are gone: a run opens it again
+        pass
+
+
+def test_a_reader_is_refused_by_a_writer_in_another_process(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "f"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from sim.run.store import FolderLock; "
+         f"lock = FolderLock.acquire({str(folder)!r}); print('locked', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderError, match=f"a psmsim run \\(PID {holder.pid}\\) is writing this folder"):
+            FolderLock.shared(folder, command="psmsim plot")
+    finally:
+        holder.communicate("", timeout=30)
+    with FolderLock.shared(folder, command="psmsim plot"):  # released when the writer ended
+        pass
+
+
+def test_a_reader_of_a_folder_without_a_lock_file_creates_nothing(tmp_path):
+    with FolderLock.shared(tmp_path, command="psmsim report"):
+        pass
+    with FolderLock.shared(tmp_path / "missing", command="psmsim report"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuse_if_held_creates_nothing_and_refuses_a_held_folder(tmp_path):
+    FolderLock.refuse_if_held(tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    with FolderLock.acquire(tmp_path / "held"):
+        with pytest.raises(RunFolderError, match="another psmsim run"):
+            FolderLock.refuse_if_held(tmp_path / "held")
+    FolderLock.refuse_if_held(tmp_path / "held")
+
+
 def test_a_block_of_another_run_is_recomputed_never_merged(tmp_path):
     mine, other = run(tmp_path / "mine"), run(tmp_path / "other", seed=8)
     assert not mine.log_hr.equals(other.log_hr)
