@@ -31,10 +31,13 @@ import xarray as xr
 
 from analysis.performance.moments import Moments, merge_moments, moments_of
 
-__all__ = ["paired_differences", "paired_difference_state", "merge_paired_states", "paired_from_state"]
+__all__ = ["PAIRED_MEASURES", "paired_differences", "paired_difference_state", "merge_paired_states",
+           "paired_from_state"]
 
 #: The per-replicate differences a paired comparison averages.
 _DIFFERENCES = ("bias_difference", "power_difference")
+#: The variables a paired comparison adds to a summary (each against ``paired_reference``).
+PAIRED_MEASURES = tuple(name for d in _DIFFERENCES for name in (d, f"{d}_mcse", f"n_used_{d}"))
 
 
 def _references(methods: list[str], reference: str | Mapping[str, str]) -> dict[str, str]:

@@ -353,11 +353,16 @@ def summary_to_frame(summary: xr.Dataset):
     pandas.DataFrame
         Columns ``condition``, the condition coordinates (e.g. ``hazard_ratio``), ``method``,
         ``cohort``, ``endpoint`` (empty where the measure has no such dim), ``measure``,
-        ``estimate``, ``mcse`` (NaN where the measure has none). A measure with a category dim
-        is named ``name[category]`` (e.g. ``status_rate[no_events]``). Rows follow the
-        Dataset's variable order, then the cells in dim order.
+        ``estimate``, ``mcse`` (NaN where the measure has none), ``paired_reference`` (on the
+        rows of the paired differences, :data:`~analysis.performance.paired.PAIRED_MEASURES`:
+        the method the row's method is compared with, from the summary's ``paired_reference``
+        coordinate; empty on every other row). A measure with a category dim is named
+        ``name[category]`` (e.g. ``status_rate[no_events]``). Rows follow the Dataset's
+        variable order, then the cells in dim order.
     """
     import pandas as pd
+
+    from analysis.performance.paired import PAIRED_MEASURES
 
     condition_coords = [
         name for name, coord in summary.coords.items()
@@ -384,7 +389,10 @@ def summary_to_frame(summary: xr.Dataset):
         if column not in long:
             long[column] = ""
         long[column] = long[column].fillna("")
+    paired = long["measure"].isin(PAIRED_MEASURES)
+    reference = long["paired_reference"] if "paired_reference" in long else pd.Series("", index=long.index)
+    long["paired_reference"] = reference.where(paired, "").fillna("").astype(str)
     conditions = summary[condition_coords].to_dataframe().reset_index() if condition_coords else None
     if conditions is not None:
         long = long.merge(conditions, on="condition", how="left", sort=False)
-    return long[[*key_columns, "measure", "estimate", "mcse"]]
+    return long[[*key_columns, "measure", "estimate", "mcse", "paired_reference"]]

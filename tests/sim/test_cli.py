@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -212,8 +213,18 @@ def test_run_and_summarise(tmp_path):
     np.testing.assert_array_equal(np.abs(ds.smd).max("covariate", skipna=True).values, ds.max_abs_smd.values)
     assert ds.attrs["scenario_text"] == LIU2021.read_text()
     assert (out / "summary.csv").read_text().startswith("condition,")
+    # the paired differences of summary.nc are in the CSV too, with the method they compare with
+    table = pd.read_csv(out / "summary.csv")
+    summary = xr.load_dataset(out / "summary.nc", engine="h5netcdf")
+    row = table[(table.measure == "bias_difference") & (table.method == "recommended")
+                & (table.cohort == "matched") & (table.endpoint == "pfs")]
+    cell = summary.sel({"method": "recommended", "cohort": "matched", "endpoint": "pfs"}).isel(condition=0)
+    assert row.paired_reference.item() == str(cell.paired_reference.values) == "paper"
+    assert row.estimate.item() == pytest.approx(float(cell.bias_difference), rel=1e-12)
+    assert row.mcse.item() == pytest.approx(float(cell.bias_difference_mcse), rel=1e-12)
     again = invoke("summarise", out)
     assert again.exit_code == 0 and "power LR" in again.output
+    assert pd.read_csv(out / "summary.csv").equals(table)
     # the same command resumes (nothing to do) and gives the same data
     assert invoke("run", LIU2021, "--replicates", 24, "--block-size", 8, "--jobs", 1, "--quiet", "--out", out).exit_code == 0
     xr.testing.assert_identical(strip_time(ds), strip_time(xr.load_dataset(out / "replicates.nc", engine="h5netcdf")))

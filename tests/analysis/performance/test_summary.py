@@ -3,9 +3,11 @@ results schema (dims, values against direct numpy, netCDF round trip, the CSV ta
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -181,7 +183,8 @@ def test_summary_attrs_round_trip_and_table(replicates, summary, tmp_path):
 
     table = summary_module.summary_to_frame(summary)
     assert list(table.columns) == ["condition", "hazard_ratio", "method", "cohort", "endpoint",
-                                   "measure", "estimate", "mcse"]
+                                   "measure", "estimate", "mcse", "paired_reference"]
+    assert (table.paired_reference == "").all()  # no paired differences in this summary
     expected_rows = sum(v.size for n, v in summary.data_vars.items() if not n.endswith("_mcse"))
     assert len(table) == expected_rows
     row = table[(table.measure == "bias_marginal") & (table.condition == 1)
@@ -198,6 +201,33 @@ def test_summary_attrs_round_trip_and_table(replicates, summary, tmp_path):
     pairs = table[table.measure == "n_pairs_q1"]
     assert len(pairs) == 4 and set(pairs.cohort) == {""} and pairs.mcse.isna().all()
     table.to_csv(tmp_path / "summary.csv", index=False)
+
+
+def test_the_table_has_the_paired_differences_with_their_reference(replicates, summary):
+    """summary.csv carries bias_difference / power_difference (as summary.nc, merged by the
+    run) with their MCSE, n_used and the method each is measured against."""
+    from analysis.performance.paired import paired_differences
+
+    methods = replicates.method.values.tolist()
+    references = {methods[0]: methods[0], methods[1]: methods[0]}
+    paired = paired_differences(replicates, reference=references)
+    merged = xr.merge([summary, paired.transpose(*summary.power_logrank.dims)], compat="no_conflicts",
+                      join="exact", combine_attrs="override")
+    table = summary_module.summary_to_frame(merged)
+    for measure in ("bias_difference", "power_difference", "n_used_bias_difference", "n_used_power_difference"):
+        rows = table[table.measure == measure]
+        assert len(rows) == merged[measure].size
+        assert {m: set(g) for m, g in rows.groupby("method").paired_reference} == {
+            m: {r} for m, r in references.items()}
+        for _, row in rows.iterrows():
+            cell = merged.isel(condition=int(row.condition)).sel(
+                {"method": row.method, "cohort": row.cohort, "endpoint": row.endpoint})
+            assert row.estimate == float(cell[measure])
+            if not measure.startswith("n_used"):
+                assert row.mcse == float(cell[f"{measure}_mcse"])
+    assert (table[~table.measure.str.contains("_difference")].paired_reference == "").all()
+    read_back = pd.read_csv(io.StringIO(table.to_csv(index=False)), keep_default_na=False)
+    assert set(read_back[read_back.measure == "bias_difference"].paired_reference) == {methods[0]}
 
 
 def test_summary_all_failed_cell_is_nan_not_error(replicates):
