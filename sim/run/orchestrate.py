@@ -30,7 +30,8 @@ from sim.errors import RunFolderError, ScenarioError
 from sim.run.replicates_file import replicates_skeleton, write_replicates_streamed
 from sim.run.identity import PSMSIM_VERSION
 from sim.run.runner import RunConfig, compute_blocks, iter_conditions, run_identity
-from sim.run.store import REPLICATES_FILE, FolderLock, RunFolder, open_replicates, read_dataset, write_summary
+from sim.run.folder_lock import FolderLock
+from sim.run.store import REPLICATES_FILE, RunFolder, open_replicates, read_dataset, write_summary
 from sim.scenario.model import Scenario
 from sim.scenario.parser import parse_scenario
 from sim.scenario.plans import paired_references, scenario_methods

@@ -11,7 +11,7 @@ import pytest
 from sim.cli import main
 from sim.cli.figures import _PLOT_KINDS
 from sim.run.reporting import PLOT_KINDS
-from sim.run.store import FolderLock
+from sim.run.folder_lock import FolderLock
 from sim.run.sweep_reporting import SWEEP_PLOT_KINDS
 from tests.analysis.plots.html_checks import check_self_contained
 from tests.sim.cli_helpers import assert_one_line_error, invoke

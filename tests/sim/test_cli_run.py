@@ -12,7 +12,7 @@ from pathlib import Path
 import xarray as xr
 
 from sim.cli import main
-from sim.run.store import FolderLock
+from sim.run.folder_lock import FolderLock
 from sim.run.workers import machine_cores
 from tests.sim.processes import alive, children, needs_proc
 from tests.sim.cli_helpers import invoke

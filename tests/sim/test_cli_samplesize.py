@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from sim.cli import main
-from sim.run.store import FolderLock, read_dataset
+from sim.run.folder_lock import FolderLock
+from sim.run.store import read_dataset
 from tests.sim.cli_helpers import assert_one_line_error, invoke
 
 ROOT = Path(__file__).resolve().parents[2]

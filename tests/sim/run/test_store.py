@@ -9,7 +9,8 @@ import xarray as xr
 
 from sim.errors import RunFolderError
 from sim.run.runner import RunConfig, iter_conditions, run_simulation
-from sim.run.store import LOCK_FILE, FolderLock, RunFolder, foreign_files, own_files
+from sim.run.folder_lock import LOCK_FILE, FolderLock
+from sim.run.store import RunFolder, foreign_files, own_files
 from tests.sim.fake_blocks import fake_work
 
 TRUTH = {"true_log_hr_conditional": [-0.5, -0.4], "true_log_hr_marginal": [-0.45, -0.35],
@@ -75,7 +76,7 @@ def test_a_reader_is_refused_by_a_writer_in_another_process(tmp_path):
 
     folder = tmp_path / "f"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from sim.run.store import FolderLock; "
+        [sys.executable, "-c", "import sys, time; from sim.run.folder_lock import FolderLock; "
          f"lock = FolderLock.acquire({str(folder)!r}); print('locked', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
