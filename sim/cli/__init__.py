@@ -22,7 +22,7 @@ import numpy as np
 from sim.cli.boundary import (  # noqa: F401
     INPUT_ERROR_EXIT_CODE, Commands, check_output_file, check_output_folder, make_output_folder, refuse_overwrite,
 )
-from sim.cli.run_options import run_settings
+from sim.cli.run_options import run_options, run_settings
 from sim.errors import PsmsimError
 from sim.scenario import Scenario, load_scenario
 
@@ -248,16 +248,7 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, meth
 
 @main.command()
 @click.argument("scenario", metavar="SCENARIO")
-@click.option("--replicates", type=int, help="Replicates, 1 to 1000000 [default: the scenario's].")
-@click.option("--seed", type=int, help="Root seed, 0 to 2**63 - 1 [default: the scenario's].")
-@click.option("--jobs", type=int, default=-1, show_default=True, help="Workers; -1 = all cores (at most the cores).")
-@click.option("--block-size", type=int, help="Replicates per block, 1 to 10000 [default: the scenario's].")
-@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
-@click.option("--scheduler", help="Dask scheduler address (default: a LocalCluster on 127.0.0.1).")
-@click.option("--out", "out", type=click.Path(file_okay=False),
-              help="Run folder [default: results/<scenario name>].")
-@click.option("--force", is_flag=True, help="Replace another run in --out (only its psmsim files are removed).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@run_options(per_point=False, defaults="the scenario's", out_default="results/<scenario name>")
 @click.option("--keep", type=click.Choice(["replicates", "summary"]), default="replicates", show_default=True,
               help="summary: write only the summary and remove the blocks (huge runs; no resume afterwards).")
 def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, block_size: int | None,
@@ -291,16 +282,8 @@ def run(scenario: str, replicates: int | None, seed: int | None, jobs: int, bloc
 @main.command()
 @click.argument("scenario", metavar="SCENARIO")
 @click.argument("sweep_file", metavar="SWEEP")
-@click.option("--replicates", type=int, help="Replicates per grid point, 1 to 1000000 [default: the sweep's, else the scenario's].")
-@click.option("--seed", type=int, help="Root seed, 0 to 2**63 - 1 [default: the scenario's].")
-@click.option("--jobs", type=int, default=-1, show_default=True, help="Workers; -1 = all cores (at most the cores).")
-@click.option("--block-size", type=int, help="Replicates per block, 1 to 10000 [default: the sweep's, else the scenario's].")
-@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
-@click.option("--scheduler", help="Dask scheduler address (default: a LocalCluster on 127.0.0.1).")
-@click.option("--out", "out", type=click.Path(file_okay=False),
-              help="Run folder [default: results/<scenario name>-<sweep name>].")
-@click.option("--force", is_flag=True, help="Replace another run in --out (only its psmsim files are removed).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@run_options(per_point=True, defaults="the sweep's, else the scenario's",
+             out_default="results/<scenario name>-<sweep name>")
 @click.option("--mcse-target", "mcse_targets", multiple=True, metavar="MEASURE=MCSE",
               help="After the first pass, add blocks only where this Monte Carlo SE is not met (matched PFS, "
                    "every method): power=0.005, bias=0.01 or coverage=0.01; repeatable.")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from sim.errors import PsmsimError
+from sim.cli.run_options import check_parallel, parallel_options
 
 
 @click.command("samplesize")
@@ -42,10 +42,8 @@ from sim.errors import PsmsimError
               help="Replicates per candidate in the first round (later rounds grow).")
 @click.option("--candidates", type=click.IntRange(min=2), default=8, show_default=True, help="Candidates per round.")
 @click.option("--seed", type=click.IntRange(min=0), help="Root seed [default: the scenario's].")
-@click.option("--jobs", type=int, default=-1, show_default=True, help="Workers; -1 = all cores.")
+@parallel_options()
 @click.option("--block-size", type=click.IntRange(min=1), help="Replicates per block [default: the scenario's].")
-@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
-@click.option("--scheduler", help="Dask scheduler address (default: a LocalCluster on 127.0.0.1).")
 @click.option("--out", "out", type=click.Path(file_okay=False),
               help="Search folder [default: results/<scenario>-samplesize-<design>-<endpoint>].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the answer as JSON.")
@@ -80,10 +78,7 @@ def samplesize(scenario: str, endpoint: str, target_power: float, design: str, m
     from sim.run.store import atomic_write_bytes
     from sim.scenario import load_scenario
 
-    if jobs == 0 or jobs < -1:
-        raise PsmsimError(f"--jobs {jobs}: must be a positive number of workers or -1 for all cores")
-    if scheduler and backend != "dask":
-        raise PsmsimError("--scheduler: only used with --backend dask")
+    check_parallel(jobs, backend, scheduler)
     if json_path:
         check_output_file(Path(json_path), "--json", force=force)
     loaded = load_scenario(scenario)

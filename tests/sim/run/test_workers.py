@@ -1,5 +1,5 @@
 """Worker pools: --jobs capped at the cores, no worker outliving a SIGKILLed parent (none alive
-one second after `psmsim run` returns: tests/sim/test_cli_run.py)."""
+one second after `psmsim run` returns: tests/sim/cli/test_run_folders.py)."""
 
 import signal
 import subprocess

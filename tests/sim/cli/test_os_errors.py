@@ -15,9 +15,9 @@ import pytest
 
 from sim.cli import main
 from sim.errors import PsmsimError, describe_os_error, find_os_error
-from tests.sim.cli_helpers import invoke
+from tests.sim.cli.helpers import invoke
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 
 

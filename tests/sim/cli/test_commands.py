@@ -15,9 +15,9 @@ import pytest
 import xarray as xr
 
 from sim.cli import main
-from tests.sim.cli_helpers import assert_one_line_error, invoke
+from tests.sim.cli.helpers import assert_one_line_error, invoke
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 
 

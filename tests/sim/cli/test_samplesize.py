@@ -14,9 +14,9 @@ import pytest
 from sim.cli import main
 from sim.run.folder_lock import FolderLock
 from sim.run.store import read_dataset
-from tests.sim.cli_helpers import assert_one_line_error, invoke
+from tests.sim.cli.helpers import assert_one_line_error, invoke
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 SMALL = ["--tolerance", "0.3", "--first-replicates", "30", "--candidates", "4",
          "--block-size", "30", "--jobs", "1", "--seed", "3", "--quiet"]

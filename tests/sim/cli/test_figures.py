@@ -14,9 +14,9 @@ from sim.run.reporting import PLOT_KINDS
 from sim.run.folder_lock import FolderLock
 from sim.run.sweep_reporting import SWEEP_PLOT_KINDS
 from tests.analysis.plots.html_checks import check_self_contained
-from tests.sim.cli_helpers import assert_one_line_error, invoke
+from tests.sim.cli.helpers import assert_one_line_error, invoke
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 
 

@@ -15,7 +15,7 @@ from sim.run.check_run import run_check
 from sim.scenario import load_scenario
 from sim.scenario.plans import scenario_plan
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 SELECTION = ROOT / "scenarios" / "selection_example.toml"
 

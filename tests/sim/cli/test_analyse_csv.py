@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from sim.cli import main
-from tests.sim.cli_helpers import invoke
+from tests.sim.cli.helpers import invoke
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 
 

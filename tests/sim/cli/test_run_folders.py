@@ -15,9 +15,9 @@ from sim.cli import main
 from sim.run.folder_lock import FolderLock
 from sim.run.workers import machine_cores
 from tests.sim.processes import alive, children, needs_proc
-from tests.sim.cli_helpers import invoke
+from tests.sim.cli.helpers import invoke
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 COMMAND = [sys.executable, "-c", "from sim.cli import main; main()"]
 
