@@ -75,6 +75,15 @@ def describe_rows(
                                        (100 * any_p,), (100 * np.mean(grades >= 1),), "percent"))
             rows.append(DescriptionRow("Adverse events", f"{ae.label}, grade 3-4", arm.label,
                                        (100 * g34_p,), (100 * np.mean(grades >= 3),), "percent"))
+    if scenario.adverse_events:
+        from sim.generate.adverse_events import any_adverse_event_probabilities
+
+        implied = any_adverse_event_probabilities(scenario)  # = the published share where calibrated
+        for arm, in_arm in arms:
+            share = implied.any_grade[implied.arm_names.index(arm.name)]
+            worst = batch.ae_grade[0, in_arm].max(axis=1)
+            rows.append(DescriptionRow("Adverse events", "Any adverse event (All), any grade", arm.label,
+                                       (100 * share,), (100 * np.mean(worst >= 1),), "percent"))
     return rows
 
 
@@ -185,6 +194,7 @@ def format_description(
            f"PFS events by then {100 * calibration.control_early_pfs_rate:.1f}% vs "
            f"{100 * calibration.treated_early_pfs_rate:.1f}% (control vs treated)"]
           if calibration.early_months else []),
+        *_frailty_lines(scenario),
         "",
         "True estimands (treated vs control)",
         f"  conditional log-HR  PFS{' (after the first scan)' if calibration.early_months else ''} "
@@ -198,3 +208,15 @@ def format_description(
         f"  (from {truth.n_patients:,} potential-outcome profiles per arm)",
     ]
     return "\n".join(lines)
+
+
+def _frailty_lines(scenario) -> list[str]:
+    """The AE frailty's latent correlation per arm, where ``[adverse_event_dependence]`` sets one."""
+    if scenario.adverse_event_dependence is None or not scenario.adverse_events:
+        return []
+    from sim.generate.adverse_events import any_adverse_event_probabilities
+
+    implied = any_adverse_event_probabilities(scenario)
+    parts = [f"{arm.label} {implied.correlation[implied.arm_names.index(arm.name)]:.3f}"
+             for arm in (scenario.treated_arm, scenario.control_arm)]
+    return [f"  AE frailty (latent correlation of the AE types; 0 = independent): {', '.join(parts)}"]

@@ -150,7 +150,8 @@ def counts_as_proportions(document: Mapping[str, Any], arm: str) -> dict[str, An
     """A copy of a table-mode scenario document with every count of ``arm`` rewritten as the
     proportion of the arm's size in the file (binary ``count`` -> ``proportion``, categorical
     ``counts`` -> ``probabilities``, response ``counts`` -> ``probabilities``, adverse events
-    ``any``/``grade34`` -> ``any_proportion``/``grade34_proportion``). Values the validator
+    ``any``/``grade34`` -> ``any_proportion``/``grade34_proportion``, the share with any AE of
+    ``[adverse_event_dependence]`` ``any`` -> ``any_proportion``). Values the validator
     would refuse are left as they are, for it to name. ``[checks]`` is dropped: its published
     numbers are of the study at its published size."""
     result = copy.deepcopy(dict(document))
@@ -180,4 +181,7 @@ def counts_as_proportions(document: Mapping[str, Any], arm: str) -> dict[str, An
         for key in ("any", "grade34"):
             if key in rates:
                 rates[f"{key}_proportion"] = share(rates.pop(key))
+    dependence = (result.get("adverse_event_dependence") or {}).get(arm)
+    if isinstance(dependence, dict) and "any" in dependence:
+        dependence["any_proportion"] = share(dependence.pop("any"))
     return result

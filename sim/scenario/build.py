@@ -16,6 +16,7 @@ from sim.generate.marginals import fit_lognormal_moments, fit_split_lognormal_qu
 from sim.scenario.model import (
     RESPONSE_CATEGORIES,
     AdverseEvent,
+    AdverseEventDependence,
     AnalysisMethod,
     AnalysisOptions,
     Arm,
@@ -42,12 +43,26 @@ from sim.scenario.schema.covariates import (
     NormalCovariate,
     fitted_truncated_normal,
 )
-from sim.scenario.schema.events import AdverseEventTable, ResponseTable
+from sim.scenario.schema.events import AdverseEventDependenceTable, AdverseEventTable, ResponseTable
 from sim.scenario.schema.outcome import OutcomeTable, TransitionTable, TreatmentTable
 
 
 def build_scenario(document: ScenarioFile, *, source_text: str = "") -> Scenario:
-    """The :class:`Scenario` of a valid file (``source_text``: the TOML it was read from)."""
+    """The :class:`Scenario` of a valid file (``source_text``: the TOML it was read from).
+
+    Raises
+    ------
+    ScenarioError
+        ``adverse_event_dependence.<arm>.any``: a share with any AE no shared frailty reaches.
+    """
+    from sim.generate.adverse_events import frailty_correlations
+
+    scenario = _build(document, source_text=source_text)
+    frailty_correlations(scenario)  # an unreachable [adverse_event_dependence] target: one line now
+    return scenario
+
+
+def _build(document: ScenarioFile, *, source_text: str) -> Scenario:
     mode = document.study.mode
     arms = tuple(Arm(name=name, label=arm.label if arm.label is not None else name,
                      size=arm.size if mode == "table" else 0, treated=arm.treated)
@@ -78,6 +93,8 @@ def build_scenario(document: ScenarioFile, *, source_text: str = "") -> Scenario
         response=_response(document.response, sizes),
         adverse_events=tuple(_adverse_event(name, table, sizes)
                              for name, table in document.adverse_events.items()),
+        adverse_event_dependence=(None if document.adverse_event_dependence is None
+                                  else _adverse_event_dependence(document.adverse_event_dependence, sizes)),
         analysis=AnalysisOptions(
             plan=analysis.plan,
             ps_covariates=tuple(analysis.ps_covariates if analysis.ps_covariates is not None
@@ -234,6 +251,21 @@ def _response(table: ResponseTable, sizes: Mapping[str, int]) -> Response:
             target[arm] = dict(zip(RESPONSE_CATEGORIES, raw))
     return Response(probabilities=probabilities, pfs_link=table.pfs_link, target=target,
                     model=table.model)
+
+
+def _adverse_event_dependence(table: AdverseEventDependenceTable, sizes: Mapping[str, int]
+                              ) -> AdverseEventDependence:
+    any_grade, correlation, target = {}, {}, {}
+    for arm, given in table.by_arm().items():
+        if given.any is not None:
+            any_grade[arm] = given.any / sizes[arm]
+            target[arm] = {"any": given.any, "n": sizes[arm]}
+        elif given.any_proportion is not None:
+            any_grade[arm] = given.any_proportion
+            target[arm] = {"any_proportion": given.any_proportion}
+        else:
+            correlation[arm] = given.correlation
+    return AdverseEventDependence(any_grade=any_grade, correlation=correlation, target=target)
 
 
 def _adverse_event(name: str, table: AdverseEventTable, sizes: Mapping[str, int]

@@ -250,7 +250,8 @@ def _mixture_quartiles(parts) -> list[float]:
 
 
 def _counts_to_proportions(document: dict, scenario: Scenario) -> None:
-    """Replace every count of a table-mode document (covariates, response, adverse events) by
+    """Replace every count of a table-mode document (covariates, response, adverse events and
+    the share with any AE of ``[adverse_event_dependence]``) by
     the proportion it stands for, so the arm sizes can change; the published numbers of
     ``[checks]`` are of the study as published, not of a resized design: dropped. In place."""
     document.pop("checks", None)
@@ -281,6 +282,9 @@ def _counts_to_proportions(document: dict, scenario: Scenario) -> None:
             if "any" in entry:
                 table[arm.name] = {"any_proportion": float(event.any_grade[arm.name]),
                                    "grade34_proportion": float(event.grade34[arm.name])}
+    dependence = scenario.adverse_event_dependence
+    for arm, share in ({} if dependence is None else dependence.any_grade).items():
+        document["adverse_event_dependence"][arm] = {"any_proportion": float(share)}
 
 
 def _with_follow_up(document: dict, months: float) -> dict:

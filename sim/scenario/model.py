@@ -239,6 +239,18 @@ class AdverseEvent:
 
 
 @dataclass(frozen=True)
+class AdverseEventDependence:
+    """How AEs cluster in the same patients: per arm either ``any_grade`` (the share of
+    patients with at least one AE, which the correlation is calibrated to) or ``correlation``
+    (the latent correlation of the AE types under a shared patient-level frailty). An arm in
+    neither has independent AE types. ``target`` keeps the printed numbers per arm."""
+
+    any_grade: Mapping[str, float] = field(default_factory=dict)
+    correlation: Mapping[str, float] = field(default_factory=dict)
+    target: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Unmeasured:
     """An unmeasured binary confounder U: prevalence per arm (or ``"population"``) and log-HR on
     all transitions. Never part of the cohort's covariates or the PS model."""
@@ -352,6 +364,7 @@ class Scenario:
     simulation: SimulationSettings
     selection: Selection | None = None
     unmeasured: Unmeasured | None = None
+    adverse_event_dependence: AdverseEventDependence | None = None
     source_text: str = ""
     checks: Checks = field(default_factory=Checks)
 

@@ -224,6 +224,17 @@ MALFORMED = [
     _case("ae-count-over-arm-size", "sorafenib = { any = 34, grade34 = 4 }",
           "sorafenib = { any = 66, grade34 = 4 }",
           "adverse_events.hand_foot_syndrome.sorafenib.any: count 66 exceeds arm size 65"),
+    _case("ae-dependence-unreachable", "sorafenib = { any = 59 }", "sorafenib = { any = 64 }",
+          "adverse_event_dependence.sorafenib.any: 0.9846 of patients with any AE cannot be reached: "
+          "independent AE types give 0.9638"),
+    _case("ae-dependence-count-above-size", "combination = { any = 33 }", "combination = { any = 36 }",
+          "adverse_event_dependence.combination.any: count 36 exceeds arm size 35"),
+    _case("ae-dependence-two-forms", "combination = { any = 33 }", "combination = { any = 33, correlation = 0.2 }",
+          "adverse_event_dependence.combination"),
+    _case("ae-dependence-correlation-one", "combination = { any = 33 }", "combination = { correlation = 1.0 }",
+          "adverse_event_dependence.combination.correlation: 1 is out of range (allowed: [0, 0.99]"),
+    _case("ae-dependence-arm-missing", "combination = { any = 33 }\nsorafenib = { any = 59 }",
+          "combination = { any = 33 }", "adverse_event_dependence.sorafenib: missing"),
     # unmeasured, analysis, simulation, top level
     Mutation("unmeasured-prevalence-above-one", (), "unmeasured.prevalence.combination: 1.3 "
              "is out of range", append="\n[unmeasured]\nprevalence = { combination = 1.3, "

@@ -35,7 +35,9 @@ from sim.scenario.schema.common import (
 )
 from sim.scenario.schema.correlation import CorrelationTable
 from sim.scenario.schema.covariates import Covariate
-from sim.scenario.schema.events import AdverseEventTable, CensoringTable, ResponseTable
+from sim.scenario.schema.events import (
+    AdverseEventDependenceTable, AdverseEventTable, CensoringTable, ResponseTable,
+)
 from sim.scenario.schema.outcome import OutcomeTable
 from sim.scenario.schema.selection import SelectionTable, UnmeasuredTable
 from sim.scenario.schema.study import Arm, Study
@@ -70,6 +72,10 @@ class ScenarioFile(FileTable):
     adverse_events: dict[str, AdverseEventTable] = Field(
         default_factory=dict, description="[adverse_events.<name>] tables (default: none)",
         json_schema_extra=_NAMES)
+    adverse_event_dependence: AdverseEventDependenceTable | None = Field(
+        None, description="a shared frailty making AEs cluster in the same patients, per arm "
+                          "calibrated to the share with any AE or given as a correlation "
+                          "(default: independent AE types)")
     unmeasured: UnmeasuredTable | None = Field(
         None, description="an unmeasured binary confounder (default: none)")
     selection: SelectionTable | None = Field(

@@ -1,5 +1,6 @@
-"""``[censoring]``, ``[response]`` and ``[adverse_events.<name>]``: follow-up, best overall
-response per arm and adverse-event rates per arm."""
+"""``[censoring]``, ``[response]``, ``[adverse_events.<name>]`` and
+``[adverse_event_dependence]``: follow-up, best overall response per arm, adverse-event rates
+per arm and how AEs cluster in the same patients."""
 
 from __future__ import annotations
 
@@ -184,3 +185,48 @@ class AdverseEventTable(FileTable):
                 problem = None if count is None else count_problem(count, size)
                 if problem:
                     yield Issue(problem, (arm, key), count)
+
+
+_DEPENDENCE_FORMS = (("any",), ("any_proportion",), ("correlation",))
+
+
+class ArmDependence(Alternatives):
+    """``{ any = 33 }`` (patients with at least one AE, table mode), ``{ any_proportion =
+    0.943 }`` (the share of such patients) to calibrate the frailty's correlation to, or
+    ``{ correlation = 0.3 }`` (the correlation itself)."""
+
+    model_config = ConfigDict(json_schema_extra=groups_schema(_DEPENDENCE_FORMS))
+    groups = _DEPENDENCE_FORMS
+    count_keys = ("any",)
+    any: Count | None = Field(None, description="patients with at least one AE of any grade (the paper's 'All' row)")
+    any_proportion: Probability | None = Field(None, description="the share of patients with at least one AE")
+    correlation: Annotated[float, Range(0.0, 0.99, why_high=(
+        "at 1 every AE type would follow one uniform per patient and the types could not differ"))] | None = Field(
+        None, description="latent correlation of the AE types, in [0, 0.99] (0 = independent)")
+
+
+class AdverseEventDependenceTable(FileTable):
+    """``[adverse_event_dependence]``: per arm, the share with any AE that a shared
+    patient-level frailty is calibrated to, or its latent correlation (one-factor Gaussian
+    copula over the AE types: :mod:`sim.generate.adverse_events`)."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, ArmDependence] = Field(init=False)
+
+    @classmethod
+    def key_rules(cls, data: Mapping[str, Any], facts: Facts) -> KeyRules:
+        if facts.arms is None:
+            return KeyRules(names=None)
+        return KeyRules(names={arm: f"the AE dependence of arm {arm!r}: {{any}} count, "
+                                    f"{{any_proportion}} or {{correlation}}"
+                               for arm in facts.arms})
+
+    def by_arm(self) -> dict[str, ArmDependence]:
+        return dict(self.__pydantic_extra__ or {})
+
+    def checks(self, facts: Facts) -> Iterable[Issue]:
+        for arm, dependence in self.by_arm().items():
+            size = _size(arm, facts)
+            problem = None if dependence.any is None else count_problem(dependence.any, size)
+            if problem:
+                yield Issue(problem, (arm, "any"), dependence.any)

@@ -78,8 +78,19 @@ def test_rows_cover_every_published_number(described):
     assert {row.kind for row in baseline} == {"percent", "mean_sd", "median_iqr"}
     assert len(_section(rows, "Survival (Kaplan-Meier median)")) == 8   # + S(target), PD
     assert len(_section(rows, "Best response")) == 8
-    assert len(_section(rows, "Adverse events")) == 4 * len(scenario.adverse_events)
-    assert len(rows) == len(baseline) + 8 + 8 + 4 * len(scenario.adverse_events)
+    assert len(_section(rows, "Adverse events")) == 4 * len(scenario.adverse_events) + 2  # + any AE per arm
+    assert len(rows) == len(baseline) + 8 + 8 + 4 * len(scenario.adverse_events) + 2
+
+
+def test_the_any_ae_rows_show_the_calibrated_all_row(described):
+    """The paper's "All" row (33/35, 59/65), which the AE frailty is calibrated to, beside the
+    simulated share with at least one AE."""
+    scenario, _, _, rows = described
+    shares = {row.arm: row for row in _section(rows, "Adverse events") if row.label.startswith("Any adverse event")}
+    assert shares[scenario.treated_arm.label].target[0] == pytest.approx(100 * 33 / 35)
+    assert shares[scenario.control_arm.label].target[0] == pytest.approx(100 * 59 / 65)
+    for row in shares.values():
+        assert abs(row.simulated[0] - row.target[0]) < 1.0  # 100,000 patients per arm: MCSE < 0.1 points
 
 
 def test_baseline_rows_reproduce_table1(described):

@@ -65,5 +65,6 @@ def test_resized_arm_keeps_its_published_proportions(liu2021):
     for before, after in zip(liu2021.adverse_events, resized.adverse_events):
         assert after.any_grade["combination"] == pytest.approx(before.any_grade["combination"])
         assert after.grade34["combination"] == pytest.approx(before.grade34["combination"])
+    assert resized.adverse_event_dependence.any_grade == pytest.approx(liu2021.adverse_event_dependence.any_grade)
     assert resized_arms(["arms.combination.size", "outcome.x", "arms.sorafenib.size"]) == (
         "combination", "sorafenib")

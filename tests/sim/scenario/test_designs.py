@@ -54,6 +54,7 @@ def test_psm_design_scales_the_arms_and_keeps_their_marginals(liu):
         np.testing.assert_allclose(design.response.probabilities[arm.name],
                                    liu.response.probabilities[arm.name])
     assert [e.any_grade for e in design.adverse_events] == [e.any_grade for e in liu.adverse_events]
+    assert design.adverse_event_dependence.any_grade == liu.adverse_event_dependence.any_grade  # 33/35, 59/65
     assert design.outcome == liu.outcome and design.censoring == liu.censoring
 
 

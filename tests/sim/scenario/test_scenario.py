@@ -186,7 +186,7 @@ def test_selection_example_loads(selection_example: Scenario):
 
 def test_defaults_when_optional_sections_are_absent(liu2021_path):
     data = tomllib.loads(liu2021_path.read_text(encoding="utf-8"))
-    for section in ("correlation", "analysis", "simulation", "adverse_events", "checks"):
+    for section in ("correlation", "analysis", "simulation", "adverse_events", "adverse_event_dependence", "checks"):
         del data[section]
     for transition in ("progression", "death_before", "death_after"):
         del data["outcome"][transition]
@@ -196,7 +196,7 @@ def test_defaults_when_optional_sections_are_absent(liu2021_path):
     assert scenario.analysis.ps_covariates == scenario.covariate_names
     assert (scenario.analysis.plan, scenario.analysis.overrides) == ("paper", {})
     assert scenario.simulation.replicates == 1000
-    assert scenario.adverse_events == ()
+    assert scenario.adverse_events == () and scenario.adverse_event_dependence is None
     assert scenario.checks.numbers == () and scenario.checks.pairs is None
     assert scenario.outcome.progression.baseline == "exponential"
 
