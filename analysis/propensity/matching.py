@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis.propensity import greedy_kernels
 from analysis.propensity.matched_sets import MatchResult, assemble_matched_sets
 from analysis.propensity.optimal_matching import match_optimal
 
@@ -139,11 +140,14 @@ class _ClosestWithinTolerance:
         return _pick_uniform(pool, rng)
 
 
-def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, replace, order, rng):
+def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, replace, order, rng, compiled=True):
     """Shared engine: process treated patients step by step, all replicates at once.
 
     ``rounds_first`` True gives MatchIt's schedule (every treated gets its first control
     before any gets a second); False gives FUZZY's (a case draws all its controls in turn).
+    ``compiled`` (default) runs the steps in :mod:`analysis.propensity.greedy_kernels`; False
+    runs the numpy stepper (the chooser classes below), which the tests keep as the kernels'
+    independent implementation: both give the same pairs and consume the same random numbers.
     """
     d = np.asarray(distance, dtype=float)
     if d.ndim != 2:
@@ -166,17 +170,43 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
     d_work = np.where(eligible, d, np.nan)
 
     sequence = _treated_order(d_work, is_treated, order, rng)
-    choose = chooser_type(d_work)
+    if compiled and chooser_type is _NearestLeftRight:
+        sorted_index = np.argsort(np.where(np.isfinite(d_work), d_work, np.inf), axis=1, kind="stable")
+        position = np.empty_like(sorted_index)
+        np.put_along_axis(position, sorted_index, np.arange(n_pat)[None, :], axis=1)
+        control_of, uses = greedy_kernels.nearest_left_right(
+            d_work, sorted_index, position, is_control, sequence.astype(np.int64), limit, ratio, bool(replace))
+        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
+
     rows = np.arange(n_rep)
     available = is_control.copy()
     control_of = np.full((n_rep, n_pat, ratio), -1, dtype=np.int32)
     uses = np.zeros((n_rep, n_pat), dtype=np.int64)
-
     n_steps = sequence.shape[1]
     if rounds_first:
         schedule = [(k, s) for k in range(ratio) for s in range(n_steps)]
     else:
         schedule = [(k, s) for s in range(n_steps) for k in range(ratio)]
+
+    kind = _POOL_KINDS.get(chooser_type) if compiled else None
+    if kind is not None:
+        # One FUZZY step per (k, s): the pool sizes, the draw from the block's generator (the
+        # same call as _pick_uniform's), then the drawn control, in two compiled passes.
+        best = np.empty(n_rep)
+        for k, s in schedule:
+            treated_index = sequence[:, s]
+            present = treated_index >= 0
+            if not present.any():
+                continue
+            t = np.where(present, treated_index, 0).astype(np.int64)
+            count = greedy_kernels.fuzzy_pool_sizes(kind, d_work, t, present, available, limit, control_of, k,
+                                                    bool(replace), best)
+            draw = rng.integers(0, np.maximum(count, 1))
+            greedy_kernels.fuzzy_take(kind, d_work, t, present, available, limit, control_of, uses, k,
+                                      bool(replace), best, draw)
+        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
+
+    choose = chooser_type(d_work)
     for k, s in schedule:
         treated_index = sequence[:, s]
         present = treated_index >= 0
@@ -196,6 +226,11 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
             available[found, chosen[found]] = False
 
     return assemble_matched_sets(control_of, is_treated, width, uses=uses)
+
+
+#: The FUZZY choosers the compiled step kernels implement, by their pool kind.
+_POOL_KINDS = {_RandomWithinTolerance: greedy_kernels.RANDOM_WITHIN,
+               _ClosestWithinTolerance: greedy_kernels.CLOSEST_WITHIN}
 
 
 def _caliper_array(caliper, n_rep):

@@ -183,27 +183,43 @@ def _normal_equations(design, response, curvature):
     return rhs, gram
 
 
-def _solve(gram, rhs, use_pinv):
-    """``gram @ b = rhs`` per replicate, shape (replicate, q); the pseudo-inverse (minimum-norm
-    solution) for rank-deficient replicates and for any whose Gram matrix is exactly singular
-    (weights underflowed to zero in a separated replicate)."""
-    solution = np.zeros_like(rhs)
-    regular = ~use_pinv
-    if regular.any():
-        try:
-            solution[regular] = np.linalg.solve(gram[regular], rhs[regular][..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            # Only the replicates whose LU meets an exact zero pivot (slogdet's sign 0) change
-            # method, so a replicate's result never depends on the others of its block.
-            use_pinv = use_pinv.copy()
-            use_pinv[regular] = np.linalg.slogdet(gram[regular])[0] == 0
-            regular = ~use_pinv
-            if regular.any():
+class _Solver:
+    """``gram @ b = rhs`` per replicate for the Gram matrices of one IRLS step, shape
+    (replicate, q): LU (``numpy.linalg.solve``) for regular replicates; the pseudo-inverse
+    (minimum-norm solution) for rank-deficient replicates and for any whose Gram matrix is
+    exactly singular (weights underflowed to zero in a separated replicate).
+
+    Both solves of a step (the first and the refinement) share the decision which replicates
+    need the pseudo-inverse and the pseudo-inverse itself, computed once; the numbers are those
+    of solving each system on its own.
+    """
+
+    def __init__(self, gram, use_pinv):
+        self.gram = gram
+        self.use_pinv = use_pinv
+        self.pinv = None
+
+    def __call__(self, rhs):
+        gram, use_pinv = self.gram, self.use_pinv
+        solution = np.zeros_like(rhs)
+        regular = ~use_pinv
+        if regular.any():
+            try:
                 solution[regular] = np.linalg.solve(gram[regular], rhs[regular][..., None])[..., 0]
-    if use_pinv.any():
-        pinv = np.linalg.pinv(gram[use_pinv], hermitian=True)
-        solution[use_pinv] = (pinv @ rhs[use_pinv][..., None])[..., 0]
-    return solution
+            except np.linalg.LinAlgError:
+                # Only the replicates whose LU meets an exact zero pivot (slogdet's sign 0)
+                # change method, so a replicate's result never depends on the others of its block.
+                use_pinv = use_pinv.copy()
+                use_pinv[regular] = np.linalg.slogdet(gram[regular])[0] == 0
+                self.use_pinv, self.pinv = use_pinv, None
+                regular = ~use_pinv
+                if regular.any():
+                    solution[regular] = np.linalg.solve(gram[regular], rhs[regular][..., None])[..., 0]
+        if use_pinv.any():
+            if self.pinv is None:
+                self.pinv = np.linalg.pinv(gram[use_pinv], hermitian=True)
+            solution[use_pinv] = (self.pinv @ rhs[use_pinv][..., None])[..., 0]
+        return solution
 
 
 def _weighted_least_squares(design, response, curvature, use_pinv):
@@ -215,24 +231,29 @@ def _weighted_least_squares(design, response, curvature, use_pinv):
     solution (R's ``Cdqrls``) as long as that product is below one.
     """
     rhs, gram = _normal_equations(design, response, curvature)
-    first = _solve(gram, rhs, use_pinv)
+    solve = _Solver(gram, use_pinv)
+    first = solve(rhs)
     fitted = (design @ first[..., None])[..., 0]
     residual = (design.transpose(0, 2, 1) @ (response - curvature * fitted)[..., None])[..., 0]
-    return first + _solve(gram, residual, use_pinv)
+    return first + solve(residual)
 
 
 def _r_inverse_link(eta):
     """R's ``binomial()$linkinv`` (C ``logit_linkinv``): exp(eta)/(1+exp(eta)) with exp(eta)
     replaced by eps beyond eta < -30 and by 1/eps beyond eta > 30."""
     with np.errstate(over="ignore"):
-        odds = np.where(eta < -R_LOGIT_THRESHOLD, _EPS,
-                        np.where(eta > R_LOGIT_THRESHOLD, 1.0 / _EPS, np.exp(eta)))
+        odds = np.exp(eta)
+    if (np.abs(eta) > R_LOGIT_THRESHOLD).any():  # the clamps (skipped, same numbers, when none applies)
+        odds = np.where(eta < -R_LOGIT_THRESHOLD, _EPS, np.where(eta > R_LOGIT_THRESHOLD, 1.0 / _EPS, odds))
     return odds / (1.0 + odds)
 
 
 def _r_mu_eta(eta):
     """R's ``binomial()$mu.eta`` (C ``logit_mu_eta``): exp(eta)/(1+exp(eta))^2, eps beyond |eta| > 30."""
     inside = np.abs(eta) <= R_LOGIT_THRESHOLD
+    if inside.all():
+        odds = np.exp(eta)
+        return odds / (1.0 + odds) ** 2
     odds = np.exp(np.where(inside, eta, 0.0))
     return np.where(inside, odds / (1.0 + odds) ** 2, _EPS)
 
@@ -240,7 +261,7 @@ def _r_mu_eta(eta):
 def _r_deviance(y, mu, weight):
     """Binomial deviance ``-2 sum w [y log mu + (1 - y) log(1 - mu)]`` per replicate, in R's
     arithmetic (``binomial_dev_resids`` on the clamped ``mu``; never infinite)."""
-    terms = np.where(y > 0, np.log(mu), np.log(1.0 - mu))
+    terms = np.log(np.where(y > 0, mu, 1.0 - mu))
     return -2.0 * np.sum(weight * terms, axis=1)
 
 
