@@ -31,7 +31,8 @@ from sim.run.replicates_file import replicates_skeleton, write_replicates_stream
 from sim.run.identity import PSMSIM_VERSION
 from sim.run.runner import RunConfig, compute_blocks, iter_conditions, run_identity
 from sim.run.folder_lock import FolderLock
-from sim.run.store import REPLICATES_FILE, RunFolder, open_replicates, read_dataset, write_summary
+from sim.run.store import (GROUP_REPLICATES, REPLICATES_FILE, RunFolder, group_keys, open_replicates, read_dataset,
+                           write_summary)
 from sim.scenario.model import Scenario
 from sim.scenario.parser import parse_scenario
 from sim.scenario.plans import paired_references, scenario_methods
@@ -122,15 +123,18 @@ def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario
     grid = [dict(c.fields) for c in conditions]
     skeleton = replicates_skeleton(folder.read_block(keys[0]), replicates=config.replicates,
                                    truths=truths, grid=grid, attrs=attrs)
-    # One block in memory at a time: the summary from per-block sufficient statistics (two
-    # passes over the blocks), replicates.nc filled block by block.
-    summary = summarise_with_differences(lambda: (folder.read_block(key) for key in keys),
+    # One group of consecutive blocks in memory at a time (store.GROUP_REPLICATES, so that
+    # per-Dataset costs are paid per group, not per block): the summary from per-group
+    # sufficient statistics (two passes), replicates.nc filled group by group, in chunks of
+    # one block.
+    groups = group_keys(keys)
+    summary = summarise_with_differences(lambda: (folder.read_blocks(group) for group in groups),
                                          paired_references(scenario), truths=skeleton, attrs=skeleton.attrs)
     replicates_path = None
     if keep == "replicates":
         replicates_path = write_replicates_streamed(
-            folder.path / REPLICATES_FILE, keys, folder.read_block, replicates=config.replicates,
-            truths=truths, grid=grid, attrs=attrs)
+            folder.path / REPLICATES_FILE, groups, folder.read_blocks, replicates=config.replicates,
+            truths=truths, grid=grid, attrs=attrs, chunk_replicates=config.block_size)
     paths = folder.write_summary(summary, summary_to_frame(summary).to_csv(index=False))
     if keep == "summary":
         folder.discard_blocks()
@@ -149,7 +153,10 @@ def summarise_folder(run_dir: Path) -> RunOutcome:
         except ValueError as exc:
             raise RunFolderError(f"{Path(run_dir) / REPLICATES_FILE}: {exc}") from None
         pairs = _reported_pairs(dataset)
-        step = int(dataset.attrs.get("block_size", 0) or 0) or 1000  # replicates read at a time
+        block_size = int(dataset.attrs.get("block_size", 0) or 0)
+        # replicates read at a time: the run's block groups (store.group_keys), so the summary
+        # merges the same states in the same order as the run's own
+        step = block_size * max(1, GROUP_REPLICATES // block_size) if block_size else 1000
         n_replicates = dataset.sizes["replicate"]
 
         def blocks():

@@ -64,6 +64,7 @@ def write_replicates_streamed(
     truths: Sequence[Mapping[str, Sequence[float]]],
     grid: Sequence[Mapping[str, Any]],
     attrs: Mapping[str, Any],
+    chunk_replicates: int | None = None,
 ) -> Path:
     """Write every block of a run into ``path`` (netCDF4), one block in memory at a time.
 
@@ -76,6 +77,8 @@ def write_replicates_streamed(
         length ``key.size``, then ``method``, ``cohort``, ``endpoint``, ``covariate``).
     replicates : replicates per condition.
     truths, grid, attrs : as :func:`sim.run.results.combine_blocks`.
+    chunk_replicates : replicates per netCDF chunk (default: the largest key's size; the run's
+        block size when ``keys`` are :class:`sim.run.store.BlockGroup` s of several blocks).
 
     Returns
     -------
@@ -87,7 +90,7 @@ def write_replicates_streamed(
     if not keys:
         raise ValueError("keys: a run has at least one block")
     template = read_block(keys[0])
-    chunk_replicates = max(int(key.size) for key in keys)
+    chunk_replicates = int(chunk_replicates or max(int(key.size) for key in keys))
     skeleton = replicates_skeleton(template, replicates=replicates, truths=truths, grid=grid, attrs=attrs)
     try:
         handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -149,13 +149,63 @@ def dataset_to_npz_bytes(dataset: xr.Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def dataset_from_npz_bytes(data: bytes) -> xr.Dataset:
-    """Inverse of :func:`dataset_to_npz_bytes`."""
+def _npz_parts(data: bytes) -> tuple[dict, dict[str, tuple[list[str], np.ndarray]]]:
+    """The attributes and the variables (name -> (dims, array); data variables first, then
+    coordinates, as written) of :func:`dataset_to_npz_bytes`'s bytes, without building a Dataset."""
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
         meta = json.loads(archive[_META].tobytes().decode())
-        data_vars = {name: (dims, archive[key]) for name, (key, dims) in meta["data_vars"].items()}
-        coords = {name: (dims, archive[key]) for name, (key, dims) in meta["coords"].items()}
-    return xr.Dataset(data_vars, coords=coords, attrs=meta["attrs"])
+        variables = {(group, name): (dims, archive[key])
+                     for group in ("data_vars", "coords") for name, (key, dims) in meta[group].items()}
+    return meta["attrs"], variables
+
+
+def _dataset(attrs: dict, variables: dict) -> xr.Dataset:
+    data_vars = {name: value for (group, name), value in variables.items() if group == "data_vars"}
+    coords = {name: value for (group, name), value in variables.items() if group == "coords"}
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def dataset_from_npz_bytes(data: bytes) -> xr.Dataset:
+    """Inverse of :func:`dataset_to_npz_bytes`."""
+    return _dataset(*_npz_parts(data))
+
+
+@dataclass(frozen=True)
+class BlockGroup:
+    """Consecutive blocks of one grid point, read as one Dataset (:meth:`RunFolder.read_blocks`):
+    replicates ``[start, start + size)`` of ``condition``."""
+
+    condition: int
+    start: int
+    size: int
+    keys: tuple[BlockKey, ...]
+
+
+#: Replicates per :class:`BlockGroup` when the parent reads a finished run (summaries,
+#: ``replicates.nc``): per-Dataset costs (decoding into xarray, the summary states, h5py
+#: writes) are paid per group, not per block; a group of liu2021 results is ~15 MiB.
+GROUP_REPLICATES = 10_000
+
+
+def group_keys(keys: Iterable[BlockKey], replicates: int = GROUP_REPLICATES) -> list[BlockGroup]:
+    """``keys`` (in order) cut into groups of consecutive blocks of one condition holding at
+    most ``replicates`` replicates each (at least one block)."""
+    groups: list[BlockGroup] = []
+    current: list[BlockKey] = []
+
+    def close():
+        if current:
+            groups.append(BlockGroup(current[0].condition, current[0].start,
+                                     sum(k.size for k in current), tuple(current)))
+            current.clear()
+
+    for key in keys:
+        if current and (key.condition != current[0].condition or key.start != current[-1].start + current[-1].size
+                        or sum(k.size for k in current) + key.size > replicates):
+            close()
+        current.append(key)
+    close()
+    return groups
 
 
 def read_dataset(path: Path) -> xr.Dataset:
@@ -345,18 +395,35 @@ class RunFolder:
         for path in self._block_paths(key):
             path.unlink(missing_ok=True)
 
-    def read_block(self, key: BlockKey) -> xr.Dataset:
-        """A finished block; :class:`RunFolderError` if it is not this run's (never merged)."""
+    def _read_parts(self, key: BlockKey) -> tuple[dict, dict]:
         data_path, _ = self._block_paths(key)
-        dataset = dataset_from_npz_bytes(data_path.read_bytes())
-        replicates = dataset.replicate.values
-        if (dataset.attrs.pop("run_id", None) != self.run_id or len(replicates) != key.size
-                or int(replicates[0]) != key.start):
+        attrs, variables = _npz_parts(data_path.read_bytes())
+        replicates = variables[("coords", "replicate")][1]
+        if attrs.pop("run_id", None) != self.run_id or len(replicates) != key.size or int(replicates[0]) != key.start:
             raise RunFolderError(
                 f"{data_path}: belongs to another run; delete it and rerun the same command to "
                 "recompute it"
             )
-        return dataset
+        return attrs, variables
+
+    def read_block(self, key: BlockKey) -> xr.Dataset:
+        """A finished block; :class:`RunFolderError` if it is not this run's (never merged)."""
+        return _dataset(*self._read_parts(key))
+
+    def read_blocks(self, group: BlockGroup) -> xr.Dataset:
+        """The blocks of ``group`` as one Dataset: every variable with a ``replicate`` dim
+        concatenated along it (numpy, in block order), the others and the attributes from the
+        first block -- the Dataset :func:`sim.run.results.combine_blocks` gives for them."""
+        parts = [self._read_parts(key) for key in group.keys]
+        if len(parts) == 1:
+            return _dataset(*parts[0])
+        attrs, first = parts[0]
+        variables = {}
+        for item, (dims, values) in first.items():
+            if "replicate" in dims:
+                values = np.concatenate([part[1][item][1] for part in parts], axis=dims.index("replicate"))
+            variables[item] = (dims, values)
+        return _dataset(attrs, variables)
 
     def pending(self, keys: Iterable[BlockKey]) -> Iterator[BlockKey]:
         """The blocks still to compute (missing, failing their checksum or of another run),
