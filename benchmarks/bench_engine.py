@@ -56,7 +56,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# One BLAS thread, as in psmsim's workers (sim.run.workers.ONE_BLAS_THREAD) and in R's reference
+# BLAS: set before numpy loads its BLAS.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "liu2021.toml"

@@ -207,6 +207,9 @@ def compute_blocks(
         pending = _pending(folder, _run_keys(counts, config.block_size), bar)
         first = next(pending, None)
         if first is not None:  # computed here, alone, and timed before the rest starts
+            from analysis.propensity.greedy_kernels import warm_up
+
+            warm_up()  # numba's loading is paid once per process, not per block: not in the estimate
             started = time.perf_counter()
             dataset = _compute(work, task(first))
             seconds = time.perf_counter() - started

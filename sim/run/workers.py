@@ -92,13 +92,21 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
+#: The workers' environment: one BLAS/OpenMP thread each. The workers already use every core;
+#: a BLAS that also threads its larger products (the PS model's Gram matrices of a 10,000-patient
+#: cohort) puts 2 x cores threads on the cores, and its spinning threads then slowed a block up to
+#: eightfold on a shared machine. The numbers do not change (the BLAS splits a product by output
+#: blocks, each computed the same way; the run's results are tested identical across --jobs).
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def run_loky(keyed: Callable[[Any], Any], tasks: Iterable[Any], jobs: int) -> Iterator[Any]:
     """``keyed(task)`` for every task on ``jobs`` loky worker processes, yielded as they
     finish (any order); the pool is shut down (workers joined) before the last result is
     returned, and its workers are killed if the caller stops early or a task raises."""
     from joblib.externals.loky import get_reusable_executor
 
-    executor = get_reusable_executor(max_workers=jobs, reuse=False, timeout=300,
+    executor = get_reusable_executor(max_workers=jobs, reuse=False, timeout=300, env=ONE_BLAS_THREAD,
                                      initializer=die_with_parent, initargs=(os.getpid(),))
     limit = IN_FLIGHT_PER_WORKER * jobs
     in_flight: set = set()
