@@ -18,6 +18,13 @@ One run generates N liu2021 cohorts once (``scenarios/liu2021.toml``, arms optio
 ``--end-to-end R`` also times ``psmsim run`` of R replicates with ``--jobs 2`` (generation, both
 plans, writing, combining, summarising).
 
+``--scaling N10 N100`` also times the batched engine (both plans, median of 3 rounds) on N10
+cohorts of the ×10 variant (1,000 patients) and N100 of the ×100 variant (10,000 patients),
+beside the main cohorts, with each size's growth against ``n log n`` from the smallest; and,
+in a fresh process, one block of the scenario's default block size of the ×100 variant (both
+plans, as a worker computes it: generation, analysis, the block Dataset), reporting that
+process's peak RSS -- a worker's memory at the default block size.
+
 It checks that the three engines agree (pairs, log-HRs, robust SEs, log-rank p, medians and the
 treated arm's median CI, ORR p, max |SMD|: :data:`TOLERANCES`) and names each column that does
 not, with its number of cohorts. Known: where the log-transformed upper confidence curve of a
@@ -34,7 +41,8 @@ average is printed and recorded).
 Usage::
 
     .venv/bin/python benchmarks/bench_engine.py [--replicates 200] [--scale 1|10|100]
-        [--reference 20] [--rounds 5] [--no-r] [--end-to-end 2000] [--json bench.json]
+        [--reference 20] [--rounds 5] [--no-r] [--end-to-end 2000] [--scaling 50 10]
+        [--json bench.json]
 """
 
 from __future__ import annotations
@@ -213,6 +221,55 @@ def median_seconds(function, rounds: int) -> float:
     return float(np.median(times))
 
 
+def engine_ms(scenario, n: int, seed: int, plans=("recommended", "paper"), rounds: int = 3) -> dict[str, float]:
+    """ms per replicate of the batched engine on ``n`` cohorts of ``scenario``, per plan
+    (median of ``rounds``, after a warm-up on one cohort)."""
+    from analysis.plan.analyse import analyse_cohorts
+    from sim.calibrate.cache import calibrate_cached
+    from sim.generate.cohorts import generate_cohorts
+    from sim.scenario.plans import scenario_plan
+
+    calibration = calibrate_cached(scenario)
+    seeds = np.random.SeedSequence(seed).spawn(2)
+    start = time.perf_counter()
+    batch = generate_cohorts(scenario, calibration, n, rng=np.random.default_rng(seeds[0]))
+    out = {"generate": 1e3 * (time.perf_counter() - start) / n}
+    for name in plans:
+        plan = scenario_plan(scenario, name)
+        analyse_cohorts(batch.replicate(0), plan, rng=np.random.default_rng(seeds[1]))
+        seconds = median_seconds(lambda: analyse_cohorts(batch, plan, rng=np.random.default_rng(seeds[1])), rounds)
+        out[name] = 1e3 * seconds / n
+    return out
+
+
+_BLOCK_CHILD = """
+import resource, sys, time
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {bench!r})
+from bench_engine import load_scenario_scaled
+from sim.calibrate.cache import calibrate_cached
+from sim.run.runner import BlockTask, simulate_block
+from sim.run.store import BlockKey
+scenario = load_scenario_scaled({scale})
+calibration = calibrate_cached(scenario)
+size = scenario.simulation.block_size
+simulate_block(BlockTask(BlockKey(0, 0, 0, 1), 1, scenario, calibration, ("paper", "recommended")))
+start = time.perf_counter()
+simulate_block(BlockTask(BlockKey(0, 0, 0, size), 1, scenario, calibration, ("paper", "recommended")))
+print(size, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def worker_block(scale: int) -> dict[str, float]:
+    """One default-size block of the ×``scale`` variant (both plans) in a fresh process: its
+    replicates, seconds and that process's peak RSS (MiB)."""
+    code = _BLOCK_CHILD.format(root=str(ROOT), bench=str(Path(__file__).resolve().parent), scale=scale)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    size, seconds, rss = done.stdout.split()
+    return {"scale": scale, "replicates": int(size), "seconds": float(seconds),
+            "ms_per_replicate": 1e3 * float(seconds) / int(size), "peak_rss_mib": float(rss)}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replicates", type=int, default=200, help="cohorts generated once and analysed by every engine")
@@ -224,6 +281,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-r", action="store_true", help="skip the R script")
     parser.add_argument("--end-to-end", type=int, default=0, metavar="R",
                         help="also time `psmsim run` of R replicates (both plans, --jobs 2) in a temporary folder")
+    parser.add_argument("--scaling", type=int, nargs=2, metavar=("N10", "N100"),
+                        help="also time the engine (both plans) on N10 cohorts of 1,000 and N100 of 10,000 patients, "
+                             "and one default-size block of 10,000-patient cohorts in a fresh process (peak RSS)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
 
@@ -282,6 +342,23 @@ def main(argv=None) -> dict:
         end_to_end = {"replicates": args.end_to_end, "jobs": 2, "seconds": seconds,
                       "ms_per_replicate": 1e3 * seconds / args.end_to_end}
 
+    scaling = None
+    if args.scaling:
+        sizes = [(args.scale, n), (10, args.scaling[0]), (100, args.scaling[1])]
+        rows = []
+        for scale, count in sizes:
+            variant = scenario if scale == args.scale else load_scenario_scaled(scale)
+            patients = sum(arm.size for arm in variant.arms)
+            rows.append({"scale": scale, "patients": patients, "replicates": count,
+                         "ms_per_replicate": engine_ms(variant, count, args.seed)})
+        base = rows[0]
+        for row in rows:
+            grow = row["patients"] * np.log(row["patients"]) / (base["patients"] * np.log(base["patients"]))
+            row["n_log_n_growth"] = float(grow)
+            row["growth"] = {plan: row["ms_per_replicate"][plan] / base["ms_per_replicate"][plan]
+                             for plan in ("recommended", "paper")}
+        scaling = {"engine": rows, "worker_block": worker_block(100)}
+
     ms = {"batched": 1e3 * batched_s / n, "reference": 1e3 * reference_s / k,
           "r": 1e3 * r_s / n if r_s is not None else None}
     report = {
@@ -298,6 +375,7 @@ def main(argv=None) -> dict:
         "peak_rss_mib": peak_rss_mib(),
         "peak_rss_mib_children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "end_to_end": end_to_end,
+        "scaling": scaling,
         "agreement": {"reference": agreement(batched_rows[:k], reference_rows),
                       "r": agreement(batched_rows, r_rows) if r_rows else None},
         "machine": {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
@@ -342,6 +420,19 @@ def format_report(report: dict) -> str:
         e2e = report["end_to_end"]
         lines += ["", f"psmsim run, both plans, --jobs {e2e['jobs']}: {e2e['replicates']} replicates in "
                       f"{e2e['seconds']:.1f} s ({e2e['ms_per_replicate']:.2f} ms per replicate, wall)"]
+    if report.get("scaling"):
+        lines += ["", "scaling (batched engine, ms per replicate; growth against the smallest cohort, n log n beside):",
+                  f"  {'patients':>9}{'replicates':>12}{'generate':>10}{'recommended':>13}{'paper':>9}"
+                  f"{'growth rec.':>13}{'growth paper':>14}{'n log n':>9}"]
+        for row in report["scaling"]["engine"]:
+            t = row["ms_per_replicate"]
+            lines.append(f"  {row['patients']:>9,}{row['replicates']:>12}{t['generate']:>10.3f}{t['recommended']:>13.3f}"
+                         f"{t['paper']:>9.3f}{row['growth']['recommended']:>13.1f}{row['growth']['paper']:>14.1f}"
+                         f"{row['n_log_n_growth']:>9.1f}")
+        block = report["scaling"]["worker_block"]
+        lines.append(f"  one default block ({block['replicates']} replicates of the x{block['scale']} variant, both plans, "
+                     f"fresh process): {block['seconds']:.1f} s, {block['ms_per_replicate']:.1f} ms per replicate, "
+                     f"peak RSS {block['peak_rss_mib']:.0f} MiB")
     lines += ["", f"peak RSS {report['peak_rss_mib']:.0f} MiB (this process; largest child, R or psmsim run: "
                   f"{report['peak_rss_mib_children']:.0f} MiB)",
               f"reference vs batched: {_verdict(report['agreement']['reference'])}",
