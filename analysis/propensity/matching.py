@@ -36,6 +36,11 @@ from analysis.propensity.optimal_matching import match_optimal
 __all__ = ["MATCHERS", "MatchResult", "match_matchit_nn", "match_patients", "match_spss_fuzzy_v1",
            "match_spss_fuzzy_v2", "match_optimal"]
 
+#: From this many patients per cohort FUZZY < 2.0 sizes its pools from Fenwick trees
+#: (greedy_kernels.random_within_*), below it by the branch-free scans, which are faster on
+#: small cohorts (measured: 1,000 patients 0.9 vs 1.2 ms per replicate, 4,000 12.9 vs 8.1,
+#: 10,000 81 vs 45); both give the same pairs.
+FENWICK_PATIENTS = 2000
 _ORDERS = ("largest", "smallest", "random", "data")
 
 
@@ -187,6 +192,30 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
         schedule = [(k, s) for k in range(ratio) for s in range(n_steps)]
     else:
         schedule = [(k, s) for s in range(n_steps) for k in range(ratio)]
+
+    if (compiled and chooser_type is _RandomWithinTolerance and n_pat >= FENWICK_PATIENTS
+            and not (replace and ratio > 1)):
+        # FUZZY < 2.0 without exclusions: each step's pool is a run of sorted positions, sized
+        # in O(log n) from a Fenwick tree; then the draw (the same call as _pick_uniform's)
+        # and the drawn control, found in patient order.
+        sorted_index = np.argsort(np.where(np.isfinite(d_work), d_work, np.inf), axis=1, kind="stable")
+        position = np.empty_like(sorted_index)
+        np.put_along_axis(position, sorted_index, np.arange(n_pat)[None, :], axis=1)
+        sorted_distance = np.take_along_axis(d_work, sorted_index, axis=1)
+        tree = greedy_kernels.random_within_index(sorted_index, available)
+        slot = np.where(available, position, n_pat).astype(np.int32)
+        ranges = np.zeros((n_rep, 2), dtype=np.int64)
+        for k, s in schedule:
+            treated_index = sequence[:, s]
+            present = treated_index >= 0
+            if not present.any():
+                continue
+            t = np.where(present, treated_index, 0).astype(np.int64)
+            count = greedy_kernels.random_within_sizes(sorted_distance, position, t, present, limit, tree, ranges)
+            draw = rng.integers(0, np.maximum(count, 1))
+            greedy_kernels.random_within_take(slot, t, present, tree, ranges, control_of, uses, k, bool(replace),
+                                              draw)
+        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
 
     kind = _POOL_KINDS.get(chooser_type) if compiled else None
     if kind is not None:

@@ -38,10 +38,14 @@ def _cohorts(seed, n_rep=40, n_pat=60):
     return distance, treated, mask, caliper
 
 
-@pytest.mark.parametrize("method", sorted(CHOOSERS))
+@pytest.mark.parametrize("method,fenwick", [("matchit_nn", False), ("spss_fuzzy_v1", False), ("spss_fuzzy_v1", True),
+                                            ("spss_fuzzy_v2", False)])
 @pytest.mark.parametrize("ratio,replace", [(1, False), (2, False), (3, True), (1, True)])
 @pytest.mark.parametrize("order", ["largest", "data", "random"])
-def test_kernels_equal_numpy_stepper(method, ratio, replace, order):
+def test_kernels_equal_numpy_stepper(method, fenwick, ratio, replace, order, monkeypatch):
+    """``fenwick``: FUZZY < 2.0 through its Fenwick-tree kernels (used from
+    ``matching.FENWICK_PATIENTS`` patients, here forced) instead of the scans."""
+    monkeypatch.setattr(matching, "FENWICK_PATIENTS", 0 if fenwick else 10**9)
     chooser, rounds_first = CHOOSERS[method]
     for seed in range(3):
         distance, treated, mask, caliper = _cohorts(seed)
