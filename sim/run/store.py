@@ -31,6 +31,7 @@ import json
 import os
 import re
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -149,13 +150,33 @@ def dataset_to_npz_bytes(dataset: xr.Dataset) -> bytes:
     return buffer.getvalue()
 
 
+#: The header ``numpy.save`` writes for a C-ordered array of a plain dtype (format 1.0).
+_NPY_HEADER = re.compile(rb"\{'descr': '([<>|][a-zA-Z]\d+)', 'fortran_order': False, 'shape': \(([\d, ]*)\), \}\s*")
+
+
+def _npy_array(raw: bytes) -> np.ndarray:
+    """The array of one ``.npy`` member: its header parsed by a regular expression and its data
+    copied out of the bytes (``numpy.lib.format.read_array`` spends most of a block's reading time
+    evaluating the header as Python literals: 7.6 -> 3.3 ms per liu2021 block); anything but the
+    plain format-1.0 header that :func:`dataset_to_npz_bytes` writes goes through numpy's reader."""
+    if raw[:8] == b"\x93NUMPY\x01\x00":
+        length = int.from_bytes(raw[8:10], "little")
+        match = _NPY_HEADER.fullmatch(raw[10:10 + length])
+        if match is not None and match.group(1)[1:2] not in (b"O", b"V"):
+            shape = tuple(int(n) for n in match.group(2).split(b",") if n.strip())
+            values = np.frombuffer(raw, dtype=np.dtype(match.group(1).decode()), offset=10 + length)
+            return values.reshape(shape).copy()  # writable, as numpy's reader gives it
+    return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+
+
 def _npz_parts(data: bytes) -> tuple[dict, dict[str, tuple[list[str], np.ndarray]]]:
     """The attributes and the variables (name -> (dims, array); data variables first, then
     coordinates, as written) of :func:`dataset_to_npz_bytes`'s bytes, without building a Dataset."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        meta = json.loads(archive[_META].tobytes().decode())
-        variables = {(group, name): (dims, archive[key])
-                     for group in ("data_vars", "coords") for name, (key, dims) in meta[group].items()}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        arrays = {name[:-4]: _npy_array(archive.read(name)) for name in archive.namelist() if name.endswith(".npy")}
+    meta = json.loads(arrays[_META].tobytes().decode())
+    variables = {(group, name): (dims, arrays[key])
+                 for group in ("data_vars", "coords") for name, (key, dims) in meta[group].items()}
     return meta["attrs"], variables
 
 
