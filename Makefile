@@ -36,7 +36,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
-	nice -n 10 $(BIN)/python benchmarks/bench_engine.py --end-to-end 2000 --json results/bench_engine.json
+	nice -n 10 $(BIN)/python benchmarks/bench_engine.py --end-to-end 2000 --scaling 50 10 --json results/bench_engine.json
 	nice -n 10 $(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
