@@ -52,6 +52,7 @@ import xarray as xr
 
 from analysis import status as status_codes
 from analysis.performance.mergeable import MergeableState
+from analysis.plan.options import ESTIMANDS
 from analysis.performance.moments import moments_of
 
 __all__ = ["PAPER_PATTERN_CRITERIA", "SummaryState", "CentreCoverageState", "check_replicates"]
@@ -82,6 +83,12 @@ _BLOCK_VARIABLES = {
 }
 _METHOD_CELL = ("condition", "method")
 _MOMENT_PARTS = ("count", "mean", "m2")
+_PER_ESTIMAND = ("condition", "estimand", "endpoint")
+#: The per-estimand truth table and its MC SE (runs since the per-estimand truths).
+ESTIMAND_TRUTHS = ("true_log_hr", "true_log_hr_mcse")
+#: MC SEs of the median truths (runs since the per-estimand truths).
+MEDIAN_TRUTH_MCSE = ("true_median_treated_mcse", "true_median_control_mcse")
+_ATT = ESTIMANDS.index("att")
 
 
 def check_replicates(dataset: xr.Dataset, *, with_truths: bool = True) -> None:
@@ -154,6 +161,56 @@ def _truths_of(block: xr.Dataset, truths: xr.Dataset | None) -> dict[str, np.nda
     labels = {dim: block.indexes[dim] for dim in _PER_TRUTH}
     return {name: _at_labels(source, name, _PER_TRUTH, labels).astype(float)
             for name in TRUTH_VARIABLES}
+
+
+def _estimand_truths(block: xr.Dataset, truths: xr.Dataset | None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The true log-HR per estimand and its MC SE, each shaped (condition, estimand, endpoint)
+    in the block's condition and endpoint order and :data:`ESTIMANDS` order, and whether the
+    run predates them (then: the ATT row is ``true_log_hr_marginal``, the conditional row
+    ``true_log_hr_conditional``, ATE/ATO NaN, the MC SEs NaN)."""
+    source = block if truths is None else truths
+    labels = {"condition": block.indexes["condition"], "endpoint": block.indexes["endpoint"],
+              "estimand": list(ESTIMANDS)}
+    if all(name in source for name in ESTIMAND_TRUTHS):
+        values, mcse = (_at_labels(source, name, _PER_ESTIMAND, labels).astype(float)
+                        for name in ESTIMAND_TRUTHS)
+        return values, mcse, False
+    legacy = _truths_of(block, truths)
+    shape = (block.sizes["condition"], len(ESTIMANDS), block.sizes["endpoint"])
+    values = np.full(shape, np.nan)
+    values[:, _ATT] = legacy["true_log_hr_marginal"]
+    values[:, ESTIMANDS.index("conditional")] = legacy["true_log_hr_conditional"]
+    return values, np.full(shape, np.nan), True
+
+
+def _median_truth_mcse(block: xr.Dataset, truths: xr.Dataset | None) -> dict[str, np.ndarray]:
+    """MC SEs of ``true_median_treated`` and ``true_median_control``, (condition, endpoint);
+    NaN for a run that predates them."""
+    source = block if truths is None else truths
+    labels = {dim: block.indexes[dim] for dim in _PER_TRUTH}
+    shape = (block.sizes["condition"], block.sizes["endpoint"])
+    return {name: (_at_labels(source, name, _PER_TRUTH, labels).astype(float) if name in source
+                   else np.full(shape, np.nan)) for name in MEDIAN_TRUTH_MCSE}
+
+
+def _target_truths(block: xr.Dataset, table: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per replicate the truth the ``*_marginal`` measures refer to, shaped (condition,
+    replicate, method, cohort, endpoint): the method's own estimand (``analysis_estimand``)
+    for the ``matched`` (adjusted) slot, the ATT for the crude ``full`` slot; NaN where the
+    code is -1 (a replicate a condition did not simulate). Also the codes (condition,
+    replicate, method) and whether the block lacks them (a run before they were stored: every
+    method is then taken as an ATT analysis)."""
+    n_conditions, n_replicates = block.sizes["condition"], block.sizes["replicate"]
+    legacy = "analysis_estimand" not in block
+    if legacy:
+        codes = np.zeros((n_conditions, n_replicates, block.sizes["method"]), dtype=np.int64)
+    else:
+        codes = _values(block, "analysis_estimand", _PER_METHOD).astype(np.int64)
+    own = table[np.arange(n_conditions)[:, None, None], np.clip(codes, 0, len(ESTIMANDS) - 1)]
+    own = np.where((codes >= 0)[..., None], own, np.nan)  # (condition, replicate, method, endpoint)
+    att = np.broadcast_to(table[:, np.newaxis, np.newaxis, _ATT], own.shape)
+    slots = [own if cohort == "matched" else att for cohort in block.indexes["cohort"]]
+    return np.stack(slots, axis=3), codes, legacy
 
 
 def _condition_coords(block: xr.Dataset, truths: xr.Dataset | None) -> dict:
@@ -241,6 +298,8 @@ class SummaryState(MergeableState):
             raise ValueError(f"alpha: must lie in (0, 1); got {alpha!r}")
         check_replicates(block, with_truths=truths is None)
         truth = _truths_of(block, truths)
+        estimand_table, estimand_mcse, legacy_truths = _estimand_truths(block, truths)
+        target, estimand_codes, legacy_codes = _target_truths(block, estimand_table)
         cell, cohort_cell = CELL_DIMS, CELL_DIMS[:3]
         out = _Accumulator()
 
@@ -257,7 +316,8 @@ class SummaryState(MergeableState):
         out.moments("model_variance", se**2, cell, np.isfinite(se))
         interval = np.isfinite(lower) & np.isfinite(upper)
         for name in ("conditional", "marginal"):
-            theta = truth[f"true_log_hr_{name}"][:, np.newaxis, np.newaxis, np.newaxis, :]
+            theta = (target if name == "marginal"
+                     else truth[f"true_log_hr_{name}"][:, np.newaxis, np.newaxis, np.newaxis, :])
             error = log_hr - theta
             with np.errstate(invalid="ignore", divide="ignore"):
                 relative = np.where(theta == 0.0, np.nan, error / theta)
@@ -310,11 +370,19 @@ class SummaryState(MergeableState):
             ("condition",), np.full(n_conditions, n_replicates, dtype=np.int64), "count")
         for name, values in truth.items():
             out.variables[name] = (_PER_TRUTH, values, "constant")
+        for name, values in _median_truth_mcse(block, truths).items():
+            out.variables[name] = (_PER_TRUTH, values, "constant")
+        out.variables["true_log_hr"] = (_PER_ESTIMAND, estimand_table, "constant")
+        out.variables["true_log_hr_mcse"] = (_PER_ESTIMAND, estimand_mcse, "constant")
+        hits = np.stack([estimand_codes == code for code in range(len(ESTIMANDS))], axis=-1)
+        out.count("estimand_count", hits, (*_METHOD_CELL, "estimand"))
 
         coords = {dim: block.indexes[dim].values for dim in CELL_DIMS}
-        coords.update(status=np.array(list(status_codes.STATUS_NAMES.values())),
+        coords.update(estimand=np.array(ESTIMANDS),
+                      status=np.array(list(status_codes.STATUS_NAMES.values())),
                       criterion=np.array(list(PAPER_PATTERN_CRITERIA)), n_pairs_value=pair_values)
-        attrs = {**block.attrs, **_options(alpha, balance_threshold)}
+        attrs = {**block.attrs, **_options(alpha, balance_threshold),
+                 "summary_state_legacy_estimands": int(legacy_truths or legacy_codes)}
         return cls(out.variables, coords, _condition_coords(block, truths), attrs)
 
 

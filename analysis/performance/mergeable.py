@@ -42,10 +42,11 @@ from analysis.performance.moments import Moments, merge_moments
 __all__ = ["MergeableState", "STATE_FORMAT"]
 
 #: Version of the layout, stored in every state's attributes and checked when read back.
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 ROLES = ("count", "mean", "m2", "constant")
 #: Dims in the order every variable is stored; the open dim is last.
-DIM_ORDER = ("condition", "method", "cohort", "endpoint", "status", "criterion", "n_pairs_value")
+DIM_ORDER = ("condition", "method", "estimand", "cohort", "endpoint", "status", "criterion",
+             "n_pairs_value")
 OPEN_DIM = "n_pairs_value"
 _OPTION_PREFIX = "summary_state"
 _IDENTITY = ("summary_state", "summary_state_format", "summary_state_roles")

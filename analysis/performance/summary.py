@@ -42,6 +42,7 @@ from analysis.performance.measures import (
     rmse_from_moments,
 )
 from analysis.performance.moments import Moments, quantiles_from_frequencies
+from analysis.plan.options import ESTIMANDS
 
 __all__ = ["PAPER_PATTERN_CRITERIA", "summarise_run", "summarise_blocks", "summarise_state",
            "summary_to_frame"]
@@ -181,8 +182,11 @@ def summarise_state(
     for arm in ("treated", "control"):
         median_mean = _from_moments(mean_from_moments, ds, f"median_{arm}")
         variables[f"median_{arm}_mean"] = median_mean.estimate
+        bias = _from_moments(mean_from_moments, ds, f"median_{arm}_error")
+        truth_mcse = ds[f"true_median_{arm}_mcse"].fillna(0.0)
+        folded = xr.where(truth_mcse > 0, np.sqrt(bias.mcse**2 + truth_mcse**2), bias.mcse)
         _store(variables, f"median_{arm}_bias",
-               _from_moments(mean_from_moments, ds, f"median_{arm}_error"))
+               PerformanceMeasure(bias.estimate, folded.transpose(*bias.mcse.dims), bias.n_used))
         _store(variables, f"median_{arm}_not_reached",
                _from_counts(ds[f"median_{arm}_not_reached"], ds.analysed))
 
@@ -209,10 +213,14 @@ def summarise_state(
            _from_counts(ds.paper_criterion_met, ds.replicate_count))
     _store(variables, "paper_pattern_rate", _from_counts(ds.paper_pattern_met, ds.replicate_count))
 
-    # The truths the measures refer to, (condition, endpoint): log HRs and marginal medians.
-    for name in TRUTH_VARIABLES:
+    _target_truths(ds, variables)
+    # The truths the measures refer to, (condition, endpoint): log HRs and marginal medians;
+    # (condition, estimand, endpoint): the log HR of each estimand, with MC SEs.
+    for name in (*TRUTH_VARIABLES, "true_median_treated_mcse", "true_median_control_mcse",
+                 "true_log_hr", "true_log_hr_mcse"):
         variables[name] = ds[name]
 
+    analysis_estimand = variables.pop("_analysis_estimand")
     summary = xr.Dataset(variables)
     condition_coords = {
         name: coord for name, coord in ds.coords.items()
@@ -220,11 +228,57 @@ def summarise_state(
     }
     summary = summary.assign_coords(condition_coords)
     summary = summary.drop_vars([c for c in summary.coords if c == "n_pairs_value"])
-    order = [*CELL_DIMS, "status", "criterion"]
+    summary = summary.assign_coords(analysis_estimand=analysis_estimand)
+    order = ["condition", "method", "estimand", "cohort", "endpoint", "status", "criterion"]
     summary = summary.transpose(*[d for d in order if d in summary.dims])
     source = state.source_attrs if attrs is None else dict(attrs)
     summary.attrs = _summary_attrs(source, alpha, state.balance_threshold, null_tolerance)
+    if int(state.options().get("summary_state_legacy_estimands", 0)):
+        summary.attrs["estimand_note"] = LEGACY_ESTIMAND_NOTE
     return summary
+
+
+#: Said of a run whose replicates predate the per-method estimand (psmsim before run format 3).
+LEGACY_ESTIMAND_NOTE = ("these replicates predate the per-method estimand: every method is "
+                        "measured against the ATT truth, without the truth's Monte Carlo error")
+
+
+def _target_truths(ds: xr.Dataset, variables: dict) -> None:
+    """Each method's estimand and the truth its ``*_marginal`` measures refer to; the truth's
+    MC SE folded into the bias MCSEs: sqrt(MCSE_run² + MCSE_truth²).
+
+    Adds ``true_log_hr_target`` (+ ``_mcse``; condition, method, cohort, endpoint): the
+    method's own estimand in the ``matched`` (adjusted) slot, the ATT in the crude ``full``
+    slot; and ``_analysis_estimand`` (condition, method; popped as a coordinate): the name
+    of the estimand the replicates record ("" where a method has none).
+    """
+    counts = ds.estimand_count.transpose("condition", "method", "estimand").values
+    code = counts.argmax(axis=-1)
+    names = np.where(counts.sum(axis=-1) > 0, np.asarray(ESTIMANDS, dtype=object)[code], "")
+    table = ds.true_log_hr.transpose("condition", "estimand", "endpoint").values
+    table_mcse = ds.true_log_hr_mcse.transpose("condition", "estimand", "endpoint").values
+    rows = np.arange(table.shape[0])[:, None]
+    att = ESTIMANDS.index("att")
+    cohorts = ds.cohort.values.tolist()
+    targets = []
+    for values in (table, table_mcse):
+        own = np.where((counts.sum(axis=-1) > 0)[..., None], values[rows, code], np.nan)
+        crude = np.broadcast_to(values[:, None, att], own.shape)
+        targets.append(np.stack([own if c == "matched" else crude for c in cohorts], axis=2))
+    dims = ("condition", "method", "cohort", "endpoint")
+    coords = {d: ds[d].values for d in dims}
+    target = xr.DataArray(targets[0], dims=dims, coords=coords)
+    target_mcse = xr.DataArray(targets[1], dims=dims, coords=coords)
+    variables["true_log_hr_target"] = target
+    variables["true_log_hr_target_mcse"] = target_mcse
+    conditional_mcse = ds.true_log_hr_mcse.sel(estimand="conditional")
+    for name, truth_mcse in (("bias_marginal", target_mcse), ("bias_conditional", conditional_mcse)):
+        run_mcse = variables[f"{name}_mcse"]
+        truth_mcse = truth_mcse.fillna(0.0)
+        variables[f"{name}_mcse"] = xr.where(truth_mcse > 0, np.sqrt(run_mcse**2 + truth_mcse**2),
+                                             run_mcse).transpose(*run_mcse.dims)
+    variables["_analysis_estimand"] = xr.DataArray(names.astype(str), dims=("condition", "method"),
+                                                   coords={d: ds[d].values for d in ("condition", "method")})
 
 
 def summarise_blocks(
@@ -352,7 +406,10 @@ def summary_to_frame(summary: xr.Dataset):
     -------
     pandas.DataFrame
         Columns ``condition``, the condition coordinates (e.g. ``hazard_ratio``), ``method``,
-        ``cohort``, ``endpoint`` (empty where the measure has no such dim), ``measure``,
+        ``cohort``, ``endpoint`` (empty where the measure has no such dim), ``estimand`` (the
+        estimand the row's truth refers to: the method's ``analysis_estimand`` for the
+        ``matched`` slot and for rows per method, ``att`` for the crude ``full`` slot, empty
+        for rows without a method or a summary without it), ``measure``,
         ``estimate``, ``mcse`` (NaN where the measure has none), ``paired_reference`` (on the
         rows of the paired differences, :data:`~analysis.performance.paired.PAIRED_MEASURES`:
         the method the row's method is compared with, from the summary's ``paired_reference``
@@ -379,13 +436,16 @@ def summary_to_frame(summary: xr.Dataset):
              "mcse": paired if paired is not None else xr.full_like(variable, np.nan, dtype=float)}
         ).reset_coords([c for c in condition_coords if c in variable.coords], drop=True)
         frame = table.to_dataframe().reset_index()
+        if "analysis_estimand" in frame:
+            own = frame.pop("analysis_estimand").astype(str)
+            frame["estimand"] = own.where(frame["cohort"] != "full", "att") if "cohort" in frame else own
         category_dims = [d for d in variable.dims if d not in CELL_DIMS]
         frame["measure"] = name
         for dim in category_dims:
             frame["measure"] = frame["measure"] + "[" + frame[dim].astype(str) + "]"
         frames.append(frame.drop(columns=category_dims))
     long = pd.concat(frames, ignore_index=True)
-    for column in ("method", "cohort", "endpoint"):
+    for column in ("method", "cohort", "endpoint", "estimand"):
         if column not in long:
             long[column] = ""
         long[column] = long[column].fillna("")
@@ -395,4 +455,4 @@ def summary_to_frame(summary: xr.Dataset):
     conditions = summary[condition_coords].to_dataframe().reset_index() if condition_coords else None
     if conditions is not None:
         long = long.merge(conditions, on="condition", how="left", sort=False)
-    return long[[*key_columns, "measure", "estimate", "mcse", "paired_reference"]]
+    return long[[*key_columns, "estimand", "measure", "estimate", "mcse", "paired_reference"]]

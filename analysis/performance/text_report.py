@@ -47,10 +47,14 @@ Abbreviations: ± = Monte Carlo SE (Morris, White & Crowther 2019); ±— = no M
   true marginal HR (one-tailed: alpha/2 under a null truth); failed = share of replicates whose
   analysis failed (status not ok); NA = no usable replicate; * = null truth (true marginal log HR
   0): the power columns are type-I error rates. True marginal HR = the HR in the treated (ATT)
-  that a Cox model of treatment alone estimates in the study's population and follow-up;
-  conditional HR = the HR given the covariates (the model's treatment effect)."""
+  that a Cox model of treatment alone estimates in the study's population and follow-up (ATE:
+  in the whole population; ATO: in the overlap population); conditional HR = the HR given the
+  covariates (a Cox model adjusted for them). Bias, HR vs true and coverage of a method's
+  matched (adjusted) rows are against its own estimand, of the full (crude) rows against the
+  ATT; the bias MCSE includes the truth's own MC error."""
 
-#: Which hazard an endpoint's conditional HR is the HR of, where it is not the endpoint's own.
+#: Which hazard an endpoint's conditional HR is the HR of, where it is not the endpoint's own
+#: (summaries before the per-estimand truths, whose OS conditional truth was h12's β).
 _CONDITIONAL_OF = {"os": " (of death after progression)"}
 
 #: What a separated PS model is, in one phrase.
@@ -101,8 +105,9 @@ def _condition_label(summary: xr.Dataset, condition) -> str:
 
 
 def _hr_versus_truth(cell: xr.Dataset) -> str:
-    """exp(true + bias) ± exp(.) × MCSE (delta method), beside exp(true)."""
-    truth = float(cell.true_log_hr_marginal)
+    """exp(true + bias) ± exp(.) × MCSE (delta method), beside exp(true), the truth of the
+    cell's estimand (``true_log_hr_target``; a summary before it: the marginal ATT)."""
+    truth = float(cell.true_log_hr_target if "true_log_hr_target" in cell else cell.true_log_hr_marginal)
     bias, mcse = float(cell.bias_marginal), float(cell.bias_marginal_mcse)
     if math.isnan(truth) or math.isnan(bias):
         return "NA"
@@ -138,9 +143,33 @@ def _truth_lines(summary: xr.Dataset, condition) -> list[str]:
         marginal, conditional = float(at.true_log_hr_marginal), float(at.true_log_hr_conditional)
         lines.append(
             f"  true {endpoint.upper()}: marginal HR in the treated (ATT) {_number(math.exp(marginal), 3)}, "
-            f"conditional HR {_number(math.exp(conditional), 3)}{_CONDITIONAL_OF.get(endpoint, '')}; true medians "
+            f"conditional HR {_number(math.exp(conditional), 3)}"
+            f"{_CONDITIONAL_OF.get(endpoint, '') if 'estimand_note' in summary.attrs else ''}; true medians "
             f"{_number(at.true_median_treated, 2)} (treated) vs {_number(at.true_median_control, 2)} (control) months")
+        if "true_log_hr" in at and "estimand_note" not in summary.attrs:
+            parts = [f"{name.upper() if name != 'conditional' else name} "
+                     f"{_with_mcse(at.true_log_hr.sel(estimand=name), at.true_log_hr_mcse.sel(estimand=name), 4, signed=True)}"
+                     for name in at.estimand.values.tolist()]
+            lines.append(f"    true log HR by estimand (± MC SE of the truth): {', '.join(parts)}")
     return lines
+
+
+#: The estimand names as the method header says them.
+_ESTIMAND_WORDS = {"att": "ATT", "ate": "ATE", "ato": "ATO", "conditional": "conditional HR"}
+
+
+def _estimand_line(block: xr.Dataset) -> list[str]:
+    """Which truth the method's rows are measured against (nothing for a summary without it)."""
+    if "analysis_estimand" not in block.coords or "true_log_hr_target" not in block:
+        return []
+    name = str(block.analysis_estimand.values)
+    if not name:
+        return []
+    truths = ", ".join(
+        f"{endpoint.upper()} {_with_mcse(block.true_log_hr_target.sel(cohort='matched', endpoint=endpoint), block.true_log_hr_target_mcse.sel(cohort='matched', endpoint=endpoint), 4, signed=True)}"
+        for endpoint in block.endpoint.values.tolist())
+    return [f"  estimand {_ESTIMAND_WORDS.get(name, name)}: the matched (adjusted) rows against its true log HR "
+            f"({truths}), the full (crude) rows against the ATT"]
 
 
 def _ps_status_text(rates: xr.DataArray) -> str:
@@ -260,7 +289,11 @@ def format_summary(summary: xr.Dataset, *, observed_pairs: int | None = None) ->
                 for endpoint in block.endpoint.values.tolist():
                     lines.append(_cell_row(block.sel(cohort=cohort, endpoint=endpoint), cohort, endpoint))
             lines.extend(_method_lines(block, attrs, observed_pairs))
+            if "estimand_note" not in attrs:
+                lines.extend(_estimand_line(block))
             lines.append("")
     lines.extend(_paired_lines(summary))
+    if "estimand_note" in attrs:
+        lines.append(f"Note: {attrs['estimand_note']}.")
     lines.append(_FOOTER)
     return "\n".join(lines) + "\n"

@@ -35,7 +35,7 @@ __all__ = ["MEASURES", "condition_labels", "grid_conditions", "measure_nominal",
            "short_names"]
 
 #: Dims of a summary that are not grid factors.
-RESERVED_DIMS = ("condition", "method", "cohort", "endpoint", "status", "criterion", "replicate")
+RESERVED_DIMS = ("condition", "method", "cohort", "endpoint", "estimand", "status", "criterion", "replicate")
 
 #: Measure → (axis label, nominal value; "level" = 1 − alpha, None = no reference line).
 MEASURES = {

@@ -196,16 +196,7 @@ def format_description(
           if calibration.early_months else []),
         *_frailty_lines(scenario),
         "",
-        "True estimands (treated vs control)",
-        f"  conditional log-HR  PFS{' (after the first scan)' if calibration.early_months else ''} "
-        f"{truth.conditional_log_hr_pfs:+.4f} (HR {np.exp(truth.conditional_log_hr_pfs):.3f})"
-        f"   OS (h12) {truth.conditional_log_hr_os:+.4f} (HR {np.exp(truth.conditional_log_hr_os):.3f})",
-        f"  marginal log-HR in the treated (ATT, design censoring)  PFS {truth.marginal_log_hr_pfs:+.4f} "
-        f"(HR {np.exp(truth.marginal_log_hr_pfs):.3f})   OS {truth.marginal_log_hr_os:+.4f} "
-        f"(HR {np.exp(truth.marginal_log_hr_os):.3f})",
-        f"  true marginal medians  PFS {truth.pfs_median_treated:.2f} vs {truth.pfs_median_control:.2f} mo   "
-        f"OS {truth.os_median_treated:.2f} vs {truth.os_median_control:.2f} mo",
-        f"  (from {truth.n_patients:,} potential-outcome profiles per arm)",
+        *truth_lines(truth),
     ]
     return "\n".join(lines)
 
@@ -220,3 +211,49 @@ def _frailty_lines(scenario) -> list[str]:
     parts = [f"{arm.label} {implied.correlation[implied.arm_names.index(arm.name)]:.3f}"
              for arm in (scenario.treated_arm, scenario.control_arm)]
     return [f"  AE frailty (latent correlation of the AE types; 0 = independent): {', '.join(parts)}"]
+
+
+#: How the truth table names each estimand's row.
+_ESTIMAND_LABELS = {
+    "att": "marginal, in the treated (ATT)",
+    "ate": "marginal, whole population (ATE)",
+    "ato": "marginal, overlap population (ATO)",
+    "conditional": "conditional on the covariates",
+}
+
+
+def truth_lines(truth: Truth) -> list[str]:
+    """The true estimands as text: log-HR ± MC SE per estimand and endpoint, the medians of
+    each estimand's population under treatment and control, and how each was computed."""
+    from sim.calibrate.estimands import ESTIMANDS, MARGINAL_ESTIMANDS
+
+    def log_hr(estimand: str, endpoint: str) -> str:
+        value = truth.value("log_hr", estimand, endpoint)
+        mcse = truth.value("log_hr_mcse", estimand, endpoint)
+        error = f" ± {mcse:.4f}" if mcse > 0 else " (exact)"
+        return f"{value:+.4f}{error} (HR {np.exp(value):.3f})"
+
+    lines = ["True estimands (treated vs control; ± Monte Carlo SE of the truth)",
+             f"  {'log-HR':<38}{'PFS':>30}{'OS':>30}"]
+    for estimand in ESTIMANDS:
+        lines.append(f"  {_ESTIMAND_LABELS[estimand]:<38}{log_hr(estimand, 'pfs'):>30}{log_hr(estimand, 'os'):>30}")
+    lines.append(f"  {'true marginal medians, treated vs control (mo)':<38}")
+    for estimand in MARGINAL_ESTIMANDS:
+        cells = []
+        for endpoint in ("pfs", "os"):
+            treated = truth.value("median_treated", estimand, endpoint)
+            control = truth.value("median_control", estimand, endpoint)
+            cells.append(f"{treated:.2f} vs {control:.2f}")
+        lines.append(f"  {'  ' + estimand.upper() + ' population':<38}{cells[0]:>30}{cells[1]:>30}")
+    lines.append(f"  {'  control arm under control':<38}{truth.pfs_median_control:>30.2f}"
+                 f"{truth.os_median_control:>30.2f}")
+    sources = {"beta": "β of the model (proportional hazards given the covariates)",
+               "cox_eta_limit": "large-sample Cox(T ~ Z + η), hazards not proportional"}
+    lines += [
+        f"  conditional PFS: {sources[truth.conditional_source_pfs]}; OS: {sources[truth.conditional_source_os]}",
+        f"  data-generating log-HR  PFS transitions {truth.data_generating_log_hr_pfs:+.4f}   "
+        f"death after progression {truth.data_generating_log_hr_os:+.4f}",
+        f"  (potential outcomes of {truth.n_patients:,} profiles per arm in {truth.groups} groups; "
+        f"ATE/ATO population with {100 * truth.treated_share:.0f}% treated)",
+    ]
+    return lines

@@ -19,6 +19,9 @@ from sim.scenario.model import Scenario
 #: Version of the calibration/truth code: part of the cache key; bump it whenever a change
 #: alters the numbers.
 CALIBRATION_VERSION = 1
+#: Version of the truth code alone (part of :func:`truth_key`, not of the calibration's key):
+#: 2 = per-estimand truths (ATT, ATE, ATO, conditional) with their MC SEs from 20 groups.
+TRUTH_VERSION = 2
 
 
 def _canonical(value):
@@ -65,8 +68,12 @@ def calibration_key(scenario: Scenario) -> str:
 
 
 def truth_key(scenario: Scenario) -> str:
-    """:func:`calibration_key`'s content plus censoring and the truth sample size."""
+    """:func:`calibration_key`'s content plus censoring, the truth sample size, the PS model's
+    covariates (table mode's overlap population, :mod:`sim.calibrate.populations`) and
+    :data:`TRUTH_VERSION`."""
     content = _calibration_content(scenario)
     content["censoring"] = _canonical(scenario.censoring)
     content["truth_patients"] = scenario.simulation.truth_patients
+    content["ps_covariates"] = _canonical(scenario.analysis.ps_covariates)
+    content["truth_version"] = TRUTH_VERSION
     return _digest(content)

@@ -37,8 +37,9 @@ except Exception:  # not installed (running from a source tree)
     PSMSIM_VERSION = "0+unknown"
 
 #: Version of the run folder layout and identity; part of the identity (bump it whenever a
-#: change alters what a block holds). 1: identity of the scenario text and replicate count.
-FORMAT_VERSION = 2
+#: change alters what a block holds). 1: identity of the scenario text and replicate count;
+#: 2: before the per-method estimand, effective sample sizes and bootstrap counts were stored.
+FORMAT_VERSION = 3
 
 #: Fields left out of the identity: the text a scenario was read from, and the run settings
 #: that either do not change a block (replicates) or enter as the values actually used.

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from analysis.plan.options import ESTIMANDS
 from analysis.status import STATUS_NAMES
 
 COHORTS = ("full", "matched")
@@ -56,11 +57,35 @@ REPLICATE_VARIABLES = {"n_pairs": "int32", "ps_status": "int8"}
 #: ``balance_covariates``.
 COVARIATE_VARIABLES = {"smd": "float64"}
 
+#: The estimands a method can target (``analysis.plan.options.ESTIMANDS``); the code stored in
+#: ``analysis_estimand`` is the index (attribute ``estimand_codes``).
+ESTIMAND_NAMES = ESTIMANDS
+ESTIMAND_CODES = {name: code for code, name in enumerate(ESTIMAND_NAMES)}
+#: Per (replicate, method): the estimand of the method's adjusted (second) cohort slot.
+#: Per (replicate, method, cohort): Kish effective sample sizes (NaN where none).
+#: Per (replicate, method, cohort, endpoint): bootstrap draws with a finite estimate (-1: the
+#: method does not bootstrap).
+PLAN_VARIABLES = {"analysis_estimand": "int8", "ess_treated": "float64", "ess_control": "float64",
+                  "bootstrap_used": "int32"}
+
+#: Truths over (condition, endpoint), every run has them: the conditional truth, the marginal
+#: ATT and the medians of the treated (ATT population) and of the control arm.
 TRUTH_VARIABLES = (
     "true_log_hr_conditional",
     "true_log_hr_marginal",
     "true_median_treated",
     "true_median_control",
+)
+#: Truths over (condition, endpoint) of runs since the per-estimand truths (format 3).
+TRUTH_MCSE_VARIABLES = ("true_median_treated_mcse", "true_median_control_mcse")
+#: Truths over (condition, estimand, endpoint), ``estimand`` = :data:`ESTIMAND_NAMES` (format 3).
+ESTIMAND_TRUTH_VARIABLES = (
+    "true_log_hr",
+    "true_log_hr_mcse",
+    "true_median_under_treatment",
+    "true_median_under_treatment_mcse",
+    "true_median_under_control",
+    "true_median_under_control_mcse",
 )
 
 
@@ -93,6 +118,9 @@ def block_dataset(results: Mapping[str, Any], *, condition: int, start: int) -> 
         for name, dtype in variables.items():
             stacked = np.stack([np.asarray(getattr(results[m], name)) for m in methods], axis=1)
             data_vars[name] = (dims, stacked[np.newaxis].astype(dtype))
+    for name, values in _plan_variables(results, methods, n_rep).items():
+        dims = ("condition", "replicate", "method", "cohort", "endpoint")[:values.ndim + 1]
+        data_vars[name] = (dims, values[np.newaxis].astype(PLAN_VARIABLES[name]))
     covariates = list(dict.fromkeys(c for m in methods for c in results[m].balance_covariates))
     for name, dtype in COVARIATE_VARIABLES.items():
         stacked = np.full((n_rep, len(methods), len(COHORTS), len(covariates)), np.nan)
@@ -110,6 +138,20 @@ def block_dataset(results: Mapping[str, Any], *, condition: int, start: int) -> 
         "covariate": covariates,
     }
     return xr.Dataset(data_vars, coords=coords)
+
+
+def _plan_variables(results: Mapping[str, Any], methods: list, n_rep: int) -> dict[str, np.ndarray]:
+    """:data:`PLAN_VARIABLES` of the methods' results, stacked on axis 1 (method): a result
+    without ``estimand`` is an ATT analysis, without ESS NaN, without bootstrap -1."""
+    shapes = {"ess_treated": (n_rep, len(COHORTS)), "ess_control": (n_rep, len(COHORTS)),
+              "bootstrap_used": (n_rep, len(COHORTS), len(ENDPOINTS))}
+    out = {"analysis_estimand": np.stack(
+        [np.full(n_rep, ESTIMAND_CODES[getattr(results[m], "estimand", "att")]) for m in methods], axis=1)}
+    for name, shape in shapes.items():
+        missing = -1 if name == "bootstrap_used" else np.nan
+        out[name] = np.stack([np.full(shape, missing) if getattr(results[m], name, None) is None
+                              else np.asarray(getattr(results[m], name)) for m in methods], axis=1)
+    return out
 
 
 #: The value of an integer variable at a replicate a condition did not simulate.
@@ -171,18 +213,27 @@ def annotate_replicates(
     attrs: Mapping[str, Any],
 ) -> xr.Dataset:
     """``dataset`` (dims ``condition``, ``replicate``, …) with the truths as variables on
-    (condition, endpoint), the swept fields as coordinates on ``condition`` and the provenance
+    (condition, endpoint) and, where the truths have them, (condition, estimand, endpoint)
+    (:data:`ESTIMAND_TRUTH_VARIABLES`), the swept fields as coordinates on ``condition`` and the provenance
     attributes (``grid``, ``status_codes`` and ``created_at`` added); arguments as
     :func:`combine_blocks`."""
     for name in TRUTH_VARIABLES:
         values = np.array([[float(v) for v in truth[name]] for truth in truths])
         dataset[name] = (("condition", "endpoint"), values)
+    for names, dims in ((TRUTH_MCSE_VARIABLES, ("condition", "endpoint")),
+                        (ESTIMAND_TRUTH_VARIABLES, ("condition", "estimand", "endpoint"))):
+        for name in names:
+            if all(name in truth for truth in truths):
+                dataset[name] = (dims, np.array([np.asarray(truth[name], dtype=float) for truth in truths]))
+    if "true_log_hr" in dataset:
+        dataset = dataset.assign_coords(estimand=list(ESTIMAND_NAMES))
     for field in sorted({key for point in grid for key in point}):
         values = [point.get(field) for point in grid]
         dataset = dataset.assign_coords({field: ("condition", np.asarray(values))})
     full_attrs = dict(attrs)
     full_attrs["grid"] = json.dumps(list(grid), sort_keys=True)
     full_attrs["status_codes"] = json.dumps({str(k): v for k, v in STATUS_NAMES.items()})
+    full_attrs["estimand_codes"] = json.dumps({str(k): v for k, v in enumerate(ESTIMAND_NAMES)})
     full_attrs["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     dataset.attrs = full_attrs
     return dataset

@@ -96,7 +96,8 @@ def test_title_header_and_block_order(text):
     assert lines[lines.index(titles[0]) + 2] == "-" * len(header)
     table_rows = [line for line in lines if line.startswith(("full ", "matched "))]
     assert len(table_rows) == 16 and max(map(len, table_rows)) <= len(header)
-    assert text.endswith("conditional HR = the HR given the covariates (the model's treatment effect).\n")
+    assert text.endswith("the bias MCSE includes the truth's own MC error.\n")
+    assert "Note: these replicates predate the per-method estimand" in text  # the synthetic run's format
     assert max(len(line) for line in text[text.index("Abbreviations:"):].splitlines()) <= 100
 
 

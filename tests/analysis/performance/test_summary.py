@@ -27,7 +27,9 @@ EXPECTED_DIMS = {
         "median_treated_mean", "median_treated_bias", "median_treated_not_reached",
         "median_control_mean", "median_control_bias", "median_control_not_reached",
         "mean_events", "mean_allocation", "schoenfeld_power", "freedman_power",
+        "true_log_hr_target",
     ],
+    ("condition", "estimand", "endpoint"): ["true_log_hr"],
     ("condition", "method", "cohort", "endpoint", "status"): ["status_rate"],
     ("condition", "endpoint"): ["null_truth", "true_log_hr_conditional", "true_log_hr_marginal",
                                 "true_median_treated", "true_median_control"],
@@ -60,7 +62,7 @@ def test_summary_variables_and_dims(summary):
             expected[name] = dims
     without_mcse = {
         "null_truth", "mean_allocation", "schoenfeld_power", "freedman_power",
-        "true_log_hr_conditional", "true_log_hr_marginal", "true_median_treated", "true_median_control",
+        "true_log_hr_conditional", "true_log_hr_marginal",
         "median_treated_mean", "median_control_mean",
         *[f"n_pairs_{q}" for q in ("sd", "min", "q1", "median", "q3", "max")],
     }
@@ -71,7 +73,7 @@ def test_summary_variables_and_dims(summary):
     for name, dims in expected.items():
         assert summary[name].dims == dims, name
     assert summary.sizes == {"condition": 2, "method": 2, "cohort": 2, "endpoint": 2,
-                             "status": len(status_codes.STATUS_NAMES), "criterion": 4}
+                             "estimand": 4, "status": len(status_codes.STATUS_NAMES), "criterion": 4}
     assert summary.status.values.tolist() == list(status_codes.STATUS_NAMES.values())
     assert summary.criterion.values.tolist() == list(summary_module.PAPER_PATTERN_CRITERIA)
     assert summary.hazard_ratio.dims == ("condition",)
@@ -183,7 +185,7 @@ def test_summary_attrs_round_trip_and_table(replicates, summary, tmp_path):
 
     table = summary_module.summary_to_frame(summary)
     assert list(table.columns) == ["condition", "hazard_ratio", "method", "cohort", "endpoint",
-                                   "measure", "estimate", "mcse", "paired_reference"]
+                                   "estimand", "measure", "estimate", "mcse", "paired_reference"]
     assert (table.paired_reference == "").all()  # no paired differences in this summary
     expected_rows = sum(v.size for n, v in summary.data_vars.items() if not n.endswith("_mcse"))
     assert len(table) == expected_rows
@@ -253,3 +255,52 @@ def test_summarise_run_refuses_a_foreign_dataset(replicates):
         summary_module.summarise_run(replicates.assign(n_pairs=replicates.max_abs_smd))
     with pytest.raises(ValueError, match="alpha"):
         summary_module.summarise_run(replicates, alpha=0.0)
+
+
+def with_estimands(replicates):
+    """The synthetic run in the current format: method ``recommended`` targets the ATE (code
+    1), ``paper`` the ATT; per-estimand truths with MC SEs; one condition's ``recommended``
+    replicates beyond 250 not simulated (code -1, NaN estimates), as a padded sweep point."""
+    ds = replicates.copy()
+    C, R = ds.sizes["condition"], ds.sizes["replicate"]
+    codes = np.zeros((C, R, 2), np.int8)
+    codes[:, :, 1] = 1
+    codes[1, 250:, 1] = -1
+    ds["log_hr"] = ds.log_hr.where(xr.DataArray(codes, dims=("condition", "replicate", "method")) >= 0)
+    ds["analysis_estimand"] = (("condition", "replicate", "method"), codes)
+    table = np.stack([ds.true_log_hr_marginal.values, ds.true_log_hr_marginal.values - 0.04,
+                      ds.true_log_hr_marginal.values - 0.02, ds.true_log_hr_conditional.values], axis=1)
+    ds["true_log_hr"] = (("condition", "estimand", "endpoint"), table)
+    ds["true_log_hr_mcse"] = (("condition", "estimand", "endpoint"), np.full(table.shape, 0.003))
+    ds["true_median_treated_mcse"] = (("condition", "endpoint"), np.full((C, 2), 0.05))
+    ds["true_median_control_mcse"] = (("condition", "endpoint"), np.full((C, 2), 0.05))
+    return ds.assign_coords(estimand=["att", "ate", "ato", "conditional"])
+
+
+def test_each_method_is_measured_against_its_own_estimand(replicates, summary):
+    ds = with_estimands(replicates)
+    got = summary_module.summarise_run(ds)
+    assert got.analysis_estimand.values.tolist() == [["att", "ate"]] * 2
+    assert "estimand_note" not in got.attrs and "estimand_note" in summary.attrs
+    for c in range(2):
+        for m, estimand in (("paper", "att"), ("recommended", "ate")):
+            for k in ("full", "matched"):
+                for e in ("pfs", "os"):
+                    at = got.isel(condition=c).sel({"method": m, "cohort": k, "endpoint": e})
+                    truth = float(ds.true_log_hr.isel(condition=c).sel(estimand=estimand if k == "matched" else "att",
+                                                                         endpoint=e))
+                    assert float(at.true_log_hr_target) == truth
+                    log_hr, se, lower, upper = (cell(ds, v, c, m, k, e) for v in ("log_hr", "se", "ci_lower", "ci_upper"))
+                    used = np.isfinite(log_hr) & np.isfinite(se) & np.isfinite(lower) & np.isfinite(upper)
+                    x = log_hr[used]
+                    assert float(at.bias_marginal) == pytest.approx((x - truth).mean(), abs=1e-12)
+                    run_mcse = x.std(ddof=1) / np.sqrt(x.size)
+                    assert float(at.bias_marginal_mcse) == pytest.approx(np.hypot(run_mcse, 0.003), rel=1e-10)
+                    covered = (lower[used] <= truth) & (truth <= upper[used])
+                    assert float(at.coverage_marginal) == pytest.approx(covered.mean(), abs=1e-12)
+                    # the conditional truth's MC SE is folded in as well
+                    assert float(at.bias_conditional_mcse) == pytest.approx(np.hypot(run_mcse, 0.003), rel=1e-10)
+    frame = summary_module.summary_to_frame(got)
+    rows = frame[(frame.measure == "bias_marginal") & (frame.method == "recommended")]
+    assert set(rows.estimand) == {"att", "ate"}  # full (crude) rows: ATT; matched: the method's
+    assert set(rows[rows.cohort == "matched"].estimand) == {"ate"}

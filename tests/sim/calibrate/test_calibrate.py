@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from lifelines import KaplanMeierFitter
 from scipy import integrate, optimize
 
 from sim.calibrate.cache import calibrate_cached, true_estimands_cached
-from sim.calibrate.estimands import att_estimands, true_estimands
+from sim.calibrate.estimands import group_truths, true_estimands
+from sim.calibrate.populations import TruthPopulation
 from sim.calibrate.keys import calibration_key, truth_key
 from sim.calibrate.profiles import draw_arm_profiles
 from sim.calibrate.targets import EarlyWindow, calibrate, calibrate_profiles
@@ -345,6 +347,17 @@ def cox_limit(prevalence, gamma, rate, beta, censoring):
     return optimize.brentq(score, -5.0, 5.0, xtol=1e-12)
 
 
+def att_estimands(model, eta, censoring, *, rng):
+    """The ATT truths of treated profiles ``eta`` (one group; no ATE/ATO, conditional skipped)."""
+    half = np.full(eta.size, 0.5)
+    population = TruthPopulation(eta, eta, half, half, 0.5)
+    truths = group_truths(model, population, censoring, groups=1, rng=rng, conditional=(0.0, 0.0),
+                          marginal=("att",))
+    return SimpleNamespace(marginal_log_hr_pfs=truths.log_hr[0, 0, 0], marginal_log_hr_os=truths.log_hr[0, 1, 0],
+                           pfs_median_treated=truths.median_treated[0, 0, 0],
+                           pfs_median_under_control=truths.median_control[0, 0, 0])
+
+
 def test_marginal_equals_conditional_without_covariates():
     """No covariates: PFS is PH → marginal = conditional; with h12 = h02 (exponential, Markov)
     OS is exponential too → marginal OS log-HR = β."""
@@ -401,9 +414,12 @@ def test_true_estimands_of_a_scenario():
     scenario = confounded_scenario(20_000)
     calibration = calibrate(scenario, rng=np.random.default_rng(16))
     truth = true_estimands(scenario, calibration, rng=np.random.default_rng(17))
+    # Weibull PFS transitions with one β, no delay, no scans: proportional given η.
+    assert truth.conditional_source_pfs == "beta" and truth.conditional_source_os == "cox_eta_limit"
     assert truth.conditional_log_hr_pfs == calibration.log_hr_pfs
-    assert truth.conditional_log_hr_os == calibration.log_hr_os
+    assert truth.data_generating_log_hr_os == calibration.log_hr_os
     assert truth.key == truth_key(scenario)
+    assert truth.groups == 20 and all(0 < m < 0.05 for m in truth.log_hr_mcse[0])
     # Per-arm truths are the calibration targets (fresh sample: within MC error, ~1.5% here).
     assert truth.pfs_median_treated == pytest.approx(10.2, rel=0.04)
     assert truth.pfs_median_control == pytest.approx(6.1, rel=0.04)

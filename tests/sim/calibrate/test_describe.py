@@ -185,7 +185,11 @@ def test_format_description_prints_every_row_and_the_parameters(described):
         assert f"\n{section}" in text
     assert "56.6 (44.8–98.2)" in text          # AST, combination arm, as printed
     assert "53.0 ± 10.3" in text
-    assert f"(from {TRUTH_PATIENTS:,} potential-outcome profiles per arm)" in text
+    assert f"(potential outcomes of {TRUTH_PATIENTS:,} profiles per arm in 20 groups" in text
+    for label in ("(ATT)", "(ATE)", "(ATO)", "conditional on the covariates"):
+        assert label in text
+    # every log-HR with its MC SE (the conditional PFS is the Cox limit here: early hazard)
+    assert f"{truth.marginal_log_hr_pfs:+.4f} ± {truth.value('log_hr_mcse', 'att', 'pfs'):.4f}" in text
     assert len(text.splitlines()) > len(rows)
 
 

@@ -207,7 +207,10 @@ def test_run_and_summarise(tmp_path):
     assert "power LR" in result.output and "paper's pattern" in result.output
     ds = xr.load_dataset(out / "replicates.nc", engine="h5netcdf")
     assert dict(ds.sizes) == {"condition": 1, "replicate": 24, "method": 2, "cohort": 2, "endpoint": 2,
-                              "covariate": 15}
+                              "covariate": 15, "estimand": 4}
+    assert ds.analysis_estimand.values.tolist() == [[[0, 0]] * 24]  # both presets match: ATT
+    assert ds.attrs["estimand_codes"] == '{"0": "att", "1": "ate", "2": "ato", "3": "conditional"}'
+    assert ds.bootstrap_used.dims[-2:] == ("cohort", "endpoint") and int(ds.bootstrap_used.max()) == -1
     # the per-covariate SMDs are over the PS covariates, and max_abs_smd is their largest |SMD|
     assert ds.covariate.values.tolist()[:3] == ["age", "male", "hbv"]
     np.testing.assert_array_equal(np.abs(ds.smd).max("covariate", skipna=True).values, ds.max_abs_smd.values)
