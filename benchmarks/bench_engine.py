@@ -292,7 +292,8 @@ def main(argv=None) -> dict:
     from sim.calibrate.cache import calibrate_cached
     from sim.generate.cohorts import generate_cohorts
     from sim.run.results import block_dataset
-    from sim.run.store import atomic_write_bytes, dataset_to_npz_bytes
+    from sim.run.block_codec import dataset_to_npz_bytes
+    from sim.run.store import atomic_write_bytes
     from sim.scenario.plans import scenario_plan
 
     scenario = load_scenario_scaled(args.scale)

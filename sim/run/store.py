@@ -26,12 +26,10 @@ identity) is refused unless ``force``; ``force`` removes only the files psmsim w
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -40,6 +38,7 @@ import numpy as np
 import xarray as xr
 
 from sim.errors import RunFolderError
+from sim.run.block_codec import dataset_from_parts, dataset_to_npz_bytes, npz_parts
 from sim.run.folder_lock import LOCK_FILE, FolderLock
 from sim.run.identity import difference, run_id
 
@@ -130,65 +129,6 @@ def write_dataset(path: Path, dataset: xr.Dataset) -> str:
     data = dataset_to_bytes(dataset)
     atomic_write_bytes(Path(path), data)
     return hashlib.sha256(data).hexdigest()
-
-
-_META = "__dataset__"
-
-
-def dataset_to_npz_bytes(dataset: xr.Dataset) -> bytes:
-    """A Dataset of plain numeric/string arrays as ``.npz`` bytes: every variable and
-    coordinate as an array, their dims and the attributes as JSON (no pickling)."""
-    arrays, meta = {}, {"data_vars": {}, "coords": {}, "attrs": dataset.attrs}
-    for group, items in (("data_vars", dataset.data_vars.items()), ("coords", dataset.coords.items())):
-        for name, variable in items:
-            key = f"a{len(arrays)}"
-            arrays[key] = np.asarray(variable.values)
-            meta[group][name] = [key, list(variable.dims)]
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-#: The header ``numpy.save`` writes for a C-ordered array of a plain dtype (format 1.0).
-_NPY_HEADER = re.compile(rb"\{'descr': '([<>|][a-zA-Z]\d+)', 'fortran_order': False, 'shape': \(([\d, ]*)\), \}\s*")
-
-
-def _npy_array(raw: bytes) -> np.ndarray:
-    """The array of one ``.npy`` member: its header parsed by a regular expression and its data
-    copied out of the bytes (``numpy.lib.format.read_array`` spends most of a block's reading time
-    evaluating the header as Python literals: 7.6 -> 3.3 ms per liu2021 block); anything but the
-    plain format-1.0 header that :func:`dataset_to_npz_bytes` writes goes through numpy's reader."""
-    if raw[:8] == b"\x93NUMPY\x01\x00":
-        length = int.from_bytes(raw[8:10], "little")
-        match = _NPY_HEADER.fullmatch(raw[10:10 + length])
-        if match is not None and match.group(1)[1:2] not in (b"O", b"V"):
-            shape = tuple(int(n) for n in match.group(2).split(b",") if n.strip())
-            values = np.frombuffer(raw, dtype=np.dtype(match.group(1).decode()), offset=10 + length)
-            return values.reshape(shape).copy()  # writable, as numpy's reader gives it
-    return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-
-
-def _npz_parts(data: bytes) -> tuple[dict, dict[str, tuple[list[str], np.ndarray]]]:
-    """The attributes and the variables (name -> (dims, array); data variables first, then
-    coordinates, as written) of :func:`dataset_to_npz_bytes`'s bytes, without building a Dataset."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        arrays = {name[:-4]: _npy_array(archive.read(name)) for name in archive.namelist() if name.endswith(".npy")}
-    meta = json.loads(arrays[_META].tobytes().decode())
-    variables = {(group, name): (dims, arrays[key])
-                 for group in ("data_vars", "coords") for name, (key, dims) in meta[group].items()}
-    return meta["attrs"], variables
-
-
-def _dataset(attrs: dict, variables: dict) -> xr.Dataset:
-    data_vars = {name: value for (group, name), value in variables.items() if group == "data_vars"}
-    coords = {name: value for (group, name), value in variables.items() if group == "coords"}
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
-
-
-def dataset_from_npz_bytes(data: bytes) -> xr.Dataset:
-    """Inverse of :func:`dataset_to_npz_bytes`."""
-    return _dataset(*_npz_parts(data))
 
 
 @dataclass(frozen=True)
@@ -418,7 +358,7 @@ class RunFolder:
 
     def _read_parts(self, key: BlockKey) -> tuple[dict, dict]:
         data_path, _ = self._block_paths(key)
-        attrs, variables = _npz_parts(data_path.read_bytes())
+        attrs, variables = npz_parts(data_path.read_bytes())
         replicates = variables[("coords", "replicate")][1]
         if attrs.pop("run_id", None) != self.run_id or len(replicates) != key.size or int(replicates[0]) != key.start:
             raise RunFolderError(
@@ -429,7 +369,7 @@ class RunFolder:
 
     def read_block(self, key: BlockKey) -> xr.Dataset:
         """A finished block; :class:`RunFolderError` if it is not this run's (never merged)."""
-        return _dataset(*self._read_parts(key))
+        return dataset_from_parts(*self._read_parts(key))
 
     def read_blocks(self, group: BlockGroup) -> xr.Dataset:
         """The blocks of ``group`` as one Dataset: every variable with a ``replicate`` dim
@@ -437,14 +377,14 @@ class RunFolder:
         first block -- the Dataset :func:`sim.run.results.combine_blocks` gives for them."""
         parts = [self._read_parts(key) for key in group.keys]
         if len(parts) == 1:
-            return _dataset(*parts[0])
+            return dataset_from_parts(*parts[0])
         attrs, first = parts[0]
         variables = {}
         for item, (dims, values) in first.items():
             if "replicate" in dims:
                 values = np.concatenate([part[1][item][1] for part in parts], axis=dims.index("replicate"))
             variables[item] = (dims, values)
-        return _dataset(attrs, variables)
+        return dataset_from_parts(attrs, variables)
 
     def pending(self, keys: Iterable[BlockKey]) -> Iterator[BlockKey]:
         """The blocks still to compute (missing, failing their checksum or of another run),
