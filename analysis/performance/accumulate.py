@@ -88,6 +88,12 @@ _PER_ESTIMAND = ("condition", "estimand", "endpoint")
 ESTIMAND_TRUTHS = ("true_log_hr", "true_log_hr_mcse")
 #: MC SEs of the median truths (runs since the per-estimand truths).
 MEDIAN_TRUTH_MCSE = ("true_median_treated_mcse", "true_median_control_mcse")
+#: Per arm, the median truth of each estimand's population under that arm and its MC SE
+#: (condition, estimand, endpoint; runs since the per-estimand truths).
+ESTIMAND_MEDIAN_TRUTHS = {
+    "treated": ("true_median_under_treatment", "true_median_under_treatment_mcse"),
+    "control": ("true_median_under_control", "true_median_under_control_mcse"),
+}
 _ATT = ESTIMANDS.index("att")
 
 
@@ -193,6 +199,42 @@ def _median_truth_mcse(block: xr.Dataset, truths: xr.Dataset | None) -> dict[str
                    else np.full(shape, np.nan)) for name in MEDIAN_TRUTH_MCSE}
 
 
+def _estimand_median_truths(block: xr.Dataset, truths: xr.Dataset | None, arm_truths: dict,
+                            arm_mcse: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per arm, the true median of each estimand's population under that arm and its MC SE,
+    each shaped (condition, estimand, endpoint) in :data:`ESTIMANDS` order (NaN for
+    ``conditional``: no marginal median). A run that predates them gets the arms' medians
+    (``true_median_treated``/``_control``) in every row, the measure it was summarised with."""
+    source = block if truths is None else truths
+    labels = {"condition": block.indexes["condition"], "endpoint": block.indexes["endpoint"],
+              "estimand": list(ESTIMANDS)}
+    tables = {}
+    for arm, names in ESTIMAND_MEDIAN_TRUTHS.items():
+        if all(name in source for name in names):
+            tables[arm] = tuple(_at_labels(source, name, _PER_ESTIMAND, labels).astype(float)
+                                for name in names)
+        else:
+            shape = (block.sizes["condition"], len(ESTIMANDS), block.sizes["endpoint"])
+            tables[arm] = tuple(np.broadcast_to(values[:, np.newaxis, :], shape).copy()
+                                for values in (arm_truths[f"true_median_{arm}"],
+                                               arm_mcse[f"true_median_{arm}_mcse"]))
+    return tables
+
+
+def _slot_targets(codes: np.ndarray, table: np.ndarray, crude: np.ndarray,
+                  cohorts) -> np.ndarray:
+    """Per replicate the truth of each cohort slot, (condition, replicate, method, cohort,
+    endpoint): ``table`` (condition, estimand, endpoint) at the method's estimand ``codes``
+    (condition, replicate, method) for the ``matched`` (adjusted) slot, NaN where the code is
+    -1 (a replicate a condition did not simulate); ``crude`` (condition, endpoint) for the
+    ``full`` slot."""
+    n_conditions = table.shape[0]
+    own = table[np.arange(n_conditions)[:, None, None], np.clip(codes, 0, len(ESTIMANDS) - 1)]
+    own = np.where((codes >= 0)[..., None], own, np.nan)  # (condition, replicate, method, endpoint)
+    full = np.broadcast_to(crude[:, np.newaxis, np.newaxis, :], own.shape)
+    return np.stack([own if cohort == "matched" else full for cohort in cohorts], axis=3)
+
+
 def _target_truths(block: xr.Dataset, table: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """Per replicate the truth the ``*_marginal`` measures refer to, shaped (condition,
     replicate, method, cohort, endpoint): the method's own estimand (``analysis_estimand``)
@@ -206,11 +248,7 @@ def _target_truths(block: xr.Dataset, table: np.ndarray) -> tuple[np.ndarray, np
         codes = np.zeros((n_conditions, n_replicates, block.sizes["method"]), dtype=np.int64)
     else:
         codes = _values(block, "analysis_estimand", _PER_METHOD).astype(np.int64)
-    own = table[np.arange(n_conditions)[:, None, None], np.clip(codes, 0, len(ESTIMANDS) - 1)]
-    own = np.where((codes >= 0)[..., None], own, np.nan)  # (condition, replicate, method, endpoint)
-    att = np.broadcast_to(table[:, np.newaxis, np.newaxis, _ATT], own.shape)
-    slots = [own if cohort == "matched" else att for cohort in block.indexes["cohort"]]
-    return np.stack(slots, axis=3), codes, legacy
+    return _slot_targets(codes, table, table[:, _ATT], block.indexes["cohort"]), codes, legacy
 
 
 def _condition_coords(block: xr.Dataset, truths: xr.Dataset | None) -> dict:
@@ -337,11 +375,19 @@ class SummaryState(MergeableState):
 
         analysed = status == status_codes.OK
         out.count("analysed", analysed, cell)
+        # Medians against the slot's own population: the arms' medians (treated under
+        # treatment, control arm under control) in the crude slot; in the adjusted slot the
+        # method's estimand population under each arm (ATT: the treated under treatment and
+        # had they received control).
+        median_mcse = _median_truth_mcse(block, truths)
+        median_tables = _estimand_median_truths(block, truths, truth, median_mcse)
         for arm in ("treated", "control"):
             median = _values(block, f"median_{arm}", _PER_ANALYSIS)
             out.moments(f"median_{arm}", median, cell)
-            true_median = truth[f"true_median_{arm}"][:, np.newaxis, np.newaxis, np.newaxis, :]
-            out.moments(f"median_{arm}_error", median - true_median, cell, np.isfinite(median))
+            true_median = _slot_targets(estimand_codes, median_tables[arm][0],
+                                        truth[f"true_median_{arm}"], block.indexes["cohort"])
+            error = median - true_median
+            out.moments(f"median_{arm}_error", error, cell, np.isfinite(error))
             out.count(f"median_{arm}_not_reached", np.isnan(median), cell, analysed)
 
         tested = np.isfinite(p_logrank)
@@ -370,8 +416,11 @@ class SummaryState(MergeableState):
             ("condition",), np.full(n_conditions, n_replicates, dtype=np.int64), "count")
         for name, values in truth.items():
             out.variables[name] = (_PER_TRUTH, values, "constant")
-        for name, values in _median_truth_mcse(block, truths).items():
+        for name, values in median_mcse.items():
             out.variables[name] = (_PER_TRUTH, values, "constant")
+        for arm, names in ESTIMAND_MEDIAN_TRUTHS.items():
+            for name, values in zip(names, median_tables[arm]):
+                out.variables[name] = (_PER_ESTIMAND, values, "constant")
         out.variables["true_log_hr"] = (_PER_ESTIMAND, estimand_table, "constant")
         out.variables["true_log_hr_mcse"] = (_PER_ESTIMAND, estimand_mcse, "constant")
         hits = np.stack([estimand_codes == code for code in range(len(ESTIMANDS))], axis=-1)

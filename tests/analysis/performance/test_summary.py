@@ -27,9 +27,10 @@ EXPECTED_DIMS = {
         "median_treated_mean", "median_treated_bias", "median_treated_not_reached",
         "median_control_mean", "median_control_bias", "median_control_not_reached",
         "mean_events", "mean_allocation", "schoenfeld_power", "freedman_power",
-        "true_log_hr_target",
+        "true_log_hr_target", "true_median_treated_target", "true_median_control_target",
     ],
-    ("condition", "estimand", "endpoint"): ["true_log_hr"],
+    ("condition", "estimand", "endpoint"): ["true_log_hr", "true_median_under_treatment",
+                                            "true_median_under_control"],
     ("condition", "method", "cohort", "endpoint", "status"): ["status_rate"],
     ("condition", "endpoint"): ["null_truth", "true_log_hr_conditional", "true_log_hr_marginal",
                                 "true_median_treated", "true_median_control"],
@@ -274,7 +275,45 @@ def with_estimands(replicates):
     ds["true_log_hr_mcse"] = (("condition", "estimand", "endpoint"), np.full(table.shape, 0.003))
     ds["true_median_treated_mcse"] = (("condition", "endpoint"), np.full((C, 2), 0.05))
     ds["true_median_control_mcse"] = (("condition", "endpoint"), np.full((C, 2), 0.05))
+    # Medians by estimand population (months): ATT under treatment = the treated arm's 10.5;
+    # under control the treated would have had 8.0 (the control arm has 7.0); none for the
+    # conditional estimand.
+    under_treatment = np.stack([np.full((C, 2), v) for v in (10.5, 9.8, 9.9, np.nan)], axis=1)
+    under_control = np.stack([np.full((C, 2), v) for v in (8.0, 7.4, 7.5, np.nan)], axis=1)
+    per_estimand = ("condition", "estimand", "endpoint")
+    ds["true_median_under_treatment"] = (per_estimand, under_treatment)
+    ds["true_median_under_treatment_mcse"] = (per_estimand, np.full(under_treatment.shape, 0.02))
+    ds["true_median_under_control"] = (per_estimand, under_control)
+    ds["true_median_under_control_mcse"] = (per_estimand, np.full(under_control.shape, 0.03))
     return ds.assign_coords(estimand=["att", "ate", "ato", "conditional"])
+
+
+def test_medians_are_measured_against_their_own_population(replicates):
+    """Crude slot: the arms' medians (10.5 treated, 7.0 control arm); adjusted slot: the
+    method's estimand population under treatment and under control (``paper`` ATT: 10.5 and
+    8.0, the treated had they received control; ``recommended`` ATE: 9.8 and 7.4), the
+    target's MC SE folded into the bias MCSE."""
+    ds = with_estimands(replicates)
+    got = summary_module.summarise_run(ds)
+    expected = {("full", "paper"): (10.5, 7.0, 0.05, 0.05), ("full", "recommended"): (10.5, 7.0, 0.05, 0.05),
+                ("matched", "paper"): (10.5, 8.0, 0.02, 0.03),
+                ("matched", "recommended"): (9.8, 7.4, 0.02, 0.03)}
+    for c in range(2):
+        for (k, m), (treated, control, mcse_t, mcse_c) in expected.items():
+            for e in ("pfs", "os"):
+                at = got.isel(condition=c).sel({"method": m, "cohort": k, "endpoint": e})
+                for arm, truth, truth_mcse in (("treated", treated, mcse_t), ("control", control, mcse_c)):
+                    assert float(at[f"true_median_{arm}_target"]) == truth
+                    assert float(at[f"true_median_{arm}_target_mcse"]) == truth_mcse
+                    median = cell(ds, f"median_{arm}", c, m, k, e)
+                    if k == "matched" and m == "recommended" and c == 1:
+                        median = median[:250]  # the replicates the condition simulated
+                    reached = median[np.isfinite(median)]
+                    assert float(at[f"median_{arm}_bias"]) == pytest.approx(reached.mean() - truth, abs=1e-12)
+                    run_mcse = reached.std(ddof=1) / np.sqrt(reached.size)
+                    assert float(at[f"median_{arm}_bias_mcse"]) == pytest.approx(np.hypot(run_mcse, truth_mcse),
+                                                                                 rel=1e-10)
+    assert got.true_median_under_control.sel(estimand="att").values.tolist() == [[8.0, 8.0]] * 2
 
 
 def test_each_method_is_measured_against_its_own_estimand(replicates, summary):
