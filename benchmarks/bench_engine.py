@@ -250,9 +250,10 @@ from bench_engine import load_scenario_scaled
 from sim.calibrate.cache import calibrate_cached
 from sim.run.runner import BlockTask, simulate_block
 from sim.run.store import BlockKey
+from sim.scenario.feasibility import run_block_size
 scenario = load_scenario_scaled({scale})
 calibration = calibrate_cached(scenario)
-size = scenario.simulation.block_size
+size = run_block_size(scenario)
 simulate_block(BlockTask(BlockKey(0, 0, 0, 1), 1, scenario, calibration, ("paper", "recommended")))
 start = time.perf_counter()
 simulate_block(BlockTask(BlockKey(0, 0, 0, size), 1, scenario, calibration, ("paper", "recommended")))

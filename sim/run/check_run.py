@@ -22,6 +22,7 @@ from sim.calibrate.cache import calibrate_cached
 from sim.errors import PsmsimError
 from sim.run.check_rows import CheckedNumber, published_numbers, simulated_values
 from sim.run.runner import block_keys, block_rng
+from sim.scenario.feasibility import run_block_size
 from sim.scenario.model import Scenario
 from sim.scenario.plans import method_stream, scenario_plan
 
@@ -49,7 +50,7 @@ def run_check(scenario: Scenario, *, replicates: int, method: str | None = None,
         raise PsmsimError(f"{scenario.name}: nothing to check (no [checks] table, and in selection mode "
                           "no per-arm targets); add a [checks] table (docs/scenario_format.md, 'Checks')")
     seed = scenario.simulation.seed if seed is None else seed
-    block_size = block_size or scenario.simulation.block_size
+    block_size = run_block_size(scenario, block_size)
     from analysis.plan.analyse import analyse_cohorts
     from sim.generate.cohorts import generate_cohorts
 

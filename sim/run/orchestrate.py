@@ -33,6 +33,7 @@ from sim.run.runner import RunConfig, compute_blocks, iter_conditions, run_ident
 from sim.run.folder_lock import FolderLock
 from sim.run.store import (GROUP_REPLICATES, REPLICATES_FILE, RunFolder, group_keys, open_replicates, read_dataset,
                            write_summary)
+from sim.scenario.feasibility import run_block_size
 from sim.scenario.model import Scenario
 from sim.scenario.parser import parse_scenario
 from sim.scenario.plans import paired_references, scenario_methods
@@ -88,7 +89,7 @@ def run_scenario(
     config = RunConfig(
         replicates=replicates or settings.replicates,
         seed=settings.seed if seed is None else seed,
-        block_size=block_size or settings.block_size,
+        block_size=run_block_size(scenario, block_size),
         methods=tuple(scenario_methods(scenario) if methods is None else methods),
         jobs=jobs,
         backend=backend,

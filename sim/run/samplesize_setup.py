@@ -23,6 +23,7 @@ from analysis.performance.samplesize import AnalyticSampleSize, SearchSettings, 
 from analysis.plan.options import Plan
 from sim.errors import PsmsimError
 from sim.scenario.designs import DESIGNS, QUANTITIES, DesignError, design_scenario, split_patients, treated_share
+from sim.scenario.feasibility import run_block_size
 from sim.scenario.model import Scenario
 
 __all__ = ["SampleSizeError", "SampleSizeRequest", "SearchSetup", "prepare_search",
@@ -276,7 +277,9 @@ def prepare_search(scenario: Scenario, request: SampleSizeRequest) -> SearchSetu
         stream=method_stream(scenario, method),
         cohort="full" if request.design == "rct" else "matched",
         other_endpoint="os" if request.endpoint == "pfs" else "pfs",
-        seed=settings_seed, block_size=request.block_size or scenario.simulation.block_size,
+        seed=settings_seed,
+        block_size=run_block_size(scenario, request.block_size,
+                                  patients=int(round(upper)) if request.solve == "n" else fixed_n),
         fixed_n=fixed_n, reference_value=reference, guess=float(guess), settings=settings,
         calibration=calibration, truth=truth, hazard_ratio=math.exp(log_hr),
         event_probability=event_probability, allocation=allocation, analytic=analytic,

@@ -254,6 +254,7 @@ def run_sweep(
     10 × the first pass) per point."""
     from sim.run.identity import PSMSIM_VERSION
     from sim.run.sweep_precision import check_first_pass, parse_targets
+    from sim.scenario.feasibility import cohort_patients, run_block_size
 
     targets = parse_targets(mcse_targets)
     if max_replicates is not None and not targets:
@@ -274,7 +275,8 @@ def run_sweep(
     config = RunConfig(
         replicates=per_point,
         seed=settings.seed if seed is None else seed,
-        block_size=block_size or run.sweep.sweep.block_size or settings.block_size,
+        block_size=run_block_size(base, block_size or run.sweep.sweep.block_size,
+                                  patients=max(cohort_patients(cell.scenario) for cell in run.cells)),
         methods=tuple(label for label, _ in run.cells[0].plans),
         jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet, size_field=field,
     )

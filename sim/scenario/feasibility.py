@@ -16,7 +16,9 @@ why, with the numbers behind it:
 - selection mode: fewer than one patient of an arm expected per cohort (the treatment model
   puts nearly everybody in one arm), or fewer than :data:`FEW_PATIENTS` (warned);
 - a cohort no larger than the PS model's number of parameters (it always separates);
-- a block of more than :data:`MAX_BLOCK_CELLS` (replicate, patient) cells (warned: memory).
+- a block of more than :data:`MAX_BLOCK_CELLS` (replicate, patient) cells (warned: memory);
+  without ``simulation.block_size`` the block size is chosen so that it holds at most that
+  many (:func:`run_block_size`).
 
 The expected numbers are first-order: PFS as exponential with the stated median in each arm,
 uniform entry, administrative cut-off and exponential dropout (Schoenfeld 1981's event
@@ -43,7 +45,11 @@ FEW_EVENTS = 10.0
 #: Expected patients of an arm per cohort below which matching mostly fails (warning).
 FEW_PATIENTS = 5.0
 #: Largest block: replicates x patients per cohort (arrays shaped (replicate, patient[, k])).
+#: Measured (``benchmarks/bench_engine.py --scaling``): a worker computing a block of 100
+#: replicates of 10,000 patients (both plans) peaks at about 1.2 GiB.
 MAX_BLOCK_CELLS = 1_000_000
+#: Replicates per block when the scenario does not say and the cohort is small enough.
+DEFAULT_BLOCK_SIZE = 100
 _SAMPLE_PATIENTS = 20_000
 _Z99 = float(special.ndtri(0.99))
 
@@ -148,6 +154,11 @@ def _number(value: float | tuple[float, ...]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def cohort_patients(scenario: Scenario) -> int:
+    """Patients per simulated cohort (selection mode: ``selection.patients``; else the arms' sizes)."""
+    return _cohort_size(scenario)[0]
+
+
 def _cohort_size(scenario: Scenario) -> tuple[int, str]:
     """Patients per cohort and the field that sets it."""
     if scenario.selection is not None:
@@ -172,10 +183,28 @@ def _ps_model_problems(scenario: Scenario) -> Iterable[Problem]:
                 f"covariates)"))
 
 
+def run_block_size(scenario: Scenario, requested: int | None = None, *,
+                   patients: int | None = None) -> int:
+    """Replicates per block of a run: ``requested`` (``--block-size``, a sweep's or search's
+    own setting), else ``simulation.block_size``, else adapted to the cohort:
+    ``min(DEFAULT_BLOCK_SIZE, MAX_BLOCK_CELLS // patients)`` (at least 1), so a worker's
+    block of (replicate, patient) arrays stays within memory (about 1.2 GiB at the limit)
+    whatever the cohort size. ``patients``: the largest cohort the run simulates (default:
+    the scenario's). The block size is part of the run's identity and sets its random streams,
+    so it depends on the scenario only, never on the machine or the workers.
+    """
+    if requested:
+        return int(requested)
+    if scenario.simulation.block_size is not None:
+        return int(scenario.simulation.block_size)
+    patients = _cohort_size(scenario)[0] if patients is None else int(patients)
+    return max(1, min(DEFAULT_BLOCK_SIZE, MAX_BLOCK_CELLS // max(1, patients)))
+
+
 def _block_warnings(scenario: Scenario) -> Iterable[Problem]:
     patients, _ = _cohort_size(scenario)
     block = scenario.simulation.block_size
-    if block * patients > MAX_BLOCK_CELLS:
+    if block is not None and block * patients > MAX_BLOCK_CELLS:
         yield Problem("simulation.block_size", (
             f"{block} replicates x {patients} patients = {block * patients:,} values per "
             f"covariate and per array in one block, held in memory whole: a run may not fit; "

@@ -306,11 +306,12 @@ class AnalysisOptions:
 @dataclass(frozen=True)
 class SimulationSettings:
     """Run settings: replicates, root seed, block size; patients for calibration and for the
-    true estimands (ATT marginal HR)."""
+    true estimands (ATT marginal HR). ``block_size`` None: chosen from the cohort size
+    (:func:`sim.scenario.feasibility.run_block_size`)."""
 
     replicates: int = 1000
     seed: int = 1
-    block_size: int = 100
+    block_size: int | None = None
     calibration_patients: int = 200_000
     truth_patients: int = 1_000_000
 

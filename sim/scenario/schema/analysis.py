@@ -236,8 +236,10 @@ class SimulationTable(FileTable):
         "attribute)"))] = Field(
         1, description="root seed of the run's SeedSequence, 0 to 2**63 - 1")
     block_size: Annotated[int, IntRange(1, MAX_BLOCK_SIZE, why=(
-        "a block is held in memory whole"))] = Field(
-        100, description="replicates per block, 1 to 10000 (part of the run's identity)")
+        "a block is held in memory whole"))] | None = Field(
+        None, description=("replicates per block, 1 to 10000 (part of the run's identity); "
+                           "default 100, fewer for cohorts of more than 10000 patients (at most "
+                           "1000000 patient values per block)"))
     calibration_patients: Annotated[int, IntRange(1000, 10_000_000, why=(
         "10 million patients already take minutes"))] = Field(
         200_000, description="sample size of the calibration, 1000 to 10000000")

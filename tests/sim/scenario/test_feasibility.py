@@ -14,8 +14,12 @@ from sim.cli import main
 from sim.errors import PsmsimError, ScenarioError
 from sim.scenario import parse_scenario
 from sim.scenario.feasibility import (
+    DEFAULT_BLOCK_SIZE,
+    MAX_BLOCK_CELLS,
+    cohort_patients,
     event_probability,
     infeasibilities,
+    run_block_size,
     scenario_warnings,
     treated_share,
 )
@@ -215,3 +219,51 @@ def test_validate_refuses_an_infeasible_file_with_exit_2(liu2021_path, tmp_path)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith("error: outcome.covariate_log_hr.afp_400: 50 makes the "
                                     "hazards differ e^50-fold")
+
+
+def test_the_block_size_adapts_to_the_cohort_unless_set(selection_example_path):
+    """Without ``simulation.block_size``: 100 replicates up to 10,000 patients, then as many
+    as keep a block within MAX_BLOCK_CELLS (replicate, patient) values; a size the scenario,
+    the command line or a search sets is used as it is."""
+    text = _mutated(selection_example_path, ("block_size = 100\n", ""))
+    scenario = parse_scenario(text)
+    assert scenario.simulation.block_size is None
+    assert run_block_size(scenario) == DEFAULT_BLOCK_SIZE == 100  # 100 patients
+    for patients, expected in ((10_000, 100), (10_001, 99), (20_000, 50), (30_000, 33),
+                               (1_000_000, 1), (5_000_000, 1)):
+        assert run_block_size(scenario, patients=patients) == expected
+        assert expected * patients <= MAX_BLOCK_CELLS or expected == 1
+    large = parse_scenario(text.replace("patients = 100\n", "patients = 25000\n"))
+    assert cohort_patients(large) == 25_000 and run_block_size(large) == 40
+    assert not scenario_warnings(large)  # adapted: no memory warning
+    assert run_block_size(large, 7) == 7  # --block-size
+    explicit = parse_scenario(_mutated(selection_example_path, ("patients = 100", "patients = 25000")))
+    assert run_block_size(explicit) == 100  # the scenario's own setting, warned about
+    assert [w.field for w in scenario_warnings(explicit)] == ["simulation.block_size"]
+
+
+def test_a_run_records_the_adapted_block_size(selection_example_path, tmp_path, monkeypatch):
+    """``psmsim run`` of a scenario without a block size uses (and records in run.json) the
+    size chosen from its cohort: 40 for 25,000 patients. The blocks are not computed here:
+    the run stops where the first block would start."""
+    import json
+    from types import SimpleNamespace
+
+    text = _mutated(selection_example_path, ("block_size = 100\n", ""),
+                    ("patients = 100\n", "patients = 25000\n"))
+    path = tmp_path / "large.toml"
+    path.write_text(text)
+    seen = {}
+
+    def stop(conditions, calibrations, config, folder):
+        seen["block_size"] = config.block_size
+        raise PsmsimError("stopped before computing")
+
+    monkeypatch.setattr(sim.run.orchestrate, "compute_blocks", stop)
+    monkeypatch.setattr(sim.run.orchestrate, "calibrate_cached", lambda scenario: None)
+    monkeypatch.setattr(sim.run.orchestrate, "true_estimands_cached",
+                        lambda scenario, calibration: SimpleNamespace(as_variables=dict))
+    result = CliRunner().invoke(main, ["run", str(path), "--replicates", "100", "--out", str(tmp_path / "out")])
+    assert "stopped before computing" in result.output, result.output
+    assert seen == {"block_size": 40}
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["block_size"] == 40
