@@ -58,6 +58,7 @@ import numpy as np
 from scipy.special import expit, log_expit
 
 from analysis import status
+from analysis.propensity import irls_kernels
 
 #: A patient fitted within this of probability 0 or 1 whose linear predictor still moved by
 #: more than :data:`DIVERGING_STEP` toward its own outcome in the last step shows separation.
@@ -138,25 +139,32 @@ class PropensityFit:
     algorithm: str = "r_glm"
 
 
-def _rank_deficient(design):
-    """Rank of each replicate's design ``[1, X]`` below its column count, shape (replicate,).
+def _design_rank(design, compiled=True):
+    """Rank of each replicate's design ``[1, X]``, int shape (replicate,).
 
     The rank is numpy's (``matrix_rank``): the number of singular values above
     ``s_max * max(patient, q) * eps``. The SVD is computed only for the replicates whose Gram
     matrix ``D'D`` does not show full rank by a wide margin: its smallest eigenvalue above
     ``1e-8`` times its largest means ``s_min > ~1e-4 s_max`` even after the rounding of the
     product and the eigensolver (both ``~1e-13 s_max^2``), so the SVD rank would be full.
+    ``compiled`` shows that margin by a Cholesky factorisation instead of the eigenvalues
+    (:func:`analysis.propensity.irls_kernels.clearly_full_rank`, a certificate: never
+    wrong, slightly more often inconclusive); either way an inconclusive replicate gets the
+    SVD rank and a conclusive one would get full rank from it, so the ranks are the same.
     """
     n_rep, n_pat, q = design.shape
-    gram = design.transpose(0, 2, 1) @ design
-    eigenvalues = np.linalg.eigvalsh(gram)
-    unclear = ~(eigenvalues[:, 0] > 1e-8 * eigenvalues[:, -1])
-    deficient = np.zeros(n_rep, dtype=bool)
+    if compiled:
+        unclear = ~irls_kernels.clearly_full_rank(design)
+    else:
+        gram = design.transpose(0, 2, 1) @ design
+        eigenvalues = np.linalg.eigvalsh(gram)
+        unclear = ~(eigenvalues[:, 0] > 1e-8 * eigenvalues[:, -1])
+    rank = np.full(n_rep, q)
     if unclear.any():
         singular_values = np.linalg.svd(design[unclear], compute_uv=False)
         rank_tol = singular_values[:, :1] * max(n_pat, q) * np.finfo(float).eps
-        deficient[unclear] = np.sum(singular_values > rank_tol, axis=1) < q
-    return deficient
+        rank[unclear] = np.sum(singular_values > rank_tol, axis=1)
+    return rank
 
 
 #: Replicates per block when forming the normal equations: a block's design and its weighted
@@ -271,8 +279,95 @@ def _exact_deviance(eta, sign, weight):
     return -2.0 * np.sum(weight * log_expit(eta * sign), axis=1)
 
 
+def _iterate_numpy(design, weight, y, sign, rank_deficient, beta, eta, mu, deviance, active, r_glm, max_iter,
+                   tol):
+    """The iterations of :func:`fit_propensity` in numpy, every active replicate at once (each
+    stopping at its own iteration: a convergence mask); the test oracle of
+    :func:`analysis.propensity.irls_kernels.iterate`, which takes and returns the same
+    (``beta``, ``eta``, ``mu``, ``deviance`` are updated in place). A replicate's numbers do not
+    depend on the other replicates of the batch."""
+    n_rep, n_pat, _ = design.shape
+    active = active.copy()
+    converged = np.zeros(n_rep, dtype=bool)
+    n_iter = np.zeros(n_rep, dtype=int)
+    last_move = np.zeros((n_rep, n_pat))
+    working = None  # active replicates' rows of design, weight, y: copied when the set shrinks
+    for iteration in range(1, max_iter + 1):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        if working is None or working[0].size != idx.size:  # the active set only ever shrinks
+            working = ((idx, design, weight, y, sign) if idx.size == n_rep
+                       else (idx, design[idx], weight[idx], y[idx], sign[idx]))
+        _, d, w, yy, ss = working
+        eta_now, mu_now = eta[idx], mu[idx]
+        if r_glm:
+            derivative = _r_mu_eta(eta_now)
+            curvature = w * derivative ** 2 / (mu_now * (1.0 - mu_now))
+            working_response = eta_now + (yy - mu_now) / derivative
+            coef = _weighted_least_squares(d, curvature * working_response, curvature, rank_deficient[idx])
+            step = coef - beta[idx]
+        else:
+            curvature = w * mu_now * (1.0 - mu_now)
+            step = _weighted_least_squares(d, w * (yy - mu_now), curvature, rank_deficient[idx])
+            coef = beta[idx] + step
+        finite = np.isfinite(coef).all(axis=1)
+        coef = np.where(finite[:, None], coef, 0.0)
+        new_eta = (d @ coef[..., None])[..., 0]
+        if r_glm:
+            new_mu = _r_inverse_link(new_eta)
+            new_deviance = _r_deviance(yy, new_mu, w)
+            done = np.abs(new_deviance - deviance[idx]) / (np.abs(new_deviance) + 0.1) < tol
+        else:
+            with np.errstate(over="ignore"):
+                new_mu = expit(new_eta)
+            new_deviance = _exact_deviance(new_eta, ss, w)
+            done = np.max(np.abs(np.where(finite[:, None], step, np.inf)), axis=1) < tol
+        # R stops a replicate whose coefficients are not finite ("non-finite coefficients",
+        # conv = FALSE) and keeps the previous iterate.
+        done &= finite
+        taken = idx[finite]
+        beta[taken] = coef[finite]
+        last_move[taken] = new_eta[finite] - eta_now[finite]
+        eta[taken] = new_eta[finite]
+        mu[taken] = new_mu[finite]
+        deviance[taken] = new_deviance[finite]
+        n_iter[idx] = iteration
+        converged[idx[done]] = True
+        active[idx[done | ~finite]] = False
+
+    return beta, eta, mu, last_move, deviance, n_iter, converged
+
+
+def _iterate_compiled(design, weight, y, sign, rank, beta, eta, mu, deviance, active, r_glm, max_iter, tol):
+    """:func:`_iterate_numpy`'s iterations in :func:`analysis.propensity.irls_kernels.iterate`
+    (same arguments, but each replicate's design ``rank`` instead of the deficiency flags;
+    returns new arrays). A rank-deficient replicate whose deficiency is all-zero columns (their
+    number is ``q - rank``) is fitted by the kernel on the other columns; any other
+    rank-deficient replicate, and any meeting an exactly singular Gram matrix in the kernel, is
+    fitted by :func:`_iterate_numpy` from the same start."""
+    q = design.shape[2]
+    keep = np.ones((design.shape[0], q), dtype=bool)
+    in_kernel = active.copy()
+    deficient = active & (rank < q)
+    if deficient.any():
+        nonzero = (design[deficient] != 0.0).any(axis=1)
+        keep[deficient] = nonzero
+        in_kernel[deficient] = nonzero.sum(axis=1) == rank[deficient]
+    *fitted, singular = irls_kernels.iterate(design, y, weight, keep, beta, eta, mu, deviance, in_kernel, r_glm,
+                                             max_iter, tol)
+    rest = np.flatnonzero((active & ~in_kernel) | singular)
+    if rest.size:
+        numpy_fit = _iterate_numpy(design[rest], weight[rest], y[rest], sign[rest], rank[rest] < q, beta[rest],
+                                   eta[rest], mu[rest], deviance[rest], np.ones(rest.size, dtype=bool), r_glm,
+                                   max_iter, tol)
+        for whole, part in zip(fitted, numpy_fit):
+            whole[rest] = part
+    return tuple(fitted)
+
+
 def fit_propensity(X, treated, *, mask=None, weights=None, algorithm="r_glm", max_iter=None,
-                   tol=None) -> PropensityFit:
+                   tol=None, compiled=True) -> PropensityFit:
     """Fit ``logit P(treated) = b0 + x'b`` by maximum likelihood, all replicates at once,
     iterating as R's ``glm`` or SPSS's LOGISTIC REGRESSION does (module docstring).
 
@@ -294,6 +389,9 @@ def fit_propensity(X, treated, *, mask=None, weights=None, algorithm="r_glm", ma
     max_iter, tol : optional
         Override the rule's iteration limit and tolerance (R ``maxit``/``epsilon``; SPSS
         ``ITERATE``/``BCON``).
+    compiled : bool
+        Iterate in :mod:`analysis.propensity.irls_kernels` (default), or in numpy (the
+        kernel's test oracle). The two agree to rounding (module docstring).
 
     Returns
     -------
@@ -369,7 +467,8 @@ def fit_propensity(X, treated, *, mask=None, weights=None, algorithm="r_glm", ma
     unusable = empty_arm | bad_data
     weight[unusable] = 0.0
     design[unusable] = 0.0
-    rank_deficient = _rank_deficient(design) & ~unusable
+    rank = _design_rank(design, compiled)
+    rank_deficient = (rank < q) & ~unusable
     sign = np.where(y > 0, 1.0, -1.0)
 
     beta = np.zeros((n_rep, q))
@@ -392,53 +491,12 @@ def fit_propensity(X, treated, *, mask=None, weights=None, algorithm="r_glm", ma
         deviance = _exact_deviance(eta, sign, weight)
 
     active = ~unusable
-    converged = np.zeros(n_rep, dtype=bool)
-    n_iter = np.zeros(n_rep, dtype=int)
-    last_move = np.zeros((n_rep, n_pat))
-    working = None  # active replicates' rows of design, weight, y: copied when the set shrinks
-    for iteration in range(1, max_iter + 1):
-        if not active.any():
-            break
-        idx = np.flatnonzero(active)
-        if working is None or working[0].size != idx.size:  # the active set only ever shrinks
-            working = ((idx, design, weight, y, sign) if idx.size == n_rep
-                       else (idx, design[idx], weight[idx], y[idx], sign[idx]))
-        _, d, w, yy, ss = working
-        eta_now, mu_now = eta[idx], mu[idx]
-        if r_glm:
-            derivative = _r_mu_eta(eta_now)
-            curvature = w * derivative ** 2 / (mu_now * (1.0 - mu_now))
-            working_response = eta_now + (yy - mu_now) / derivative
-            coef = _weighted_least_squares(d, curvature * working_response, curvature, rank_deficient[idx])
-            step = coef - beta[idx]
-        else:
-            curvature = w * mu_now * (1.0 - mu_now)
-            step = _weighted_least_squares(d, w * (yy - mu_now), curvature, rank_deficient[idx])
-            coef = beta[idx] + step
-        finite = np.isfinite(coef).all(axis=1)
-        coef = np.where(finite[:, None], coef, 0.0)
-        new_eta = (d @ coef[..., None])[..., 0]
-        if r_glm:
-            new_mu = _r_inverse_link(new_eta)
-            new_deviance = _r_deviance(yy, new_mu, w)
-            done = np.abs(new_deviance - deviance[idx]) / (np.abs(new_deviance) + 0.1) < tol
-        else:
-            with np.errstate(over="ignore"):
-                new_mu = expit(new_eta)
-            new_deviance = _exact_deviance(new_eta, ss, w)
-            done = np.max(np.abs(np.where(finite[:, None], step, np.inf)), axis=1) < tol
-        # R stops a replicate whose coefficients are not finite ("non-finite coefficients",
-        # conv = FALSE) and keeps the previous iterate.
-        done &= finite
-        taken = idx[finite]
-        beta[taken] = coef[finite]
-        last_move[taken] = new_eta[finite] - eta_now[finite]
-        eta[taken] = new_eta[finite]
-        mu[taken] = new_mu[finite]
-        deviance[taken] = new_deviance[finite]
-        n_iter[idx] = iteration
-        converged[idx[done]] = True
-        active[idx[done | ~finite]] = False
+    if compiled:
+        beta, eta, mu, last_move, deviance, n_iter, converged = _iterate_compiled(
+            design, weight, y, sign, rank, beta, eta, mu, deviance, active, r_glm, max_iter, tol)
+    else:
+        beta, eta, mu, last_move, deviance, n_iter, converged = _iterate_numpy(
+            design, weight, y, sign, rank_deficient, beta, eta, mu, deviance, active, r_glm, max_iter, tol)
 
     prob = _r_inverse_link(eta) if r_glm else expit(eta)
     extreme = in_model & (expit(-sign * eta) < EXTREME_PROBABILITY)  # P(the other outcome)
