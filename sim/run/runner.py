@@ -207,9 +207,10 @@ def compute_blocks(
         pending = _pending(folder, _run_keys(counts, config.block_size), bar)
         first = next(pending, None)
         if first is not None:  # computed here, alone, and timed before the rest starts
-            from analysis.propensity.greedy_kernels import warm_up
+            from analysis.propensity import greedy_kernels, irls_kernels
 
-            warm_up()  # numba's loading is paid once per process, not per block: not in the estimate
+            greedy_kernels.warm_up()  # numba's loading is paid once per process, not per block:
+            irls_kernels.warm_up()    # not in the estimate
             started = time.perf_counter()
             dataset = _compute(work, task(first))
             seconds = time.perf_counter() - started
