@@ -2,7 +2,13 @@
 
 All replicates of a block are fitted at once: the weighted normal equations are stacked as
 ``(replicate, p + 1)`` and ``(replicate, p + 1, p + 1)`` arrays and solved together, each
-replicate stopping at its own iteration (a convergence mask). Two iteration rules are
+replicate stopping at its own iteration (a convergence mask). By default the same iterations
+run compiled, one replicate at a time (:mod:`analysis.propensity.irls_kernels`, ~3x faster on
+liu2021 cohorts); the numpy loop (``compiled=False``) is its test oracle. The two give the same
+iteration counts, flags and statuses, and the same numbers to ~1e-14 for a finite estimate;
+under separation, where the rounding of each step is amplified, to ~1e-8 (R's rule) and
+~2e-7 (SPSS's) relative on liu2021 cohorts (measured on 2,000; the matched pairs of both plans
+identical). Two iteration rules are
 implemented, because under separation the fitted scores -- and so the caliper and the pairs --
 depend on where the iterations stop, not only on the data:
 
