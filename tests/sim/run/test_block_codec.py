@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sim.run.block_codec import _npy_array, dataset_from_npz_bytes, dataset_to_npz_bytes
+from sim.run.block_codec import _npy_array, dataset_from_npz_bytes, dataset_to_npz_bytes, npz_parts
 
 
 def _block() -> xr.Dataset:
@@ -51,3 +51,60 @@ def test_member_reader_equals_numpys(array):
     np.testing.assert_array_equal(ours, theirs)
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
     assert ours.flags.writeable
+
+
+def _savez_bytes(block: xr.Dataset) -> bytes:
+    """The bytes psmsim wrote before it assembled the archive itself (numpy.savez)."""
+    import json
+
+    arrays, meta = {}, {"data_vars": {}, "coords": {}, "attrs": block.attrs}
+    for group, items in (("data_vars", block.data_vars.items()), ("coords", block.coords.items())):
+        for name, variable in items:
+            key = f"a{len(arrays)}"
+            arrays[key] = np.asarray(variable.values)
+            meta[group][name] = [key, list(variable.dims)]
+    arrays["__dataset__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_archive_is_what_numpy_and_zipfile_read_and_holds_numpys_members():
+    import zipfile
+
+    block = _block()
+    ours, theirs = dataset_to_npz_bytes(block), _savez_bytes(block)
+    with zipfile.ZipFile(io.BytesIO(ours)) as archive, zipfile.ZipFile(io.BytesIO(theirs)) as reference:
+        assert archive.testzip() is None
+        assert archive.namelist() == reference.namelist()
+        for name in archive.namelist():
+            assert archive.read(name) == reference.read(name), name
+    with np.load(io.BytesIO(ours), allow_pickle=False) as loaded:
+        np.testing.assert_array_equal(loaded["a0"], block.log_hr.values)
+
+
+def test_blocks_numpy_wrote_read_back_identically():
+    block = _block()
+    xr.testing.assert_identical(dataset_from_npz_bytes(_savez_bytes(block)), block)
+
+
+def test_selected_variables_are_read_with_every_coordinate():
+    attrs, variables = npz_parts(dataset_to_npz_bytes(_block()), names=("status",))
+    assert sorted(variables) == [("coords", "endpoint"), ("coords", "replicate"), ("data_vars", "status")]
+    assert attrs["run_id"] == "abc"
+
+
+def test_a_corrupt_member_is_refused():
+    import zipfile
+
+    data = bytearray(dataset_to_npz_bytes(_block()))
+    data[200] ^= 0xFF  # inside the first member's data
+    with pytest.raises(zipfile.BadZipFile, match="CRC"):
+        npz_parts(bytes(data))
+
+
+def test_a_truncated_member_goes_through_numpys_reader_and_fails():
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(10.0), allow_pickle=False)
+    with pytest.raises(ValueError):
+        _npy_array(buffer.getvalue()[:-8])
