@@ -9,6 +9,7 @@ conditions and adds the truths and provenance.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
@@ -89,6 +90,65 @@ ESTIMAND_TRUTH_VARIABLES = (
 )
 
 
+@dataclass(frozen=True)
+class BlockParts:
+    """A block's Dataset as plain parts: data variables and coordinates as name -> (dims,
+    ndarray), and attributes. What a worker hands to :class:`sim.run.store.BlockWriter`: the
+    block is encoded straight from these (building the xarray Dataset of a liu2021 block and
+    reading it back out cost 1.3 ms of its 1.6 ms of assembly, per 100 replicates)."""
+
+    data_vars: Mapping[str, tuple[tuple[str, ...], np.ndarray]]
+    coords: Mapping[str, tuple[tuple[str, ...], np.ndarray]]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every array, as ``xarray.Dataset.nbytes``."""
+        return int(sum(values.nbytes for _, values in (*self.data_vars.values(), *self.coords.values())))
+
+    def to_dataset(self) -> xr.Dataset:
+        """The block as an :class:`xarray.Dataset` (:func:`block_dataset`)."""
+        return xr.Dataset(dict(self.data_vars), coords=dict(self.coords), attrs=dict(self.attrs))
+
+
+def block_parts(results: Mapping[str, Any], *, condition: int, start: int) -> BlockParts:
+    """The arrays of one block, without building a Dataset (arguments as :func:`block_dataset`)."""
+    methods = list(results)
+    first = results[methods[0]]
+    n_rep = np.asarray(getattr(first, "n_pairs")).shape[0]
+    data_vars = {}
+    groups = (
+        (ENDPOINT_VARIABLES, ("condition", "replicate", "method", "cohort", "endpoint")),
+        (COHORT_VARIABLES, ("condition", "replicate", "method", "cohort")),
+        (REPLICATE_VARIABLES, ("condition", "replicate", "method")),
+    )
+    for variables, dims in groups:
+        for name, dtype in variables.items():
+            stacked = np.stack([np.asarray(getattr(results[m], name)) for m in methods], axis=1)
+            data_vars[name] = (dims, stacked[np.newaxis].astype(dtype, copy=False))
+    for name, values in _plan_variables(results, methods, n_rep).items():
+        dims = ("condition", "replicate", "method", "cohort", "endpoint")[:values.ndim + 1]
+        data_vars[name] = (dims, values[np.newaxis].astype(PLAN_VARIABLES[name], copy=False))
+    covariates = list(dict.fromkeys(c for m in methods for c in results[m].balance_covariates))
+    for name, dtype in COVARIATE_VARIABLES.items():
+        stacked = np.full((n_rep, len(methods), len(COHORTS), len(covariates)), np.nan)
+        for j, method in enumerate(methods):
+            columns = [covariates.index(c) for c in results[method].balance_covariates]
+            stacked[:, j][..., columns] = np.asarray(getattr(results[method], name))
+        data_vars[name] = (("condition", "replicate", "method", "cohort", "covariate"),
+                           stacked[np.newaxis].astype(dtype, copy=False))
+    coords = {
+        "condition": [condition],
+        "replicate": np.arange(start, start + n_rep),
+        "method": methods,
+        "cohort": list(COHORTS),
+        "endpoint": list(ENDPOINTS),
+        "covariate": covariates,
+    }
+    coords = {name: ((name,), np.asarray(values)) for name, values in coords.items()}  # as xarray converts them
+    return BlockParts(data_vars, coords)
+
+
 def block_dataset(results: Mapping[str, Any], *, condition: int, start: int) -> xr.Dataset:
     """Labelled arrays of one block.
 
@@ -105,39 +165,7 @@ def block_dataset(results: Mapping[str, Any], *, condition: int, start: int) -> 
     condition : grid-point index of the block.
     start : index of the block's first replicate within its condition.
     """
-    methods = list(results)
-    first = results[methods[0]]
-    n_rep = np.asarray(getattr(first, "n_pairs")).shape[0]
-    data_vars = {}
-    groups = (
-        (ENDPOINT_VARIABLES, ("condition", "replicate", "method", "cohort", "endpoint")),
-        (COHORT_VARIABLES, ("condition", "replicate", "method", "cohort")),
-        (REPLICATE_VARIABLES, ("condition", "replicate", "method")),
-    )
-    for variables, dims in groups:
-        for name, dtype in variables.items():
-            stacked = np.stack([np.asarray(getattr(results[m], name)) for m in methods], axis=1)
-            data_vars[name] = (dims, stacked[np.newaxis].astype(dtype))
-    for name, values in _plan_variables(results, methods, n_rep).items():
-        dims = ("condition", "replicate", "method", "cohort", "endpoint")[:values.ndim + 1]
-        data_vars[name] = (dims, values[np.newaxis].astype(PLAN_VARIABLES[name]))
-    covariates = list(dict.fromkeys(c for m in methods for c in results[m].balance_covariates))
-    for name, dtype in COVARIATE_VARIABLES.items():
-        stacked = np.full((n_rep, len(methods), len(COHORTS), len(covariates)), np.nan)
-        for j, method in enumerate(methods):
-            columns = [covariates.index(c) for c in results[method].balance_covariates]
-            stacked[:, j][..., columns] = np.asarray(getattr(results[method], name))
-        data_vars[name] = (("condition", "replicate", "method", "cohort", "covariate"),
-                           stacked[np.newaxis].astype(dtype))
-    coords = {
-        "condition": [condition],
-        "replicate": np.arange(start, start + n_rep),
-        "method": methods,
-        "cohort": list(COHORTS),
-        "endpoint": list(ENDPOINTS),
-        "covariate": covariates,
-    }
-    return xr.Dataset(data_vars, coords=coords)
+    return block_parts(results, condition=condition, start=start).to_dataset()
 
 
 def _plan_variables(results: Mapping[str, Any], methods: list, n_rep: int) -> dict[str, np.ndarray]:

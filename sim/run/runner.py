@@ -20,8 +20,11 @@ disk.
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import sys
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
@@ -31,7 +34,7 @@ import xarray as xr
 
 from sim.errors import PsmsimError
 from sim.run import identity
-from sim.run.results import block_dataset, combine_blocks
+from sim.run.results import BlockParts, block_parts, combine_blocks
 from sim.run.scale import RunScale
 from sim.run.store import BlockKey, BlockWriter, RunFolder
 from sim.run.workers import BackendError, run_dask, run_loky, worker_count
@@ -70,13 +73,73 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class BlockTask:
-    """Everything a worker needs for one block (small and picklable)."""
+    """Everything a worker needs for one block (picklable).
+
+    Pickled, the scenario and calibration travel as the bytes :class:`_Shared` pickled once per
+    (scenario, calibration) in this process, and a worker unpickles them once
+    (:func:`_shared_objects`): pickling the ~64 kB pair for every task, and unpickling it in the
+    worker, cost ~1 ms of parent time per block of 100 replicates."""
 
     key: BlockKey
     root_seed: int
     scenario: Any
     calibration: Any
     methods: tuple[str, ...]
+
+    def __reduce__(self):
+        shared = _Shared.of(self.scenario, self.calibration)
+        if shared is None:  # not picklable by pickle itself: the dataclass's own reduction
+            return (BlockTask, (self.key, self.root_seed, self.scenario, self.calibration, self.methods))
+        return (_task_from_shared, (self.key, self.root_seed, shared, self.methods))
+
+
+class _Shared:
+    """A (scenario, calibration) pair pickled once: its bytes and their digest. Pickling it
+    copies the bytes; unpickling it gives the pair, unpickled once per process and digest."""
+
+    _made: "OrderedDict[tuple[int, int], tuple[Any, Any, _Shared]]" = OrderedDict()
+    LIMIT = 64
+
+    def __init__(self, blob: bytes):
+        self.blob = blob
+        self.digest = hashlib.sha256(blob).digest()
+
+    @classmethod
+    def of(cls, scenario: Any, calibration: Any) -> "_Shared | None":
+        """The pickled pair, made once while both objects live (the last :attr:`LIMIT` pairs)."""
+        key = (id(scenario), id(calibration))
+        made = cls._made.get(key)
+        if made is not None and made[0] is scenario and made[1] is calibration:
+            cls._made.move_to_end(key)
+            return made[2]
+        try:
+            shared = cls(pickle.dumps((scenario, calibration), protocol=pickle.HIGHEST_PROTOCOL))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
+        cls._made[key] = (scenario, calibration, shared)
+        while len(cls._made) > cls.LIMIT:
+            cls._made.popitem(last=False)
+        return shared
+
+    def __reduce__(self):
+        return (_shared_objects, (self.digest, self.blob))
+
+
+#: A worker's unpickled (scenario, calibration) pairs, by digest of their bytes.
+_UNPICKLED: "OrderedDict[bytes, tuple[Any, Any]]" = OrderedDict()
+
+
+def _shared_objects(digest: bytes, blob: bytes) -> tuple[Any, Any]:
+    pair = _UNPICKLED.get(digest)
+    if pair is None:
+        pair = _UNPICKLED[digest] = pickle.loads(blob)
+        while len(_UNPICKLED) > _Shared.LIMIT:
+            _UNPICKLED.popitem(last=False)
+    return pair
+
+
+def _task_from_shared(key: BlockKey, root_seed: int, pair: tuple[Any, Any], methods: tuple[str, ...]) -> BlockTask:
+    return BlockTask(key, root_seed, pair[0], pair[1], methods)
 
 
 def block_keys(n_conditions: int, replicates: int, block_size: int) -> Iterator[BlockKey]:
@@ -93,8 +156,9 @@ def block_rng(root_seed: int, key: BlockKey, stream: int) -> np.random.Generator
     return np.random.default_rng(sequence)
 
 
-def simulate_block(task: BlockTask) -> xr.Dataset:
-    """Generate and analyse one block; the default work of a worker."""
+def simulate_block_parts(task: BlockTask) -> BlockParts:
+    """Generate and analyse one block, as the arrays the block file stores; the default work of
+    a worker (no xarray Dataset is built: :class:`sim.run.results.BlockParts`)."""
     from analysis.plan.analyse import analyse_cohorts
     from sim.generate.cohorts import generate_cohorts
     from sim.scenario.plans import method_stream, scenario_plan
@@ -107,7 +171,12 @@ def simulate_block(task: BlockTask) -> xr.Dataset:
         plan = scenario_plan(task.scenario, method)
         rng = block_rng(task.root_seed, task.key, method_stream(task.scenario, method))
         results[method] = analyse_cohorts(batch, plan, rng=rng)
-    return block_dataset(results, condition=task.key.condition, start=task.key.start)
+    return block_parts(results, condition=task.key.condition, start=task.key.start)
+
+
+def simulate_block(task: BlockTask) -> xr.Dataset:
+    """Generate and analyse one block: its Dataset (:func:`simulate_block_parts`)."""
+    return simulate_block_parts(task).to_dataset()
 
 
 def run_identity(conditions: Sequence[Condition], config: RunConfig, version: str) -> dict:
@@ -117,7 +186,7 @@ def run_identity(conditions: Sequence[Condition], config: RunConfig, version: st
                                  methods=config.methods, version=version)
 
 
-def _compute(work: Callable, task: BlockTask) -> xr.Dataset:
+def _compute(work: Callable, task: BlockTask) -> "xr.Dataset | BlockParts":
     try:
         return work(task)
     except Exception as exc:  # a bug in a whole block: report which block, keep the others
@@ -128,11 +197,11 @@ def _compute(work: Callable, task: BlockTask) -> xr.Dataset:
         ) from exc
 
 
-def _computed(work: Callable, write: BlockWriter, task: BlockTask) -> BlockTask:
-    """Compute one block and write it into the run folder, in the worker: only the task goes
+def _computed(work: Callable, write: BlockWriter, task: BlockTask) -> BlockKey:
+    """Compute one block and write it into the run folder, in the worker: only its key goes
     back to the parent, so neither it nor a Dask client ever holds a block's results."""
     write(task.key, _compute(work, task))  # an OSError (full disk, ...) propagates as itself
-    return task
+    return task.key
 
 
 def _run_keys(counts: Sequence[int], block_size: int) -> Iterator[BlockKey]:
@@ -165,7 +234,7 @@ def compute_blocks(
     config: RunConfig,
     folder: RunFolder,
     *,
-    work: Callable[[BlockTask], xr.Dataset] = simulate_block,
+    work: Callable[[BlockTask], "xr.Dataset | BlockParts"] = simulate_block_parts,
     in_memory: bool = False,
     replicates: Sequence[int] | None = None,
 ) -> list[BlockKey]:
@@ -181,7 +250,8 @@ def compute_blocks(
     conditions, calibrations : per grid point, the scenario and its calibration.
     config : replicates, seed, block size, methods, workers, backend.
     folder : the run folder (already checked against the run identity).
-    work : the block function (replaced in tests).
+    work : the block function: task -> the block's Dataset or :class:`BlockParts` (replaced in
+        tests, sweeps and sample-size searches).
     replicates : per condition, its replicate count (default ``config.replicates`` each;
         ``psmsim sweep --mcse-target``).
 
@@ -230,7 +300,7 @@ def compute_blocks(
         else:
             stream = run_loky(keyed, tasks, jobs)
         for done in stream:
-            bar.update(done.key.size)
+            bar.update(done.size)
     return list(_run_keys(counts, config.block_size))
 
 
@@ -242,7 +312,7 @@ def run_simulation(
     folder: RunFolder,
     *,
     attrs: Mapping[str, Any],
-    work: Callable[[BlockTask], xr.Dataset] = simulate_block,
+    work: Callable[[BlockTask], "xr.Dataset | BlockParts"] = simulate_block_parts,
     replicates: Sequence[int] | None = None,
 ) -> xr.Dataset:
     """:func:`compute_blocks`, then every block combined in memory (for sweeps, whose

@@ -112,3 +112,18 @@ def test_non_run_folder_is_refused(tmp_path):
     with pytest.raises(RunFolderError, match="not a psmsim run"):
         run(tmp_path, "x")
     assert (tmp_path / "x" / "notes.txt").read_text() == "mine"
+
+
+def test_a_pickled_task_carries_its_scenario_once_per_process():
+    import pickle
+
+    from sim.run.runner import BlockTask
+
+    scenario, calibration = {"name": "s", "hr": [0.7, 0.8]}, {"beta": np.arange(3.0)}
+    tasks = [BlockTask(BlockKey(0, b, 5 * b, 5), 7, scenario, calibration, ("paper",)) for b in range(2)]
+    first, second = (pickle.loads(pickle.dumps(task)) for task in tasks)
+    assert first.key == tasks[0].key and first.root_seed == 7 and first.methods == ("paper",)
+    assert first.scenario == scenario and np.array_equal(first.calibration["beta"], calibration["beta"])
+    assert second.scenario is first.scenario and second.calibration is first.calibration  # unpickled once
+    other = pickle.loads(pickle.dumps(BlockTask(BlockKey(0, 0, 0, 5), 7, {"name": "t"}, calibration, ("paper",))))
+    assert other.scenario == {"name": "t"}

@@ -4,6 +4,7 @@
 import os
 import shutil
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -156,3 +157,21 @@ def test_a_longer_run_reuses_the_finished_blocks_and_equals_a_fresh_one(tmp_path
     COMPUTED.clear()
     shorter = run(tmp_path / "r", replicates=8)
     assert COMPUTED == [] and shorter.sizes["replicate"] == 8
+
+
+def test_a_block_written_from_its_parts_is_the_block_written_from_its_dataset(tmp_path):
+    from sim.run.results import block_parts
+    from sim.run.store import BlockKey, BlockWriter
+    from tests.sim.fake_blocks import fake_result
+
+    rng = np.random.default_rng(5)
+    results = {m: fake_result(4, rng) for m in ("paper", "recommended")}
+    parts = block_parts(results, condition=0, start=8)
+    for name in ("a", "b"):
+        (tmp_path / name / "blocks").mkdir(parents=True)
+    key = BlockKey(0, 2, 8, 4)
+    BlockWriter(str(tmp_path / "a"), "id")(key, parts)
+    BlockWriter(str(tmp_path / "b"), "id")(key, parts.to_dataset())
+    assert ((tmp_path / "a" / "blocks" / "c0000_b000002.npz").read_bytes()
+            == (tmp_path / "b" / "blocks" / "c0000_b000002.npz").read_bytes())
+    assert parts.nbytes == parts.to_dataset().nbytes
