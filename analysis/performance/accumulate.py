@@ -55,7 +55,8 @@ from analysis.performance.mergeable import MergeableState
 from analysis.plan.options import ESTIMANDS
 from analysis.performance.moments import moments_of
 
-__all__ = ["PAPER_PATTERN_CRITERIA", "SummaryState", "CentreCoverageState", "check_replicates"]
+__all__ = ["PAPER_PATTERN_CRITERIA", "INTERVAL_VARIABLES", "SummaryState", "CentreCoverageState",
+           "check_replicates"]
 
 #: The paper's pattern of results in the matched cohort (Liu et al. 2021): criterion name ->
 #: (variable, endpoint or None, True if the criterion is "p < alpha", False if "p >= alpha").
@@ -81,6 +82,9 @@ _BLOCK_VARIABLES = {
     **dict.fromkeys(("n_treated", "n_control", "max_abs_smd", "p_orr", "p_dcr"), _PER_COHORT),
     **dict.fromkeys(("n_pairs", "ps_status"), _PER_METHOD),
 }
+#: What the second pass (:class:`CentreCoverageState`) reads of a block: a reader may hand it
+#: these variables alone.
+INTERVAL_VARIABLES = ("log_hr", "se", "ci_lower", "ci_upper")
 _METHOD_CELL = ("condition", "method")
 _MOMENT_PARTS = ("count", "mean", "m2")
 _PER_ESTIMAND = ("condition", "estimand", "endpoint")
@@ -97,9 +101,10 @@ ESTIMAND_MEDIAN_TRUTHS = {
 _ATT = ESTIMANDS.index("att")
 
 
-def check_replicates(dataset: xr.Dataset, *, with_truths: bool = True) -> None:
-    """Refuse a replicates Dataset or block that does not follow ``docs/results_schema.md``."""
-    required = dict(_BLOCK_VARIABLES)
+def check_replicates(dataset: xr.Dataset, *, with_truths: bool = True, variables=None) -> None:
+    """Refuse a replicates Dataset or block that does not follow ``docs/results_schema.md``
+    (``variables``: check only these of the block variables, e.g. :data:`INTERVAL_VARIABLES`)."""
+    required = dict(_BLOCK_VARIABLES) if variables is None else {name: _BLOCK_VARIABLES[name] for name in variables}
     if with_truths:
         required.update(dict.fromkeys(TRUTH_VARIABLES, _PER_TRUTH))
     missing = [name for name in required if name not in dataset]
@@ -477,8 +482,9 @@ class CentreCoverageState(MergeableState):
 
     @classmethod
     def from_block(cls, block: xr.Dataset, centres: xr.DataArray) -> "CentreCoverageState":
-        """Count, in ``block``, the CIs containing ``centres`` (:meth:`SummaryState.centres`)."""
-        check_replicates(block, with_truths=False)
+        """Count, in ``block``, the CIs containing ``centres`` (:meth:`SummaryState.centres`);
+        ``block`` needs only :data:`INTERVAL_VARIABLES`."""
+        check_replicates(block, with_truths=False, variables=INTERVAL_VARIABLES)
         coords = {dim: block.indexes[dim].values for dim in CELL_DIMS}
         centre = _at_labels(centres.to_dataset(name="centre"), "centre", CELL_DIMS, coords)
         centre = centre.astype(float)

@@ -1,16 +1,19 @@
 """One call per CLI command: a whole run of a scenario, or the summary of a finished run.
 
 ``run_scenario`` calibrates (cached), computes the true estimands (cached), opens or resumes
-the run folder, runs every block (every method of the scenario on the same cohorts),
-summarises from per-block statistics (with the paired differences between methods), writes
-``replicates.nc`` block by block and ``summary.nc``/``summary.csv``: memory holds one block at a
-time, whatever the number of replicates. ``summarise_folder`` recomputes the summary of a run
-folder, reading ``replicates.nc`` block by block.
+the run folder, runs every block (every method of the scenario on the same cohorts), then reads
+the finished blocks back once, a group of consecutive blocks at a time: each group is written
+into ``replicates.nc`` and enters the summary's and the paired differences' statistics; a
+second, lighter pass reads the four interval variables alone for the bias-eliminated coverage
+(:func:`summarise_with_differences`); then ``summary.nc``/``summary.csv``. Memory holds one
+group at a time, whatever the number of replicates. ``summarise_folder`` recomputes the summary
+of a run folder, reading ``replicates.nc`` in the same groups.
 """
 
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +24,13 @@ import xarray as xr
 from functools import cached_property, reduce
 from typing import Callable, Iterable
 
-from analysis.performance.accumulate import check_replicates
+from analysis.performance.accumulate import INTERVAL_VARIABLES, CentreCoverageState, SummaryState, check_replicates
 from analysis.performance.paired import merge_paired_states, paired_difference_state, paired_from_state
-from analysis.performance.summary import summarise_blocks, summary_to_frame
+from analysis.performance.summary import summarise_state, summary_to_frame
 from analysis.performance.text_report import format_summary
 from sim.calibrate.cache import calibrate_cached, true_estimands_cached
 from sim.errors import RunFolderError, ScenarioError
-from sim.run.replicates_file import replicates_skeleton, write_replicates_streamed
+from sim.run.replicates_file import ReplicatesWriter, replicates_skeleton
 from sim.run.identity import PSMSIM_VERSION
 from sim.run.runner import RunConfig, compute_blocks, iter_conditions, run_identity
 from sim.run.folder_lock import FolderLock
@@ -125,17 +128,19 @@ def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario
     skeleton = replicates_skeleton(folder.read_block(keys[0]), replicates=config.replicates,
                                    truths=truths, grid=grid, attrs=attrs)
     # One group of consecutive blocks in memory at a time (store.GROUP_REPLICATES, so that
-    # per-Dataset costs are paid per group, not per block): the summary from per-group
-    # sufficient statistics (two passes), replicates.nc filled group by group, in chunks of
-    # one block.
+    # per-Dataset costs are paid per group, not per block), each read once for the summary's
+    # sufficient statistics and replicates.nc (filled group by group, in chunks of one block);
+    # the second pass of the summary reads the interval variables alone.
     groups = group_keys(keys)
-    summary = summarise_with_differences(lambda: (folder.read_blocks(group) for group in groups),
-                                         paired_references(scenario), truths=skeleton, attrs=skeleton.attrs)
-    replicates_path = None
-    if keep == "replicates":
-        replicates_path = write_replicates_streamed(
-            folder.path / REPLICATES_FILE, groups, folder.read_blocks, replicates=config.replicates,
-            truths=truths, grid=grid, attrs=attrs, chunk_replicates=config.block_size)
+    replicates_path = folder.path / REPLICATES_FILE if keep == "replicates" else None
+    writer = (ReplicatesWriter(replicates_path, replicates=config.replicates, truths=truths, grid=grid,
+                               attrs=attrs, chunk_replicates=config.block_size)
+              if replicates_path is not None else nullcontext())
+    with writer:  # replicates.nc takes its name once the summary is computed too
+        summary = summarise_with_differences(
+            lambda: (folder.read_blocks(group) for group in groups), paired_references(scenario),
+            truths=skeleton, attrs=skeleton.attrs, each=getattr(writer, "write", None),
+            intervals=lambda: (folder.read_blocks(group, INTERVAL_VARIABLES) for group in groups))
     paths = folder.write_summary(summary, summary_to_frame(summary).to_csv(index=False))
     if keep == "summary":
         folder.discard_blocks()
@@ -160,12 +165,14 @@ def summarise_folder(run_dir: Path) -> RunOutcome:
         step = block_size * max(1, GROUP_REPLICATES // block_size) if block_size else 1000
         n_replicates = dataset.sizes["replicate"]
 
-        def blocks():
+        def blocks(names=None):
+            source = dataset if names is None else dataset[list(names)]
             for start in range(0, n_replicates, step):
-                yield dataset.isel(replicate=slice(start, start + step)).load()
+                yield source.isel(replicate=slice(start, start + step)).load()
 
         with FolderLock.acquire(run_dir, option="RUN_DIR", create=False):  # not while a run writes
-            summary = summarise_with_differences(blocks, _stored_references(dataset), attrs=dict(dataset.attrs))
+            summary = summarise_with_differences(blocks, _stored_references(dataset), attrs=dict(dataset.attrs),
+                                                 intervals=lambda: blocks(INTERVAL_VARIABLES))
             paths = write_summary(run_dir, summary, summary_to_frame(summary).to_csv(index=False))
     return RunOutcome(format_summary(summary, observed_pairs=pairs), None, paths, summary=summary)
 
@@ -189,16 +196,40 @@ def summarise_with_differences(
     *,
     truths: xr.Dataset | None = None,
     attrs: dict | None = None,
+    each: Callable[[xr.Dataset], None] | None = None,
+    intervals: Callable[[], Iterable[xr.Dataset]] | None = None,
 ) -> xr.Dataset:
-    """The run summary of the replicates in ``blocks`` (called once per pass, each call
-    yielding every block once; :func:`analysis.performance.summary.summarise_blocks`) with the
-    paired differences between its methods (each method against ``references[method]``; a
-    reference the run lacks compares the method with itself), one block in memory at a time."""
-    summary = summarise_blocks(blocks, truths=truths, attrs=attrs)
-    methods = [str(m) for m in summary.method.values]
-    references = {m: references.get(m, m) if references.get(m, m) in methods else m for m in methods}
-    state = reduce(merge_paired_states, (paired_difference_state(block, reference=references) for block in blocks()))
-    paired = paired_from_state(state).transpose(*summary.power_logrank.dims)
+    """The run summary of the replicates in ``blocks`` with the paired differences between its
+    methods (each method against ``references[method]``; a reference the run lacks compares the
+    method with itself), one block in memory at a time.
+
+    :func:`analysis.performance.summary.summarise_blocks` fused with the paired differences:
+    ``blocks()`` is called once, and each block it yields enters the summary state, the paired
+    state and ``each`` (e.g. :meth:`sim.run.replicates_file.ReplicatesWriter.write`); the
+    second pass (the CIs containing each cell's mean estimate) iterates ``intervals()``, the
+    same replicates in the same blocks with at least
+    :data:`~analysis.performance.accumulate.INTERVAL_VARIABLES` (default: ``blocks()`` again).
+    The states merge block after block in the order given, as ``summarise_blocks`` merges them,
+    so the summary is the same to the last bit.
+    """
+    state = paired = None
+    for block in blocks():
+        if each is not None:
+            each(block)
+        if paired is None:
+            methods = [str(m) for m in block.method.values]
+            references = {m: references.get(m, m) if references.get(m, m) in methods else m for m in methods}
+        block_state = SummaryState.from_block(block, truths=truths)
+        block_paired = paired_difference_state(block, reference=references)
+        state = block_state if state is None else state.merge(block_state)
+        paired = block_paired if paired is None else merge_paired_states(paired, block_paired)
+    if state is None:
+        raise ValueError("blocks: none given; a summary needs at least one block")
+    centres = state.centres()
+    coverage = reduce(CentreCoverageState.merge,
+                      (CentreCoverageState.from_block(block, centres) for block in (intervals or blocks)()))
+    summary = summarise_state(state, coverage, attrs=attrs)
+    paired = paired_from_state(paired).transpose(*summary.power_logrank.dims)
     return xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
 
 

@@ -64,3 +64,64 @@ def test_unknown_keep_is_refused(tmp_path):
     with pytest.raises(ValueError, match="keep"):
         run_scenario(load_scenario(LIU2021), replicates=2, block_size=2, jobs=1, out=tmp_path / "x",
                      quiet=True, keep="everything")
+
+
+def test_one_read_per_group_gives_the_summary_of_the_separate_passes_to_the_last_bit(streamed):
+    from analysis.performance.accumulate import INTERVAL_VARIABLES
+    from analysis.performance.paired import merge_paired_states, paired_difference_state, paired_from_state
+    from analysis.performance.summary import summarise_blocks
+    from functools import reduce
+    from sim.run.orchestrate import summarise_with_differences
+
+    out, outcome = streamed
+    replicates = open_replicates(out)
+    groups = [replicates.isel(replicate=slice(start, start + 8)) for start in range(0, 30, 8)]
+    references = {"recommended": "paper"}
+    reads, written = [], []
+
+    def blocks():
+        reads.append("all")
+        return iter(groups)
+
+    def intervals():
+        reads.append("intervals")
+        return (group[list(INTERVAL_VARIABLES)] for group in groups)
+
+    fused = summarise_with_differences(blocks, references, attrs=dict(replicates.attrs), each=written.append,
+                                       intervals=intervals)
+    assert reads == ["all", "intervals"] and len(written) == len(groups)  # every group read once in full
+    # the composition it replaces: summarise_blocks' two passes, then the paired pass
+    summary = summarise_blocks(lambda: iter(groups), attrs=dict(replicates.attrs))
+    paired = reduce(merge_paired_states, (paired_difference_state(g, reference=references) for g in groups))
+    separate = xr.merge([summary, paired_from_state(paired).transpose(*summary.power_logrank.dims)],
+                        compat="no_conflicts", join="exact", combine_attrs="override")
+    _assert_summaries_close(separate, fused, rtol=0)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, streamed):
+    out, outcome = streamed
+    scenario = load_scenario(LIU2021)
+    resumed = tmp_path / "resumed"
+    run_scenario(scenario, replicates=30, block_size=8, jobs=1, out=resumed, quiet=True, keep="replicates")
+    for stem in ("c0000_b000001", "c0000_b000003"):  # as if the run had been killed before these
+        (resumed / BLOCK_FOLDER / f"{stem}.npz").unlink()
+    (resumed / REPLICATES_FILE).unlink()
+    again = run_scenario(scenario, replicates=30, block_size=8, jobs=2, out=resumed, quiet=True)
+    _assert_summaries_close(outcome.summary, again.summary, rtol=0)
+    first, second = open_replicates(out), open_replicates(resumed)
+    for ds in (first, second):
+        ds.attrs.pop("created_at")
+    xr.testing.assert_identical(first, second)
+
+
+def test_a_failing_summary_leaves_no_replicates_file(tmp_path, monkeypatch):
+    import sim.run.orchestrate as orchestrate
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("summary bug")
+
+    monkeypatch.setattr(orchestrate, "summarise_state", broken)
+    with pytest.raises(RuntimeError, match="summary bug"):
+        run_scenario(load_scenario(LIU2021), replicates=6, block_size=3, jobs=1, out=tmp_path / "f", quiet=True)
+    assert not (tmp_path / "f" / REPLICATES_FILE).exists()
+    assert not list((tmp_path / "f").glob(".*.tmp"))
