@@ -14,10 +14,24 @@ and prints the ratio. Cohort generation is not timed. ``--profile`` prints the t
 entries of one batched block per preset. Single process, wall-clock time (``perf_counter``);
 other load on the machine inflates both sides.
 
+``--stages R`` instead times what a ``psmsim run`` of R liu2021 replicates does besides the
+engine, stage by stage, in CPU milliseconds per replicate (``process_time``; the load average is
+printed): in a worker, per block of the scenario's block size (``--stage-blocks`` distinct
+blocks), generation and both plans (the engine, for scale), assembling the block's arrays
+(:func:`sim.run.results.block_parts`), encoding and writing its two files
+(:class:`sim.run.store.BlockWriter`), and a task's trip (pickling a :class:`BlockTask` in the
+parent, unpickling it in a worker, the key back); in the parent, over R replicates (those
+blocks written under R / block-size keys of a temporary run folder), each stage of the read-back
+(:func:`sim.run.orchestrate.summarise_with_differences` with the ``replicates.nc`` writer): reading
+the groups, the summary and paired states, writing ``replicates.nc``, the second pass's reading
+of the interval variables and its coverage counts, and ``summary.nc``/``summary.csv``; and a
+fresh worker's start-up (imports, numba's kernels), paid once per worker.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_pipeline.py [--reference 20] [--block-size 1000]
         [--blocks 2] [--profile] [--synthetic]
+    .venv/bin/python benchmarks/bench_pipeline.py --stages 20000 [--stage-blocks 20]
 """
 
 from __future__ import annotations
@@ -25,9 +39,15 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
+import pickle
 import platform
 import pstats
+import subprocess
+import sys
+import tempfile
 import time
+from functools import reduce
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +139,137 @@ def profile_batched(block: CohortBatch, plan: Plan, rng: np.random.Generator, to
     return out.getvalue()
 
 
+_STARTUP = """
+import time
+start = time.process_time()
+import sim.run.runner, analysis.plan.analyse, sim.generate.cohorts, sim.scenario.plans
+from analysis.propensity.greedy_kernels import warm_up
+warm_up()
+print(time.process_time() - start)
+"""
+
+
+def _cpu(function, *args):
+    """(result, CPU seconds) of ``function(*args)``."""
+    start = time.process_time()
+    result = function(*args)
+    return result, time.process_time() - start
+
+
+def stage_times(replicates: int, distinct_blocks: int, seed: int) -> dict[str, dict[str, float]]:
+    """CPU ms per replicate of each stage of a liu2021 run outside the engine (see the module
+    docstring): {"worker": {...}, "parent": {...}, "startup_s": {...}}."""
+    from analysis.performance.accumulate import INTERVAL_VARIABLES, CentreCoverageState, SummaryState
+    from analysis.performance.paired import merge_paired_states, paired_difference_state, paired_from_state
+    from analysis.performance.summary import summarise_state, summary_to_frame
+    from analysis.propensity.greedy_kernels import warm_up
+    import cloudpickle  # loky's pickler
+    from sim.calibrate.cache import calibrate_cached, true_estimands_cached
+    from sim.generate.cohorts import generate_cohorts
+    from sim.run.replicates_file import ReplicatesWriter, replicates_skeleton
+    from sim.run.results import BlockParts, block_parts
+    from sim.run.runner import BlockTask, block_keys, block_rng
+    from sim.run.store import RunFolder, group_keys
+    from sim.scenario import load_scenario
+    from sim.scenario.plans import method_stream, paired_references, scenario_plan
+
+    scenario = load_scenario(SCENARIO)
+    calibration = calibrate_cached(scenario)
+    truths = [true_estimands_cached(scenario, calibration).as_variables()]
+    size = scenario.simulation.block_size
+    methods = ("paper", "recommended")
+    plans = {m: scenario_plan(scenario, m) for m in methods}
+    warm_up()
+    worker = dict.fromkeys(("generate", *methods, "assemble", "encode_write", "task_trip"), 0.0)
+    keys = list(block_keys(1, replicates, size))
+    computed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = RunFolder(Path(tmp) / "run", {"bench": "stages", "seed": seed})
+        write = folder.block_writer()
+        for index in range(min(distinct_blocks, len(keys)) + 1):  # the first block warms up, untimed
+            key = keys[index % len(keys)]
+            batch, seconds = _cpu(lambda: generate_cohorts(scenario, calibration, key.size,
+                                                           rng=block_rng(seed, key, 0)))
+            times = {"generate": seconds}
+            results = {}
+            for m in methods:
+                rng = block_rng(seed, key, method_stream(scenario, m))
+                results[m], times[m] = _cpu(lambda: analyse_cohorts(batch, plans[m], rng=rng))
+            parts, times["assemble"] = _cpu(lambda: block_parts(results, condition=0, start=key.start))
+            _, times["encode_write"] = _cpu(write, key, parts)
+            task = BlockTask(key, seed, scenario, calibration, methods)
+            _, times["task_trip"] = _cpu(lambda: pickle.loads(cloudpickle.dumps(pickle.loads(cloudpickle.dumps(task)).key)))
+            if index:
+                computed.append(parts)
+                for name, seconds in times.items():
+                    worker[name] += seconds
+        timed = sum(p.data_vars["n_pairs"][1].shape[1] for p in computed)
+        worker = {name: 1e3 * seconds / timed for name, seconds in worker.items()}
+
+        for key in keys:  # the run's keys, filled with the computed blocks in turn
+            parts = computed[key.block % len(computed)]
+            if parts.data_vars["n_pairs"][1].shape[1] != key.size:
+                parts = computed[0]
+                parts = BlockParts({n: (d, v[:, :key.size]) for n, (d, v) in parts.data_vars.items()}, parts.coords)
+            coords = {**parts.coords, "replicate": (("replicate",), np.arange(key.start, key.start + key.size))}
+            write(key, BlockParts(parts.data_vars, coords))
+        groups = group_keys(keys)
+        skeleton = replicates_skeleton(folder.read_block(keys[0]), replicates=replicates, truths=truths,
+                                       grid=[{}], attrs={})
+        parent = dict.fromkeys(("read", "summary_state", "paired_state", "replicates_nc", "read_intervals",
+                                "coverage", "summary_files"), 0.0)
+        references = {m: r for m, r in paired_references(scenario).items() if r in methods}
+        state = paired = None
+        with ReplicatesWriter(Path(tmp) / "run" / "replicates.nc", replicates=replicates, truths=truths,
+                              grid=[{}], attrs={}, chunk_replicates=size) as writer:
+            for group in groups:
+                block, seconds = _cpu(folder.read_blocks, group)
+                parent["read"] += seconds
+                _, seconds = _cpu(writer.write, block)
+                parent["replicates_nc"] += seconds
+                one, seconds = _cpu(lambda: SummaryState.from_block(block, truths=skeleton))
+                state, more = (one, 0.0) if state is None else _cpu(state.merge, one)
+                parent["summary_state"] += seconds + more
+                one, seconds = _cpu(lambda: paired_difference_state(block, reference=references))
+                paired, more = (one, 0.0) if paired is None else _cpu(merge_paired_states, paired, one)
+                parent["paired_state"] += seconds + more
+            centres = state.centres()
+            coverage = None
+            for group in groups:
+                block, seconds = _cpu(folder.read_blocks, group, INTERVAL_VARIABLES)
+                parent["read_intervals"] += seconds
+                one, seconds = _cpu(CentreCoverageState.from_block, block, centres)
+                coverage = one if coverage is None else coverage.merge(one)
+                parent["coverage"] += seconds
+        start = time.process_time()
+        summary = summarise_state(state, coverage, attrs=skeleton.attrs)
+        summary = summary.merge(paired_from_state(paired).transpose(*summary.power_logrank.dims),
+                                combine_attrs="override")
+        folder.write_summary(summary, summary_to_frame(summary).to_csv(index=False))
+        parent["summary_files"] = time.process_time() - start
+        folder.close()
+    parent = {name: 1e3 * seconds / replicates for name, seconds in parent.items()}
+    startup = [float(subprocess.run([sys.executable, "-c", _STARTUP], capture_output=True, text=True, check=True,
+                                    cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout) for _ in range(2)]
+    return {"worker": worker, "parent": parent, "startup_s": {"worker": min(startup)}}
+
+
+def print_stages(replicates: int, times: dict) -> None:
+    engine = ("generate", "paper", "recommended")
+    worker, parent = times["worker"], times["parent"]
+    print(f"stages of a {replicates:,}-replicate liu2021 run, CPU ms per replicate; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for side, values in (("worker", worker), ("parent", parent)):
+        for name, ms in values.items():
+            print(f"  {side:<7}{name:<16}{ms:>9.4f}" + ("  (engine)" if name in engine else ""))
+    outside = sum(ms for name, ms in worker.items() if name not in engine) + sum(parent.values())
+    startup = times["startup_s"]["worker"]
+    print(f"  outside the engine: {outside:.4f} ms per replicate (worker {outside - sum(parent.values()):.4f}, "
+          f"parent {sum(parent.values()):.4f}), plus {startup:.2f} s of CPU per worker started "
+          f"({1e3 * 2 * startup / replicates:.4f} ms per replicate for 2 workers at this size); "
+          f"engine {sum(worker[n] for n in engine):.4f}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", type=int, default=20, help="replicates timed with the reference engine")
@@ -127,7 +278,13 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=20210601)
     parser.add_argument("--profile", action="store_true", help="print the top cProfile entries of the batched engine")
     parser.add_argument("--synthetic", action="store_true", help="synthetic cohorts instead of the liu2021 scenario")
+    parser.add_argument("--stages", type=int, metavar="R",
+                        help="instead: CPU ms per replicate of each stage outside the engine of a run of R replicates")
+    parser.add_argument("--stage-blocks", type=int, default=20, help="distinct blocks computed for --stages")
     args = parser.parse_args(argv)
+    if args.stages:
+        print_stages(args.stages, stage_times(args.stages, args.stage_blocks, args.seed))
+        return
 
     seeds = np.random.SeedSequence(args.seed).spawn(4)
     source = "synthetic"
