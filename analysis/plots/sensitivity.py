@@ -174,7 +174,8 @@ def plot_morris(sensitivity: xr.Dataset, measure: str = "power_logrank", *, meth
                 elinewidth=1.2, label="factors (μ* ± 95% bootstrap CI)")
     noise_mu, noise_sd = float(cell.mu_star_noise), float(cell.ee_noise_sd)
     values = np.r_[mu_star + conf, sigma, noise_mu, noise_sd]
-    top = 1.15 * float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
+    largest = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
+    top = 1.15 * largest if largest > 0.0 else 1.0  # every effect 0 (a constant measure): a unit square
     _label_points(ax, mu_star, sigma, [names[f] for f in factors], span=top)
     if np.isfinite(noise_mu):
         ax.axvspan(0.0, noise_mu, color="#999999", alpha=0.2, linewidth=0, label="_noise region", zorder=0)

@@ -3,6 +3,8 @@ hand-made Datasets in the layout ``psmsim sensitivity`` saves: the artists carry
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -90,6 +92,19 @@ def test_morris_points_ci_and_the_noise_point():
     diagonal = next(line for line in ax.get_lines() if line.get_gid() == "sigma=mu*")
     np.testing.assert_array_equal(diagonal.get_xdata(), diagonal.get_ydata())
     assert ax.get_xlabel().startswith("μ*") and ax.get_ylabel().startswith("σ")
+
+
+def test_morris_of_a_measure_no_factor_moves_is_a_unit_square():
+    """Every elementary effect 0 (e.g. a measure constant over the sweep): the axes are
+    [0, 1], not a degenerate [0, 0] (matplotlib's "identical low and high ylims" warning)."""
+    zeros = [0.0, 0.0, 0.0]
+    data = _indices("morris", {"mu_star": zeros, "sigma": zeros, "mu_star_conf": zeros, "mu": zeros,
+                               "sigma_noise_share": zeros, "mu_star_noise": 0.0, "ee_noise_sd": 0.0,
+                               "noise_variance": 0.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plot_morris(data, "power_logrank")
+    assert ax.get_xlim() == (0.0, 1.0) and ax.get_ylim() == (0.0, 1.0)
 
 
 def test_sobol_bars_ci_corrected_and_noise_share():
