@@ -163,6 +163,7 @@ def fit_cox(
     level: float = 0.95,
     max_iter: int = 30,
     tol: float = 1e-9,
+    compiled: bool = True,
 ) -> CoxResult:
     """Fit ``Surv(time, event) ~ treated`` by maximum partial likelihood, per replicate.
 
@@ -192,6 +193,8 @@ def fit_cox(
         Newton iteration limit.
     tol : float
         Convergence when the Newton step is <= tol * max(1, |beta|).
+    compiled : bool
+        As in :func:`cox_from_table`.
 
     Returns
     -------
@@ -217,7 +220,8 @@ def fit_cox(
     if ties not in TIES:
         raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(TIES)}")
     table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=strata)
-    return cox_from_table(table, ties=ties, cluster=cluster, level=level, max_iter=max_iter, tol=tol)
+    return cox_from_table(table, ties=ties, cluster=cluster, level=level, max_iter=max_iter, tol=tol,
+                          compiled=compiled)
 
 
 def cox_from_table(
@@ -228,6 +232,7 @@ def cox_from_table(
     level: float = 0.95,
     max_iter: int = 30,
     tol: float = 1e-9,
+    compiled: bool = True,
 ) -> CoxResult:
     """Fit the Cox model of :func:`fit_cox` from a risk-set table.
 
@@ -240,6 +245,10 @@ def cox_from_table(
     ties, cluster, level, max_iter, tol
         As in :func:`fit_cox`; ``cluster`` is shaped (replicate, patient) in the patients'
         input order (not the table's sorted order).
+    compiled : bool
+        Fit each replicate in compiled code (:mod:`analysis.survival.cox_kernels`, the same
+        numbers to ~1e-15 relative, identical iterations and statuses); False runs the numpy
+        path below, the kernel's test oracle.
 
     Returns
     -------
@@ -249,6 +258,8 @@ def cox_from_table(
     """
     if ties not in TIES:
         raise ValueError(f"unknown ties {ties!r}; choose one of {', '.join(TIES)}")
+    if compiled:
+        return _cox_compiled(table, ties=ties, cluster=cluster, level=level, max_iter=max_iter, tol=tol)
     terms = partial_likelihood_terms(table, ties)
     n_replicates = table.time.shape[0]
 
@@ -283,23 +294,59 @@ def cox_from_table(
         if cluster is None:
             robust_se = np.full(n_replicates, np.nan)
         else:
-            cluster_ids = np.asarray(cluster, dtype=np.int64)
-            if cluster_ids.size == 0:  # no patient columns (placeholder table)
-                cluster_ids = np.zeros(table.time.shape, np.int64)
-            cluster_ids = unique_negative_ids(as_batch("cluster", cluster_ids, table.time.shape, np.int64))
+            cluster_ids = _cluster_ids(cluster, table)
             residuals = score_residuals(table, terms, np.where(ok, beta, 0.0))
             dfbeta = np.where(table.weight > 0, table.weight * residuals, 0.0) * (se**2)[:, None]
-            if np.array_equal(cluster_ids, np.broadcast_to(np.arange(cluster_ids.shape[1]), cluster_ids.shape)):
+            if _is_singleton(cluster_ids):
                 sum_of_squares = singleton_sum_of_squares(dfbeta, table.order)
             else:
                 cluster_sorted = np.take_along_axis(cluster_ids, table.order, axis=1)
                 sum_of_squares = cluster_sum_of_squares(dfbeta, cluster_sorted)
             robust_se = np.where(ok, np.sqrt(sum_of_squares), np.nan)
+    return _result(log_hr, se, robust_se, cluster is not None, level, events_total, n_iter, converged, status)
+
+
+def _cluster_ids(cluster, table: RiskSetTable) -> np.ndarray:
+    """Cluster ids as (replicate, patient) int64 in input order, negatives made unique."""
+    cluster_ids = np.asarray(cluster, dtype=np.int64)
+    if cluster_ids.size == 0:  # no patient columns (placeholder table)
+        cluster_ids = np.zeros(table.time.shape, np.int64)
+    return unique_negative_ids(as_batch("cluster", cluster_ids, table.time.shape, np.int64))
+
+
+def _is_singleton(cluster_ids) -> bool:
+    return np.array_equal(cluster_ids, np.broadcast_to(np.arange(cluster_ids.shape[1]), cluster_ids.shape))
+
+
+def _cox_compiled(table: RiskSetTable, *, ties, cluster, level, max_iter, tol) -> CoxResult:
+    """:func:`cox_from_table` by :func:`analysis.survival.cox_kernels.fit`."""
+    from analysis.survival import cox_kernels
+
+    cluster_rows, singleton = None, False
+    if cluster is not None:
+        cluster_ids = _cluster_ids(cluster, table)
+        singleton = _is_singleton(cluster_ids)
+        cluster_rows = cluster_ids if singleton else np.take_along_axis(cluster_ids, table.order, axis=1)
+    beta, information, sum_of_squares, events_total, n_iter, converged, status = cox_kernels.fit_table(
+        table, efron=ties == "efron", cluster_rows=cluster_rows, singleton=singleton, max_iter=max_iter, tol=tol)
+    converged &= information > 0
+    status[(status == status_codes.OK) & ~converged] = status_codes.NOT_CONVERGED
+    ok = status == status_codes.OK
+    converged &= ok
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_hr = np.where(ok, beta, np.nan)
+        se = np.where(ok, 1.0 / np.sqrt(information), np.nan)
+        robust_se = np.where(ok, np.sqrt(sum_of_squares), np.nan)
+    return _result(log_hr, se, robust_se, cluster is not None, level, events_total, n_iter, converged, status)
+
+
+def _result(log_hr, se, robust_se, use_robust, level, events_total, n_iter, converged, status) -> CoxResult:
+    """The Wald statistics, p-values and limits of a fit."""
+    with np.errstate(divide="ignore", invalid="ignore"):
         z_model = log_hr / se
         z_robust = log_hr / robust_se
     p_value_model = 2.0 * special.ndtr(-np.abs(z_model))
     p_value_robust = 2.0 * special.ndtr(-np.abs(z_robust))
-    use_robust = cluster is not None
     chosen_se = robust_se if use_robust else se
     critical = float(special.ndtri(1.0 - (1.0 - level) / 2.0))
     return CoxResult(

@@ -1,0 +1,182 @@
+"""The compiled survival kernels against the numpy paths they replaced (their oracles).
+
+``cox_from_table(..., compiled=False)`` runs the numpy Cox fit of
+:mod:`analysis.survival.cox_terms`/:mod:`analysis.survival.cox`. The kernel
+(:mod:`analysis.survival.cox_kernels`) must give the same iteration counts, convergence flags
+and statuses, and the same estimates up to rounding (sums in another order, the C library's
+``exp``/``log``): estimates, SEs, p-values and limits to 1e-12 relative (:func:`assert_same_cox`; the one
+exception, stratified models of non-integer weights, at :data:`RTOL_STRATIFIED_FRACTIONAL`).
+Data: liu2021 cohorts from the generator (both endpoints, the full cohort and pair-like
+strata/clusters), random padded cohorts with ties, masks, strata, clusters of 1-3, integer
+and non-integer weights, and batches of degenerate cohorts (no events, empty arms, a single
+patient, monotone likelihoods, tiny weights whose risk sets vanish, no patient columns).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from analysis import status
+from analysis.survival.cox import cox_from_table, fit_cox
+from analysis.survival.risk_sets import tabulate_risk_sets
+from tests.analysis.survival.test_survival import random_cohorts
+
+IDENTICAL = ("n_iter", "converged", "status")
+#: Largest relative difference allowed between the kernel and the numpy path, and with
+#: stratified models of non-integer weights (which no plan fits: the PS-stratified model's
+#: weights are 1 or bootstrap counts), where the numpy path's within-stratum sums are
+#: differences of cumulative sums over the whole row and cancel (measured: 2e-10 on
+#: nearly-diverging fits, |log HR| ~ 10).
+RTOL = 1e-12
+RTOL_STRATIFIED_FRACTIONAL = 1e-9
+DERIVED = {"z": 0.0, "p_value": 1e-15, "p_value_model": 1e-15, "p_value_robust": 1e-15, "ci_lower": 1e-13,
+           "ci_upper": 1e-13}
+
+
+def assert_same_cox(fast, slow, rtol=RTOL):
+    """Identical flags; estimates to ``rtol`` (log-HRs also to 1e-13 absolute). A robust SE
+    that is rounding noise (exactly 0 in exact arithmetic, e.g. one informative cluster) is
+    compared to 1e-12 of the model SE, and the statistics computed from it not at all."""
+    for field in IDENTICAL:
+        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
+    for field in ("log_hr", "se", "robust_se", "n_events", *DERIVED):
+        np.testing.assert_array_equal(np.isnan(getattr(fast, field)), np.isnan(getattr(slow, field)), err_msg=field)
+    np.testing.assert_allclose(fast.log_hr, slow.log_hr, rtol=rtol, atol=1e-13, err_msg="log_hr")
+    np.testing.assert_allclose(fast.se, slow.se, rtol=rtol, err_msg="se")
+    np.testing.assert_allclose(fast.n_events, slow.n_events, rtol=1e-14, err_msg="n_events")
+    gap = np.abs(fast.robust_se - slow.robust_se)
+    assert not np.any(gap > rtol * np.abs(slow.robust_se) + 1e-12 * slow.se), "robust_se"
+    noise = slow.robust_se < 1e-12 * slow.se
+    for field, atol in DERIVED.items():
+        a, b = getattr(fast, field), getattr(slow, field)
+        np.testing.assert_allclose(a[~noise], b[~noise], rtol=rtol, atol=atol, err_msg=field)
+
+
+def both_fits(table, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return cox_from_table(table, compiled=True, **options), cox_from_table(table, compiled=False, **options)
+
+
+def weights_of(rng, shape, kind):
+    if kind == "none":
+        return None
+    if kind == "counts":
+        return rng.integers(0, 4, shape).astype(float)
+    if kind == "fractional":
+        return rng.gamma(0.7, 1.5, shape) * (rng.random(shape) < 0.9)
+    # ATT-like odds e / (1 - e) spanning eight orders of magnitude (logit e ~ N(0, 3)).
+    return np.exp(rng.normal(0.0, 3.0, shape)) * (rng.random(shape) < 0.95)
+
+
+@pytest.fixture(scope="module")
+def cohorts():
+    return random_cohorts(np.random.default_rng(20261203), 300)
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+@pytest.mark.parametrize("weighting", ["none", "counts", "fractional", "odds"])
+@pytest.mark.parametrize("stratified", [False, True])
+def test_cox_kernel_equals_numpy_on_random_cohorts(cohorts, ties, weighting, stratified):
+    rng = np.random.default_rng([len(ties), len(weighting), stratified])
+    data = cohorts
+    weights = weights_of(rng, data["time"].shape, weighting)
+    strata = data["cluster"] if stratified else None
+    table = tabulate_risk_sets(data["time"], data["event"], data["treated"], mask=data["mask"], weights=weights,
+                               strata=strata)
+    singletons = np.broadcast_to(np.arange(data["time"].shape[1]), data["time"].shape)
+    rtol = RTOL_STRATIFIED_FRACTIONAL if stratified and weighting in ("fractional", "odds") else RTOL
+    fits = []
+    for cluster in (None, data["cluster"], singletons):
+        fast, slow = both_fits(table, ties=ties, cluster=cluster)
+        assert_same_cox(fast, slow, rtol)
+        fits.append(slow)
+    # The batch covers fits that run and fits that stop before iterating.
+    assert (fits[0].status == status.OK).sum() > 100
+    if weighting == "none" and not stratified:
+        assert (fits[0].n_iter > 3).any()
+
+
+def test_cox_kernel_equals_numpy_on_degenerate_cohorts():
+    time = np.tile([1.0, 2, 2, 4, 5, 6], (10, 1))
+    event = np.array([
+        [0, 0, 0, 0, 0, 0],  # no events
+        [1, 0, 1, 0, 1, 0],  # events only in the treated arm
+        [1, 1, 1, 1, 1, 1],  # empty control arm
+        [1, 1, 1, 1, 1, 1],  # single patient (mask)
+        [1, 1, 1, 1, 1, 1],  # control all die before any treated: beta -> -inf
+        [1, 1, 1, 1, 1, 1],  # nobody in the cohort
+        [1, 1, 0, 1, 1, 0],  # ordinary, with a tie
+        [1, 1, 1, 1, 1, 1],  # every pair concordant the same way (stratified: monotone)
+        [1, 1, 1, 1, 1, 1],  # everyone tied
+        [1, 0, 1, 1, 0, 1],  # tiny weights on the controls
+    ], bool)
+    treated = np.array([
+        [1, 0, 1, 0, 1, 0], [1, 0, 1, 0, 1, 0], [1, 1, 1, 1, 1, 1], [1, 0, 1, 0, 1, 0],
+        [0, 0, 0, 1, 1, 1], [1, 0, 1, 0, 1, 0], [1, 0, 0, 1, 0, 1], [1, 0, 1, 0, 1, 0],
+        [1, 0, 1, 0, 1, 0], [1, 0, 0, 1, 0, 1],
+    ], bool)
+    time[8] = 3.0
+    mask = np.ones(time.shape, bool)
+    mask[3, 1:] = False
+    mask[5] = False
+    weights = np.ones(time.shape)
+    weights[9, ~treated[9]] = 1e-14
+    pairs = np.tile([0, 0, 1, 1, 2, 2], (10, 1))
+    for ties in ("efron", "breslow"):
+        for strata in (None, pairs):
+            table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=strata)
+            for cluster in (None, pairs, np.tile(np.arange(6), (10, 1))):
+                fast, slow = both_fits(table, ties=ties, cluster=cluster)
+                assert_same_cox(fast, slow)
+            assert set(slow.status) >= {status.OK, status.NO_EVENTS, status.EMPTY_ARM, status.NOT_CONVERGED}
+        for columns in (0, 1):  # no patient columns; one
+            table = tabulate_risk_sets(time[:, :columns], event[:, :columns], treated[:, :columns])
+            assert_same_cox(*both_fits(table, ties=ties, cluster=np.zeros((10, columns), int)))
+
+
+def test_fit_cox_passes_compiled_through(cohorts):
+    args = (cohorts["time"], cohorts["event"], cohorts["treated"])
+    fast = fit_cox(*args, mask=cohorts["mask"], cluster=cohorts["cluster"])
+    slow = fit_cox(*args, mask=cohorts["mask"], cluster=cohorts["cluster"], compiled=False)
+    assert_same_cox(fast, slow)
+
+
+@pytest.fixture(scope="module")
+def liu2021():
+    """400 liu2021 cohorts from the generator, with pair-like ids (the matched cohort's strata
+    and clusters: pairs of a treated and a control patient, the unmatched -1)."""
+    from sim.calibrate.cache import calibrate_cached
+    from sim.generate.cohorts import generate_cohorts
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario("scenarios/liu2021.toml")
+    batch = generate_cohorts(scenario, calibrate_cached(scenario), 400, rng=np.random.default_rng(29))
+    rng = np.random.default_rng(31)
+    pairs = np.full(batch.treated.shape, -1, np.int64)
+    for r in range(batch.n_replicates):
+        treated, control = np.flatnonzero(batch.treated[r]), rng.permutation(np.flatnonzero(~batch.treated[r]))
+        n = min(treated.size, control.size, int(rng.integers(10, 40)))
+        pairs[r, treated[:n]] = np.arange(n)
+        pairs[r, control[:n]] = np.arange(n)
+    return batch, pairs
+
+
+@pytest.mark.parametrize("endpoint", ["pfs", "os"])
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_cox_kernel_equals_numpy_on_liu2021(liu2021, endpoint, ties):
+    batch, pairs = liu2021
+    time, event = (batch.pfs_months, batch.pfs_event) if endpoint == "pfs" else (batch.os_months, batch.os_event)
+    singletons = np.broadcast_to(np.arange(time.shape[1]), time.shape)
+    full = tabulate_risk_sets(time, event, batch.treated)
+    assert_same_cox(*both_fits(full, ties=ties, cluster=singletons))
+    matched = pairs >= 0
+    for strata in (None, pairs):
+        table = tabulate_risk_sets(time, event, batch.treated, mask=matched, weights=matched * 1.0, strata=strata)
+        fast, slow = both_fits(table, ties=ties, cluster=pairs)
+        assert_same_cox(fast, slow)
+        if strata is None:
+            assert (slow.status == status.OK).mean() > 0.9
