@@ -32,7 +32,7 @@ from analysis.survival.cox import CoxResult, cox_from_table
 from analysis.comparisons.categorical import categorical_test, contingency_table
 from analysis.comparisons.continuous import continuous_test
 from analysis.comparisons.group_tests import TestResult
-from analysis.survival.kaplan_meier import MedianEstimate, kaplan_meier_from_table, km_median
+from analysis.survival.kaplan_meier import MedianEstimate, km_median
 from analysis.survival.logrank import LogrankResult, logrank_from_table
 from analysis.survival.risk_sets import tabulate_risk_sets
 from analysis.propensity.caliper import caliper_width
@@ -328,8 +328,8 @@ def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> Endpo
     km_table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights) if stratified else table
     cox = cox_from_table(table, ties=plan.ties, cluster=cluster, level=plan.level)
     logrank = logrank_from_table(table)
-    medians = [km_median(kaplan_meier_from_table(km_table, arm=arm), ci=plan.median_ci, level=plan.level,
-                         median_rule=plan.median_rule) for arm in ("treated", "control")]
+    medians = [km_median(km_table, arm=arm, ci=plan.median_ci, level=plan.level, median_rule=plan.median_rule)
+               for arm in ("treated", "control")]
     return EndpointAnalysis(cox, logrank, *medians)
 
 

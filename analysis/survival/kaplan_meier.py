@@ -296,14 +296,17 @@ def km_median(
     ci: str = "brookmeyer_crowley_log",
     level: float = 0.95,
     median_rule: str = "midpoint",
+    arm: str | None = None,
+    compiled: bool = True,
 ) -> MedianEstimate:
     """Median survival time and its confidence interval for every replicate.
 
     Parameters
     ----------
-    km_or_time : KaplanMeier or array_like of float, shape (replicate, patient)
-        A :class:`KaplanMeier` result, or the times (months) to estimate one from with
-        ``event``, ``mask`` and ``weights``.
+    km_or_time : KaplanMeier, RiskSetTable or array_like of float, shape (replicate, patient)
+        A :class:`KaplanMeier` result; a risk-set table without strata, whose ``arm``'s curve
+        (:func:`kaplan_meier_from_table`) is read; or the times (months) to estimate one from
+        with ``event``, ``mask`` and ``weights``.
     event, mask, weights : array_like, shape (replicate, patient), optional
         As in :func:`kaplan_meier` (only when ``km_or_time`` holds times).
     ci : {"brookmeyer_crowley_log", "brookmeyer_crowley_loglog", "brookmeyer_crowley_plain", \
@@ -322,6 +325,13 @@ def km_median(
     median_rule : {"midpoint", "first"}
         R's midpoint rule for a flat at exactly 0.5 (default) or the first time with
         S(t) <= 0.5 (SPSS, lifelines).
+    arm : {"treated", "control"}, optional
+        Whose curve, with a risk-set table only (required then).
+    compiled : bool
+        With a table or times: read the median off the risk sets in compiled code
+        (:mod:`analysis.survival.km_kernels`, the same numbers without building the curves);
+        False builds the curves and reads them in numpy, the kernel's test oracle. A
+        :class:`KaplanMeier` result is always read in numpy.
 
     Returns
     -------
@@ -344,16 +354,36 @@ def km_median(
         raise ValueError(f"unknown ci {ci!r}; choose one of {', '.join(_CI_METHODS)}")
     if median_rule not in _MEDIAN_RULES:
         raise ValueError(f"unknown median_rule {median_rule!r}; choose one of {', '.join(_MEDIAN_RULES)}")
-    if isinstance(km_or_time, KaplanMeier):
+    z = float(special.ndtri(1.0 - (1.0 - level) / 2.0))
+    if isinstance(km_or_time, (KaplanMeier, RiskSetTable)):
         if event is not None or mask is not None or weights is not None:
-            raise ValueError("pass event/mask/weights only with times, not with a KaplanMeier result")
-        km = km_or_time
+            raise ValueError("pass event/mask/weights only with times, not with a KaplanMeier result or a table")
+    if isinstance(km_or_time, RiskSetTable):
+        if arm not in _ARMS:
+            raise ValueError(f"with a risk-set table, arm must be one of {', '.join(_ARMS)}; got {arm!r}")
+        table = km_or_time
+        if not compiled:
+            km = kaplan_meier_from_table(table, arm=arm)
+    elif arm is not None:
+        raise ValueError("arm is for a risk-set table, not for a KaplanMeier result or times")
+    elif isinstance(km_or_time, KaplanMeier):
+        km, table = km_or_time, None
     else:
         if event is None:
             raise ValueError("event is required when km_or_time holds times")
-        km = kaplan_meier(km_or_time, event, mask=mask, weights=weights)
+        table = tabulate_risk_sets(km_or_time, event, mask=mask, weights=weights)
+        arm = "control"  # a one-sample table
+        if not compiled:
+            km = kaplan_meier_from_table(table, arm=arm)
+    if compiled and table is not None:
+        from analysis.survival import km_kernels
 
-    z = float(special.ndtri(1.0 - (1.0 - level) / 2.0))
+        if table.stratum_first.any():
+            raise ValueError("kaplan_meier_from_table needs a table built without strata")
+        median, lower, upper, se, status = km_kernels.medians_of_table(table, arm=arm, ci=ci, z=z,
+                                                                       midpoint=median_rule == "midpoint")
+        return MedianEstimate(median=median, lower=lower, upper=upper, se=se, status=status)
+
     median = _first_crossing(km.time, km.survival, km.valid, km.last_time, rule=median_rule)
     with np.errstate(invalid="ignore"):
         reached = km.valid & (km.survival <= 0.5 + SURVIVAL_TOLERANCE)

@@ -1,5 +1,13 @@
 """The compiled survival kernels against the numpy paths they replaced (their oracles).
 
+Kaplan-Meier: ``km_median(table, arm=..., compiled=False)`` builds the curves
+(:func:`analysis.survival.kaplan_meier.kaplan_meier_from_table`) and reads them in numpy; the
+kernel (:mod:`analysis.survival.km_kernels`) must give the same medians, limits, SEs and
+statuses bit for bit (they are observed times, midpoints of two, or the Collett formula of the
+same curve values), for every interval and median rule, on both arms of two-arm tables and on
+one-sample estimates from times.
+
+Cox:
 ``cox_from_table(..., compiled=False)`` runs the numpy Cox fit of
 :mod:`analysis.survival.cox_terms`/:mod:`analysis.survival.cox`. The kernel
 (:mod:`analysis.survival.cox_kernels`) must give the same iteration counts, convergence flags
@@ -21,9 +29,12 @@ import pytest
 
 from analysis import status
 from analysis.survival.cox import cox_from_table, fit_cox
+from analysis.survival.kaplan_meier import km_median
 from analysis.survival.risk_sets import tabulate_risk_sets
 from tests.analysis.survival.test_survival import random_cohorts
 
+CI_METHODS = ("brookmeyer_crowley_log", "brookmeyer_crowley_loglog", "brookmeyer_crowley_plain", "spss_symmetric")
+MEDIAN_FIELDS = ("median", "lower", "upper", "se", "status")
 IDENTICAL = ("n_iter", "converged", "status")
 #: Largest relative difference allowed between the kernel and the numpy path, and with
 #: stratified models of non-integer weights (which no plan fits: the PS-stratified model's
@@ -180,3 +191,88 @@ def test_cox_kernel_equals_numpy_on_liu2021(liu2021, endpoint, ties):
         assert_same_cox(fast, slow)
         if strata is None:
             assert (slow.status == status.OK).mean() > 0.9
+
+
+# --------------------------------------------------------------------------- Kaplan-Meier
+
+
+def assert_same_medians(table_or_time, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fast = km_median(table_or_time, compiled=True, **options)
+        slow = km_median(table_or_time, compiled=False, **options)
+    for field in MEDIAN_FIELDS:
+        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
+    return slow
+
+
+@pytest.mark.parametrize("weighting", ["none", "counts", "fractional", "odds"])
+def test_km_kernel_equals_numpy_on_random_cohorts(cohorts, weighting):
+    rng = np.random.default_rng([7, len(weighting)])
+    data = cohorts
+    weights = weights_of(rng, data["time"].shape, weighting)
+    table = tabulate_risk_sets(data["time"], data["event"], data["treated"], mask=data["mask"], weights=weights)
+    for arm in ("treated", "control"):
+        for ci in CI_METHODS:
+            for rule in ("midpoint", "first"):
+                slow = assert_same_medians(table, arm=arm, ci=ci, median_rule=rule, level=0.9 if rule == "first" else 0.95)
+                # Medians reached and not, limits found and not.
+                assert 0.05 < np.isnan(slow.median).mean() < 0.95 and 0.05 < np.isnan(slow.upper).mean() < 0.95
+    one_arm = data["mask"] & data["treated"]
+    assert_same_medians(data["time"], event=data["event"], mask=one_arm, weights=weights)
+
+
+def test_km_kernel_equals_numpy_on_degenerate_cohorts():
+    time = np.tile([1.0, 2, 2, 4, 5, 6], (8, 1))
+    event = np.array([
+        [0, 0, 0, 0, 0, 0],  # no events
+        [1, 1, 1, 1, 1, 1],  # everyone dies (S reaches 0)
+        [1, 1, 0, 0, 0, 0],  # S flat at exactly 1/2 to the end (treated arm)
+        [1, 0, 1, 0, 1, 0],  # ordinary
+        [1, 1, 1, 1, 1, 1],  # nobody in the cohort
+        [1, 1, 1, 1, 1, 1],  # a single patient
+        [0, 1, 1, 0, 1, 1],  # empty control arm
+        [1, 1, 1, 1, 1, 1],  # tiny weights, the rounding guard "all left die"
+    ], bool)
+    treated = np.tile(np.array([1, 1, 1, 1, 0, 0], bool), (8, 1))
+    treated[6] = True
+    mask = np.ones(time.shape, bool)
+    mask[4] = False
+    mask[5, 1:] = False
+    weights = np.ones(time.shape)
+    weights[7] = [0.1, 0.2, 0.3, 1e-9, 0.7, 1e-12]
+    table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights)
+    for arm in ("treated", "control"):
+        for ci in CI_METHODS:
+            for rule in ("midpoint", "first"):
+                slow = assert_same_medians(table, arm=arm, ci=ci, median_rule=rule)
+        assert set(slow.status) == {status.OK, status.EMPTY_ARM}
+    for columns in (0, 1):
+        assert_same_medians(tabulate_risk_sets(time[:, :columns], event[:, :columns], treated[:, :columns]),
+                            arm="treated")
+
+
+def test_km_median_of_a_table_checks_its_arguments(cohorts):
+    table = tabulate_risk_sets(cohorts["time"], cohorts["event"], cohorts["treated"], mask=cohorts["mask"])
+    with pytest.raises(ValueError, match="arm must be one of treated, control"):
+        km_median(table)
+    with pytest.raises(ValueError, match="only with times"):
+        km_median(table, arm="treated", mask=cohorts["mask"])
+    with pytest.raises(ValueError, match="arm is for a risk-set table"):
+        km_median(cohorts["time"], cohorts["event"], arm="treated")
+    stratified = tabulate_risk_sets(cohorts["time"], cohorts["event"], cohorts["treated"], strata=cohorts["cluster"])
+    for compiled in (True, False):
+        with pytest.raises(ValueError, match="without strata"):
+            km_median(stratified, arm="treated", compiled=compiled)
+
+
+@pytest.mark.parametrize("endpoint", ["pfs", "os"])
+def test_km_kernel_equals_numpy_on_liu2021(liu2021, endpoint):
+    batch, pairs = liu2021
+    time, event = (batch.pfs_months, batch.pfs_event) if endpoint == "pfs" else (batch.os_months, batch.os_event)
+    matched = pairs >= 0
+    for weights in (None, matched * 1.0):
+        table = tabulate_risk_sets(time, event, batch.treated, weights=weights)
+        for arm in ("treated", "control"):
+            slow = assert_same_medians(table, arm=arm)
+            assert np.isfinite(slow.median).mean() > 0.9
