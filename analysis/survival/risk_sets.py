@@ -153,7 +153,7 @@ class Packing:
 
 
 def tabulate_risk_sets(
-    time, event, treated=None, *, mask=None, weights=None, strata=None
+    time, event, treated=None, *, mask=None, weights=None, strata=None, compiled: bool = True
 ) -> RiskSetTable:
     """Sort each replicate by (stratum, time) and tabulate the risk set of every tie group.
 
@@ -174,6 +174,10 @@ def tabulate_risk_sets(
         Non-negative frequency weights (default 1).
     strata : array_like of int, shape (replicate, patient), optional
         Stratum ids (negative = a stratum of one); one stratum when omitted.
+    compiled : bool
+        Form the table from the sort order in compiled code
+        (:mod:`analysis.survival.risk_set_kernels`, the same table bit for bit); False forms it
+        in numpy, the kernel's test oracle.
 
     Returns
     -------
@@ -202,6 +206,15 @@ def tabulate_risk_sets(
             stratum_in_time_order = stratum_in_time_order.astype(np.int16)  # radix sort, same order
         by_stratum = np.argsort(stratum_in_time_order, axis=1, kind="stable")
         order = np.take_along_axis(order, by_stratum, axis=1)
+    if compiled:
+        from analysis.survival import risk_set_kernels
+
+        ids = np.ascontiguousarray(stratum_ids) if strata is not None else np.zeros((1, 1), np.int64)
+        columns = risk_set_kernels.tabulate(np.ascontiguousarray(order, dtype=np.int64),
+                                            np.ascontiguousarray(sort_time), np.ascontiguousarray(weight),
+                                            np.ascontiguousarray(event & in_cohort), np.ascontiguousarray(treated),
+                                            ids, strata is not None)
+        return RiskSetTable(order, *columns)
     flat_order = (order + (np.arange(shape[0], dtype=np.int64) * shape[1])[:, None]).ravel()
 
     def sort_rows(values):

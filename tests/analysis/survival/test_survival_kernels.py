@@ -1,5 +1,9 @@
 """The compiled survival kernels against the numpy paths they replaced (their oracles).
 
+Risk-set tables: ``tabulate_risk_sets(..., compiled=False)`` forms the table in numpy; the
+kernel (:mod:`analysis.survival.risk_set_kernels`) must give every column bit for bit, with
+the same dtypes.
+
 Kaplan-Meier: ``km_median(table, arm=..., compiled=False)`` builds the curves
 (:func:`analysis.survival.kaplan_meier.kaplan_meier_from_table`) and reads them in numpy; the
 kernel (:mod:`analysis.survival.km_kernels`) must give the same medians, limits, SEs and
@@ -22,6 +26,7 @@ patient, monotone likelihoods, tiny weights whose risk sets vanish, no patient c
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -278,3 +283,38 @@ def test_km_kernel_equals_numpy_on_liu2021(liu2021, endpoint):
         for arm in ("treated", "control"):
             slow = assert_same_medians(table, arm=arm)
             assert np.isfinite(slow.median).mean() > 0.9
+
+
+# --------------------------------------------------------------------------- risk-set tables
+
+
+def assert_same_tables(*args, **options):
+    fast = tabulate_risk_sets(*args, compiled=True, **options)
+    slow = tabulate_risk_sets(*args, compiled=False, **options)
+    for field in dataclasses.fields(slow):
+        a, b = getattr(fast, field.name), getattr(slow, field.name)
+        assert a.dtype == b.dtype, field.name
+        np.testing.assert_array_equal(a, b, err_msg=field.name)
+    return slow
+
+
+@pytest.mark.parametrize("weighting", ["none", "counts", "fractional"])
+def test_risk_set_kernel_equals_numpy_on_random_cohorts(cohorts, weighting):
+    rng = np.random.default_rng([11, len(weighting)])
+    data = cohorts
+    weights = weights_of(rng, data["time"].shape, weighting)
+    for strata in (None, data["cluster"], 1_000_003 * data["cluster"]):
+        for treated in (data["treated"], None):
+            table = assert_same_tables(data["time"], data["event"], treated, mask=data["mask"], weights=weights,
+                                       strata=strata)
+            assert (table.death_count > 1).any() and (table.tie_last > table.tie_first).any()  # ties
+
+
+def test_risk_set_kernel_equals_numpy_on_degenerate_batches():
+    time = np.array([[1.0, 1.0, 2.0], [3.0, np.nan, 3.0], [1.0, 2.0, 3.0]])
+    event = np.array([[1, 1, 0], [1, 1, 1], [0, 0, 0]], bool)
+    mask = np.array([[1, 1, 1], [1, 0, 1], [0, 0, 0]], bool)
+    strata = np.array([[0, -1, 0], [2, 2, 2], [-1, -1, -1]])
+    for columns in (0, 1, 3):
+        for options in ({}, {"mask": mask[:, :columns]}, {"mask": mask[:, :columns], "strata": strata[:, :columns]}):
+            assert_same_tables(time[:, :columns], event[:, :columns], event[:, :columns], **options)
