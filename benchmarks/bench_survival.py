@@ -3,8 +3,13 @@
 Generates N liu2021 cohorts once (``scenarios/liu2021.toml``, arms optionally ×10 or ×100 with
 ``--scale``), runs the ``recommended`` plan on them once for its matching, and builds the
 risk-set tables the engine builds (:func:`analysis.plan.analyse._analyse_endpoint`: PFS and OS,
-the full cohort and the matched one). On those tables it times, in alternating rounds so that
-both paths see the same machine state:
+the full cohort and the matched one). It times, in alternating rounds so that both paths see
+the same machine state:
+
+* risk-set tables: :func:`analysis.survival.risk_sets.tabulate_risk_sets` of those four
+  analyses, ``compiled=True`` (:mod:`analysis.survival.risk_set_kernels`) and
+  ``compiled=False``;
+and on the tables:
 
 * Cox: :func:`analysis.survival.cox.cox_from_table` (Efron, robust SE clustered on the pairs;
   every patient a cluster in the full cohort), ``compiled=True``
@@ -18,8 +23,8 @@ both paths see the same machine state:
 It reports the median ms per replicate of each (the four tables of a replicate together, as
 the engine spends them), their ratio, and the largest differences between the paths (Cox:
 log-HR absolute, SEs relative; flags must be identical; medians: count of values not equal).
-The tables are built once and not timed; one warm-up call per path is not timed either
-(numba's loading).
+The tables the Cox and Kaplan-Meier stages read are built once (compiled) and not timed; one
+warm-up call per path is not timed either (numba's loading).
 
 Wall-clock times (``perf_counter``), one BLAS thread as in psmsim's workers; run it under
 ``nice`` and say how loaded the machine was (the load average is printed).
@@ -66,12 +71,13 @@ def engine_tables(n: int, scale: int, seed: int):
     weights = {"full": np.ones(batch.treated.shape), "matched": np.where(matched_ok, result.matching.weight, 0.0)}
     singletons = np.broadcast_to(np.arange(batch.n_patients), batch.treated.shape)
     clusters = {"full": singletons, "matched": result.matching.pair_id}
-    tables = []
+    tables, inputs = [], []
     for time_, event in ((batch.pfs_months, batch.pfs_event), (batch.os_months, batch.os_event)):
         for cohort in ("full", "matched"):
             w = weights[cohort]
+            inputs.append(((time_, event, batch.treated), {"mask": w > 0, "weights": w}))
             tables.append((tabulate_risk_sets(time_, event, batch.treated, mask=w > 0, weights=w), clusters[cohort]))
-    return tables, plan, batch.n_patients
+    return tables, inputs, plan, batch.n_patients
 
 
 def differences(tables, plan) -> dict[str, float]:
@@ -108,7 +114,13 @@ def main(argv=None) -> dict:
     from analysis.survival.cox import cox_from_table
     from analysis.survival.kaplan_meier import km_median
 
-    tables, plan, n_patients = engine_tables(args.replicates, args.scale, args.seed)
+    from analysis.survival.risk_sets import tabulate_risk_sets
+
+    tables, inputs, plan, n_patients = engine_tables(args.replicates, args.scale, args.seed)
+
+    def risk_sets(compiled):
+        for arrays, options in inputs:
+            tabulate_risk_sets(*arrays, **options, compiled=compiled)
 
     def cox(compiled):
         for table, cluster in tables:
@@ -123,7 +135,7 @@ def main(argv=None) -> dict:
     report = {"load_average_before": os.getloadavg(), "patients": n_patients, "replicates": args.replicates}
     print(f"{args.replicates} liu2021 cohorts of {n_patients} patients (recommended plan: full and matched cohort, "
           f"PFS and OS); load average {report['load_average_before'][0]:.2f}")
-    for name, stage in (("Cox", cox), ("Kaplan-Meier", medians)):
+    for name, stage in (("risk sets", risk_sets), ("Cox", cox), ("Kaplan-Meier", medians)):
         seconds = {True: [], False: []}
         for compiled in (True, False):
             stage(compiled)  # warm-up (numba's loading)
