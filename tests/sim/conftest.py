@@ -26,6 +26,27 @@ def selection_example_path() -> Path:
     return SELECTION_EXAMPLE
 
 
+#: ``simulation.truth_patients`` of :func:`liu2021_small_truth_path`.
+SMALL_TRUTH_PATIENTS = 20_000
+
+
+@pytest.fixture(scope="session")
+def liu2021_small_truth_path(tmp_path_factory) -> Path:
+    """``scenarios/liu2021.toml`` with ``truth_patients = 20000`` instead of 10^6, saved as
+    ``liu2021.toml`` in a folder of its own: for the tests that run the shipped scenario end to
+    end (``psmsim run``, ``describe``, run folders, reports) and check no truth value. Its
+    per-estimand truths take under a second instead of about 25 s (the session computed them
+    once, for whichever such test came first); everything else is the shipped file, and its
+    calibration (whose key leaves the truth size out) is the shipped scenario's, shared through
+    the session cache (tests/conftest.py)."""
+    text = LIU2021.read_text(encoding="utf-8")
+    assert text.count("\ntruth_patients = 1000000\n") == 1, "liu2021.toml changed: update the fixture"
+    path = tmp_path_factory.mktemp("liu2021-small-truth") / "liu2021.toml"
+    path.write_text(text.replace("\ntruth_patients = 1000000\n", f"\ntruth_patients = {SMALL_TRUTH_PATIENTS}\n"),
+                    encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def liu2021() -> Scenario:
     return load_scenario(LIU2021)

@@ -54,16 +54,16 @@ def test_analyse_paper_plan_with_the_reference_engine(cohort_csv):
     assert "Plan 'paper'" in result.output and "Table 2. Best response" in result.output
 
 
-def test_describe_prints_targets_and_truth():
-    result = invoke("describe", LIU2021, "--patients", 100, "--seed", 2)
+def test_describe_prints_targets_and_truth(liu2021_small_truth_path):
+    result = invoke("describe", liu2021_small_truth_path, "--patients", 100, "--seed", 2)
     assert result.exit_code == 0, result.output
     assert "true marginal medians" in result.output
 
 
-def test_run_on_the_dask_backend(tmp_path):
+def test_run_on_the_dask_backend(tmp_path, liu2021_small_truth_path):
     pytest.importorskip("dask.distributed")
     out = tmp_path / "dask"
-    result = invoke("run", LIU2021, "--replicates", 2, "--block-size", 2, "--jobs", 1, "--backend", "dask",
+    result = invoke("run", liu2021_small_truth_path, "--replicates", 2, "--block-size", 2, "--jobs", 1, "--backend", "dask",
                     "--quiet", "--out", out)
     assert result.exit_code == 0, result.output
     assert (out / "replicates.nc").exists() and "power LR" in result.output

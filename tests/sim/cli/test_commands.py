@@ -200,9 +200,10 @@ def strip_time(ds):
     return ds
 
 
-def test_run_and_summarise(tmp_path):
+def test_run_and_summarise(tmp_path, liu2021_small_truth_path):
+    scenario = liu2021_small_truth_path
     out = tmp_path / "run"
-    result = invoke("run", LIU2021, "--replicates", 24, "--block-size", 8, "--jobs", 1, "--quiet", "--out", out)
+    result = invoke("run", scenario, "--replicates", 24, "--block-size", 8, "--jobs", 1, "--quiet", "--out", out)
     assert result.exit_code == 0, result.output
     assert "power LR" in result.output and "paper's pattern" in result.output
     ds = xr.load_dataset(out / "replicates.nc", engine="h5netcdf")
@@ -214,7 +215,7 @@ def test_run_and_summarise(tmp_path):
     # the per-covariate SMDs are over the PS covariates, and max_abs_smd is their largest |SMD|
     assert ds.covariate.values.tolist()[:3] == ["age", "male", "hbv"]
     np.testing.assert_array_equal(np.abs(ds.smd).max("covariate", skipna=True).values, ds.max_abs_smd.values)
-    assert ds.attrs["scenario_text"] == LIU2021.read_text()
+    assert ds.attrs["scenario_text"] == scenario.read_text()
     assert (out / "summary.csv").read_text().startswith("condition,")
     # the paired differences of summary.nc are in the CSV too, with the method they compare with
     table = pd.read_csv(out / "summary.csv")
@@ -229,18 +230,18 @@ def test_run_and_summarise(tmp_path):
     assert again.exit_code == 0 and "power LR" in again.output
     assert pd.read_csv(out / "summary.csv").equals(table)
     # the same command resumes (nothing to do) and gives the same data
-    assert invoke("run", LIU2021, "--replicates", 24, "--block-size", 8, "--jobs", 1, "--quiet", "--out", out).exit_code == 0
+    assert invoke("run", scenario, "--replicates", 24, "--block-size", 8, "--jobs", 1, "--quiet", "--out", out).exit_code == 0
     xr.testing.assert_identical(strip_time(ds), strip_time(xr.load_dataset(out / "replicates.nc", engine="h5netcdf")))
     # another identity in the same folder is refused and nothing is lost
-    refused = invoke("run", LIU2021, "--replicates", 24, "--block-size", 8, "--seed", 5, "--quiet", "--out", out)
+    refused = invoke("run", scenario, "--replicates", 24, "--block-size", 8, "--seed", 5, "--quiet", "--out", out)
     assert_one_line_error(refused, "holds another run")
     assert (out / "replicates.nc").exists()
 
 
-def test_run_killed_midway_then_resumed_is_identical(tmp_path):
+def test_run_killed_midway_then_resumed_is_identical(tmp_path, liu2021_small_truth_path):
     """Really kill a `psmsim run` subprocess with SIGKILL after a few blocks, resume it, and
     compare with an uninterrupted run."""
-    args = ["run", str(LIU2021), "--replicates", "300", "--block-size", "5", "--jobs", "1", "--quiet"]
+    args = ["run", str(liu2021_small_truth_path), "--replicates", "300", "--block-size", "5", "--jobs", "1", "--quiet"]
     command = [sys.executable, "-c", "from sim.cli import main; main()"]
     killed = tmp_path / "killed"
     process = subprocess.Popen(command + args + ["--out", str(killed)], env=os.environ.copy(),

@@ -21,9 +21,9 @@ LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, liu2021_small_truth_path):
     out = tmp_path_factory.mktemp("cli-plot") / "run"
-    result = invoke("run", LIU2021, "--replicates", 16, "--block-size", 8, "--jobs", 1, "--quiet", "--out", out)
+    result = invoke("run", liu2021_small_truth_path, "--replicates", 16, "--block-size", 8, "--jobs", 1, "--quiet", "--out", out)
     assert result.exit_code == 0, result.output
     return out
 

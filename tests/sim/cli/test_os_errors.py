@@ -180,7 +180,7 @@ store.BlockWriter.__call__ = _full_after_two
 
 
 @pytest.mark.parametrize("small_disk", ["48k"], indirect=True)
-def test_full_disk_during_a_parallel_run_is_one_line(small_disk):
+def test_full_disk_during_a_parallel_run_is_one_line(small_disk, liu2021_small_truth_path):
     """Two loky workers, blocks of one replicate; the disk fills at the third block. stderr
     holds exactly one line (no ShutdownExecutorError, no joblib warning); the finished blocks
     are whole (the same command resumes)."""
@@ -193,7 +193,7 @@ def test_full_disk_during_a_parallel_run_is_one_line(small_disk):
         (inject / "sitecustomize.py").write_text(_INJECT_FULL_DISK)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(inject), str(ROOT), env.get("PYTHONPATH", "")]))
         env["PSMSIM_TEST_WRITES"] = str(folder.parent / "writes")
-    command = [sys.executable, "-c", "from sim.cli import main; main()", "run", str(LIU2021),
+    command = [sys.executable, "-c", "from sim.cli import main; main()", "run", str(liu2021_small_truth_path),
                "--replicates", "6", "--block-size", "1", "--jobs", "2", "--quiet", "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2, done.stderr

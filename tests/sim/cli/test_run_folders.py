@@ -35,12 +35,12 @@ def strip_time(ds):
 
 
 @needs_proc
-def test_two_runs_on_one_folder_at_once_the_second_is_refused(tmp_path):
+def test_two_runs_on_one_folder_at_once_the_second_is_refused(tmp_path, liu2021_small_truth_path):
     """The first run is paused (SIGSTOP) once it holds the lock, so the second surely starts
     while the first is mid-run; it is then resumed (SIGCONT) and must finish intact, with its
     --jobs capped at the cores and no worker alive one second after it returns."""
     out = tmp_path / "F"
-    args = ["run", str(LIU2021), "--replicates", "8", "--block-size", "2", "--quiet"]
+    args = ["run", str(liu2021_small_truth_path), "--replicates", "8", "--block-size", "2", "--quiet"]
     first = subprocess.Popen(COMMAND + args + ["--jobs", "1000", "--out", str(out)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -79,11 +79,11 @@ def test_two_runs_on_one_folder_at_once_the_second_is_refused(tmp_path):
     assert len(list((out / "blocks").glob("*.npz"))) == 4 and len(ids) == 1
 
 
-def test_force_keeps_files_psmsim_did_not_write(tmp_path):
+def test_force_keeps_files_psmsim_did_not_write(tmp_path, liu2021_small_truth_path):
     out = tmp_path / "F"
     (out / "blocks").mkdir(parents=True)
     (out / "blocks" / "notes.txt").write_text("n\n")
-    args = ["run", LIU2021, "--replicates", 10, "--block-size", 5, "--jobs", 1, "--quiet", "--out", out]
+    args = ["run", liu2021_small_truth_path, "--replicates", 10, "--block-size", 5, "--jobs", 1, "--quiet", "--out", out]
     assert one_line_error(invoke(*args).output) == (
         f"error: --out {out}: folder is not empty and is not a psmsim run (it holds blocks/notes.txt); "
         "choose an empty or new folder, or pass --force to use it (only psmsim's own files are ever removed)")
@@ -91,16 +91,17 @@ def test_force_keeps_files_psmsim_did_not_write(tmp_path):
     assert (out / "blocks" / "notes.txt").read_text() == "n\n" and (out / "replicates.nc").exists()
 
 
-def test_a_longer_run_after_a_comment_reuses_the_blocks_and_equals_a_fresh_run(tmp_path):
+def test_a_longer_run_after_a_comment_reuses_the_blocks_and_equals_a_fresh_run(tmp_path, liu2021_small_truth_path):
+    scenario = liu2021_small_truth_path
     commented = tmp_path / "liu2021.toml"
-    commented.write_text("# a comment added after the first run\n" + LIU2021.read_text())
+    commented.write_text("# a comment added after the first run\n" + scenario.read_text())
     common = ["--block-size", 4, "--jobs", 1, "--quiet"]
-    assert invoke("run", LIU2021, "--replicates", 8, *common, "--out", tmp_path / "r").exit_code == 0
+    assert invoke("run", scenario, "--replicates", 8, *common, "--out", tmp_path / "r").exit_code == 0
     first_blocks = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r" / "blocks").glob("*.npz")}
     assert invoke("run", commented, "--replicates", 12, *common, "--out", tmp_path / "r").exit_code == 0
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r" / "blocks").glob("*.npz")}
     assert {name: after[name] for name in first_blocks} == first_blocks and len(after) == 3
-    assert invoke("run", LIU2021, "--replicates", 12, *common, "--out", tmp_path / "fresh").exit_code == 0
+    assert invoke("run", scenario, "--replicates", 12, *common, "--out", tmp_path / "fresh").exit_code == 0
     extended = xr.load_dataset(tmp_path / "r" / "replicates.nc", engine="h5netcdf")
     fresh = xr.load_dataset(tmp_path / "fresh" / "replicates.nc", engine="h5netcdf")
     for ds in (extended, fresh):  # provenance: the text and size of the latest run

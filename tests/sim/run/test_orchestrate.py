@@ -26,9 +26,9 @@ def _assert_summaries_close(a: xr.Dataset, b: xr.Dataset, rtol=1e-12):
 
 
 @pytest.fixture(scope="module")
-def streamed(tmp_path_factory):
+def streamed(tmp_path_factory, liu2021_small_truth_path):
     out = tmp_path_factory.mktemp("run") / "liu"
-    outcome = run_scenario(load_scenario(LIU2021), replicates=30, block_size=8, jobs=1, out=out, quiet=True)
+    outcome = run_scenario(load_scenario(liu2021_small_truth_path), replicates=30, block_size=8, jobs=1, out=out, quiet=True)
     return out, outcome
 
 
@@ -50,9 +50,9 @@ def test_summarise_folder_reads_block_by_block_and_agrees(streamed):
     assert again.report.splitlines()[:3] == outcome.report.splitlines()[:3]
 
 
-def test_keep_summary_writes_no_replicates_and_removes_the_blocks(tmp_path, streamed):
+def test_keep_summary_writes_no_replicates_and_removes_the_blocks(tmp_path, streamed, liu2021_small_truth_path):
     out, outcome = streamed
-    lean = run_scenario(load_scenario(LIU2021), replicates=30, block_size=8, jobs=1, out=tmp_path / "lean",
+    lean = run_scenario(load_scenario(liu2021_small_truth_path), replicates=30, block_size=8, jobs=1, out=tmp_path / "lean",
                         quiet=True, keep="summary")
     assert lean.replicates_path is None
     assert not (tmp_path / "lean" / REPLICATES_FILE).exists()

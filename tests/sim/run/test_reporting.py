@@ -23,10 +23,11 @@ LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A small run of the paper's scenario: 24 replicates in blocks of 8."""
+def run_dir(tmp_path_factory, liu2021_small_truth_path):
+    """A small run of the paper's scenario (its truths from 20,000 profiles): 24 replicates in
+    blocks of 8."""
     out = tmp_path_factory.mktemp("report-run") / "run"
-    run_scenario(load_scenario(LIU2021), replicates=24, block_size=8, jobs=1, out=out, quiet=True)
+    run_scenario(load_scenario(liu2021_small_truth_path), replicates=24, block_size=8, jobs=1, out=out, quiet=True)
     return out
 
 
@@ -82,9 +83,9 @@ def test_study_facts_of_the_paper():
     assert len(facts.assumptions) == 15
 
 
-def test_regenerated_replicate_equals_the_stored_one(run_dir):
+def test_regenerated_replicate_equals_the_stored_one(run_dir, liu2021_small_truth_path):
     replicates = xr.load_dataset(run_dir / "replicates.nc", engine="h5netcdf")
-    scenario = load_scenario(LIU2021)
+    scenario = load_scenario(liu2021_small_truth_path)
     batch, results, index = regenerate_replicate(replicates, scenario, replicate=13)
     assert batch.n_replicates == 8 and index == 5  # block 1 holds replicates 8..15
     stored = replicates.sel(condition=0, replicate=13)

@@ -5,15 +5,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from sim.run.workers import machine_cores, worker_count
 from tests.sim.processes import alive, children, needs_proc
 
-ROOT = Path(__file__).resolve().parents[3]
-LIU2021 = ROOT / "scenarios" / "liu2021.toml"
 COMMAND = [sys.executable, "-c", "from sim.cli import main; main()"]
 
 
@@ -28,9 +25,9 @@ def test_jobs_are_capped_at_the_cores():
 
 @needs_proc
 @pytest.mark.skipif(machine_cores() < 2, reason="needs two cores for a worker pool")
-def test_no_worker_outlives_a_killed_parent(tmp_path):
+def test_no_worker_outlives_a_killed_parent(tmp_path, liu2021_small_truth_path):
     out = tmp_path / "k"
-    process = subprocess.Popen(COMMAND + ["run", str(LIU2021), "--replicates", "400", "--block-size", "2",
+    process = subprocess.Popen(COMMAND + ["run", str(liu2021_small_truth_path), "--replicates", "400", "--block-size", "2",
                                           "--jobs", "2", "--quiet", "--out", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen, deadline = set(), time.monotonic() + 120
