@@ -2,7 +2,8 @@
 
 Done-when of issue 2: every binary proportion within 4 Monte Carlo SEs of its target, means/SDs
 and medians/quartiles within 2%, Kaplan–Meier medians of PFS and OS within 3%, response and
-adverse-event rates within 4 MC SEs. The calibration is the cached one (its own folder); the
+adverse-event rates within 4 MC SEs. The calibration is the cached one, in the session's cache
+(tests/conftest.py) so that the other liu2021 tests reuse it instead of calibrating again; the
 truth only feeds the text (and, in hazard-ratio mode, the treated arm's survival targets), so
 it is computed from 20,000 profiles to keep the test fast.
 """
@@ -41,8 +42,8 @@ DESCRIBE_SEED = 20210430
 
 
 @pytest.fixture(scope="module")
-def described(liu2021, tmp_path_factory):
-    calibration = calibrate_cached(liu2021, cache_dir=tmp_path_factory.mktemp("cache"))
+def described(liu2021):
+    calibration = calibrate_cached(liu2021)
     truth = _small_truth(liu2021, calibration, 11)
     rows = describe_rows(liu2021, calibration, truth, patients=N_PER_ARM,
                          rng=np.random.default_rng(DESCRIBE_SEED))

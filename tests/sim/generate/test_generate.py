@@ -24,11 +24,11 @@ LIU2021 = Path(__file__).resolve().parents[3] / "scenarios" / "liu2021.toml"
 
 
 @pytest.fixture(scope="module")
-def liu2021(tmp_path_factory):
+def liu2021():
+    """The shipped scenario and its calibration (200,000 patients), from the session's cache
+    (tests/conftest.py), which the other liu2021 tests share."""
     scenario = load_scenario(LIU2021)
-    scenario = replace(scenario, simulation=replace(scenario.simulation, calibration_patients=100_000))
-    calibration = calibrate_cached(scenario, cache_dir=tmp_path_factory.mktemp("cache"))
-    return scenario, calibration
+    return scenario, calibrate_cached(scenario)
 
 
 def test_batch_shapes_and_invariants(liu2021):
