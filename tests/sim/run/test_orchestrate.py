@@ -1,7 +1,5 @@
 """A run streamed block by block gives the replicates and summary of the whole-array path."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -11,8 +9,6 @@ from analysis.performance.summary import summarise_run
 from sim.run.orchestrate import run_scenario, summarise_folder
 from sim.run.store import BLOCK_FOLDER, REPLICATES_FILE, SUMMARY_NC, open_replicates, read_dataset
 from sim.scenario import load_scenario
-
-LIU2021 = Path(__file__).resolve().parents[3] / "scenarios" / "liu2021.toml"
 
 
 def _assert_summaries_close(a: xr.Dataset, b: xr.Dataset, rtol=1e-12):
@@ -60,9 +56,9 @@ def test_keep_summary_writes_no_replicates_and_removes_the_blocks(tmp_path, stre
     _assert_summaries_close(outcome.summary, lean.summary, rtol=0)  # same blocks, same order: identical
 
 
-def test_unknown_keep_is_refused(tmp_path):
+def test_unknown_keep_is_refused(tmp_path, liu2021_small_truth_path):
     with pytest.raises(ValueError, match="keep"):
-        run_scenario(load_scenario(LIU2021), replicates=2, block_size=2, jobs=1, out=tmp_path / "x",
+        run_scenario(load_scenario(liu2021_small_truth_path), replicates=2, block_size=2, jobs=1, out=tmp_path / "x",
                      quiet=True, keep="everything")
 
 
@@ -98,9 +94,9 @@ def test_one_read_per_group_gives_the_summary_of_the_separate_passes_to_the_last
     _assert_summaries_close(separate, fused, rtol=0)
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path, streamed):
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, streamed, liu2021_small_truth_path):
     out, outcome = streamed
-    scenario = load_scenario(LIU2021)
+    scenario = load_scenario(liu2021_small_truth_path)
     resumed = tmp_path / "resumed"
     run_scenario(scenario, replicates=30, block_size=8, jobs=1, out=resumed, quiet=True, keep="replicates")
     for stem in ("c0000_b000001", "c0000_b000003"):  # as if the run had been killed before these
@@ -114,7 +110,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, streamed):
     xr.testing.assert_identical(first, second)
 
 
-def test_a_failing_summary_leaves_no_replicates_file(tmp_path, monkeypatch):
+def test_a_failing_summary_leaves_no_replicates_file(tmp_path, monkeypatch, liu2021_small_truth_path):
     import sim.run.orchestrate as orchestrate
 
     def broken(*args, **kwargs):
@@ -122,6 +118,7 @@ def test_a_failing_summary_leaves_no_replicates_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(orchestrate, "summarise_state", broken)
     with pytest.raises(RuntimeError, match="summary bug"):
-        run_scenario(load_scenario(LIU2021), replicates=6, block_size=3, jobs=1, out=tmp_path / "f", quiet=True)
+        run_scenario(load_scenario(liu2021_small_truth_path), replicates=6, block_size=3, jobs=1, out=tmp_path / "f",
+                     quiet=True)
     assert not (tmp_path / "f" / REPLICATES_FILE).exists()
     assert not list((tmp_path / "f").glob(".*.tmp"))
