@@ -54,6 +54,18 @@ from analysis import status as status_codes
 from analysis.performance.mergeable import MergeableState
 from analysis.plan.options import ESTIMANDS
 from analysis.performance.moments import moments_of
+from analysis.performance.truth_targets import (
+    ESTIMAND_MEDIAN_TRUTHS,
+    TRUTH_VARIABLES,
+    cell_truths,
+    estimand_median_truths,
+    estimand_truths,
+    median_truth_mcse,
+    replicate_targets,
+    slot_targets,
+    values_at_labels,
+    values_in,
+)
 
 __all__ = ["PAPER_PATTERN_CRITERIA", "INTERVAL_VARIABLES", "SummaryState", "CentreCoverageState",
            "check_replicates"]
@@ -72,8 +84,6 @@ _PER_ANALYSIS = ("condition", "replicate", "method", "cohort", "endpoint")
 _PER_COHORT = ("condition", "replicate", "method", "cohort")
 _PER_METHOD = ("condition", "replicate", "method")
 _PER_TRUTH = ("condition", "endpoint")
-TRUTH_VARIABLES = ("true_log_hr_conditional", "true_log_hr_marginal", "true_median_treated",
-                   "true_median_control")
 #: Variables a block must hold, with their dims (docs/results_schema.md).
 _BLOCK_VARIABLES = {
     **dict.fromkeys(
@@ -88,17 +98,6 @@ INTERVAL_VARIABLES = ("log_hr", "se", "ci_lower", "ci_upper")
 _METHOD_CELL = ("condition", "method")
 _MOMENT_PARTS = ("count", "mean", "m2")
 _PER_ESTIMAND = ("condition", "estimand", "endpoint")
-#: The per-estimand truth table and its MC SE (runs since the per-estimand truths).
-ESTIMAND_TRUTHS = ("true_log_hr", "true_log_hr_mcse")
-#: MC SEs of the median truths (runs since the per-estimand truths).
-MEDIAN_TRUTH_MCSE = ("true_median_treated_mcse", "true_median_control_mcse")
-#: Per arm, the median truth of each estimand's population under that arm and its MC SE
-#: (condition, estimand, endpoint; runs since the per-estimand truths).
-ESTIMAND_MEDIAN_TRUTHS = {
-    "treated": ("true_median_under_treatment", "true_median_under_treatment_mcse"),
-    "control": ("true_median_under_control", "true_median_under_control_mcse"),
-}
-_ATT = ESTIMANDS.index("att")
 
 
 def check_replicates(dataset: xr.Dataset, *, with_truths: bool = True, variables=None) -> None:
@@ -146,116 +145,6 @@ class _Accumulator:
         self.variables[name] = (dims, hits.sum(axis=1, dtype=np.int64), "count")
 
 
-def _values(dataset: xr.Dataset, name: str, dims: tuple) -> np.ndarray:
-    """``dataset[name]`` as NumPy with its dims in the order ``dims`` (a view if already so)."""
-    return dataset.variables[name].transpose(*dims).values
-
-
-def _at_labels(source, name: str, dims: tuple, labels: dict) -> np.ndarray:
-    """``source[name]`` (dims ``dims``) at the given labels of each dim, in their order."""
-    values = _values(source, name, dims)
-    for axis, dim in enumerate(dims):
-        index = source.indexes[dim].get_indexer(labels[dim])
-        if (index < 0).any():
-            missing = [label for label, i in zip(labels[dim], index) if i < 0]
-            raise ValueError(f"{name}: no {dim} {missing}")
-        values = np.take(values, index, axis=axis)
-    return values
-
-
-def _truths_of(block: xr.Dataset, truths: xr.Dataset | None) -> dict[str, np.ndarray]:
-    """Each truth, shape (condition, endpoint) in the block's label order."""
-    source = block if truths is None else truths
-    missing = [name for name in TRUTH_VARIABLES if name not in source]
-    if missing:
-        raise ValueError(f"truths: missing variables {missing} (see docs/results_schema.md)")
-    labels = {dim: block.indexes[dim] for dim in _PER_TRUTH}
-    return {name: _at_labels(source, name, _PER_TRUTH, labels).astype(float)
-            for name in TRUTH_VARIABLES}
-
-
-def _estimand_truths(block: xr.Dataset, truths: xr.Dataset | None) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The true log-HR per estimand and its MC SE, each shaped (condition, estimand, endpoint)
-    in the block's condition and endpoint order and :data:`ESTIMANDS` order, and whether the
-    run predates them (then: the ATT row is ``true_log_hr_marginal``, the conditional row
-    ``true_log_hr_conditional``, ATE/ATO NaN, the MC SEs NaN)."""
-    source = block if truths is None else truths
-    labels = {"condition": block.indexes["condition"], "endpoint": block.indexes["endpoint"],
-              "estimand": list(ESTIMANDS)}
-    if all(name in source for name in ESTIMAND_TRUTHS):
-        values, mcse = (_at_labels(source, name, _PER_ESTIMAND, labels).astype(float)
-                        for name in ESTIMAND_TRUTHS)
-        return values, mcse, False
-    legacy = _truths_of(block, truths)
-    shape = (block.sizes["condition"], len(ESTIMANDS), block.sizes["endpoint"])
-    values = np.full(shape, np.nan)
-    values[:, _ATT] = legacy["true_log_hr_marginal"]
-    values[:, ESTIMANDS.index("conditional")] = legacy["true_log_hr_conditional"]
-    return values, np.full(shape, np.nan), True
-
-
-def _median_truth_mcse(block: xr.Dataset, truths: xr.Dataset | None) -> dict[str, np.ndarray]:
-    """MC SEs of ``true_median_treated`` and ``true_median_control``, (condition, endpoint);
-    NaN for a run that predates them."""
-    source = block if truths is None else truths
-    labels = {dim: block.indexes[dim] for dim in _PER_TRUTH}
-    shape = (block.sizes["condition"], block.sizes["endpoint"])
-    return {name: (_at_labels(source, name, _PER_TRUTH, labels).astype(float) if name in source
-                   else np.full(shape, np.nan)) for name in MEDIAN_TRUTH_MCSE}
-
-
-def _estimand_median_truths(block: xr.Dataset, truths: xr.Dataset | None, arm_truths: dict,
-                            arm_mcse: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per arm, the true median of each estimand's population under that arm and its MC SE,
-    each shaped (condition, estimand, endpoint) in :data:`ESTIMANDS` order (NaN for
-    ``conditional``: no marginal median). A run that predates them gets the arms' medians
-    (``true_median_treated``/``_control``) in every row, the measure it was summarised with."""
-    source = block if truths is None else truths
-    labels = {"condition": block.indexes["condition"], "endpoint": block.indexes["endpoint"],
-              "estimand": list(ESTIMANDS)}
-    tables = {}
-    for arm, names in ESTIMAND_MEDIAN_TRUTHS.items():
-        if all(name in source for name in names):
-            tables[arm] = tuple(_at_labels(source, name, _PER_ESTIMAND, labels).astype(float)
-                                for name in names)
-        else:
-            shape = (block.sizes["condition"], len(ESTIMANDS), block.sizes["endpoint"])
-            tables[arm] = tuple(np.broadcast_to(values[:, np.newaxis, :], shape).copy()
-                                for values in (arm_truths[f"true_median_{arm}"],
-                                               arm_mcse[f"true_median_{arm}_mcse"]))
-    return tables
-
-
-def _slot_targets(codes: np.ndarray, table: np.ndarray, crude: np.ndarray,
-                  cohorts) -> np.ndarray:
-    """Per replicate the truth of each cohort slot, (condition, replicate, method, cohort,
-    endpoint): ``table`` (condition, estimand, endpoint) at the method's estimand ``codes``
-    (condition, replicate, method) for the ``matched`` (adjusted) slot, NaN where the code is
-    -1 (a replicate a condition did not simulate); ``crude`` (condition, endpoint) for the
-    ``full`` slot."""
-    n_conditions = table.shape[0]
-    own = table[np.arange(n_conditions)[:, None, None], np.clip(codes, 0, len(ESTIMANDS) - 1)]
-    own = np.where((codes >= 0)[..., None], own, np.nan)  # (condition, replicate, method, endpoint)
-    full = np.broadcast_to(crude[:, np.newaxis, np.newaxis, :], own.shape)
-    return np.stack([own if cohort == "matched" else full for cohort in cohorts], axis=3)
-
-
-def _target_truths(block: xr.Dataset, table: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Per replicate the truth the ``*_marginal`` measures refer to, shaped (condition,
-    replicate, method, cohort, endpoint): the method's own estimand (``analysis_estimand``)
-    for the ``matched`` (adjusted) slot, the ATT for the crude ``full`` slot; NaN where the
-    code is -1 (a replicate a condition did not simulate). Also the codes (condition,
-    replicate, method) and whether the block lacks them (a run before they were stored: every
-    method is then taken as an ATT analysis)."""
-    n_conditions, n_replicates = block.sizes["condition"], block.sizes["replicate"]
-    legacy = "analysis_estimand" not in block
-    if legacy:
-        codes = np.zeros((n_conditions, n_replicates, block.sizes["method"]), dtype=np.int64)
-    else:
-        codes = _values(block, "analysis_estimand", _PER_METHOD).astype(np.int64)
-    return _slot_targets(codes, table, table[:, _ATT], block.indexes["cohort"]), codes, legacy
-
-
 def _condition_coords(block: xr.Dataset, truths: xr.Dataset | None) -> dict:
     """Coordinates on ``condition`` (or scalar) of the block, then of the truths (at its conditions)."""
     coords = {}
@@ -265,7 +154,7 @@ def _condition_coords(block: xr.Dataset, truths: xr.Dataset | None) -> dict:
             dims = source.variables[name].dims
             if name in source.dims or name in coords or not set(dims) <= {"condition"}:
                 continue
-            values = _at_labels(source, name, dims, labels) if dims else _values(source, name, ())
+            values = values_at_labels(source, name, dims, labels) if dims else values_in(source, name, ())
             coords[name] = (dims, values)
     return coords
 
@@ -277,7 +166,7 @@ def _options(alpha: float, balance_threshold: float) -> dict:
 
 def _interval_used(block: xr.Dataset):
     """Where ``log_hr``, ``se``, ``ci_lower``, ``ci_upper`` are all finite, and the four, NaN elsewhere."""
-    log_hr, se, lower, upper = (_values(block, name, _PER_ANALYSIS)
+    log_hr, se, lower, upper = (values_in(block, name, _PER_ANALYSIS)
                                 for name in ("log_hr", "se", "ci_lower", "ci_upper"))
     used = np.isfinite(log_hr) & np.isfinite(se) & np.isfinite(lower) & np.isfinite(upper)
     return used, *(np.where(used, values, np.nan) for values in (log_hr, se, lower, upper))
@@ -340,14 +229,14 @@ class SummaryState(MergeableState):
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha: must lie in (0, 1); got {alpha!r}")
         check_replicates(block, with_truths=truths is None)
-        truth = _truths_of(block, truths)
-        estimand_table, estimand_mcse, legacy_truths = _estimand_truths(block, truths)
-        target, estimand_codes, legacy_codes = _target_truths(block, estimand_table)
+        truth = cell_truths(block, truths)
+        estimand_table, estimand_mcse, legacy_truths = estimand_truths(block, truths)
+        target, estimand_codes, legacy_codes = replicate_targets(block, estimand_table)
         cell, cohort_cell = CELL_DIMS, CELL_DIMS[:3]
         out = _Accumulator()
 
-        p_logrank = _values(block, "p_logrank", _PER_ANALYSIS)
-        p_cox = _values(block, "p_value", _PER_ANALYSIS)
+        p_logrank = values_in(block, "p_logrank", _PER_ANALYSIS)
+        p_cox = values_in(block, "p_value", _PER_ANALYSIS)
         for test, p_value in (("logrank", p_logrank), ("cox", p_cox)):
             tested = np.isfinite(p_value)
             out.count(f"{test}_tested", tested, cell)
@@ -371,8 +260,8 @@ class SummaryState(MergeableState):
             out.moments(f"absolute_error_{name}", np.abs(error), cell, finite)
             out.count(f"covering_{name}", (lower <= theta) & (theta <= upper), cell, interval)
 
-        status = _values(block, "status", _PER_ANALYSIS)
-        ps_status = _values(block, "ps_status", _PER_METHOD)
+        status = values_in(block, "status", _PER_ANALYSIS)
+        ps_status = values_in(block, "ps_status", _PER_METHOD)
         for name, codes, dims in (("status_count", status, (*cell, "status")),
                                   ("ps_status_count", ps_status, (*_METHOD_CELL, "status"))):
             hits = np.stack([codes == code for code in status_codes.STATUS_NAMES], axis=-1)
@@ -384,32 +273,32 @@ class SummaryState(MergeableState):
         # treatment, control arm under control) in the crude slot; in the adjusted slot the
         # method's estimand population under each arm (ATT: the treated under treatment and
         # had they received control).
-        median_mcse = _median_truth_mcse(block, truths)
-        median_tables = _estimand_median_truths(block, truths, truth, median_mcse)
+        median_mcse = median_truth_mcse(block, truths)
+        median_tables = estimand_median_truths(block, truths, truth, median_mcse)
         for arm in ("treated", "control"):
-            median = _values(block, f"median_{arm}", _PER_ANALYSIS)
+            median = values_in(block, f"median_{arm}", _PER_ANALYSIS)
             out.moments(f"median_{arm}", median, cell)
-            true_median = _slot_targets(estimand_codes, median_tables[arm][0],
+            true_median = slot_targets(estimand_codes, median_tables[arm][0],
                                         truth[f"true_median_{arm}"], block.indexes["cohort"])
             error = median - true_median
             out.moments(f"median_{arm}_error", error, cell, np.isfinite(error))
             out.count(f"median_{arm}_not_reached", np.isnan(median), cell, analysed)
 
         tested = np.isfinite(p_logrank)
-        events = (_values(block, "events_treated", _PER_ANALYSIS).astype(float)
-                  + _values(block, "events_control", _PER_ANALYSIS).astype(float))
+        events = (values_in(block, "events_treated", _PER_ANALYSIS).astype(float)
+                  + values_in(block, "events_control", _PER_ANALYSIS).astype(float))
         out.moments("events", np.where(tested, events, np.nan), cell)
-        n_treated = _values(block, "n_treated", _PER_COHORT)
-        arm_total = n_treated.astype(float) + _values(block, "n_control", _PER_COHORT).astype(float)
+        n_treated = values_in(block, "n_treated", _PER_COHORT)
+        arm_total = n_treated.astype(float) + values_in(block, "n_control", _PER_COHORT).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             allocation = (n_treated / arm_total)[..., np.newaxis]
         allocated = tested & (arm_total > 0)[..., np.newaxis]
         out.moments("allocation", np.where(allocated, allocation, np.nan), cell)
 
-        smd = _values(block, "max_abs_smd", _PER_COHORT)
+        smd = values_in(block, "max_abs_smd", _PER_COHORT)
         out.count("balance_measured", np.isfinite(smd), cohort_cell)
         out.count("balanced", smd < balance_threshold, cohort_cell, np.isfinite(smd))
-        n_pairs = _values(block, "n_pairs", _PER_METHOD)
+        n_pairs = values_in(block, "n_pairs", _PER_METHOD)
         out.moments("n_pairs", np.where(n_pairs >= 0, n_pairs.astype(float), np.nan), _METHOD_CELL)
         pair_values, frequency = _frequencies(n_pairs)
         out.variables["n_pairs_frequency"] = ((*_METHOD_CELL, "n_pairs_value"), frequency, "count")
@@ -462,10 +351,10 @@ def _paper_criteria(block: xr.Dataset, alpha: float) -> np.ndarray:
     criteria = []
     for variable, endpoint, significant in PAPER_PATTERN_CRITERIA.values():
         if endpoint is None:
-            p_value = _values(block, variable, _PER_COHORT)[..., matched]
+            p_value = values_in(block, variable, _PER_COHORT)[..., matched]
         else:
             at = block.indexes["endpoint"].get_loc(endpoint)
-            p_value = _values(block, variable, _PER_ANALYSIS)[..., matched, at]
+            p_value = values_in(block, variable, _PER_ANALYSIS)[..., matched, at]
         criteria.append(p_value < alpha if significant else p_value >= alpha)
     return np.stack(criteria, axis=-1)
 
@@ -486,7 +375,7 @@ class CentreCoverageState(MergeableState):
         ``block`` needs only :data:`INTERVAL_VARIABLES`."""
         check_replicates(block, with_truths=False, variables=INTERVAL_VARIABLES)
         coords = {dim: block.indexes[dim].values for dim in CELL_DIMS}
-        centre = _at_labels(centres.to_dataset(name="centre"), "centre", CELL_DIMS, coords)
+        centre = values_at_labels(centres.to_dataset(name="centre"), "centre", CELL_DIMS, coords)
         centre = centre.astype(float)
         used, _, _, lower, upper = _interval_used(block)
         at = centre[:, np.newaxis]

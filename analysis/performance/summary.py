@@ -26,9 +26,7 @@ from analysis import status as status_codes
 from analysis.performance.accumulate import (
     CELL_DIMS,
     PAPER_PATTERN_CRITERIA,
-    ESTIMAND_MEDIAN_TRUTHS,
     CentreCoverageState,
-    TRUTH_VARIABLES,
     SummaryState,
     check_replicates,
 )
@@ -43,7 +41,12 @@ from analysis.performance.measures import (
     rmse_from_moments,
 )
 from analysis.performance.moments import Moments, quantiles_from_frequencies
-from analysis.plan.options import ESTIMANDS
+from analysis.performance.truth_targets import (
+    ESTIMAND_MEDIAN_TRUTHS,
+    TRUTH_VARIABLES,
+    log_hr_targets,
+    median_targets,
+)
 
 __all__ = ["PAPER_PATTERN_CRITERIA", "summarise_run", "summarise_blocks", "summarise_state",
            "summary_to_frame"]
@@ -179,13 +182,13 @@ def summarise_state(
     _store(variables, "status_rate", _from_counts(ds.status_count, ds.replicate_count))
     _store(variables, "ps_status_rate", _from_counts(ds.ps_status_count, ds.replicate_count))
 
-    # Median estimates against the true medians of each slot's population (_median_targets).
-    median_targets = _median_targets(ds)
+    # Median estimates against the true medians of each slot's population (truth_targets).
+    targets = median_targets(ds)
     for arm in ("treated", "control"):
         median_mean = _from_moments(mean_from_moments, ds, f"median_{arm}")
         variables[f"median_{arm}_mean"] = median_mean.estimate
         bias = _from_moments(mean_from_moments, ds, f"median_{arm}_error")
-        truth_mcse = median_targets[f"true_median_{arm}_target_mcse"].fillna(0.0)
+        truth_mcse = targets[f"true_median_{arm}_target_mcse"].fillna(0.0)
         folded = xr.where(truth_mcse > 0, np.sqrt(bias.mcse**2 + truth_mcse**2), bias.mcse)
         _store(variables, f"median_{arm}_bias",
                PerformanceMeasure(bias.estimate, folded.transpose(*bias.mcse.dims), bias.n_used))
@@ -215,14 +218,14 @@ def summarise_state(
            _from_counts(ds.paper_criterion_met, ds.replicate_count))
     _store(variables, "paper_pattern_rate", _from_counts(ds.paper_pattern_met, ds.replicate_count))
 
-    _target_truths(ds, variables)
+    log_hr_targets(ds, variables)
     # The truths the measures refer to, (condition, endpoint): log HRs and marginal medians;
     # (condition, estimand, endpoint): the log HR of each estimand, with MC SEs.
     for name in (*TRUTH_VARIABLES, "true_median_treated_mcse", "true_median_control_mcse",
                  "true_log_hr", "true_log_hr_mcse",
                  *(name for names in ESTIMAND_MEDIAN_TRUTHS.values() for name in names)):
         variables[name] = ds[name]
-    variables.update(median_targets)
+    variables.update(targets)
 
     analysis_estimand = variables.pop("_analysis_estimand")
     summary = xr.Dataset(variables)
@@ -245,66 +248,6 @@ def summarise_state(
 #: Said of a run whose replicates predate the per-method estimand (psmsim before run format 3).
 LEGACY_ESTIMAND_NOTE = ("these replicates predate the per-method estimand: every method is "
                         "measured against the ATT truth, without the truth's Monte Carlo error")
-
-
-def _slot_table(ds: xr.Dataset, table: xr.DataArray, crude: xr.DataArray) -> xr.DataArray:
-    """A truth per (condition, method, cohort, endpoint): ``table`` (condition, estimand,
-    endpoint) at each method's estimand (the one its replicates record) in the ``matched``
-    (adjusted) slot, NaN for a method without replicates; ``crude`` (condition, endpoint) in
-    the ``full`` slot."""
-    counts = ds.estimand_count.transpose("condition", "method", "estimand").values
-    code = counts.argmax(axis=-1)
-    values = table.transpose("condition", "estimand", "endpoint").values
-    own = np.where((counts.sum(axis=-1) > 0)[..., None],
-                   values[np.arange(values.shape[0])[:, None], code], np.nan)
-    full = np.broadcast_to(crude.transpose("condition", "endpoint").values[:, None], own.shape)
-    slots = np.stack([own if c == "matched" else full for c in ds.cohort.values.tolist()], axis=2)
-    dims = ("condition", "method", "cohort", "endpoint")
-    return xr.DataArray(slots, dims=dims, coords={d: ds[d].values for d in dims})
-
-
-def _median_targets(ds: xr.Dataset) -> dict[str, xr.DataArray]:
-    """The medians each slot's ``median_*_bias`` refers to, with MC SEs:
-    ``true_median_treated_target``, ``true_median_control_target`` (+ ``_mcse``; condition,
-    method, cohort, endpoint, months). The crude ``full`` slot: the arms' medians (the treated
-    under treatment, the control arm under control); the ``matched`` (adjusted) slot: the
-    method's estimand population under treatment and under control
-    (``true_median_under_treatment``/``_under_control``; ATT: the treated had they received
-    control), NaN for the conditional estimand (no marginal median; those methods report
-    none)."""
-    targets = {}
-    for arm, names in ESTIMAND_MEDIAN_TRUTHS.items():
-        for name, crude in zip(names, (ds[f"true_median_{arm}"], ds[f"true_median_{arm}_mcse"])):
-            suffix = "_mcse" if name.endswith("_mcse") else ""
-            targets[f"true_median_{arm}_target{suffix}"] = _slot_table(ds, ds[name], crude)
-    return targets
-
-
-def _target_truths(ds: xr.Dataset, variables: dict) -> None:
-    """Each method's estimand and the truth its ``*_marginal`` measures refer to; the truth's
-    MC SE folded into the bias MCSEs: sqrt(MCSE_run² + MCSE_truth²).
-
-    Adds ``true_log_hr_target`` (+ ``_mcse``; condition, method, cohort, endpoint): the
-    method's own estimand in the ``matched`` (adjusted) slot, the ATT in the crude ``full``
-    slot; and ``_analysis_estimand`` (condition, method; popped as a coordinate): the name
-    of the estimand the replicates record ("" where a method has none).
-    """
-    counts = ds.estimand_count.transpose("condition", "method", "estimand").values
-    code = counts.argmax(axis=-1)
-    names = np.where(counts.sum(axis=-1) > 0, np.asarray(ESTIMANDS, dtype=object)[code], "")
-    target, target_mcse = (
-        _slot_table(ds, table, table.sel(estimand="att", drop=True))
-        for table in (ds.true_log_hr, ds.true_log_hr_mcse))
-    variables["true_log_hr_target"] = target
-    variables["true_log_hr_target_mcse"] = target_mcse
-    conditional_mcse = ds.true_log_hr_mcse.sel(estimand="conditional")
-    for name, truth_mcse in (("bias_marginal", target_mcse), ("bias_conditional", conditional_mcse)):
-        run_mcse = variables[f"{name}_mcse"]
-        truth_mcse = truth_mcse.fillna(0.0)
-        variables[f"{name}_mcse"] = xr.where(truth_mcse > 0, np.sqrt(run_mcse**2 + truth_mcse**2),
-                                             run_mcse).transpose(*run_mcse.dims)
-    variables["_analysis_estimand"] = xr.DataArray(names.astype(str), dims=("condition", "method"),
-                                                   coords={d: ds[d].values for d in ("condition", "method")})
 
 
 def summarise_blocks(
