@@ -57,7 +57,7 @@ import numba
 import numpy as np
 
 #: R's logit link in C clamps its inverse and derivative beyond this |eta| (family.c THRESH);
-#: the same constant as :data:`analysis.propensity.model.R_LOGIT_THRESHOLD`.
+#: the same constant as :data:`analysis.propensity.irls_numpy.R_LOGIT_THRESHOLD`.
 _THRESHOLD = 30.0
 _EPS = float(np.finfo(float).eps)
 

@@ -26,6 +26,7 @@ import pytest
 
 from analysis import status
 from analysis.propensity import irls_kernels
+from analysis.propensity import irls_numpy
 from analysis.propensity import model as propensity
 from analysis.propensity.model import ITERATION_RULES, fit_propensity
 from tests.analysis.propensity.test_propensity import random_covariates, rare_binaries_batch, separating_batch
@@ -231,19 +232,19 @@ def test_non_finite_coefficients_stop_the_replicate_as_numpy_does(r_glm):
     if r_glm:
         mu = (y + 0.5) / 2.0
         eta = np.log(mu / (1.0 - mu))
-        deviance = propensity._r_deviance(y, mu, weight)
+        deviance = irls_numpy.r_deviance(y, mu, weight)
     else:
         beta[:, 0] = np.log(y.mean(axis=1) / (1.0 - y.mean(axis=1)))
         eta = beta[:, :1] * np.ones_like(y)
         mu = 1.0 / (1.0 + np.exp(-eta))
-        deviance = propensity._exact_deviance(eta, sign, weight)
+        deviance = irls_numpy.exact_deviance(eta, sign, weight)
     start = (beta, eta, mu, deviance)
     rule = ITERATION_RULES["r_glm" if r_glm else "spss_logistic"]
     arguments = (np.ones(3, dtype=bool), r_glm, rule.max_iter, rule.tolerance)
     with np.errstate(all="ignore"):
         fast = propensity._iterate_compiled(design, weight, y, sign, np.full(3, 3), *(a.copy() for a in start),
                                             *arguments)
-        slow = propensity._iterate_numpy(design, weight, y, sign, np.zeros(3, dtype=bool), *(a.copy() for a in start),
+        slow = irls_numpy.iterate_numpy(design, weight, y, sign, np.zeros(3, dtype=bool), *(a.copy() for a in start),
                                          *arguments)
     names = ("beta", "eta", "mu", "last_move", "deviance", "n_iter", "converged")
     for name, a, b in zip(names, fast, slow):

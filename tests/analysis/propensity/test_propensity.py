@@ -27,6 +27,7 @@ from scipy import optimize
 from scipy.special import expit, log_expit
 
 from analysis import status
+from analysis.propensity import irls_numpy
 from analysis.propensity import model as propensity
 from analysis.plan.reference.propensity import fit_propensity_one
 from analysis.propensity.design import design_matrix
@@ -374,12 +375,12 @@ def test_r_clamped_link_keeps_the_deviance_finite():
     """R halves a step only when the deviance is not finite or a fitted mean leaves (0, 1);
     its clamped inverse logit makes both impossible for finite linear predictors."""
     eta = np.concatenate([np.linspace(-800, 800, 4001), [-1e300, 1e300, -30.0, 30.0]])[None]
-    mu = propensity._r_inverse_link(eta)
+    mu = irls_numpy.r_inverse_link(eta)
     assert np.all((mu > 0) & (mu < 1))
     for y in (np.zeros_like(eta), np.ones_like(eta)):
-        assert np.isfinite(propensity._r_deviance(y, mu, np.ones_like(eta))).all()
-    assert np.all(propensity._r_mu_eta(eta) > 0)
-    assert propensity._r_inverse_link(np.array([[-31.0]]))[0, 0] == np.finfo(float).eps / (1 + np.finfo(float).eps)
+        assert np.isfinite(irls_numpy.r_deviance(y, mu, np.ones_like(eta))).all()
+    assert np.all(irls_numpy.r_mu_eta(eta) > 0)
+    assert irls_numpy.r_inverse_link(np.array([[-31.0]]))[0, 0] == np.finfo(float).eps / (1 + np.finfo(float).eps)
 
 
 def test_unknown_algorithm_lists_the_choices():
