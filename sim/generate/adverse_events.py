@@ -42,7 +42,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import llvmlite.binding as llvm
 import numpy as np
+from numba import njit, types
+from numba.extending import get_cython_function_address
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
@@ -53,6 +56,26 @@ if TYPE_CHECKING:
 
 #: Largest latent correlation (at 1 every type would follow one uniform per patient).
 MAX_CORRELATION = 0.99
+
+# scipy's double ndtr (the function behind ``scipy.special.ndtr``; C signature
+# ``double (double, int skip_dispatch)``) as a named symbol for the compiled grade kernel: a
+# symbol, not a ctypes pointer, so the kernel's machine code can be cached (``cache=True``).
+def _scipy_double_ndtr_address() -> int:
+    import ctypes
+
+    from scipy.special import cython_special
+
+    name = ctypes.pythonapi.PyCapsule_GetName
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    signature = name(cython_special.__pyx_capi__["__pyx_fuse_1ndtr"])
+    if signature != b"double (double, int __pyx_skip_dispatch)":
+        raise ImportError(f"scipy.special.cython_special's ndtr has the signature {signature!r}, "
+                          "not double (double, int): update sim.generate.adverse_events")
+    return get_cython_function_address("scipy.special.cython_special", "__pyx_fuse_1ndtr")
+
+
+llvm.add_symbol("psmsim_scipy_ndtr", _scipy_double_ndtr_address())
+_ndtr = types.ExternalFunction("psmsim_scipy_ndtr", types.float64(types.float64, types.intc))
 
 
 def _frailty_nodes() -> tuple[np.ndarray, np.ndarray]:
@@ -157,33 +180,78 @@ def draw_adverse_events(
     """
     treated = np.asarray(treated, dtype=bool)
     events = scenario.adverse_events
-    treated_name, control_name = scenario.treated_arm.name, scenario.control_arm.name
-
-    def per_arm(values_of: dict[str, tuple[float, ...]]) -> np.ndarray:
-        return np.where(treated[..., None], np.array(values_of[treated_name], dtype=float),
-                        np.array(values_of[control_name], dtype=float))
-
-    p_any = per_arm({name: tuple(e.any_grade[name] for e in events)
-                     for name in (treated_name, control_name)})
-    p_high = per_arm({name: tuple(e.grade34[name] for e in events)
-                      for name in (treated_name, control_name)})
-    grade2_share = np.array([e.grade2_share for e in events], dtype=float)
-    grade4_share = np.array([e.grade4_share for e in events], dtype=float)
-
+    arms = (scenario.control_arm.name, scenario.treated_arm.name)  # row 0 control, 1 treated
     correlations = frailty_correlations(scenario) if events else {}
+    thresholds = _grade_thresholds(events, arms)
+    grade = np.empty(treated.shape + (len(events),), dtype=np.int8)
     if not any(correlations.values()):
         uniform = rng.random(treated.shape + (len(events),))
+        _uniform_grades(uniform, treated, thresholds, grade)
     else:
-        rho = np.where(treated, correlations[treated_name], correlations[control_name])[..., None]
-        frailty = rng.standard_normal(treated.shape)[..., None]
+        rho = np.array([correlations[name] for name in arms], dtype=float)
+        loadings = np.stack([np.sqrt(rho), np.sqrt(1.0 - rho)], axis=-1)
+        frailty = rng.standard_normal(treated.shape)
         own = rng.standard_normal(treated.shape + (len(events),))
-        uniform = ndtr(np.sqrt(rho) * frailty + np.sqrt(1.0 - rho) * own)
-    grade = np.zeros(uniform.shape, dtype=np.int8)
-    grade[uniform < p_any] = 1
-    grade[uniform < p_high + (p_any - p_high) * grade2_share] = 2
-    grade[uniform < p_high] = 3
-    grade[uniform < p_high * grade4_share] = 4
+        _frailty_grades(frailty, own, treated, loadings, thresholds, grade)
     return grade
+
+
+def _grade_thresholds(events, arms: tuple[str, str]) -> np.ndarray:
+    """Upper bounds of U for grade >= 1, 2, 3, 4 per arm and AE, shape (arm, adverse_event, 4)
+    (rows ``arms``): p_any, p34 + (p_any - p34) s2, p34 and p34 s4 (module docstring), each
+    the same double as the per-patient arrays these were once computed on."""
+    thresholds = np.empty((len(arms), len(events), 4))
+    grade2_share = np.array([e.grade2_share for e in events], dtype=float)
+    grade4_share = np.array([e.grade4_share for e in events], dtype=float)
+    for row, name in enumerate(arms):
+        p_any = np.array([e.any_grade[name] for e in events], dtype=float)
+        p_high = np.array([e.grade34[name] for e in events], dtype=float)
+        thresholds[row, :, 0] = p_any
+        thresholds[row, :, 1] = p_high + (p_any - p_high) * grade2_share
+        thresholds[row, :, 2] = p_high
+        thresholds[row, :, 3] = p_high * grade4_share
+    return thresholds
+
+
+@njit(cache=True)
+def _grade_of(uniform, bounds):
+    """The largest g in 1..4 with ``uniform < bounds[g - 1]``, else 0: the grade the masked
+    assignments ``grade[u < bound_g] = g`` (g = 1, 2, 3, 4 in turn, each overwriting) gave,
+    whatever the bounds' order."""
+    for level in range(3, -1, -1):
+        if uniform < bounds[level]:
+            return level + 1
+    return 0
+
+
+@njit(cache=True)
+def _uniform_grades(uniform, treated, thresholds, grade):
+    """Independent AE types: ``grade[b, i, j]`` from ``uniform[b, i, j]`` and the bounds of
+    the patient's arm (``thresholds[treated[b, i]]``), in place."""
+    n_replicates, n_patients, n_events = uniform.shape
+    for b in range(n_replicates):
+        for i in range(n_patients):
+            arm = 1 if treated[b, i] else 0
+            for j in range(n_events):
+                grade[b, i, j] = _grade_of(uniform[b, i, j], thresholds[arm, j])
+
+
+@njit(cache=True)
+def _frailty_grades(frailty, own, treated, loadings, thresholds, grade):
+    """Shared frailty: U = Phi(sqrt(rho) Z + sqrt(1 - rho) e) per patient and AE, then the
+    grade as :func:`_uniform_grades`, in place, without the (B, N, AE) temporaries.
+    ``loadings[arm]`` = (sqrt(rho), sqrt(1 - rho)); the products and the sum are the numpy
+    expression's, in its order (no fused multiply-add: numba does not contract without
+    fastmath), and Phi is scipy's own ``ndtr`` (:data:`_ndtr`), so U is the same double."""
+    n_replicates, n_patients, n_events = own.shape
+    for b in range(n_replicates):
+        for i in range(n_patients):
+            arm = 1 if treated[b, i] else 0
+            shared = loadings[arm, 0] * frailty[b, i]
+            specific = loadings[arm, 1]
+            for j in range(n_events):
+                uniform = _ndtr(shared + specific * own[b, i, j], 0)
+                grade[b, i, j] = _grade_of(uniform, thresholds[arm, j])
 
 
 @dataclass(frozen=True)

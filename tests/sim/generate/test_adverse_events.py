@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from scipy import integrate, stats
+from scipy.special import ndtr
 
 from sim.errors import ScenarioError
 from sim.generate.adverse_events import (
@@ -244,3 +245,53 @@ def test_a_dependence_table_without_adverse_events_is_refused(liu2021_path):
     with pytest.raises(ScenarioError, match=r"^adverse_event_dependence: given without \[adverse_events.<name>\] "
                                             "tables; remove it or add the AEs it makes cluster$"):
         scenario_from_mapping(data)
+
+
+def _masked_chain(uniform, treated, thresholds):
+    """The grade assignments draw_adverse_events made before its compiled kernel (main at
+    6e3887f): one masked assignment per grade, each overwriting the last."""
+    bounds = np.where(treated[..., None, None], thresholds[1], thresholds[0])
+    grade = np.zeros(uniform.shape, dtype=np.int8)
+    for level in range(4):
+        grade[uniform < bounds[..., level]] = level + 1
+    return grade
+
+
+def test_compiled_grades_equal_the_masked_assignments_whatever_the_bounds_order():
+    from sim.generate.adverse_events import _frailty_grades, _uniform_grades
+
+    rng = np.random.default_rng(13)
+    treated = rng.random((40, 30)) < 0.4
+    thresholds = rng.random((2, 6, 4))  # unordered: overlaps decide by the last assignment
+    thresholds[0, 0] = np.sort(thresholds[0, 0])[::-1]
+    thresholds[1, 1] = (0.0, 1.0, 0.0, 1.0)
+    uniform = rng.random((40, 30, 6))
+    uniform[0, 0, :4] = thresholds[0, :4, 0]  # ties: u < bound is False
+    grade = np.empty(uniform.shape, dtype=np.int8)
+    _uniform_grades(uniform, treated, thresholds, grade)
+    np.testing.assert_array_equal(grade, _masked_chain(uniform, treated, thresholds))
+
+    frailty, own = rng.standard_normal((40, 30)), 3.0 * rng.standard_normal((40, 30, 6))
+    rho = np.array([0.0, 0.7])
+    loadings = np.stack([np.sqrt(rho), np.sqrt(1.0 - rho)], axis=-1)
+    _frailty_grades(frailty, own, treated, loadings, thresholds, grade)
+    rho_of = np.where(treated, rho[1], rho[0])[..., None]
+    latent_uniform = ndtr(np.sqrt(rho_of) * frailty[..., None] + np.sqrt(1.0 - rho_of) * own)
+    np.testing.assert_array_equal(grade, _masked_chain(latent_uniform, treated, thresholds))
+
+
+def test_the_kernels_ndtr_is_scipys():
+    from numba import njit
+
+    from sim.generate.adverse_events import _ndtr
+
+    @njit
+    def phi(x, out):
+        for i in range(x.size):
+            out[i] = _ndtr(x[i], 0)
+
+    x = np.concatenate([np.linspace(-40.0, 40.0, 200_001), [np.inf, -np.inf, 0.0, -0.0, np.nan],
+                        np.random.default_rng(3).standard_normal(100_000) * 4.0])
+    out = np.empty_like(x)
+    phi(x, out)
+    np.testing.assert_array_equal(out, ndtr(x))
