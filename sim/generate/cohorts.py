@@ -91,12 +91,15 @@ def generate_cohorts(
     ae_grade = draw_adverse_events(scenario, drawn.treated, rng=rng)
 
     order = np.argsort(follow_up.entry_month, axis=1, kind="stable")
+    n_replicates, n_patients = order.shape
+    # Row of each enrolled patient in the (B * N, ...) flattening: one gather of whole rows
+    # per field (a copy, the same values as take_along_axis along axis 1).
+    rows = (order + n_patients * np.arange(n_replicates)[:, None]).ravel()
 
     def enrolled(values: np.ndarray) -> np.ndarray:
-        index = order.reshape(order.shape + (1,) * (values.ndim - 2))
-        return np.take_along_axis(values, index, axis=1)
+        flat = values.reshape((n_replicates * n_patients,) + values.shape[2:])
+        return flat.take(rows, axis=0).reshape(values.shape)
 
-    n_patients = linear_predictor.shape[1]
     return CohortBatch(
         treated=enrolled(drawn.treated),
         covariates=enrolled(drawn.values),
