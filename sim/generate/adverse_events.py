@@ -192,7 +192,8 @@ def draw_adverse_events(
         loadings = np.stack([np.sqrt(rho), np.sqrt(1.0 - rho)], axis=-1)
         frailty = rng.standard_normal(treated.shape)
         own = rng.standard_normal(treated.shape + (len(events),))
-        _frailty_grades(frailty, own, treated, loadings, thresholds, grade)
+        sure_below, sure_above = _latent_bounds(thresholds.tobytes(), thresholds.shape)
+        _frailty_grades(frailty, own, treated, loadings, thresholds, sure_below, sure_above, grade)
     return grade
 
 
@@ -236,13 +237,53 @@ def _uniform_grades(uniform, treated, thresholds, grade):
                 grade[b, i, j] = _grade_of(uniform[b, i, j], thresholds[arm, j])
 
 
+#: Relative error bound assumed of scipy's ``ndtr`` on doubles (cephes/xsf: a few 1e-16 in
+#: the normal range; bounded 100-fold here). :func:`_latent_bounds` relies on it.
+NDTR_RELATIVE_ERROR = 1e-14
+
+
+@lru_cache(maxsize=64)
+def _latent_bounds(thresholds_bytes: bytes, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Where Phi need not be evaluated: per bound t (shape of the thresholds), latent values
+    ``sure_below`` and ``sure_above`` with x < sure_below => ndtr(x) < t and x >= sure_above
+    => ndtr(x) >= t for scipy's computed ndtr, whatever x; NaN where no such value is used
+    (every x there is decided by computing ndtr(x)).
+
+    With e = :data:`NDTR_RELATIVE_ERROR` and Phi increasing, x < lo gives
+    ndtr(x) <= (1 + e) Phi(lo) <= (1 + e) ndtr(lo) / (1 - e), so ``ndtr(lo) (1 + 4e) < t``
+    suffices (the factor covers the rounding of the product too); likewise
+    ``ndtr(hi) (1 - 4e) >= t`` for hi. Starting from ndtri(t) -/+ 1e-9 (1 + |ndtri(t)|), the
+    distance is doubled until the condition holds (at most 60 times; near t = 1, where ndtr's
+    doubles are 1.1e-16 apart, the upper one may never hold: NaN). t = 0 is never exceeded
+    (ndtr >= 0: sure_above = -inf); t > 1 always is (sure_below = +inf); 0 < t < 1e-290,
+    where ndtr's results are subnormal, is always computed."""
+    t = np.frombuffer(thresholds_bytes, dtype=float).reshape(shape)
+    below, above = np.full(shape, np.nan), np.full(shape, np.nan)
+    interior = (t >= 1e-290) & (t <= 1.0)
+    centre = np.where(t < 1.0, ndtri(np.where(interior & (t < 1.0), t, 0.5)), 8.0)  # Phi(8) = 1 - 6e-16
+    step = 1e-9 * (1.0 + np.abs(centre))
+    margin = 4.0 * NDTR_RELATIVE_ERROR
+    for _ in range(60):
+        lo, hi = centre - step, centre + step
+        take_lo = interior & np.isnan(below) & (ndtr(lo) * (1.0 + margin) < t)
+        take_hi = interior & (t < 1.0) & np.isnan(above) & (ndtr(hi) * (1.0 - margin) >= t)
+        below[take_lo], above[take_hi] = lo[take_lo], hi[take_hi]
+        step = 2.0 * step
+    below[t > 1.0] = np.inf
+    above[t == 0.0] = -np.inf
+    below.flags.writeable = above.flags.writeable = False
+    return below, above
+
+
 @njit(cache=True)
-def _frailty_grades(frailty, own, treated, loadings, thresholds, grade):
+def _frailty_grades(frailty, own, treated, loadings, thresholds, sure_below, sure_above, grade):
     """Shared frailty: U = Phi(sqrt(rho) Z + sqrt(1 - rho) e) per patient and AE, then the
     grade as :func:`_uniform_grades`, in place, without the (B, N, AE) temporaries.
-    ``loadings[arm]`` = (sqrt(rho), sqrt(1 - rho)); the products and the sum are the numpy
-    expression's, in its order (no fused multiply-add: numba does not contract without
-    fastmath), and Phi is scipy's own ``ndtr`` (:data:`_ndtr`), so U is the same double."""
+    ``loadings[arm]`` = (sqrt(rho), sqrt(1 - rho)); the latent x = sqrt(rho) Z + sqrt(1 - rho) e
+    is the numpy expression's, in its order (no fused multiply-add: numba does not contract
+    without fastmath). Each comparison U < t is decided from x where x is clearly on one side
+    (:func:`_latent_bounds`), else from U = scipy's own ``ndtr`` (:data:`_ndtr`), computed at
+    most once per patient and AE: the same grade as comparing U itself."""
     n_replicates, n_patients, n_events = own.shape
     for b in range(n_replicates):
         for i in range(n_patients):
@@ -250,8 +291,19 @@ def _frailty_grades(frailty, own, treated, loadings, thresholds, grade):
             shared = loadings[arm, 0] * frailty[b, i]
             specific = loadings[arm, 1]
             for j in range(n_events):
-                uniform = _ndtr(shared + specific * own[b, i, j], 0)
-                grade[b, i, j] = _grade_of(uniform, thresholds[arm, j])
+                latent = shared + specific * own[b, i, j]
+                uniform = -1.0  # not computed yet (ndtr >= 0)
+                level = 4
+                while level > 0:
+                    if latent < sure_below[arm, j, level - 1]:
+                        break
+                    if not latent >= sure_above[arm, j, level - 1]:
+                        if uniform < 0.0:
+                            uniform = _ndtr(latent, 0)
+                        if uniform < thresholds[arm, j, level - 1]:
+                            break
+                    level -= 1
+                grade[b, i, j] = level
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from scipy import integrate, stats
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from sim.errors import ScenarioError
 from sim.generate.adverse_events import (
@@ -258,7 +258,7 @@ def _masked_chain(uniform, treated, thresholds):
 
 
 def test_compiled_grades_equal_the_masked_assignments_whatever_the_bounds_order():
-    from sim.generate.adverse_events import _frailty_grades, _uniform_grades
+    from sim.generate.adverse_events import _frailty_grades, _latent_bounds, _uniform_grades
 
     rng = np.random.default_rng(13)
     treated = rng.random((40, 30)) < 0.4
@@ -274,7 +274,21 @@ def test_compiled_grades_equal_the_masked_assignments_whatever_the_bounds_order(
     frailty, own = rng.standard_normal((40, 30)), 3.0 * rng.standard_normal((40, 30, 6))
     rho = np.array([0.0, 0.7])
     loadings = np.stack([np.sqrt(rho), np.sqrt(1.0 - rho)], axis=-1)
-    _frailty_grades(frailty, own, treated, loadings, thresholds, grade)
+    thresholds[0, 2] = (1.0, 0.0, 1e-300, 1.0 - 1e-16)  # the bounds' special cases
+    thresholds[0, 3] = (0.5, 1e-12, 1.0 - 1e-13, 1e-290)
+    thresholds[1, 4] = (1.0, 1.0, 0.999, 0.001)
+    sure_below, sure_above = _latent_bounds(thresholds.tobytes(), thresholds.shape)
+    # Control patients (rho = 0: x = own exactly) at and around every latent bound and ndtri(t).
+    candidates = np.concatenate([sure_below[0].ravel(), sure_above[0].ravel(),
+                                 ndtri(thresholds[0].ravel()), [8.0, 8.3, 9.0, -38.0, 40.0]])
+    candidates = candidates[np.isfinite(candidates)]
+    candidates = np.concatenate([candidates, np.nextafter(candidates, np.inf),
+                                 np.nextafter(candidates, -np.inf)])
+    control = np.flatnonzero(~treated.ravel())
+    own_flat = own.reshape(-1, 6)
+    assert candidates.size <= control.size
+    own_flat[control[:candidates.size]] = candidates[:, None]  # each in every AE's column
+    _frailty_grades(frailty, own, treated, loadings, thresholds, sure_below, sure_above, grade)
     rho_of = np.where(treated, rho[1], rho[0])[..., None]
     latent_uniform = ndtr(np.sqrt(rho_of) * frailty[..., None] + np.sqrt(1.0 - rho_of) * own)
     np.testing.assert_array_equal(grade, _masked_chain(latent_uniform, treated, thresholds))
