@@ -13,6 +13,7 @@ matters to SPSS-style matchers that walk the file.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from analysis.cohort import CohortBatch
 from sim.generate.adverse_events import draw_adverse_events
@@ -100,9 +101,15 @@ def generate_cohorts(
         flat = values.reshape((n_replicates * n_patients,) + values.shape[2:])
         return flat.take(rows, axis=0).reshape(values.shape)
 
+    # The (B, N, covariate) and (B, N, AE) arrays are this call's own (fresh from
+    # draw_covariates and draw_adverse_events, referenced nowhere else): reordered in place,
+    # without a second block-sized array (at 10,000 patients x 100 replicates 176 MB and 15 MB).
+    ae_grade = np.asarray(ae_grade, dtype=np.int8)
+    _enrol_in_place(drawn.values, order)
+    _enrol_in_place(ae_grade, order)
     return CohortBatch(
         treated=enrolled(drawn.treated),
-        covariates=enrolled(drawn.values),
+        covariates=drawn.values,
         covariate_names=scenario.covariate_names,
         covariate_kinds=tuple(drawn.kinds),
         entry_month=enrolled(follow_up.entry_month),
@@ -111,9 +118,30 @@ def generate_cohorts(
         os_months=enrolled(observed.os_months),
         os_event=enrolled(observed.os_event),
         best_response=enrolled(np.asarray(best_response, dtype=np.int8)),
-        ae_grade=enrolled(np.asarray(ae_grade, dtype=np.int8)),
+        ae_grade=ae_grade,
         ae_names=tuple(event.name for event in scenario.adverse_events),
         patient_id=np.broadcast_to(
             np.arange(1, n_patients + 1, dtype=np.int64), linear_predictor.shape
         ).copy(),
     )
+
+
+@njit(cache=True)
+def _enrol_in_place(values, order):
+    """Reorder each replicate's patients in place: ``values[b, i] = values[b, order[b, i]]``
+    (the right side as before the call), through one replicate-sized scratch copy.
+
+    Parameters
+    ----------
+    values : ndarray, shape (replicate, patient, k)
+    order : ndarray of intp, shape (replicate, patient)
+        A permutation of 0..N-1 per replicate.
+    """
+    n_replicates, n_patients, k = values.shape
+    scratch = np.empty((n_patients, k), dtype=values.dtype)
+    for b in range(n_replicates):
+        scratch[:, :] = values[b]
+        for i in range(n_patients):
+            source = order[b, i]
+            for column in range(k):
+                values[b, i, column] = scratch[source, column]
