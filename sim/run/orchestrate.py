@@ -1,13 +1,15 @@
 """One call per CLI command: a whole run of a scenario, or the summary of a finished run.
 
 ``run_scenario`` calibrates (cached), computes the true estimands (cached), opens or resumes
-the run folder, runs every block (every method of the scenario on the same cohorts), then reads
-the finished blocks back once, a group of consecutive blocks at a time: each group is written
-into ``replicates.nc`` and enters the summary's and the paired differences' statistics; a
-second, lighter pass reads the four interval variables alone for the bias-eliminated coverage
-(:func:`summarise_with_differences`); then ``summary.nc``/``summary.csv``. Memory holds one
-group at a time, whatever the number of replicates. ``summarise_folder`` recomputes the summary
-of a run folder, reading ``replicates.nc`` in the same groups.
+the run folder, runs every block (every method of the scenario on the same cohorts) and reads
+the finished blocks back once, a group of consecutive blocks at a time, as soon as a group's
+blocks are all finished (:mod:`sim.run.readback`, beside the computation): each group is
+written into ``replicates.nc`` and enters the summary's and the paired differences' statistics
+(:class:`SummaryAccumulator`); after the last block a second, lighter pass reads the four
+interval variables alone for the bias-eliminated coverage; then ``summary.nc`` and
+``summary.csv``. Memory holds one group at a time, whatever the number of replicates.
+``summarise_folder`` recomputes the summary of a run folder, reading ``replicates.nc`` in the
+same groups.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from sim.calibrate.cache import calibrate_cached, true_estimands_cached
 from sim.errors import RunFolderError, ScenarioError
 from sim.run.replicates_file import ReplicatesWriter, replicates_skeleton
 from sim.run.identity import PSMSIM_VERSION
-from sim.run.runner import RunConfig, compute_blocks, iter_conditions, run_identity
+from sim.run.readback import ReadBack
+from sim.run.runner import RunConfig, run_keys, compute_blocks, iter_conditions, run_identity
 from sim.run.folder_lock import FolderLock
 from sim.run.store import (GROUP_REPLICATES, REPLICATES_FILE, RunFolder, group_keys, open_replicates, read_dataset,
                            write_summary)
@@ -123,24 +126,30 @@ def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario
         "scenario_sha256": hashlib.sha256(scenario.source_text.encode()).hexdigest(),
         "alpha": 0.05,
     }
-    keys = compute_blocks(conditions, calibrations, config, folder)
     grid = [dict(c.fields) for c in conditions]
-    skeleton = replicates_skeleton(folder.read_block(keys[0]), replicates=config.replicates,
-                                   truths=truths, grid=grid, attrs=attrs)
     # One group of consecutive blocks in memory at a time (store.GROUP_REPLICATES, so that
-    # per-Dataset costs are paid per group, not per block), each read once for the summary's
-    # sufficient statistics and replicates.nc (filled group by group, in chunks of one block);
-    # the second pass of the summary reads the interval variables alone.
-    groups = group_keys(keys)
+    # per-Dataset costs are paid per group, not per block), each read once, as soon as its
+    # blocks are finished (sim.run.readback), for the summary's sufficient statistics and
+    # replicates.nc (filled group by group, in chunks of one block); the second pass of the
+    # summary reads the interval variables alone, after the last block.
+    groups = group_keys(run_keys([config.replicates] * len(conditions), config.block_size))
     replicates_path = folder.path / REPLICATES_FILE if keep == "replicates" else None
     writer = (ReplicatesWriter(replicates_path, replicates=config.replicates, truths=truths, grid=grid,
                                attrs=attrs, chunk_replicates=config.block_size)
               if replicates_path is not None else nullcontext())
     with writer:  # replicates.nc takes its name once the summary is computed too
-        summary = summarise_with_differences(
-            lambda: (folder.read_blocks(group) for group in groups), paired_references(scenario),
-            truths=skeleton, attrs=skeleton.attrs, each=getattr(writer, "write", None),
-            intervals=lambda: (folder.read_blocks(group, INTERVAL_VARIABLES) for group in groups))
+        accumulator = SummaryAccumulator(paired_references(scenario), each=getattr(writer, "write", None),
+                                         skeleton=lambda block: replicates_skeleton(
+                                             block, replicates=config.replicates, truths=truths, grid=grid,
+                                             attrs=attrs))
+        read_back = ReadBack(folder, groups, accumulator.add)
+        try:
+            compute_blocks(conditions, calibrations, config, folder, on_finished=read_back.finished)
+        except BaseException:
+            read_back.abort()
+            raise
+        read_back.close()
+        summary = accumulator.summary(lambda: (folder.read_blocks(group, INTERVAL_VARIABLES) for group in groups))
     paths = folder.write_summary(summary, summary_to_frame(summary).to_csv(index=False))
     if keep == "summary":
         folder.discard_blocks()
@@ -190,6 +199,60 @@ def _summarise_points(run_dir: Path, dataset: xr.Dataset) -> RunOutcome:
     return RunOutcome(format_summary(summary), None, paths, summary=summary)
 
 
+class SummaryAccumulator:
+    """The run summary with the paired differences between its methods, accumulated block by
+    block: :func:`analysis.performance.summary.summarise_blocks` fused with the paired
+    differences (see :func:`summarise_with_differences`).
+
+    Parameters
+    ----------
+    references : method -> the method it is compared with (a reference the run lacks compares
+        the method with itself).
+    truths : the truths, when the blocks do not hold them (a run's skeleton).
+    attrs : the run's attributes for the summary (default: the truths' attributes).
+    each : called with every block added, before its statistics (e.g.
+        :meth:`sim.run.replicates_file.ReplicatesWriter.write`).
+    skeleton : instead of ``truths``, made from the first block added (a run's read-back
+        does not hold a block before its first group is finished).
+    """
+
+    def __init__(self, references: dict[str, str], *, truths: xr.Dataset | None = None, attrs: dict | None = None,
+                 each: Callable[[xr.Dataset], None] | None = None,
+                 skeleton: Callable[[xr.Dataset], xr.Dataset] | None = None):
+        self._references, self._truths, self._attrs = references, truths, attrs
+        self._each, self._skeleton = each, skeleton
+        self._state = self._paired = None
+
+    def add(self, block: xr.Dataset) -> None:
+        """First pass: ``block`` into ``each``, the summary state and the paired state (merged
+        after the blocks added before it, in that order)."""
+        if self._each is not None:
+            self._each(block)
+        if self._state is None:
+            methods = [str(m) for m in block.method.values]
+            self._references = {m: self._references.get(m, m) if self._references.get(m, m) in methods else m
+                                for m in methods}
+            if self._skeleton is not None:
+                self._truths = self._skeleton(block)
+                self._attrs = dict(self._truths.attrs) if self._attrs is None else self._attrs
+        block_state = SummaryState.from_block(block, truths=self._truths)
+        block_paired = paired_difference_state(block, reference=self._references)
+        self._state = block_state if self._state is None else self._state.merge(block_state)
+        self._paired = block_paired if self._paired is None else merge_paired_states(self._paired, block_paired)
+
+    def summary(self, intervals: Callable[[], Iterable[xr.Dataset]]) -> xr.Dataset:
+        """The summary, after the second pass over ``intervals()``: the blocks added, in any
+        grouping, with at least :data:`~analysis.performance.accumulate.INTERVAL_VARIABLES`."""
+        if self._state is None:
+            raise ValueError("blocks: none given; a summary needs at least one block")
+        centres = self._state.centres()
+        coverage = reduce(CentreCoverageState.merge,
+                          (CentreCoverageState.from_block(block, centres) for block in intervals()))
+        summary = summarise_state(self._state, coverage, attrs=self._attrs)
+        paired = paired_from_state(self._paired).transpose(*summary.power_logrank.dims)
+        return xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
+
+
 def summarise_with_differences(
     blocks: Callable[[], Iterable[xr.Dataset]],
     references: dict[str, str],
@@ -203,34 +266,19 @@ def summarise_with_differences(
     methods (each method against ``references[method]``; a reference the run lacks compares the
     method with itself), one block in memory at a time.
 
-    :func:`analysis.performance.summary.summarise_blocks` fused with the paired differences:
-    ``blocks()`` is called once, and each block it yields enters the summary state, the paired
-    state and ``each`` (e.g. :meth:`sim.run.replicates_file.ReplicatesWriter.write`); the
-    second pass (the CIs containing each cell's mean estimate) iterates ``intervals()``, the
-    same replicates in the same blocks with at least
-    :data:`~analysis.performance.accumulate.INTERVAL_VARIABLES` (default: ``blocks()`` again).
-    The states merge block after block in the order given, as ``summarise_blocks`` merges them,
-    so the summary is the same to the last bit.
+    :func:`analysis.performance.summary.summarise_blocks` fused with the paired differences
+    (:class:`SummaryAccumulator`): ``blocks()`` is called once, and each block it yields enters
+    the summary state, the paired state and ``each`` (e.g.
+    :meth:`sim.run.replicates_file.ReplicatesWriter.write`); the second pass (the CIs
+    containing each cell's mean estimate) iterates ``intervals()``, the same replicates in the
+    same blocks with at least :data:`~analysis.performance.accumulate.INTERVAL_VARIABLES`
+    (default: ``blocks()`` again). The states merge block after block in the order given, as
+    ``summarise_blocks`` merges them, so the summary is the same to the last bit.
     """
-    state = paired = None
+    accumulator = SummaryAccumulator(references, truths=truths, attrs=attrs, each=each)
     for block in blocks():
-        if each is not None:
-            each(block)
-        if paired is None:
-            methods = [str(m) for m in block.method.values]
-            references = {m: references.get(m, m) if references.get(m, m) in methods else m for m in methods}
-        block_state = SummaryState.from_block(block, truths=truths)
-        block_paired = paired_difference_state(block, reference=references)
-        state = block_state if state is None else state.merge(block_state)
-        paired = block_paired if paired is None else merge_paired_states(paired, block_paired)
-    if state is None:
-        raise ValueError("blocks: none given; a summary needs at least one block")
-    centres = state.centres()
-    coverage = reduce(CentreCoverageState.merge,
-                      (CentreCoverageState.from_block(block, centres) for block in (intervals or blocks)()))
-    summary = summarise_state(state, coverage, attrs=attrs)
-    paired = paired_from_state(paired).transpose(*summary.power_logrank.dims)
-    return xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
+        accumulator.add(block)
+    return accumulator.summary(intervals or blocks)
 
 
 def _reported_pairs(dataset: xr.Dataset) -> int | None:

@@ -204,7 +204,7 @@ def _computed(work: Callable, write: BlockWriter, task: BlockTask) -> BlockKey:
     return task.key
 
 
-def _run_keys(counts: Sequence[int], block_size: int) -> Iterator[BlockKey]:
+def run_keys(counts: Sequence[int], block_size: int) -> Iterator[BlockKey]:
     """The blocks of conditions with ``counts`` replicates each, condition-major, lazily."""
     for condition, count in enumerate(counts):
         for key in block_keys(1, count, block_size):
@@ -219,11 +219,14 @@ def _progress(total: int, quiet: bool):
                 dynamic_ncols=True, smoothing=0.1)
 
 
-def _pending(folder: RunFolder, keys: Iterable[BlockKey], bar) -> Iterator[BlockKey]:
-    """The keys of unfinished blocks, lazily; finished ones advance the progress bar."""
+def _pending(folder: RunFolder, keys: Iterable[BlockKey], bar, finished: Callable[[BlockKey], None]
+             ) -> Iterator[BlockKey]:
+    """The keys of unfinished blocks, lazily; finished ones advance the progress bar and go to
+    ``finished``."""
     for key in keys:
         if folder.is_finished(key):
             bar.update(key.size)
+            finished(key)
         else:
             yield key
 
@@ -237,6 +240,7 @@ def compute_blocks(
     work: Callable[[BlockTask], "xr.Dataset | BlockParts"] = simulate_block_parts,
     in_memory: bool = False,
     replicates: Sequence[int] | None = None,
+    on_finished: Callable[[BlockKey], None] | None = None,
 ) -> list[BlockKey]:
     """Compute every unfinished block of the run and write each as it finishes.
 
@@ -254,6 +258,9 @@ def compute_blocks(
         tests, sweeps and sample-size searches).
     replicates : per condition, its replicate count (default ``config.replicates`` each;
         ``psmsim sweep --mcse-target``).
+    on_finished : called in this thread with the key of every block once it is on disk (a
+        block found finished, in order, or one just written, in the order they finish); it
+        should return at once (a run's read-back hands the key to its own thread).
 
     Returns
     -------
@@ -273,8 +280,9 @@ def compute_blocks(
         return BlockTask(key, config.seed, conditions[key.condition].scenario,
                          calibrations[key.condition], tuple(config.methods))
 
+    finished = on_finished or (lambda key: None)
     with _progress(total, config.quiet) as bar:
-        pending = _pending(folder, _run_keys(counts, config.block_size), bar)
+        pending = _pending(folder, run_keys(counts, config.block_size), bar, finished)
         first = next(pending, None)
         if first is not None:  # computed here, alone, and timed before the rest starts
             from analysis.propensity import greedy_kernels, irls_kernels
@@ -286,6 +294,7 @@ def compute_blocks(
             seconds = time.perf_counter() - started
             written = write(first, dataset)
             bar.update(first.size)
+            finished(first)
             scale = RunScale(first.size, seconds, written, int(dataset.nbytes), max(to_do, first.size),
                              total, jobs, in_memory=in_memory)
             scale.check(config.size_field)
@@ -301,7 +310,8 @@ def compute_blocks(
             stream = run_loky(keyed, tasks, jobs)
         for done in stream:
             bar.update(done.size)
-    return list(_run_keys(counts, config.block_size))
+            finished(done)
+    return list(run_keys(counts, config.block_size))
 
 
 def run_simulation(
