@@ -255,7 +255,7 @@ def test_a_run_records_the_adapted_block_size(selection_example_path, tmp_path, 
     path.write_text(text)
     seen = {}
 
-    def stop(conditions, calibrations, config, folder):
+    def stop(conditions, calibrations, config, folder, **options):
         seen["block_size"] = config.block_size
         raise PsmsimError("stopped before computing")
 
