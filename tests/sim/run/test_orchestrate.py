@@ -124,14 +124,16 @@ def test_a_failing_summary_leaves_no_replicates_file(tmp_path, monkeypatch, liu2
     assert not list((tmp_path / "f").glob(".*.tmp"))
 
 
-def test_groups_folded_while_the_run_computes_give_the_summary_read_after_it(tmp_path, monkeypatch):
+def test_groups_folded_while_the_run_computes_give_the_summary_read_after_it(tmp_path, monkeypatch,
+                                                                            liu2021_small_truth_path):
     import sim.run.orchestrate as orchestrate
     from sim.run.orchestrate import summarise_with_differences
     from sim.run.store import group_keys
 
     monkeypatch.setattr(orchestrate, "group_keys", lambda keys: group_keys(keys, replicates=6))  # 5 groups
     out = tmp_path / "run"
-    outcome = run_scenario(load_scenario(LIU2021), replicates=30, block_size=3, jobs=2, out=out, quiet=True)
+    outcome = run_scenario(load_scenario(liu2021_small_truth_path), replicates=30, block_size=3, jobs=2, out=out,
+                           quiet=True)
     replicates = open_replicates(out)
     groups = [replicates.isel(replicate=slice(start, start + 6)) for start in range(0, 30, 6)]
     after = summarise_with_differences(lambda: iter(groups), {"recommended": "paper"},
