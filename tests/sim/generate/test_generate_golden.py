@@ -11,7 +11,14 @@ through the same generator functions), for three (seed, replicates) pairs.
 Provenance: computed with the generator of main at 6e3887f (before the compiled AE grade kernel
 and the vectorised marginals of issue 13), numpy 2.4.6, scipy 1.17.1, x86-64 with AVX-512F.
 Another numpy/scipy build or CPU may round exp/ndtr differently in the last bit (for the old
-code as well); regenerate the digests from that commit there, never from the code under test.
+code as well), so the exact digests are checked only on that platform (:data:`PROVENANCE`).
+Elsewhere (e.g. a CI machine without AVX-512) the check is :data:`ROUNDED`: the same digests
+with every float field rounded to float32 first (24 bits: a last-bit difference of a double
+changes its float32 only if it lies within one double ulp of a float32 rounding boundary,
+about 2^-29 per value), computed on the provenance platform from the code under test where
+its exact digests matched the old code's; there the calibration is not digested (its numbers
+carry such last bits into every field, which the float32 rounding absorbs). Regenerate either
+from 6e3887f, never from the code under test alone.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy
 
 from sim.calibrate.targets import calibrate
 from sim.generate.cohorts import generate_cohorts
@@ -65,10 +73,50 @@ GOLDEN = {
 }
 
 
-def batch_digest(batch) -> str:
+#: The platform the exact digests were computed on.
+PROVENANCE = {"numpy": "2.4.6", "scipy": "1.17.1", "avx512f": True}
+
+#: The digests of the float32-rounded batches (see the module docstring), per DRAWS entry.
+ROUNDED = {
+    "liu2021": (
+        "b51872455a2d0a599de2deb776a69712373ea3c21db22d0e278af64dac6a7c35",
+        "59fa16b66601a33b4b4d5b4f2af91da921617c8f519f0846baafde66b4cddf60",
+        "60e95a09d70a0784ea42518b18ea3a94b3917413fc56cfc15c3ac333c21dca78",
+    ),
+    "null_randomised": (
+        "aa6c12898d308396f874663549cafe0168655dc2ae843788d1852c88f6d4afdf",
+        "326dc8785066b0a5dfcf63945ab7c808101fc296e7a36337a3a4c56ec47bbc7e",
+        "2b4bd9d20931e14962b662b0bd76ba5e28b1abb937ae7b1bf53fdd6c5df028ef",
+    ),
+    "randomised_effect": (
+        "4eeb5098f8160d338a49f6f7bababfca543df3a679c0eaef002f8f045026869b",
+        "c64b768a2da8a9509855c32eaaf2b2cf7503b3480fc48244b310fd4124268fd8",
+        "82b40a428fa890dd5dbb450ca3fd7f57d84d7c03365bedbb19d8d6bfb7bae221",
+    ),
+    "selection_example": (
+        "c0431f9752054e2a43fc3a9126c6caed999e7b6ebeb5475bfa4e08375a323522",
+        "ef48823fb16f5240bfefb56c7ebeba2694edb5e261a2c558dcd911a021df4f56",
+        "549e13f762812331c40816ccae6e66b12b5421300ad1bf112d47c9b0b3bcb434",
+    ),
+}
+
+
+def on_provenance_platform() -> bool:
+    """numpy and scipy of :data:`PROVENANCE` on a CPU with (or without) AVX-512F as there."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return (np.__version__ == PROVENANCE["numpy"] and scipy.__version__ == PROVENANCE["scipy"]
+            and ("avx512f" in flags) == PROVENANCE["avx512f"])
+
+
+def batch_digest(batch, *, rounded: bool = False) -> str:
     digest = hashlib.sha256()
     for field in FIELDS:
         values = np.ascontiguousarray(getattr(batch, field))
+        if rounded and values.dtype.kind == "f":
+            values = values.astype(np.float32)
         digest.update(f"{field}|{values.dtype.str}|{values.shape}|".encode())
         digest.update(values.tobytes())
     return digest.hexdigest()
@@ -80,23 +128,32 @@ def calibration_digest(calibration) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=repr).encode()).hexdigest()
 
 
-def digests(name: str) -> tuple[str, ...]:
+def digests(name: str, *, rounded: bool = False) -> tuple[str, ...]:
     scenario = load_scenario(SCENARIOS / f"{name}.toml")
     scenario = dataclasses.replace(
         scenario, simulation=dataclasses.replace(scenario.simulation, calibration_patients=5_000))
     calibration = calibrate(scenario, rng=np.random.default_rng(2026))
-    batches = tuple(batch_digest(generate_cohorts(scenario, calibration, n, rng=np.random.default_rng(seed)))
+    batches = tuple(batch_digest(generate_cohorts(scenario, calibration, n, rng=np.random.default_rng(seed)),
+                                 rounded=rounded)
                     for seed, n in DRAWS)
     return (calibration_digest(calibration),) + batches
 
 
 def test_every_shipped_scenario_has_golden_digests():
-    assert sorted(GOLDEN) == sorted(path.stem for path in SCENARIOS.glob("*.toml"))
+    assert sorted(GOLDEN) == sorted(ROUNDED) == sorted(path.stem for path in SCENARIOS.glob("*.toml"))
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_cohorts_are_bit_identical_to_the_golden_digests(name):
+    if not on_provenance_platform():
+        got = digests(name, rounded=True)
+        for (seed, n), expected, actual in zip(DRAWS, ROUNDED[name], got[1:]):
+            assert actual == expected, (f"{name}: the batch of seed {seed}, {n} replicates changed "
+                                        "(float32-rounded digest; another platform than the goldens')")
+        return
     got = digests(name)
     assert got[0] == GOLDEN[name][0], f"{name}: the calibration changed"
     for (seed, n), expected, actual in zip(DRAWS, GOLDEN[name][1:], got[1:]):
         assert actual == expected, f"{name}: the batch of seed {seed}, {n} replicates changed"
+    # the rounded digests, which other platforms check, describe the same batches
+    assert digests(name, rounded=True)[1:] == ROUNDED[name]
