@@ -204,6 +204,23 @@ def _computed(work: Callable, write: BlockWriter, task: BlockTask) -> BlockKey:
     return task.key
 
 
+def _warm_up(scenario, calibration) -> None:
+    """Load every numba kernel a block runs (generator, PS model, matching, risk sets,
+    Kaplan–Meier, Cox) before the first block is timed: numba's loading from its cache, about
+    0.2–0.6 s per module and process, is paid once per process, not per block, and must not
+    enter the run's time estimate. The generator's only for a real scenario (tests run blocks
+    of stand-ins)."""
+    from analysis.propensity import greedy_kernels, irls_kernels
+    from analysis.survival import cox_kernels, km_kernels
+    from sim.generate.cohorts import warm_up as warm_up_generator
+    from sim.scenario.model import Scenario
+
+    if isinstance(scenario, Scenario):
+        warm_up_generator(scenario, calibration)
+    for kernels in (greedy_kernels, irls_kernels, km_kernels, cox_kernels):
+        kernels.warm_up()
+
+
 def run_keys(counts: Sequence[int], block_size: int) -> Iterator[BlockKey]:
     """The blocks of conditions with ``counts`` replicates each, condition-major, lazily."""
     for condition, count in enumerate(counts):
@@ -285,10 +302,7 @@ def compute_blocks(
         pending = _pending(folder, run_keys(counts, config.block_size), bar, finished)
         first = next(pending, None)
         if first is not None:  # computed here, alone, and timed before the rest starts
-            from analysis.propensity import greedy_kernels, irls_kernels
-
-            greedy_kernels.warm_up()  # numba's loading is paid once per process, not per block:
-            irls_kernels.warm_up()    # not in the estimate
+            _warm_up(conditions[first.condition].scenario, calibrations[first.condition])
             started = time.perf_counter()
             dataset = _compute(work, task(first))
             seconds = time.perf_counter() - started
