@@ -271,7 +271,7 @@ def run_sweep(
         raise RunScaleError(
             f"{field}: {n} condition{'s' if n > 1 else ''} × {per_point} replicates = "
             f"{n * per_point:,} cohorts, more than the {MAX_SWEEP_REPLICATES:,} a sweep can finish "
-            "(about a day at 100 per second); use fewer replicates or grid points")
+            "(about an hour at 3,000 per second); use fewer replicates or grid points")
     config = RunConfig(
         replicates=per_point,
         seed=settings.seed if seed is None else seed,
