@@ -283,14 +283,9 @@ def cox_from_table(
     beta, information, n_iter, converged = _newton(
         terms, status == status_codes.OK, max_iter=max_iter, tol=tol
     )
-    converged &= information > 0
-    status[(status == status_codes.OK) & ~converged] = status_codes.NOT_CONVERGED
-    ok = status == status_codes.OK
-    converged &= ok
+    ok, converged, log_hr, se = _estimates(beta, information, converged, status)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_hr = np.where(ok, beta, np.nan)
-        se = np.where(ok, 1.0 / np.sqrt(information), np.nan)
         if cluster is None:
             robust_se = np.full(n_replicates, np.nan)
         else:
@@ -329,15 +324,21 @@ def _cox_compiled(table: RiskSetTable, *, ties, cluster, level, max_iter, tol) -
         cluster_rows = cluster_ids if singleton else np.take_along_axis(cluster_ids, table.order, axis=1)
     beta, information, sum_of_squares, events_total, n_iter, converged, status = cox_kernels.fit_table(
         table, efron=ties == "efron", cluster_rows=cluster_rows, singleton=singleton, max_iter=max_iter, tol=tol)
-    converged &= information > 0
-    status[(status == status_codes.OK) & ~converged] = status_codes.NOT_CONVERGED
-    ok = status == status_codes.OK
-    converged &= ok
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_hr = np.where(ok, beta, np.nan)
-        se = np.where(ok, 1.0 / np.sqrt(information), np.nan)
+    ok, converged, log_hr, se = _estimates(beta, information, converged, status)
+    with np.errstate(invalid="ignore"):
         robust_se = np.where(ok, np.sqrt(sum_of_squares), np.nan)
     return _result(log_hr, se, robust_se, cluster is not None, level, events_total, n_iter, converged, status)
+
+
+def _estimates(beta, information, converged, status):
+    """Both paths' last step: a fit without positive information has not converged (status
+    updated in place); returns ``ok`` (status OK), ``converged`` (and OK), the log HR and its
+    model SE 1/sqrt(information), NaN where not OK; each shape (replicate,)."""
+    converged = converged & (information > 0)
+    status[(status == status_codes.OK) & ~converged] = status_codes.NOT_CONVERGED
+    ok = status == status_codes.OK
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ok, converged & ok, np.where(ok, beta, np.nan), np.where(ok, 1.0 / np.sqrt(information), np.nan)
 
 
 def _result(log_hr, se, robust_se, use_robust, level, events_total, n_iter, converged, status) -> CoxResult:
