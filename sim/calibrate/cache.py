@@ -28,7 +28,8 @@ import numpy as np
 
 from sim.calibrate.estimands import Truth, true_estimands
 from sim.calibrate.keys import calibration_key, truth_key
-from sim.calibrate.targets import Calibration, calibrate
+from sim.calibrate.calibration import Calibration
+from sim.calibrate.targets import calibrate
 from sim.scenario.model import Scenario
 
 #: Fixed entropy of the calibration and truth generators (any constant would do; it is part

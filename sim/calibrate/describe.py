@@ -17,7 +17,7 @@ import numpy as np
 from analysis.cohort import RESPONSE_LABELS, CohortBatch
 from analysis.survival.kaplan_meier import kaplan_meier, km_median
 from sim.calibrate.estimands import Truth
-from sim.calibrate.targets import Calibration
+from sim.calibrate.calibration import Calibration
 from sim.generate.cohorts import generate_cohorts
 from sim.scenario.model import Scenario
 

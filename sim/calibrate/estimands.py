@@ -44,7 +44,7 @@ import numpy as np
 from analysis.plan.options import ESTIMANDS  # the rows of the truth tables, in this order
 from sim.calibrate.keys import truth_key
 from sim.calibrate.populations import TruthPopulation, draw_truth_population
-from sim.calibrate.targets import Calibration
+from sim.calibrate.calibration import Calibration
 from sim.generate.censoring import draw_censoring, observe_outcomes, recorded_pfs
 from sim.generate.outcomes import IllnessDeathModel, draw_outcome_noise, illness_death_times
 from sim.scenario.model import Assessment, Censoring, Scenario

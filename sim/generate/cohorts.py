@@ -17,7 +17,7 @@ from numba import njit
 
 from analysis.cohort import CohortBatch
 from sim.generate.adverse_events import draw_adverse_events
-from sim.calibrate.targets import Calibration
+from sim.calibrate.calibration import Calibration
 from sim.generate.censoring import draw_censoring, observe_outcomes
 from sim.generate.covariates import draw_covariates
 from sim.generate.outcomes import covariate_linear_predictor, draw_illness_death
