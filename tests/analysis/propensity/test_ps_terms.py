@@ -84,11 +84,11 @@ def test_spline_adjusted_cox_equals_r(golden):
     r_loglik = np.array([np.nan if r["spline_loglik"] is None else r["spline_loglik"] for r in g["r"]])
     ok = result.status == status.OK
     assert ok.sum() >= 0.9 * len(expected)
-    same = np.isclose(result.treatment.log_hr, expected, rtol=1e-8, atol=1e-10)
-    # Where R differs it stopped short of the maximum (its relative log-likelihood rule meets a
-    # nearly flat direction of the near-collinear basis): our log-likelihood is higher.
-    assert np.all(same[ok] | (result.loglik[ok] > r_loglik[ok] + 1e-6))
-    assert same[ok].mean() >= 0.9
+    # Every fit is R's, also the near-collinear bases whose coefficients reach ~150 on the
+    # standardised scale (their late risk sets are sums of risks ~1e-20 of the early ones'):
+    # risk sets accumulated backwards, not as differences of running totals.
+    np.testing.assert_allclose(result.treatment.log_hr[ok], expected[ok], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(result.loglik[ok], r_loglik[ok], rtol=1e-10)
 
 
 def test_quantile_strata_equal_r_cut_and_the_stratified_fits_equal_r(golden):
