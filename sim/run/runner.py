@@ -37,7 +37,7 @@ from sim.run import identity
 from sim.run.results import BlockParts, block_parts, combine_blocks
 from sim.run.scale import RunScale
 from sim.run.store import BlockKey, BlockWriter, RunFolder
-from sim.run.workers import BackendError, run_dask, run_loky, worker_count
+from sim.run.workers import BackendError, keep_freed_memory, run_dask, run_loky, worker_count
 
 Backend = Literal["loky", "dask"]
 
@@ -288,6 +288,7 @@ def compute_blocks(
     if config.backend not in ("loky", "dask"):
         raise BackendError(f"--backend {config.backend!r}: not one of loky, dask")
     jobs, _ = worker_count(config.jobs)
+    keep_freed_memory()  # this process computes the first block (all of them on one job) and reads them back
     counts = [config.replicates] * len(conditions) if replicates is None else list(replicates)
     total = sum(counts)
     to_do = max(0, total - folder.count_checksums())

@@ -11,6 +11,10 @@ cluster, and nothing left running when the run ends.
   it SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``, man 2 prctl), elsewhere a
   watchdog thread polls the parent's PID. So ``kill -KILL`` of ``psmsim run`` leaves no
   ~180 MB worker behind.
+- Every process that computes blocks keeps the memory it frees for its next block
+  (:func:`keep_freed_memory`), instead of glibc's default of handing it back to the kernel and
+  faulting it in again, zeroed, a page at a time (about 1,300 page faults per liu2021 block,
+  a third of a run's system time).
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ from sim.errors import PsmsimError
 #: Blocks in flight per worker: enough to keep every worker busy, few enough to hold little.
 IN_FLIGHT_PER_WORKER = 2
 _PR_SET_PDEATHSIG = 1
+
+#: glibc ``mallopt`` parameters (malloc.h) and the values :func:`keep_freed_memory` sets:
+#: allocations up to 32 MiB come from the heap (glibc's own dynamic threshold stops at 32 MiB
+#: too), freed memory at the top of the heap is given back only past 256 MiB, and the heap grows
+#: 16 MiB at a time.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+MALLOC_SETTINGS = ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 256 << 20), (_M_TOP_PAD, 16 << 20))
 
 
 class BackendError(PsmsimError):
@@ -86,6 +97,33 @@ def die_with_parent(parent_pid: int, *, exit_if_orphaned: bool = True, watchdog:
                          name="psmsim-parent-watchdog").start()
 
 
+def keep_freed_memory() -> bool:
+    """Let this process's C allocator keep the memory it frees for reuse (glibc only; elsewhere
+    nothing is done and False is returned).
+
+    A block allocates and frees the same arrays each time (liu2021: ~10,000 values, 80 kB, per
+    (replicate, patient) array). With glibc's defaults, arrays above 128 kB are mmapped and
+    unmapped on every use, and the heap is trimmed whenever 128 kB at its top are free, so each
+    block faulted ~1,300 fresh zeroed pages in (measured: 1,290 -> 28 page faults per block, system
+    time 0.035 -> 0.011 ms per replicate). Arrays past 32 MiB (a 10,000-patient block's
+    (replicate, patient, covariate) values) are still mapped and unmapped, so a worker's peak
+    memory stays that of its largest block. Numbers are unchanged: only where memory comes from.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return all(mallopt(option, value) == 1 for option, value in MALLOC_SETTINGS)
+
+
+def start_worker(parent_pid: int) -> None:
+    """Initializer of a loky worker: :func:`die_with_parent`, then :func:`keep_freed_memory`."""
+    die_with_parent(parent_pid)
+    keep_freed_memory()
+
+
 def _watch_parent(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(0.2)
@@ -107,7 +145,7 @@ def run_loky(keyed: Callable[[Any], Any], tasks: Iterable[Any], jobs: int) -> It
     from joblib.externals.loky import get_reusable_executor
 
     executor = get_reusable_executor(max_workers=jobs, reuse=False, timeout=300, env=ONE_BLAS_THREAD,
-                                     initializer=die_with_parent, initargs=(os.getpid(),))
+                                     initializer=start_worker, initargs=(os.getpid(),))
     limit = IN_FLIGHT_PER_WORKER * jobs
     in_flight: set = set()
     finished = False
@@ -155,6 +193,7 @@ def run_dask(keyed: Callable[[Any], Any], tasks: Iterable[Any], jobs: int,
             )
             client = Client(cluster)
             client.run(die_with_parent, os.getpid(), exit_if_orphaned=False, watchdog=True)
+            client.run(keep_freed_memory)
         # While a distributed client is the default scheduler, xarray would take a cluster-wide
         # lock to write netCDF in this process; blocks are written here, synchronously.
         import dask
