@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sim.run.block_codec import _npy_array, dataset_from_npz_bytes, dataset_to_npz_bytes, npz_parts
+from sim.run.block_codec import _npy_array, _npy_parts, dataset_from_npz_bytes, dataset_to_npz_bytes, encode_npz, npz_parts
 
 
 def _block() -> xr.Dataset:
@@ -33,7 +33,7 @@ def test_round_trip_keeps_values_dtypes_dims_and_attrs():
     assert list(back.data_vars) == list(block.data_vars)
 
 
-@pytest.mark.parametrize("array", [
+LAYOUTS = [
     np.arange(12.0).reshape(3, 4),
     np.arange(6, dtype=np.int8),
     np.array(2.5),
@@ -42,7 +42,15 @@ def test_round_trip_keeps_values_dtypes_dims_and_attrs():
     np.array(["pfs", "os"]),
     np.asfortranarray(np.arange(12.0).reshape(3, 4)),  # numpy's reader (fortran_order True)
     np.arange(4, dtype=">f8"),
-])
+    np.arange(24.0).reshape(4, 6)[:, ::2],  # not contiguous
+    np.arange(5, dtype=np.int32)[np.newaxis],
+    np.array([b"ab", b"c"]),
+    np.zeros(3, dtype=[("a", "<f8"), ("b", "i1")]),
+    np.array(1 + 2j),
+]
+
+
+@pytest.mark.parametrize("array", LAYOUTS)
 def test_member_reader_equals_numpys(array):
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
@@ -51,6 +59,18 @@ def test_member_reader_equals_numpys(array):
     np.testing.assert_array_equal(ours, theirs)
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
     assert ours.flags.writeable
+
+
+@pytest.mark.parametrize("array", LAYOUTS)
+def test_member_parts_are_the_bytes_numpy_saves(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    parts = _npy_parts(array)
+    assert b"".join(parts) == buffer.getvalue()
+    assert len(parts) == (2 if array.flags.c_contiguous and array.dtype.fields is None else 1)
+    with np.load(io.BytesIO(encode_npz({"x.npy": parts, "y.npy": buffer.getvalue()})), allow_pickle=False) as loaded:
+        np.testing.assert_array_equal(loaded["x"], array)
+        np.testing.assert_array_equal(loaded["y"], array)
 
 
 def _savez_bytes(block: xr.Dataset) -> bytes:
