@@ -123,22 +123,34 @@ def dataset_to_npz_bytes(dataset: xr.Dataset) -> bytes:
 _NPY_HEADER = re.compile(rb"\{'descr': '([<>|][a-zA-Z]\d+)', 'fortran_order': False, 'shape': \(([\d, ]*)\), \}\s*")
 
 
-def _npy_array(raw) -> np.ndarray:
-    """The array of one ``.npy`` member: its header parsed by a regular expression and its data
-    copied out of the bytes (``numpy.lib.format.read_array`` spends most of a block's reading time
-    evaluating the header as Python literals: 7.6 -> 3.3 ms per liu2021 block); anything but the
-    plain format-1.0 header that :func:`dataset_to_npz_bytes` writes goes through numpy's reader."""
+@lru_cache(maxsize=1024)
+def _npy_layout(header: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
+    """(dtype, shape, count) of a plain format-1.0 ``.npy`` header (the bytes after its length
+    field), or None for any other header; cached, as a run's blocks repeat the same few."""
+    match = _NPY_HEADER.fullmatch(header)
+    if match is None or match.group(1)[1:2] in (b"O", b"V"):
+        return None
+    shape = tuple(int(n) for n in match.group(2).split(b",") if n.strip())
+    return np.dtype(match.group(1).decode()), shape, math.prod(shape)
+
+
+def _npy_array(raw, *, copy: bool = True) -> np.ndarray:
+    """The array of one ``.npy`` member: its header parsed by a regular expression (once per
+    distinct header, :func:`_npy_layout`) and its data copied out of the bytes
+    (``numpy.lib.format.read_array`` spends most of a block's reading time evaluating the header
+    as Python literals: 7.6 -> 3.3 ms per liu2021 block); anything but the plain format-1.0 header
+    that :func:`dataset_to_npz_bytes` writes goes through numpy's reader. ``copy=False``: a
+    read-only view of ``raw`` instead of a copy, where the header allows it (for a caller that
+    copies the values itself, e.g. by concatenating blocks)."""
     raw = memoryview(raw)
     if raw[:8] == b"\x93NUMPY\x01\x00":
         length = int.from_bytes(raw[8:10], "little")
-        match = _NPY_HEADER.fullmatch(raw[10:10 + length])
-        if match is not None and match.group(1)[1:2] not in (b"O", b"V"):
-            shape = tuple(int(n) for n in match.group(2).split(b",") if n.strip())
-            dtype = np.dtype(match.group(1).decode())
-            count = math.prod(shape)
+        layout = _npy_layout(bytes(raw[10:10 + length]))
+        if layout is not None:
+            dtype, shape, count = layout
             if len(raw) - 10 - length == count * dtype.itemsize:
-                values = np.frombuffer(raw, dtype=dtype, count=count, offset=10 + length)
-                return values.reshape(shape).copy()  # writable, as numpy's reader gives it
+                values = np.frombuffer(raw, dtype=dtype, count=count, offset=10 + length).reshape(shape)
+                return values.copy() if copy else values  # a copy is writable, as numpy's reader gives it
     return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
 
 
@@ -168,26 +180,27 @@ def _members(data: bytes) -> dict[str, memoryview] | None:
     return members
 
 
-def npz_parts(data: bytes, names: Iterable[str] | None = None
+def npz_parts(data: bytes, names: Iterable[str] | None = None, *, copy: bool = True
               ) -> tuple[dict, dict[tuple[str, str], tuple[list[str], np.ndarray]]]:
     """The attributes and the variables ((group, name) -> (dims, array); data variables first,
     then coordinates, as written) of :func:`encode_block`'s bytes, without building a Dataset.
 
     ``names``: read only these variables and every coordinate (a pass that needs four of a
     block's variables decodes those alone). Every member read is checked against its CRC-32,
-    as ``zipfile`` does."""
+    as ``zipfile`` does. ``copy=False``: arrays may be read-only views of ``data``
+    (:func:`_npy_array`)."""
     members = _members(data)
     if members is None:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = {name: (archive.read(name), None) for name in archive.namelist()}
 
-    def array(member: str) -> np.ndarray:
+    def array(member: str, copy: bool = copy) -> np.ndarray:
         raw, crc = members[f"{member}.npy"]
         if crc is not None and zlib.crc32(raw) != crc:
             raise zipfile.BadZipFile(f"bad CRC-32 for member {member}.npy")
-        return _npy_array(raw)
+        return _npy_array(raw, copy=copy)
 
-    meta = json.loads(array(_META).tobytes().decode())
+    meta = json.loads(array(_META, False).tobytes().decode())
     wanted = None if names is None else set(names)
     variables = {(group, name): (dims, array(key))
                  for group in ("data_vars", "coords") for name, (key, dims) in meta[group].items()

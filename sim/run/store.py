@@ -373,9 +373,10 @@ class RunFolder:
         for path in self._block_paths(key):
             path.unlink(missing_ok=True)
 
-    def _read_parts(self, key: BlockKey, names: Iterable[str] | None = None) -> tuple[dict, dict]:
+    def _read_parts(self, key: BlockKey, names: Iterable[str] | None = None, *, copy: bool = True
+                    ) -> tuple[dict, dict]:
         data_path, _ = self._block_paths(key)
-        attrs, variables = npz_parts(data_path.read_bytes(), names)
+        attrs, variables = npz_parts(data_path.read_bytes(), names, copy=copy)
         replicates = variables[("coords", "replicate")][1]
         if attrs.pop("run_id", None) != self.run_id or len(replicates) != key.size or int(replicates[0]) != key.start:
             raise RunFolderError(
@@ -394,14 +395,17 @@ class RunFolder:
         first block -- the Dataset :func:`sim.run.results.combine_blocks` gives for them.
         ``names``: only these data variables (and every coordinate) are read."""
         names = None if names is None else tuple(names)
-        parts = [self._read_parts(key, names) for key in group.keys]
-        if len(parts) == 1:
-            return dataset_from_parts(*parts[0])
+        if len(group.keys) == 1:
+            return dataset_from_parts(*self._read_parts(group.keys[0], names))
+        # views of the files' bytes (no copy per block): the concatenation is the one copy
+        parts = [self._read_parts(key, names, copy=False) for key in group.keys]
         attrs, first = parts[0]
         variables = {}
         for item, (dims, values) in first.items():
             if "replicate" in dims:
                 values = np.concatenate([part[1][item][1] for part in parts], axis=dims.index("replicate"))
+            else:
+                values = values.copy()
             variables[item] = (dims, values)
         return dataset_from_parts(attrs, variables)
 

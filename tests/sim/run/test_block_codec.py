@@ -128,3 +128,14 @@ def test_a_truncated_member_goes_through_numpys_reader_and_fails():
     np.save(buffer, np.arange(10.0), allow_pickle=False)
     with pytest.raises(ValueError):
         _npy_array(buffer.getvalue()[:-8])
+
+
+def test_views_instead_of_copies_hold_the_same_arrays():
+    data = dataset_to_npz_bytes(_block())
+    (_, copied), (_, viewed) = npz_parts(data), npz_parts(data, copy=False)
+    assert list(copied) == list(viewed)
+    for item, (dims, values) in copied.items():
+        assert viewed[item][0] == dims
+        np.testing.assert_array_equal(viewed[item][1], values)
+        assert viewed[item][1].dtype == values.dtype and values.flags.writeable
+    assert not viewed["data_vars", "log_hr"][1].flags.writeable  # a view of the bytes
