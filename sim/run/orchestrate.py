@@ -5,8 +5,9 @@ the run folder, runs every block (every method of the scenario on the same cohor
 the finished blocks back once, a group of consecutive blocks at a time, as soon as a group's
 blocks are all finished (:mod:`sim.run.readback`, beside the computation): each group is
 written into ``replicates.nc`` and enters the summary's and the paired differences' statistics
-(:class:`SummaryAccumulator`); after the last block a second, lighter pass reads the four
-interval variables alone for the bias-eliminated coverage; then ``summary.nc`` and
+(:class:`SummaryAccumulator`), and its four interval variables are kept in a temporary file
+(:class:`sim.run.readback.GroupSpill`); after the last block a second, lighter pass reads
+them back for the bias-eliminated coverage; then ``summary.nc`` and
 ``summary.csv``. Memory holds one group at a time, whatever the number of replicates.
 ``summarise_folder`` recomputes the summary of a run folder, reading ``replicates.nc`` in the
 same groups.
@@ -34,7 +35,7 @@ from sim.calibrate.cache import calibrate_cached, true_estimands_cached
 from sim.errors import RunFolderError, ScenarioError
 from sim.run.replicates_file import ReplicatesWriter, replicates_skeleton
 from sim.run.identity import PSMSIM_VERSION
-from sim.run.readback import ReadBack
+from sim.run.readback import GroupSpill, ReadBack
 from sim.run.runner import RunConfig, run_keys, compute_blocks, iter_conditions, run_identity
 from sim.run.folder_lock import FolderLock
 from sim.run.store import (GROUP_REPLICATES, REPLICATES_FILE, RunFolder, group_keys, open_replicates, read_dataset,
@@ -137,8 +138,15 @@ def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario
     writer = (ReplicatesWriter(replicates_path, replicates=config.replicates, truths=truths, grid=grid,
                                attrs=attrs, chunk_replicates=config.block_size)
               if replicates_path is not None else nullcontext())
-    with writer:  # replicates.nc takes its name once the summary is computed too
-        accumulator = SummaryAccumulator(paired_references(scenario), each=getattr(writer, "write", None),
+    # replicates.nc takes its name once the summary is computed too; the spill keeps the
+    # interval variables of each group for the second pass (removed once the summary is made)
+    with writer, GroupSpill(folder.path, INTERVAL_VARIABLES) as spill:
+        def each(group: xr.Dataset) -> None:
+            if replicates_path is not None:
+                writer.write(group)
+            spill.add(group)
+
+        accumulator = SummaryAccumulator(paired_references(scenario), each=each,
                                          skeleton=lambda block: replicates_skeleton(
                                              block, replicates=config.replicates, truths=truths, grid=grid,
                                              attrs=attrs))
@@ -149,7 +157,7 @@ def _run_in(folder: RunFolder, conditions, config: RunConfig, scenario: Scenario
             read_back.abort()
             raise
         read_back.close()
-        summary = accumulator.summary(lambda: (folder.read_blocks(group, INTERVAL_VARIABLES) for group in groups))
+        summary = accumulator.summary(spill.groups)
     paths = folder.write_summary(summary, summary_to_frame(summary).to_csv(index=False))
     if keep == "summary":
         folder.discard_blocks()

@@ -69,3 +69,31 @@ def test_abort_ends_the_thread_without_folding_the_rest():
     for key in KEYS:
         read_back.finished(key)
     assert folder.read == [] and not read_back._thread.is_alive()
+
+
+def test_the_spill_gives_back_each_groups_variables_as_read_from_its_blocks(tmp_path):
+    import xarray as xr
+
+    from analysis.performance.accumulate import INTERVAL_VARIABLES
+    from sim.run.readback import GroupSpill
+    from sim.run.runner import RunConfig, compute_blocks, iter_conditions, run_keys
+    from sim.run.store import RunFolder
+    from tests.sim.fake_blocks import fake_work
+
+    config = RunConfig(replicates=22, seed=3, block_size=4, jobs=1, quiet=True)
+    with RunFolder(tmp_path / "run", {"seed": 3}) as folder:
+        compute_blocks(iter_conditions(["s"]), [None], config, folder, work=fake_work)
+        groups = group_keys(run_keys([22], 4), replicates=8)  # 8, 8 and 6 replicates
+        with GroupSpill(folder.path, INTERVAL_VARIABLES) as spill:
+            for group in groups:
+                spill.add(folder.read_blocks(group))
+            spilled = list(spill.groups())
+            assert list(spill.groups())[1].identical(spilled[1])  # read again, the same
+            files = list((folder.path / "blocks").glob(".spill.*.tmp"))
+            assert len(files) == 1
+        assert not files[0].exists()  # removed on close
+    assert len(spilled) == len(groups)
+    for group, back in zip(groups, spilled):
+        expected = folder.read_blocks(group, INTERVAL_VARIABLES)
+        xr.testing.assert_identical(back, expected)
+        assert back.attrs == expected.attrs and list(back.data_vars) == list(INTERVAL_VARIABLES)
