@@ -1,41 +1,48 @@
-"""Compiled iterations of the logistic propensity-score fit (numba), one replicate at a time.
+"""Compiled logistic propensity-score fit (numba), one replicate at a time.
 
-:func:`analysis.propensity.model.fit_propensity` iterates every replicate of a block together
-in numpy: per iteration a dozen calls over stacked arrays (the Gram matrices ``D'CD`` by
-``matmul``, two LU solves, the iterative refinement, the link and deviance functions) and
-fancy indexing of the active replicates. With 100 patients and 16 coefficients each call does
-little arithmetic, so the calls' overhead, not the arithmetic, was the cost.
-:func:`iterate` runs each replicate's whole loop in compiled code instead: the same start,
-the same formulas (R's clamped logit link for ``r_glm``, scipy's ``expit``/``log_expit`` for
-``spss_logistic``), the same stopping rules, the same handling of non-finite coefficients and
-the same one step of iterative refinement, with the symmetric Gram matrix's upper triangle
-formed once per iteration and no temporaries.
+:func:`fit` runs each replicate's whole fit in compiled code: the design ``[1, X]`` (out-of-model
+patients zeroed) transposed into a work array, the check for non-finite covariates, the rank
+screen, R's or SPSS's start, the iterations, the scores, linear predictors, deviance and the
+separation flag. The numpy path (:mod:`analysis.propensity.irls_numpy`, ``fit_propensity(...,
+compiled=False)``) is its test oracle and the fallback for the replicates the kernel hands back.
+Same start, same formulas (R's clamped logit link for ``r_glm``, scipy's ``expit`` /
+``log_expit`` for ``spss_logistic``), same stopping rules, the same handling of non-finite
+coefficients and the same one step of iterative refinement
+(:func:`analysis.propensity.irls_numpy.weighted_least_squares`).
 
 What is not the numpy path's arithmetic, and so differs in rounding only:
 
-* sums over patients of products (the Gram matrix, ``D'u``, the refinement residual) are one
-  loop the compiler may reassociate and vectorise (:func:`_dot`; BLAS's order is its own too);
-* the linear predictor ``D b`` sums over the coefficients in column order;
-* the LU factorisation (partial pivoting, as LAPACK's ``dgesv``) is written out here and is
-  factored once per iteration for both solves;
+* sums over patients of products (the Gram matrices, ``D'u``, the refinement's residual
+  products) are loops the compiler reassociates and vectorises, in 4x4 blocks over chunks of
+  patients (:mod:`analysis.propensity.irls_linalg`; BLAS's order is its own too);
+* the linear predictor ``D b`` sums the coefficients four at a time
+  (:func:`analysis.propensity.irls_linalg.predict`);
+* each system is solved by Cholesky (the Gram matrix is symmetric positive-definite); where
+  Cholesky meets a pivot that is not positive and finite (Gram matrices of separated fits
+  that are singular in floating point, or that overflowed), by LU with partial pivoting, as
+  numpy's ``solve``; either is factored once per iteration for both solves;
 * ``exp`` and ``log`` are the C library's, which differ from numpy's SIMD ones by one ulp in
-  ~5% of arguments (``r_glm``; the ``spss_logistic`` formulas are scipy's, the same calls).
+  ~5% of arguments: in ``r_glm``'s start (``log``), its iterations and its scores
+  (``fitted.values``, ``exp``); the ``spss_logistic`` formulas are scipy's, the same calls.
 
 The deviance is summed in numpy's order (bit for bit given the same terms, up to 128
-patients). A replicate whose in-model design is rank-deficient only through all-zero columns
-(a binary covariate absent from the cohort: all of liu2021's rank-deficient cohorts) is fitted
-on the other columns, the zero columns' coefficients kept at their start; that is the
-minimum-norm solution numpy's pseudo-inverse gives (there the zero columns' coefficients are
-zero up to rounding) and what R's ``glm`` computes (it drops the aliased column). A replicate
-meeting an exactly singular Gram matrix (a zero pivot) is flagged, and the caller fits it with
-the numpy path, as it does a replicate with any other rank deficiency. SPSS's rule does not
-stop on the deviance, so its deviance is computed once, after the loop.
+patients). The rank screen is :func:`analysis.propensity.irls_linalg.clearly_full_rank` on
+``D'D``: a replicate it does not clear is handed back (``unclear``) for numpy's SVD rank. A
+replicate whose in-model design is rank-deficient only through all-zero columns (a binary
+covariate absent from the cohort: all of liu2021's rank-deficient cohorts) is fitted by the
+caller's second call on the other columns (``keep``), the zero columns' coefficients kept at
+their start; that is the minimum-norm solution numpy's pseudo-inverse gives (there the zero
+columns' coefficients are zero up to rounding) and what R's ``glm`` computes (it drops the
+aliased column). A replicate meeting an exactly singular Gram matrix (a zero pivot of the LU)
+is flagged ``singular``, and the caller fits it with the numpy path, as it does a replicate
+with any other rank deficiency. SPSS's rule does not stop on the deviance, so its deviance is
+computed once, after the loop.
 
 For a finite estimate the iterations converge quadratically and these roundings do not grow:
-coefficients, scores and deviances equal the numpy path's to ~1e-14 relative (at most 6.8e-15
+coefficients, scores and deviances equal the numpy path's to ~1e-14 relative (at most 6.7e-15
 on 2,000 liu2021 cohorts). Under separation the Gram matrices' condition grows with every
 iteration (weights spanning 15 orders of magnitude) and the roundings are amplified:
-coefficients agree to 2.2e-7 relative (``spss_logistic``, 20 iterations) and 8.2e-9
+coefficients agree to 1.9e-7 relative (``spss_logistic``, 20 iterations) and 1.1e-8
 (``r_glm``) on those cohorts, scores to 1e-14 absolute; iteration counts, convergence,
 separation flags, statuses and both plans' matched pairs are identical. One case differs by
 more than rounding: a separated fit of a design with an all-zero column, where numpy's
@@ -56,363 +63,310 @@ import math
 import numba
 import numpy as np
 
+from analysis.propensity.irls_linalg import (
+    cholesky,
+    cholesky_solve,
+    clearly_full_rank,
+    gram_upper,
+    lane_sum,
+    lu_factor,
+    lu_solve,
+    padded_rows,
+    predict,
+    transposed_products,
+)
+
 #: R's logit link in C clamps its inverse and derivative beyond this |eta| (family.c THRESH);
 #: the same constant as :data:`analysis.propensity.irls_numpy.R_LOGIT_THRESHOLD`.
 _THRESHOLD = 30.0
 _EPS = float(np.finfo(float).eps)
+#: The separation rule's thresholds (:data:`analysis.propensity.model.EXTREME_PROBABILITY`,
+#: ``DIVERGING_STEP``), and a linear predictor below which ``expit(-x)`` is certainly above
+#: the first (``1 / (1 + exp(11)) = 1.7e-5``), so that ``exp`` is called only beyond it.
+_EXTREME_PROBABILITY = 1e-5
+_DIVERGING_STEP = 0.1
+_SURELY_NOT_EXTREME = 11.0
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lane_sum(a, n):
-    """``a[:n].sum()`` in eight interleaved partial sums: numpy's order (its pairwise
-    summation's blocks) for n <= 128, so the deviance of up to 128 patients is numpy's bit for
-    bit given the same terms; beyond, numpy splits the sum in halves first (not written out
-    here: numba cannot cache a recursive function), which changes rounding only."""
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
-    i = 8
-    stop = n - n % 8
-    while i < stop:
-        r0 += a[i]
-        r1 += a[i + 1]
-        r2 += a[i + 2]
-        r3 += a[i + 3]
-        r4 += a[i + 4]
-        r5 += a[i + 5]
-        r6 += a[i + 6]
-        r7 += a[i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[i]
-        i += 1
-    return res
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _dot(a, rows, k, n):
-    """``sum_i a[i] rows[k, i]`` over ``i < n``: a loop the compiler may reassociate, so that it
-    vectorises it (partial sums of its choice, fused multiply-adds)."""
-    res = 0.0
-    for i in range(n):
-        res += a[i] * rows[k, i]
-    return res
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _gram_row(a, rows, j, m, n, out):
-    """``out[j, k] = sum_i a[i] rows[k, i]`` for ``j <= k < m``, four ``k`` per pass over ``a``
-    (each sum as :func:`_dot` computes it)."""
-    k = j
-    while k + 4 <= m:
-        s0 = s1 = s2 = s3 = 0.0
-        for i in range(n):
-            ai = a[i]
-            s0 += ai * rows[k, i]
-            s1 += ai * rows[k + 1, i]
-            s2 += ai * rows[k + 2, i]
-            s3 += ai * rows[k + 3, i]
-        out[j, k] = s0
-        out[j, k + 1] = s1
-        out[j, k + 2] = s2
-        out[j, k + 3] = s3
-        k += 4
-    while k < m:
-        out[j, k] = _dot(a, rows, k, n)
-        k += 1
+def _solve(gram, low, inverse_diagonal, lu, pivot, use_lu, m, b, x):
+    """``x = G^-1 b`` from the factors of this iteration (``use_lu[0]`` says which)."""
+    if use_lu[0]:
+        lu_solve(lu, pivot, m, b, x)
+    else:
+        cholesky_solve(low, inverse_diagonal, m, b, x)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lu_factor(a, pivot, m):
-    """LU factorisation with partial pivoting of ``a[:m, :m]`` in place (LAPACK ``dgetf2``'s
-    algorithm: the largest |entry| of the column as pivot, first on a tie); False if a pivot
-    is exactly zero (the matrix is singular; numpy's ``solve`` would raise)."""
-    for k in range(m):
-        p = k
-        largest = abs(a[k, k])
-        for i in range(k + 1, m):
-            if abs(a[i, k]) > largest:
-                largest = abs(a[i, k])
-                p = i
-        pivot[k] = p
-        if largest == 0.0:
-            return False
-        if p != k:
-            for j in range(m):
-                t = a[k, j]
-                a[k, j] = a[p, j]
-                a[p, j] = t
-        inverse = 1.0 / a[k, k]
-        for i in range(k + 1, m):
-            a[i, k] *= inverse
-        for i in range(k + 1, m):
-            f = a[i, k]
-            if f != 0.0:
-                for j in range(k + 1, m):
-                    a[i, j] -= f * a[k, j]
-    return True
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lu_solve(a, pivot, m, b, x):
-    """``x = A^-1 b`` from :func:`_lu_factor`'s factors of ``A`` (``b`` is kept)."""
-    for i in range(m):
-        x[i] = b[i]
-    for k in range(m):
-        p = pivot[k]
-        if p != k:
-            t = x[k]
-            x[k] = x[p]
-            x[p] = t
-    for i in range(m):
-        s = x[i]
-        for j in range(i):
-            s -= a[i, j] * x[j]
-        x[i] = s
-    for i in range(m - 1, -1, -1):
-        s = x[i]
-        for j in range(i + 1, m):
-            s -= a[i, j] * x[j]
-        x[i] = s / a[i, i]
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _linear_predictor(dt, b, m, n, out):
-    """``out[i] = sum_j b[j] dt[j, i]`` (``dt`` the design transposed, coefficients in order)."""
-    for i in range(n):
-        out[i] = 0.0
+def _factor(gram, low, inverse_diagonal, lu, pivot, use_lu, m):
+    """Cholesky of ``gram[:m, :m]``, else LU (``use_lu[0]`` set); False if LU meets an exactly
+    zero pivot."""
+    if cholesky(gram, m, low, inverse_diagonal):
+        use_lu[0] = False
+        return True
+    use_lu[0] = True
     for j in range(m):
-        bj = b[j]
-        for i in range(n):
-            out[i] += bj * dt[j, i]
+        for k in range(m):
+            lu[j, k] = gram[j, k]
+    return lu_factor(lu, pivot, m)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def clearly_full_rank(design):
-    """Replicates whose design ``D`` (replicate, patient, q) certainly has full column rank,
-    bool (replicate,): the smallest eigenvalue of ``G = D'D`` exceeds ``1e-8`` times its
-    largest, shown by a Cholesky factorisation of ``G - tau I`` with ``tau = 2e-8 ||G||_F``
-    (``||G||_F >= lambda_max``) that meets only positive pivots. The factorisation is backward
-    stable (the error of ``G`` it is exact for is ~q eps ||G||, far below ``tau / 2``), so a
-    True is never wrong; a False only means "not shown" (then ``lambda_min`` is below ~8e-8
-    ``lambda_max``)."""
-    n_rep, n_pat, q = design.shape
-    dt = np.empty((q, n_pat))
-    gram = np.empty((q, q))
-    out = np.zeros(n_rep, np.bool_)
-    for r in range(n_rep):
-        for j in range(q):
-            for i in range(n_pat):
-                dt[j, i] = design[r, i, j]
-        frobenius = 0.0
-        for j in range(q):
-            for k in range(j, q):
-                g = _dot(dt[j], dt, k, n_pat)
-                gram[j, k] = g
-                frobenius += g * g if k == j else 2.0 * g * g
-        tau = 2e-8 * math.sqrt(frobenius)
-        positive = frobenius > 0.0
-        for j in range(q):  # upper Cholesky factor R (G - tau I = R'R) in place, row by row
-            if not positive:
-                break
-            d = gram[j, j] - tau
-            for k in range(j):
-                d -= gram[k, j] * gram[k, j]
-            if not d > 0.0:
-                positive = False
-                break
-            d = math.sqrt(d)
-            gram[j, j] = d
-            for k in range(j + 1, q):
-                v = gram[j, k]
-                for i in range(j):
-                    v -= gram[i, j] * gram[i, k]
-                gram[j, k] = v / d
-        out[r] = positive
-    return out
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def iterate(design, y, weight, keep, start_beta, start_eta, start_mu, start_deviance, active, r_glm, max_iter,
-            tol):
-    """Every active replicate's IRLS (``r_glm``) or Newton-Raphson (``spss_logistic``) loop.
+def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max_iter, tol):
+    """Every replicate's fit, as :func:`analysis.propensity.model.fit_propensity` describes it.
 
     Parameters
     ----------
-    design : float64 (replicate, patient, q), ``[1, X]`` with out-of-model rows zero.
-    y, weight : float64 (replicate, patient), outcome 0/1 and frequency weight (0 outside the
-        model).
-    keep : bool (replicate, q), the columns fitted (False: an all-zero column, kept at its start).
-    start_beta (replicate, q), start_eta, start_mu (replicate, patient), start_deviance
-        (replicate,) : float64, the start of :func:`analysis.propensity.model.fit_propensity`.
-    active : bool (replicate,), the replicates to fit; the others keep their start.
+    X : float64 (replicate, patient, p), the design columns without the intercept.
+    treated, in_model : bool (replicate, patient); weight : float64 (replicate, patient), the
+        frequency weight (0 outside the model).
+    keep : bool (replicate, p + 1), the columns fitted (False: an all-zero column, kept at its
+        start). start_beta : float64 (replicate, p + 1), SPSS's start (R's is computed here,
+        from ``mustart``).
+    skip : bool (replicate,), replicates left out (an empty arm): their outputs stay NaN.
+    screen : hand back (``unclear``) the replicates whose rank the screen does not clear.
     r_glm : R's rule (True) or SPSS's; ``max_iter``, ``tol`` as in
         :class:`analysis.propensity.model.IterationRule`.
 
     Returns
     -------
-    beta (replicate, q), eta, mu, last_move (replicate, patient), deviance (replicate,):
-        float64, as the numpy loop leaves them; ``n_iter`` int64 (replicate,); ``converged``
-        and ``singular`` bool (replicate,): ``singular`` where an iteration met an exactly
-        singular Gram matrix (its other outputs are then meaningless: the caller refits it).
+    beta (replicate, p + 1), logit, ps (replicate, patient), deviance (replicate,): float64,
+        NaN for a replicate not fitted and (``logit``, ``ps``) outside the model;
+    n_iter : int64 (replicate,);
+    converged, separated, not_finite, unclear, singular : bool (replicate,). ``not_finite``: a
+        non-finite covariate of an in-model patient (nothing fitted); ``unclear``: handed back
+        by the screen; ``singular``: an iteration met an exactly singular Gram matrix (the
+        other outputs are then meaningless: the caller refits it).
     """
-    n_rep, n_pat, q = design.shape
+    n_rep, n_pat, p = X.shape
+    q = p + 1
     beta = start_beta.copy()
-    eta = start_eta.copy()
-    mu = start_mu.copy()
-    deviance = start_deviance.copy()
-    last_move = np.zeros((n_rep, n_pat))
+    logit = np.full((n_rep, n_pat), np.nan)
+    ps = np.full((n_rep, n_pat), np.nan)
+    deviance = np.full(n_rep, np.nan)
     n_iter = np.zeros(n_rep, np.int64)
     converged = np.zeros(n_rep, np.bool_)
+    separated = np.zeros(n_rep, np.bool_)
+    not_finite = np.zeros(n_rep, np.bool_)
+    unclear = np.zeros(n_rep, np.bool_)
     singular = np.zeros(n_rep, np.bool_)
 
-    dt = np.empty((q, n_pat))           # kept design columns, transposed
-    weighted = np.empty(n_pat)          # one column times the curvature
+    size = padded_rows(q)
+    dt = np.zeros((size, n_pat))        # kept design columns, transposed, rows padded with zeros
+    ones = np.ones(n_pat)
+    y = np.empty(n_pat)
     curvature = np.empty(n_pat)
     response = np.empty(n_pat)          # u: the right-hand side is D'u
+    residual = np.empty(n_pat)
     odds = np.empty(n_pat)              # exp(eta) of the current eta (r_glm)
     terms = np.empty(n_pat)
-    fitted = np.empty(n_pat)
-    new_eta = np.empty(n_pat)
-    new_mu = np.empty(n_pat)
-    gram = np.empty((q, q))
-    pivot = np.empty(q, np.int64)
-    rhs = np.empty(q)
-    first = np.empty(q)
-    second = np.empty(q)
-    coef = np.empty(q)
-    step = np.empty(q)
+    eta, new_eta, old_eta = np.empty(n_pat), np.empty(n_pat), np.zeros(n_pat)
+    mu, new_mu = np.empty(n_pat), np.empty(n_pat)
+    gram = np.empty((size, size))
+    low = np.empty((size, size))
+    lu = np.empty((size, size))
+    inverse_diagonal = np.empty(size)
+    pivot = np.empty(size, np.int64)
+    use_lu = np.zeros(1, np.bool_)
+    rhs = np.empty(size)
+    first = np.zeros(size)
+    second = np.empty(size)
+    coef = np.zeros(size)
+    step = np.empty(size)
     columns = np.empty(q, np.int64)
+    cached_w = np.empty(2)              # r_glm's start for the last weight of each outcome
+    cached = np.empty((2, 4))
 
     for r in range(n_rep):
-        if not active[r]:
+        if skip[r]:
             continue
         m = 0
         for j in range(q):
             if keep[r, j]:
                 columns[m] = j
-                for i in range(n_pat):
-                    dt[m, i] = design[r, i, j]
                 m += 1
+        rows = padded_rows(m)
         w = weight[r]
-        yy = y[r]
-        e = eta[r]
-        p = mu[r]
-        if r_glm:
+        poison = 0.0                    # NaN once a non-finite in-model value is multiplied in
+        for i in range(n_pat):
+            inside = in_model[r, i]
+            y[i] = 1.0 if inside and treated[r, i] else 0.0
+            if not inside:
+                for jj in range(rows):
+                    dt[jj, i] = 0.0
+            elif m == q:
+                dt[0, i] = 1.0
+                for j in range(p):
+                    v = X[r, i, j]
+                    poison += 0.0 * v
+                    dt[j + 1, i] = v
+            else:
+                for jj in range(m):
+                    j = columns[jj]
+                    v = 1.0 if j == 0 else X[r, i, j - 1]
+                    poison += 0.0 * v
+                    dt[jj, i] = v
+        for jj in range(m, rows):
             for i in range(n_pat):
-                odds[i] = math.exp(e[i]) if abs(e[i]) <= _THRESHOLD else 0.0
+                dt[jj, i] = 0.0
+        if poison != 0.0:
+            not_finite[r] = True
+            for j in range(q):
+                beta[r, j] = np.nan
+            continue
+        if screen:
+            gram_upper(ones, dt, rows, n_pat, gram)
+            if not clearly_full_rank(gram, m, low, inverse_diagonal):
+                unclear[r] = True
+                continue
+
+        # the start: R's from mustart = (w y + 0.5) / (w + 1); SPSS's from start_beta
+        if r_glm:
+            cached_w[0] = cached_w[1] = np.nan
+            for i in range(n_pat):
+                k = 1 if y[i] > 0 else 0
+                if w[i] != cached_w[k]:
+                    start_mu = (w[i] * y[i] + 0.5) / (w[i] + 1.0)
+                    start_eta = math.log(start_mu / (1.0 - start_mu))
+                    cached[k, 0] = start_mu
+                    cached[k, 1] = start_eta
+                    cached[k, 2] = w[i] * math.log(start_mu if k == 1 else 1.0 - start_mu)
+                    cached[k, 3] = math.exp(start_eta) if abs(start_eta) <= _THRESHOLD else 0.0
+                    cached_w[k] = w[i]
+                mu[i] = cached[k, 0]
+                eta[i] = cached[k, 1]
+                terms[i] = cached[k, 2]
+                odds[i] = cached[k, 3]
+            current_deviance = -2.0 * lane_sum(terms, n_pat)
+        else:
+            for jj in range(rows):
+                coef[jj] = beta[r, columns[jj]] if jj < m else 0.0
+            predict(dt, coef, rows, n_pat, eta)
+            last_x, last_mu = np.nan, np.nan
+            for i in range(n_pat):
+                if eta[i] != last_x:
+                    last_x, last_mu = eta[i], 1.0 / (1.0 + math.exp(-eta[i]))
+                mu[i] = last_mu
+            current_deviance = np.nan
         moved = False
+
         for iteration in range(1, max_iter + 1):
             # curvature c and response u of this step
             if r_glm:
-                for i in range(n_pat):
-                    if abs(e[i]) <= _THRESHOLD:
-                        t = 1.0 + odds[i]
-                        derivative = odds[i] / (t * t)
-                    else:
-                        derivative = _EPS
-                    c = w[i] * (derivative * derivative) / (p[i] * (1.0 - p[i]))
+                for i in range(n_pat):  # branch-free, so that it vectorises (odds is finite)
+                    e, pr = eta[i], mu[i]
+                    t = 1.0 + odds[i]
+                    derivative = odds[i] / (t * t) if abs(e) <= _THRESHOLD else _EPS
+                    c = w[i] * (derivative * derivative) / (pr * (1.0 - pr))
                     curvature[i] = c
-                    response[i] = c * (e[i] + (yy[i] - p[i]) / derivative)
+                    response[i] = c * (e + (y[i] - pr) / derivative)
             else:
                 for i in range(n_pat):
-                    curvature[i] = w[i] * p[i] * (1.0 - p[i])
-                    response[i] = w[i] * (yy[i] - p[i])
-            # normal equations (upper triangle, mirrored) and the first solve
-            for j in range(m):
-                for i in range(n_pat):
-                    weighted[i] = dt[j, i] * curvature[i]
-                _gram_row(weighted, dt, j, m, n_pat, gram)
-                rhs[j] = _dot(response, dt, j, n_pat)
-            for j in range(m):
-                for k in range(j):
-                    gram[j, k] = gram[k, j]
-            if not _lu_factor(gram, pivot, m):
+                    curvature[i] = w[i] * mu[i] * (1.0 - mu[i])
+                    response[i] = w[i] * (y[i] - mu[i])
+            # normal equations, the first solve and one step of iterative refinement
+            gram_upper(curvature, dt, rows, n_pat, gram)
+            transposed_products(response, dt, rows, n_pat, rhs)
+            if not _factor(gram, low, inverse_diagonal, lu, pivot, use_lu, m):
                 singular[r] = True
                 break
-            _lu_solve(gram, pivot, m, rhs, first)
-            # one step of iterative refinement, the residual from the design
-            _linear_predictor(dt, first, m, n_pat, fitted)
+            _solve(gram, low, inverse_diagonal, lu, pivot, use_lu, m, rhs, first)
+            predict(dt, first, rows, n_pat, residual)
             for i in range(n_pat):
-                fitted[i] = response[i] - curvature[i] * fitted[i]
-            for j in range(m):
-                rhs[j] = _dot(fitted, dt, j, n_pat)
-            _lu_solve(gram, pivot, m, rhs, second)
+                residual[i] = response[i] - curvature[i] * residual[i]
+            transposed_products(residual, dt, rows, n_pat, rhs)
+            _solve(gram, low, inverse_diagonal, lu, pivot, use_lu, m, rhs, second)
             finite = True
-            for j in range(m):
-                solution = first[j] + second[j]
-                b_old = beta[r, columns[j]]
+            for jj in range(m):
+                solution = first[jj] + second[jj]
+                b_old = beta[r, columns[jj]]
                 if r_glm:
-                    coef[j] = solution
-                    step[j] = solution - b_old
+                    coef[jj] = solution
+                    step[jj] = solution - b_old
                 else:
-                    step[j] = solution
-                    coef[j] = b_old + solution
-                if not math.isfinite(coef[j]):
+                    step[jj] = solution
+                    coef[jj] = b_old + solution
+                if not math.isfinite(coef[jj]):
                     finite = False
             n_iter[r] = iteration
             if not finite:  # R: "non-finite coefficients"; the previous iterate is kept
                 break
-            _linear_predictor(dt, coef, m, n_pat, new_eta)
+            predict(dt, coef, rows, n_pat, new_eta)
             if r_glm:
                 for i in range(n_pat):
-                    x = new_eta[i]
-                    if x < -_THRESHOLD:
-                        o = _EPS
-                    elif x > _THRESHOLD:
-                        o = 1.0 / _EPS
-                    else:
-                        o = math.exp(x)
-                    new_mu[i] = o / (1.0 + o)
-                    terms[i] = w[i] * math.log(new_mu[i] if yy[i] > 0 else 1.0 - new_mu[i])
+                    if w[i] > 0.0:
+                        x = new_eta[i]
+                        if x < -_THRESHOLD:
+                            o = _EPS
+                        elif x > _THRESHOLD:
+                            o = 1.0 / _EPS
+                        else:
+                            o = math.exp(x)
+                        fitted = o / (1.0 + o)
+                        terms[i] = w[i] * math.log(fitted if y[i] > 0 else 1.0 - fitted)
+                    else:  # outside the model: a zero row, so eta = 0
+                        o, fitted, terms[i] = 1.0, 0.5, -0.0
+                    new_mu[i] = fitted
                     odds[i] = o
-                new_deviance = -2.0 * _lane_sum(terms, n_pat)
-                done = abs(new_deviance - deviance[r]) / (abs(new_deviance) + 0.1) < tol
+                new_deviance = -2.0 * lane_sum(terms, n_pat)
+                done = abs(new_deviance - current_deviance) / (abs(new_deviance) + 0.1) < tol
             else:
                 for i in range(n_pat):
-                    new_mu[i] = 1.0 / (1.0 + math.exp(-new_eta[i]))
+                    new_mu[i] = 1.0 / (1.0 + math.exp(-new_eta[i])) if w[i] > 0.0 else 0.5
                 new_deviance = np.nan  # not a stopping rule here: computed once, after the loop
                 largest = 0.0
-                for j in range(m):
-                    largest = max(largest, abs(step[j]))
+                for jj in range(m):
+                    largest = max(largest, abs(step[jj]))
                 done = largest < tol
-            for j in range(m):
-                beta[r, columns[j]] = coef[j]
-            for i in range(n_pat):
-                last_move[r, i] = new_eta[i] - e[i]
-                e[i] = new_eta[i]
-                p[i] = new_mu[i]
-            deviance[r] = new_deviance
+            for jj in range(m):
+                beta[r, columns[jj]] = coef[jj]
+            old_eta, eta, new_eta = eta, new_eta, old_eta
+            mu, new_mu = new_mu, mu
+            current_deviance = new_deviance
             moved = True
             if done:
                 converged[r] = True
                 break
-        if moved and not r_glm:  # scipy's log_expit(eta * sign), weighted, in numpy's sum
+        if singular[r]:
+            continue
+
+        # outputs: scores, linear predictors, the separation rule, SPSS's deviance
+        for i in range(n_pat):
+            if not in_model[r, i]:
+                continue
+            e = eta[i]
+            logit[r, i] = e
+            if r_glm and not moved:  # mustart is not linkinv(eta)
+                o = _EPS if e < -_THRESHOLD else (1.0 / _EPS if e > _THRESHOLD else math.exp(e))
+                ps[r, i] = o / (1.0 + o)
+            else:
+                ps[r, i] = mu[i]
+            signed = e if y[i] > 0 else -e
+            if moved and signed > _SURELY_NOT_EXTREME:
+                move = eta[i] - old_eta[i]
+                if (1.0 / (1.0 + math.exp(signed)) < _EXTREME_PROBABILITY
+                        and (move if y[i] > 0 else -move) > _DIVERGING_STEP):
+                    separated[r] = True
+        if not r_glm:  # scipy's log_expit(eta * sign), weighted, in numpy's sum
             for i in range(n_pat):
-                x = e[i] if yy[i] > 0 else -e[i]
+                x = eta[i] if y[i] > 0 else -eta[i]
                 log_p = x - math.log1p(math.exp(x)) if x < 0 else -math.log1p(math.exp(-x))
                 terms[i] = w[i] * log_p
-            deviance[r] = -2.0 * _lane_sum(terms, n_pat)
-    return beta, eta, mu, last_move, deviance, n_iter, converged, singular
+            current_deviance = -2.0 * lane_sum(terms, n_pat)
+        deviance[r] = current_deviance
+    return beta, logit, ps, deviance, n_iter, converged, separated, not_finite, unclear, singular
 
 
 def warm_up() -> None:
-    """Load (or compile, on the first use of an installation) :func:`iterate` and
-    :func:`clearly_full_rank` for the argument types
-    :func:`analysis.propensity.model.fit_propensity` passes, on a two-patient replicate, so that
-    a caller timing a block does not time numba's loading (compiling: ~4.5 s once per
-    installation; loading from the cache: ~0.4 s per process, both measured on the 2-core
-    development machine)."""
-    design = np.ones((1, 2, 1))
-    clearly_full_rank(design)
-    y = np.array([[1.0, 0.0]])
+    """Load (or compile, on the first use of an installation) :func:`fit` for the argument
+    types :func:`analysis.propensity.model.fit_propensity` passes, on a two-patient replicate,
+    so that a caller timing a block does not time numba's loading (compiling: ~10 s once per
+    installation; loading from the cache: ~0.4 s per process)."""
+    x = np.array([[[0.0], [1.0]]])
+    treated = np.array([[True, False]])
+    in_model = np.ones((1, 2), dtype=bool)
     weight = np.ones((1, 2))
-    keep = np.ones((1, 1), dtype=bool)
-    half = np.full((1, 2), 0.5)
+    keep = np.ones((1, 2), dtype=bool)
+    skip = np.zeros(1, dtype=bool)
     for r_glm in (True, False):
-        iterate(design, y, weight, keep, np.zeros((1, 1)), np.zeros((1, 2)), half, np.zeros(1),
-                np.ones(1, dtype=bool), r_glm, 1, 1e-8)
+        fit(x, treated, in_model, weight, keep, np.zeros((1, 2)), skip, True, r_glm, 1, 1e-8)

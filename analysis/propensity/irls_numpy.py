@@ -1,7 +1,7 @@
 """The iterations of the batched propensity-score fit in numpy (:func:`iterate_numpy`), every
 active replicate at once with a convergence mask, and R's logit-link arithmetic they use.
 
-The production path is the compiled kernel :func:`analysis.propensity.irls_kernels.iterate`
+The production path is the compiled kernel :func:`analysis.propensity.irls_kernels.fit`
 (:func:`analysis.propensity.model.fit_propensity`, ``compiled=True``); this module is its test
 oracle and the fallback for the replicates the kernel hands back (rank deficiency other than
 all-zero columns, an exactly singular Gram matrix). The iteration rules, R's clamped logit
@@ -141,9 +141,9 @@ def exact_deviance(eta, sign, weight):
 def iterate_numpy(design, weight, y, sign, rank_deficient, beta, eta, mu, deviance, active, r_glm, max_iter,
                    tol):
     """The iterations of :func:`fit_propensity` in numpy, every active replicate at once (each
-    stopping at its own iteration: a convergence mask); the test oracle of
-    :func:`analysis.propensity.irls_kernels.iterate`, which takes and returns the same
-    (``beta``, ``eta``, ``mu``, ``deviance`` are updated in place). A replicate's numbers do not
+    stopping at its own iteration: a convergence mask); the test oracle of the iterations of
+    :func:`analysis.propensity.irls_kernels.fit` (``beta``, ``eta``, ``mu``, ``deviance`` are
+    updated in place). A replicate's numbers do not
     depend on the other replicates of the batch."""
     n_rep, n_pat, _ = design.shape
     active = active.copy()

@@ -2,15 +2,15 @@
 
 All replicates of a block are fitted at once: the weighted normal equations are stacked as
 ``(replicate, p + 1)`` and ``(replicate, p + 1, p + 1)`` arrays and solved together, each
-replicate stopping at its own iteration (a convergence mask). By default the same iterations
-run compiled, one replicate at a time (:mod:`analysis.propensity.irls_kernels`, ~3x faster on
-liu2021 cohorts); the numpy loop (``compiled=False``) is its test oracle. The two give the same
-iteration counts, flags and statuses, and the same numbers to ~1e-14 for a finite estimate;
-under separation, where the rounding of each step is amplified, to ~1e-8 (R's rule) and
-~2e-7 (SPSS's) relative on liu2021 cohorts (measured on 2,000; the matched pairs of both plans
-identical). Two iteration rules are
-implemented, because under separation the fitted scores -- and so the caliper and the pairs --
-depend on where the iterations stop, not only on the data:
+replicate stopping at its own iteration (a convergence mask). By default the same fit runs
+compiled, one replicate at a time (:mod:`analysis.propensity.irls_kernels`: the design, rank
+screen, start, iterations, scores and separation flag in one call); the numpy path
+(``compiled=False``) is its test oracle. The two give the same iteration counts, flags and
+statuses, and the same numbers to ~1e-14 for a finite estimate; under separation, where the
+rounding of each step is amplified, to ~1e-8 (R's rule) and ~2e-7 (SPSS's) relative on
+liu2021 cohorts (measured on 2,000; the matched pairs of both plans identical). Two iteration
+rules are implemented, because under separation the fitted scores -- and so the caliper and
+the pairs -- depend on where the iterations stop, not only on the data:
 
 ``r_glm``
     R's ``glm.fit`` (stats 4.2) for ``binomial()``/``quasibinomial()``, which MatchIt's
@@ -148,7 +148,7 @@ class PropensityFit:
     algorithm: str = "r_glm"
 
 
-def _design_rank(design, compiled=True):
+def _design_rank(design):
     """Rank of each replicate's design ``[1, X]``, int shape (replicate,).
 
     The rank is numpy's (``matrix_rank``): the number of singular values above
@@ -156,51 +156,47 @@ def _design_rank(design, compiled=True):
     matrix ``D'D`` does not show full rank by a wide margin: its smallest eigenvalue above
     ``1e-8`` times its largest means ``s_min > ~1e-4 s_max`` even after the rounding of the
     product and the eigensolver (both ``~1e-13 s_max^2``), so the SVD rank would be full.
-    ``compiled`` shows that margin by a Cholesky factorisation instead of the eigenvalues
-    (:func:`analysis.propensity.irls_kernels.clearly_full_rank`, a certificate: never
-    wrong, slightly more often inconclusive); either way an inconclusive replicate gets the
-    SVD rank and a conclusive one would get full rank from it, so the ranks are the same.
+    The compiled path shows that margin by a Cholesky factorisation instead of the eigenvalues
+    (:func:`analysis.propensity.irls_linalg.clearly_full_rank`, a certificate: never wrong,
+    slightly more often inconclusive); either way an inconclusive replicate gets the SVD rank
+    (:func:`_svd_rank`) and a conclusive one would get full rank from it, so the ranks are the
+    same.
     """
-    n_rep, n_pat, q = design.shape
-    if compiled:
-        unclear = ~irls_kernels.clearly_full_rank(design)
-    else:
-        gram = design.transpose(0, 2, 1) @ design
-        eigenvalues = np.linalg.eigvalsh(gram)
-        unclear = ~(eigenvalues[:, 0] > 1e-8 * eigenvalues[:, -1])
-    rank = np.full(n_rep, q)
+    gram = design.transpose(0, 2, 1) @ design
+    eigenvalues = np.linalg.eigvalsh(gram)
+    unclear = ~(eigenvalues[:, 0] > 1e-8 * eigenvalues[:, -1])
+    rank = np.full(design.shape[0], design.shape[2])
     if unclear.any():
-        singular_values = np.linalg.svd(design[unclear], compute_uv=False)
-        rank_tol = singular_values[:, :1] * max(n_pat, q) * np.finfo(float).eps
-        rank[unclear] = np.sum(singular_values > rank_tol, axis=1)
+        rank[unclear] = _svd_rank(design[unclear])
     return rank
 
 
-def _iterate_compiled(design, weight, y, sign, rank, beta, eta, mu, deviance, active, r_glm, max_iter, tol):
-    """:func:`~analysis.propensity.irls_numpy.iterate_numpy`'s iterations in :func:`analysis.propensity.irls_kernels.iterate`
-    (same arguments, but each replicate's design ``rank`` instead of the deficiency flags;
-    returns new arrays). A rank-deficient replicate whose deficiency is all-zero columns (their
-    number is ``q - rank``) is fitted by the kernel on the other columns; any other
-    rank-deficient replicate, and any meeting an exactly singular Gram matrix in the kernel, is
-    fitted by :func:`~analysis.propensity.irls_numpy.iterate_numpy` from the same start."""
-    q = design.shape[2]
-    keep = np.ones((design.shape[0], q), dtype=bool)
-    in_kernel = active.copy()
-    deficient = active & (rank < q)
-    if deficient.any():
-        nonzero = (design[deficient] != 0.0).any(axis=1)
-        keep[deficient] = nonzero
-        in_kernel[deficient] = nonzero.sum(axis=1) == rank[deficient]
-    *fitted, singular = irls_kernels.iterate(design, y, weight, keep, beta, eta, mu, deviance, in_kernel, r_glm,
-                                             max_iter, tol)
-    rest = np.flatnonzero((active & ~in_kernel) | singular)
-    if rest.size:
-        numpy_fit = iterate_numpy(design[rest], weight[rest], y[rest], sign[rest], rank[rest] < q, beta[rest],
-                                   eta[rest], mu[rest], deviance[rest], np.ones(rest.size, dtype=bool), r_glm,
-                                   max_iter, tol)
-        for whole, part in zip(fitted, numpy_fit):
-            whole[rest] = part
-    return tuple(fitted)
+def _svd_rank(design):
+    """numpy's ``matrix_rank`` of each replicate's design, int shape (replicate,)."""
+    singular_values = np.linalg.svd(design, compute_uv=False)
+    rank_tol = singular_values[:, :1] * max(design.shape[1:]) * np.finfo(float).eps
+    return np.sum(singular_values > rank_tol, axis=1)
+
+
+def _with_intercept(X, in_model, zero_outside):
+    """The design ``[1, X]``, shape (replicate, patient, p + 1); rows of patients outside the
+    model zero if ``zero_outside``."""
+    design = np.empty(X.shape[:2] + (X.shape[2] + 1,))
+    design[:, :, 0] = 1.0
+    design[:, :, 1:] = X
+    if zero_outside:
+        design[~in_model] = 0.0
+    return design
+
+
+def _status(converged, separated, bad_data, empty_arm):
+    """Status codes by the precedence of :func:`fit_propensity`'s notes."""
+    code = np.full(converged.shape, status.OK, dtype=np.int8)
+    code[~converged] = status.PS_NOT_CONVERGED
+    code[separated] = status.SEPARATION
+    code[bad_data] = status.UNDEFINED
+    code[empty_arm] = status.EMPTY_ARM
+    return code
 
 
 def fit_propensity(X, treated, *, mask=None, weights=None, algorithm="r_glm", max_iter=None,
@@ -227,8 +223,8 @@ def fit_propensity(X, treated, *, mask=None, weights=None, algorithm="r_glm", ma
         Override the rule's iteration limit and tolerance (R ``maxit``/``epsilon``; SPSS
         ``ITERATE``/``BCON``).
     compiled : bool
-        Iterate in :mod:`analysis.propensity.irls_kernels` (default), or in numpy (the
-        kernel's test oracle). The two agree to rounding (module docstring).
+        Fit in :mod:`analysis.propensity.irls_kernels` (default), or in numpy (the kernel's
+        test oracle). The two agree to rounding (module docstring).
 
     Returns
     -------
@@ -273,38 +269,43 @@ def fit_propensity(X, treated, *, mask=None, weights=None, algorithm="r_glm", ma
     rule = ITERATION_RULES[algorithm]
     max_iter = rule.max_iter if max_iter is None else int(max_iter)
     tol = rule.tolerance if tol is None else float(tol)
-    r_glm = algorithm == "r_glm"
     X = np.asarray(X, dtype=float)
     if X.ndim != 3:
         raise ValueError(f"X must be shaped (replicate, patient, p), got {X.shape}")
-    n_rep, n_pat, n_col = X.shape
+    n_rep, n_pat, _ = X.shape
     y_bool = np.asarray(treated, dtype=bool)
     in_model = np.ones((n_rep, n_pat), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     if y_bool.shape != (n_rep, n_pat) or in_model.shape != (n_rep, n_pat):
         raise ValueError("treated and mask must be shaped (replicate, patient) like X")
-
     if weights is not None:
         weights = np.asarray(weights, dtype=float)
         if weights.shape != (n_rep, n_pat):
             raise ValueError("weights must be shaped (replicate, patient) like X")
         in_model = in_model & (weights > 0)
     weight = in_model.astype(float) if weights is None else np.where(in_model, weights, 0.0)
-    y = np.where(in_model, y_bool, False).astype(float)
-    q = n_col + 1
-    design = np.empty((n_rep, n_pat, q))
-    design[:, :, 0] = 1.0
-    design[:, :, 1:] = X
-    if mask is not None or weights is not None:
-        design[~in_model] = 0.0
-
     n_in = weight.sum(axis=1)
-    n_treated = y.sum(axis=1) if weights is None else (weight * y).sum(axis=1)
+    n_treated = (y_bool & in_model).sum(axis=1) if weights is None else (weight * y_bool).sum(axis=1)
     empty_arm = (n_treated == 0) | (n_treated == n_in)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(empty_arm, 0.5, n_treated / np.where(n_in > 0, n_in, 1.0))
+    arguments = (X, y_bool, in_model, weight, weights is not None or mask is not None, empty_arm, share,
+                 algorithm, max_iter, tol)
+    return _fit_compiled(*arguments) if compiled else _fit_numpy(*arguments)
+
+
+def _fit_numpy(X, y_bool, in_model, weight, masked, empty_arm, share, algorithm, max_iter, tol):
+    """:func:`fit_propensity` in numpy (its arguments checked and prepared; ``masked``: a
+    mask or weights were given)."""
+    r_glm = algorithm == "r_glm"
+    n_rep, n_pat, n_col = X.shape
+    q = n_col + 1
+    y = (y_bool & in_model).astype(float)
+    design = _with_intercept(X, in_model, masked)
     bad_data = ~np.isfinite(design).all(axis=(1, 2)) & ~empty_arm
     unusable = empty_arm | bad_data
-    weight[unusable] = 0.0
+    weight = np.where(unusable[:, None], 0.0, weight)
     design[unusable] = 0.0
-    rank = _design_rank(design, compiled)
+    rank = _design_rank(design)
     rank_deficient = (rank < q) & ~unusable
     sign = np.where(y > 0, 1.0, -1.0)
 
@@ -315,49 +316,83 @@ def fit_propensity(X, treated, *, mask=None, weights=None, algorithm="r_glm", ma
         eta = np.log(mu / (1.0 - mu))
         deviance = r_deviance(y, mu, weight)
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(unusable, 0.5, n_treated / np.where(n_in > 0, n_in, 1.0))
-        beta[:, 0] = np.log(share / (1.0 - share))
+        beta[:, 0] = np.log(np.where(unusable, 0.5, share) / (1.0 - np.where(unusable, 0.5, share)))
         if rank_deficient.any():
-            # Project the start onto the row space of the design, so that minimum-norm
-            # steps keep the coefficients the minimum-norm solution.
-            rows = design[rank_deficient]
-            beta[rank_deficient] = (np.linalg.pinv(rows) @ (rows @ beta[rank_deficient][..., None]))[..., 0]
+            beta[rank_deficient] = _projected(design[rank_deficient], beta[rank_deficient])
         eta = (design @ beta[..., None])[..., 0]
         mu = expit(eta)
         deviance = exact_deviance(eta, sign, weight)
 
-    active = ~unusable
-    if compiled:
-        beta, eta, mu, last_move, deviance, n_iter, converged = _iterate_compiled(
-            design, weight, y, sign, rank, beta, eta, mu, deviance, active, r_glm, max_iter, tol)
-    else:
-        beta, eta, mu, last_move, deviance, n_iter, converged = iterate_numpy(
-            design, weight, y, sign, rank_deficient, beta, eta, mu, deviance, active, r_glm, max_iter, tol)
+    beta, eta, mu, last_move, deviance, n_iter, converged = iterate_numpy(
+        design, weight, y, sign, rank_deficient, beta, eta, mu, deviance, ~unusable, r_glm, max_iter, tol)
 
     prob = r_inverse_link(eta) if r_glm else expit(eta)
     extreme = in_model & (expit(-sign * eta) < EXTREME_PROBABILITY)  # P(the other outcome)
     diverging = extreme & (sign * last_move > DIVERGING_STEP)
     separated = diverging.any(axis=1) & ~unusable
-
-    code = np.full(n_rep, status.OK, dtype=np.int8)
-    code[~converged] = status.PS_NOT_CONVERGED
-    code[separated] = status.SEPARATION
-    code[bad_data] = status.UNDEFINED
-    code[empty_arm] = status.EMPTY_ARM
-
     beta[unusable] = np.nan
-    deviance = np.where(unusable, np.nan, deviance)
     hide = ~in_model | unusable[:, None]
     return PropensityFit(
-        coef=beta,
-        ps=np.where(hide, np.nan, prob),
-        logit=np.where(hide, np.nan, eta),
-        converged=converged & ~unusable,
-        separated=separated,
-        rank_deficient=rank_deficient,
-        n_iter=n_iter,
-        deviance=deviance,
-        status=code,
-        algorithm=algorithm,
-    )
+        coef=beta, ps=np.where(hide, np.nan, prob), logit=np.where(hide, np.nan, eta),
+        converged=converged & ~unusable, separated=separated, rank_deficient=rank_deficient,
+        n_iter=n_iter, deviance=np.where(unusable, np.nan, deviance),
+        status=_status(converged, separated, bad_data, empty_arm), algorithm=algorithm)
+
+
+def _projected(design, beta):
+    """SPSS's start projected onto the row space of each (rank-deficient) design, so that
+    minimum-norm steps keep the coefficients the minimum-norm solution."""
+    return (np.linalg.pinv(design) @ (design @ beta[..., None]))[..., 0]
+
+
+def _fit_compiled(X, y_bool, in_model, weight, masked, empty_arm, share, algorithm, max_iter, tol):
+    """:func:`fit_propensity` in :func:`analysis.propensity.irls_kernels.fit` (arguments as
+    :func:`_fit_numpy`'s). The kernel's first call fits every replicate whose rank its screen
+    clears; those it hands back get numpy's SVD rank, and a second call fits those of full
+    rank and those rank-deficient only through all-zero columns (on the other columns); any
+    other rank-deficient replicate, and any meeting an exactly singular Gram matrix in the
+    kernel, is fitted by :func:`_fit_numpy`, as ``compiled=False`` fits it."""
+    r_glm = algorithm == "r_glm"
+    n_rep, _, n_col = X.shape
+    q = n_col + 1
+    X = np.ascontiguousarray(X)
+    y_bool, in_model = np.ascontiguousarray(y_bool), np.ascontiguousarray(in_model)
+    keep = np.ones((n_rep, q), dtype=bool)
+    start = np.zeros((n_rep, q))
+    if not r_glm:
+        start[:, 0] = np.log(share / (1.0 - share))
+    beta, logit, ps, deviance, n_iter, converged, separated, bad_data, unclear, singular = irls_kernels.fit(
+        X, y_bool, in_model, weight, keep, start, empty_arm, True, r_glm, max_iter, tol)
+    rank_deficient = np.zeros(n_rep, dtype=bool)
+    refit = singular
+    if unclear.any():
+        again = np.flatnonzero(unclear)
+        design = _with_intercept(X[again], in_model[again], True)
+        rank = _svd_rank(design)
+        deficient = rank < q
+        rank_deficient[again] = deficient
+        nonzero = (design != 0.0).any(axis=1)
+        in_kernel = ~deficient | (nonzero.sum(axis=1) == rank)
+        keep[again[deficient]] = nonzero[deficient]
+        if not r_glm and deficient.any():
+            start[again[deficient]] = _projected(design[deficient], start[again[deficient]])
+        second = again[in_kernel]
+        fitted = irls_kernels.fit(X[second], y_bool[second], in_model[second], weight[second], keep[second],
+                                  start[second], np.zeros(second.size, dtype=bool), False, r_glm, max_iter, tol)
+        for whole, part in zip((beta, logit, ps, deviance, n_iter, converged, separated), fitted):
+            whole[second] = part
+        refit = singular.copy()
+        refit[second] = fitted[-1]
+        refit[again[~in_kernel]] = True
+    beta[empty_arm] = np.nan
+    fit = PropensityFit(coef=beta, ps=ps, logit=logit, converged=converged, separated=separated,
+                        rank_deficient=rank_deficient, n_iter=n_iter, deviance=deviance,
+                        status=_status(converged, separated, bad_data, empty_arm), algorithm=algorithm)
+    if refit.any():
+        rows = np.flatnonzero(refit)
+        numpy_fit = _fit_numpy(X[rows], y_bool[rows], in_model[rows], weight[rows], masked, empty_arm[rows],
+                               share[rows], algorithm, max_iter, tol)
+        for field in ("coef", "ps", "logit", "converged", "separated", "rank_deficient", "n_iter", "deviance",
+                      "status"):
+            getattr(fit, field)[rows] = getattr(numpy_fit, field)
+    return fit

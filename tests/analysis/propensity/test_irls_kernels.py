@@ -27,7 +27,6 @@ import pytest
 from analysis import status
 from analysis.propensity import irls_kernels
 from analysis.propensity import irls_numpy
-from analysis.propensity import model as propensity
 from analysis.propensity.model import ITERATION_RULES, fit_propensity
 from tests.analysis.propensity.test_propensity import random_covariates, rare_binaries_batch, separating_batch
 
@@ -184,14 +183,14 @@ def test_exactly_singular_gram_matrix_falls_back_to_numpy(monkeypatch):
     x[0, :, 1] = 0.0
     x[0, 0, 1], treated[0, 0] = 1.0, True  # one treated patient carries the column
     flagged = []
-    kernel = irls_kernels.iterate
+    kernel = irls_kernels.fit
 
     def spy(*args):
         result = kernel(*args)
         flagged.append(result[-1].copy())
         return result
 
-    monkeypatch.setattr(irls_kernels, "iterate", spy)
+    monkeypatch.setattr(irls_kernels, "fit", spy)
     fast, slow = both(x, treated, algorithm="spss_logistic", max_iter=60)
     assert flagged[0].tolist() == [True, False, False]
     for field in ("coef", "ps", "logit", "deviance", *IDENTICAL):
@@ -221,12 +220,12 @@ def test_non_finite_coefficients_stop_the_replicate_as_numpy_does(r_glm):
     """A Gram matrix that overflows gives non-finite coefficients: the replicate stops there,
     unconverged, with its previous iterate (R's "non-finite coefficients"). Such designs do not
     reach the iterations through fit_propensity (its rank screen refuses them first), so the
-    two loops are called directly, from the same start."""
+    kernel is called without the screen and the numpy loop directly, from the same start."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(3, 30, 2))
     y = (rng.random((3, 30)) < 0.5).astype(float)
+    x[0, :, 0] *= 1e160
     design = np.concatenate([np.ones((3, 30, 1)), x], axis=2)
-    design[0, :, 1] *= 1e160
     weight, sign = np.ones_like(y), np.where(y > 0, 1.0, -1.0)
     beta = np.zeros((3, 3))
     if r_glm:
@@ -238,30 +237,33 @@ def test_non_finite_coefficients_stop_the_replicate_as_numpy_does(r_glm):
         eta = beta[:, :1] * np.ones_like(y)
         mu = 1.0 / (1.0 + np.exp(-eta))
         deviance = irls_numpy.exact_deviance(eta, sign, weight)
-    start = (beta, eta, mu, deviance)
     rule = ITERATION_RULES["r_glm" if r_glm else "spss_logistic"]
-    arguments = (np.ones(3, dtype=bool), r_glm, rule.max_iter, rule.tolerance)
+    everyone = np.ones((3, 30), dtype=bool)
     with np.errstate(all="ignore"):
-        fast = propensity._iterate_compiled(design, weight, y, sign, np.full(3, 3), *(a.copy() for a in start),
-                                            *arguments)
-        slow = irls_numpy.iterate_numpy(design, weight, y, sign, np.zeros(3, dtype=bool), *(a.copy() for a in start),
-                                         *arguments)
-    names = ("beta", "eta", "mu", "last_move", "deviance", "n_iter", "converged")
-    for name, a, b in zip(names, fast, slow):
+        fast = irls_kernels.fit(x, y > 0, everyone, weight, np.ones((3, 3), dtype=bool), beta.copy(),
+                                np.zeros(3, dtype=bool), False, r_glm, rule.max_iter, rule.tolerance)
+        slow = irls_numpy.iterate_numpy(design, weight, y, sign, np.zeros(3, dtype=bool), beta.copy(), eta, mu,
+                                        deviance, np.ones(3, dtype=bool), r_glm, rule.max_iter, rule.tolerance)
+    for name, a, b in (("beta", fast[0], slow[0]), ("eta", fast[1], slow[1]), ("deviance", fast[3], slow[4]),
+                       ("n_iter", fast[4], slow[5]), ("converged", fast[5], slow[6])):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=name)
-    assert fast[5][0] == 1 and not fast[6][0]
+    assert fast[4][0] == 1 and not fast[5][0]
     np.testing.assert_array_equal(fast[0][0], beta[0])  # the start kept
 
 
 def test_rank_screen_is_a_certificate():
-    """The Cholesky screen never passes a rank-deficient design, passes well-conditioned ones,
-    and the ranks equal the eigenvalue screen's."""
+    """The kernel's Cholesky screen never clears a rank-deficient design, clears well-conditioned
+    ones, and the ranks are the numpy path's (eigenvalue screen, then SVD)."""
     rng = np.random.default_rng(9)
-    design = np.concatenate([np.ones((50, 60, 1)), rng.normal(size=(50, 60, 5))], axis=2)
-    design[:10, :, 3] = design[:10, :, 1] * 2 - design[:10, :, 2]
-    design[10:20, :, 4] = 0.0
-    design[20:30, :, 5] = design[20:30, :, 1] + 1e-7 * rng.normal(size=(10, 60))  # nearly collinear
-    clear = irls_kernels.clearly_full_rank(design)
-    assert not clear[:20].any() and clear[30:].all()
-    np.testing.assert_array_equal(propensity._design_rank(design, True), propensity._design_rank(design, False))
-    assert (propensity._design_rank(design, True)[:20] == 5).all()
+    x = rng.normal(size=(50, 60, 5))
+    x[:10, :, 2] = x[:10, :, 0] * 2 - x[:10, :, 1]
+    x[10:20, :, 3] = 0.0
+    x[20:30, :, 4] = x[20:30, :, 0] + 1e-7 * rng.normal(size=(10, 60))  # nearly collinear
+    treated = rng.random((50, 60)) < 0.5
+    everyone = np.ones((50, 60), dtype=bool)
+    unclear = irls_kernels.fit(x, treated, everyone, np.ones((50, 60)), np.ones((50, 6), dtype=bool),
+                               np.zeros((50, 6)), np.zeros(50, dtype=bool), True, True, 25, 1e-8)[-2]
+    assert unclear[:20].all() and not unclear[30:].any()
+    fast, slow = both(x, treated)
+    np.testing.assert_array_equal(fast.rank_deficient, slow.rank_deficient)
+    assert fast.rank_deficient[:20].all() and not fast.rank_deficient[20:].any()
