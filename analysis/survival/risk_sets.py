@@ -158,7 +158,8 @@ def tabulate_risk_sets(
     """Sort each replicate by (stratum, time) and tabulate the risk set of every tie group.
 
     One stable ``argsort`` along the patient axis (two when ``strata`` is given) and cumulative
-    sums; no loop over replicates or patients.
+    sums; no loop over replicates or patients. Compiled, the time order is
+    :func:`analysis.survival.risk_set_kernels.stable_order` (the same order).
 
     Parameters
     ----------
@@ -175,9 +176,9 @@ def tabulate_risk_sets(
     strata : array_like of int, shape (replicate, patient), optional
         Stratum ids (negative = a stratum of one); one stratum when omitted.
     compiled : bool
-        Form the table from the sort order in compiled code
-        (:mod:`analysis.survival.risk_set_kernels`, the same table bit for bit); False forms it
-        in numpy, the kernel's test oracle.
+        Sort and form the table from the sort order in compiled code
+        (:mod:`analysis.survival.risk_set_kernels`, the same table bit for bit); False sorts with
+        numpy's stable ``argsort`` and forms the table in numpy, the kernels' test oracle.
 
     Returns
     -------
@@ -198,7 +199,12 @@ def tabulate_risk_sets(
     in_cohort = weight > 0
     sort_time = time if in_cohort.all() else np.where(in_cohort, time, np.inf)
 
-    order = np.argsort(sort_time, axis=1, kind="stable")
+    if compiled:
+        from analysis.survival import risk_set_kernels
+
+        order = risk_set_kernels.stable_order(sort_time)  # the same order, faster
+    else:
+        order = np.argsort(sort_time, axis=1, kind="stable")
     if strata is not None:
         stratum_ids = unique_negative_ids(as_batch("strata", strata, shape, np.int64))
         stratum_in_time_order = np.take_along_axis(stratum_ids, order, axis=1)
@@ -207,8 +213,6 @@ def tabulate_risk_sets(
         by_stratum = np.argsort(stratum_in_time_order, axis=1, kind="stable")
         order = np.take_along_axis(order, by_stratum, axis=1)
     if compiled:
-        from analysis.survival import risk_set_kernels
-
         ids = np.ascontiguousarray(stratum_ids) if strata is not None else np.zeros((1, 1), np.int64)
         columns = risk_set_kernels.tabulate(np.ascontiguousarray(order, dtype=np.int64),
                                             np.ascontiguousarray(sort_time), np.ascontiguousarray(weight),
