@@ -29,6 +29,8 @@ from analysis import status as st
 from analysis.propensity.balance import Balance, standardised_differences_by_cohort
 from analysis.cohort import CohortBatch
 from analysis.survival.cox import CoxResult, cox_from_table
+from analysis.survival.endpoint import analyse_endpoint
+from analysis.survival.endpoint_kernels import event_counts
 from analysis.comparisons.categorical import categorical_test, contingency_table
 from analysis.comparisons.continuous import continuous_test
 from analysis.comparisons.group_tests import TestResult
@@ -315,17 +317,21 @@ def _replace_standard_errors(survival, cohort, endpoints, treated, weights, matc
 
 
 def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> EndpointAnalysis:
-    """Cox, log-rank and both arms' medians of one endpoint from one risk-set table (two when
-    the pair-stratified models need a stratified one: the Kaplan-Meier curves never are)."""
-    mask = weights > 0
-    stratified = plan.stratify_pairs and pairs is not None
-    strata = pairs if stratified else None
+    """Cox, log-rank and both arms' medians of one endpoint: one compiled pass per replicate
+    (:func:`analysis.survival.endpoint.analyse_endpoint`, the numbers of one risk-set table),
+    or, for the pair-stratified models, a stratified table for the Cox model and log-rank test
+    and one without strata for the Kaplan-Meier curves (which never are)."""
     if plan.cox_se in ("robust", "austin_cafri"):  # austin_cafri: robust in the full cohort
-        cluster = pairs if pairs is not None else np.broadcast_to(np.arange(time.shape[1]), time.shape)
+        cluster = pairs if pairs is not None else "patient"
     else:
         cluster = None
-    table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=strata)
-    km_table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights) if stratified else table
+    if not (plan.stratify_pairs and pairs is not None):
+        survival = analyse_endpoint(time, event, treated, weights=weights, cluster=cluster, ties=plan.ties,
+                                    median_ci=plan.median_ci, median_rule=plan.median_rule, level=plan.level)
+        return EndpointAnalysis(survival.cox, survival.logrank, survival.median_treated, survival.median_control)
+    mask = weights > 0
+    table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=pairs)
+    km_table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights)
     cox = cox_from_table(table, ties=plan.ties, cluster=cluster, level=plan.level)
     logrank = logrank_from_table(table)
     medians = [km_median(km_table, arm=arm, ci=plan.median_ci, level=plan.level, median_rule=plan.median_rule)
@@ -335,37 +341,37 @@ def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> Endpo
 
 def _endpoint_columns(analysis: EndpointAnalysis, event, treated, weights, plan: Plan, z: float,
                       cohort_status) -> dict[str, np.ndarray]:
+    """The replicate Dataset's variables of one endpoint in one cohort, shape (replicate,): the
+    Cox estimates (NaN where the cohort or the fit failed), the log-rank p-value and medians
+    (NaN where the cohort failed), the weighted event counts of each arm (``weights * event``
+    summed as numpy sums it, compiled: :func:`analysis.survival.endpoint_kernels.event_counts`)
+    and the status."""
     cox = analysis.cox
     robust = plan.cox_se != "model"  # robust, bootstrap and Austin-Cafri SEs are all in robust_se
     se = cox.robust_se if robust else cox.se
     p_value = cox.p_value_robust if robust else cox.p_value_model
-    code = np.where(cohort_status != st.OK, cohort_status, cox.status).astype(np.int8)
-    failed = code != st.OK
-    events = weights * event
-
     cohort_failed = cohort_status != st.OK
-
-    def unless_failed(values, failure=failed):
-        return np.where(failure, np.nan, values)
-
-    medians = {"treated": analysis.median_treated, "control": analysis.median_control}
+    code = np.where(cohort_failed, cohort_status, cox.status).astype(np.int8)
+    failed = code != st.OK
+    log_hr = np.where(failed, np.nan, cox.log_hr)
+    se = np.where(failed, np.nan, se)
     columns = {
-        "log_hr": unless_failed(cox.log_hr),
-        "se": unless_failed(se),
-        "ci_lower": unless_failed(cox.log_hr - z * se),
-        "ci_upper": unless_failed(cox.log_hr + z * se),
-        "p_value": unless_failed(p_value),
-        "p_logrank": unless_failed(analysis.logrank.p_value, cohort_failed),
+        "log_hr": log_hr,
+        "se": se,
+        "ci_lower": log_hr - z * se,
+        "ci_upper": log_hr + z * se,
+        "p_value": np.where(failed, np.nan, p_value),
+        "p_logrank": np.where(cohort_failed, np.nan, analysis.logrank.p_value),
     }
-    for arm, estimate in medians.items():
-        columns[f"median_{arm}"] = unless_failed(estimate.median, cohort_failed)
-        columns[f"median_{arm}_lower"] = unless_failed(estimate.lower, cohort_failed)
-        columns[f"median_{arm}_upper"] = unless_failed(estimate.upper, cohort_failed)
-    return columns | {
-        "events_treated": np.rint((events * treated).sum(axis=1)),
-        "events_control": np.rint((events * ~treated).sum(axis=1)),
-        "status": code,
-    }
+    for arm, estimate in (("treated", analysis.median_treated), ("control", analysis.median_control)):
+        columns[f"median_{arm}"] = np.where(cohort_failed, np.nan, estimate.median)
+        columns[f"median_{arm}_lower"] = np.where(cohort_failed, np.nan, estimate.lower)
+        columns[f"median_{arm}_upper"] = np.where(cohort_failed, np.nan, estimate.upper)
+    events = event_counts(np.ascontiguousarray(weights, dtype=np.float64), np.ascontiguousarray(event, dtype=bool),
+                          np.ascontiguousarray(treated, dtype=bool))
+    columns["events_treated"], columns["events_control"] = np.rint(events)
+    columns["status"] = code
+    return columns
 
 
 def _baseline_tests(batch: CohortBatch, weights, plan: Plan) -> dict[str, TestResult]:

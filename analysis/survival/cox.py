@@ -322,12 +322,20 @@ def _cox_compiled(table: RiskSetTable, *, ties, cluster, level, max_iter, tol) -
         cluster_ids = _cluster_ids(cluster, table)
         singleton = _is_singleton(cluster_ids)
         cluster_rows = cluster_ids if singleton else np.take_along_axis(cluster_ids, table.order, axis=1)
-    beta, information, sum_of_squares, events_total, n_iter, converged, status = cox_kernels.fit_table(
-        table, efron=ties == "efron", cluster_rows=cluster_rows, singleton=singleton, max_iter=max_iter, tol=tol)
+    fit = cox_kernels.fit_table(table, efron=ties == "efron", cluster_rows=cluster_rows, singleton=singleton,
+                                max_iter=max_iter, tol=tol)
+    return result_of_fit(*fit, clustered=cluster is not None, level=level)
+
+
+def result_of_fit(beta, information, sum_of_squares, events_total, n_iter, converged, status, *, clustered: bool,
+                  level: float) -> CoxResult:
+    """The :class:`CoxResult` of a compiled fit (:func:`analysis.survival.cox_kernels.fit`'s
+    outputs, each shape (replicate,); ``status`` int8, updated in place); ``clustered``: a
+    robust SE was asked for."""
     ok, converged, log_hr, se = _estimates(beta, information, converged, status)
     with np.errstate(invalid="ignore"):
         robust_se = np.where(ok, np.sqrt(sum_of_squares), np.nan)
-    return _result(log_hr, se, robust_se, cluster is not None, level, events_total, n_iter, converged, status)
+    return _result(log_hr, se, robust_se, clustered, level, events_total, n_iter, converged, status)
 
 
 def _estimates(beta, information, converged, status):

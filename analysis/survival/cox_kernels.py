@@ -7,10 +7,16 @@ cumulative sums and their gathers (the score residuals) and a sort by cluster. W
 patients per replicate each call does little arithmetic, so the calls, not the arithmetic,
 were the cost. :func:`fit` runs each replicate's whole fit in one pass of compiled code: the
 same terms, the same status rules, the same Newton-Raphson iterations with step halving, the
-same score residuals and cluster sums.
+same score residuals and cluster sums. :func:`fit_replicate` is one replicate's fit (also run
+by :mod:`analysis.survival.endpoint_kernels`). The log partial likelihood, a log per term, is
+computed only for the step tests the score does not decide (:func:`_not_worse`: where the
+likelihood is concave, a trial whose score has the step's sign is not worse), about one
+Newton step in seven on liu2021 cohorts; the tests' outcomes, so the iterations, are those of
+the numpy path's comparison of computed likelihoods.
 
 The sums over a replicate's rows and event terms are numpy's pairwise sums, in numpy's order
-(:func:`_sum`; over the packed width of the numpy path for the Newton evaluations), the score
+(:func:`analysis.survival.pairwise.pairwise_sum`; over the packed width of the numpy path for
+the Newton evaluations), the score
 residuals differences of sequential cumulative sums as there, each cluster's sum of ``w L / I``
 ``np.add.reduceat``'s and the squares added in increasing cluster id (each patient's own
 square in patient order when every patient is a cluster). What is not the numpy path's
@@ -39,6 +45,7 @@ import numpy as np
 
 from analysis import status as status_codes
 from analysis.survival.cox_terms import MAX_ABS_LOG_HR
+from analysis.survival.pairwise import pairwise_sum
 
 #: The numpy path's constants (|log HR| of a divergent fit, and hazard_ratio's clip).
 _MAX_ABS_LOG_HR = MAX_ABS_LOG_HR
@@ -55,84 +62,49 @@ def _hazard_ratio(beta):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _block_sum(a, start, n):
-    """numpy's pairwise sum of ``a[start:start + n]`` for ``n <= 128``: sequential below 8
-    terms, else eight interleaved partial sums combined pairwise, then the rest in order."""
-    if n < 8:
-        res = 0.0
-        for i in range(start, start + n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
-    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
-    i = start + 8
-    stop = start + n - n % 8
-    while i < stop:
-        r0 += a[i]
-        r1 += a[i + 1]
-        r2 += a[i + 2]
-        r3 += a[i + 3]
-        r4 += a[i + 4]
-        r5 += a[i + 5]
-        r6 += a[i + 6]
-        r7 += a[i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < start + n:
-        res += a[i]
-        i += 1
-    return res
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sum(a, start, n, stack, partial):
-    """``a[start:start + n].sum()`` in numpy's order (``pairwise_sum``: blocks of up to 128
-    terms, larger ranges halved at a multiple of 8), bit for bit; without recursion (numba
-    cannot cache a recursive function): the halvings are walked with an explicit ``stack``
-    (int64, shape (64, 3): start, length, stage) and ``partial`` (float, shape (64,): the left
-    halves' sums)."""
-    if n <= 128:
-        return _block_sum(a, start, n)
-    top = 0
-    stack[0, 0], stack[0, 1], stack[0, 2] = start, n, 0
-    value = 0.0
-    while top >= 0:
-        s, m, stage = stack[top, 0], stack[top, 1], stack[top, 2]
-        if m <= 128 or stage == 2:
-            value = _block_sum(a, s, m) if m <= 128 else partial[top] + value
-            top -= 1
-            continue  # `value` goes to the parent (stage 1: its left half; 2: its right half)
-        half = m // 2
-        half -= half % 8
-        if stage == 0:
-            stack[top, 2] = 1
-            top += 1
-            stack[top, 0], stack[top, 1], stack[top, 2] = s, half, 0
-        else:  # the left half's sum is in `value`
-            partial[top] = value
-            stack[top, 2] = 2
-            top += 1
-            stack[top, 0], stack[top, 1], stack[top, 2] = s + half, m - half, 0
-    return value
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _evaluate(a, b, c, n, width, d1, beta, work, stack, partial, out):
-    """Log partial likelihood, score and information at ``beta`` from the ``n`` terms into
-    ``out``, each sum over ``width`` terms (zeros beyond ``n``: numpy's packed layout) in
-    numpy's order (``work``: shape (3, width) or more)."""
+def _score_information(a, b, c, n, width, d1, beta, work, stack, partial, out):
+    """Score and information at ``beta`` from the ``n`` terms into ``out[1]`` and ``out[2]``,
+    each sum over ``width`` terms (zeros beyond ``n``: numpy's packed layout) in numpy's order
+    (``work``: shape (3, width) or more)."""
     hr = _hazard_ratio(beta)
     for k in range(n):
         treated_risk = b[k] * hr
-        denominator = a[k] + treated_risk
-        share = treated_risk / denominator
+        share = treated_risk / (a[k] + treated_risk)
         weighted_share = c[k] * share
-        work[0, k] = c[k] * math.log(denominator)
         work[1, k] = weighted_share
         work[2, k] = weighted_share * (1.0 - share)
-    out[0] = d1 * beta - _sum(work[0], 0, width, stack, partial)
-    out[1] = d1 - _sum(work[1], 0, width, stack, partial)
-    out[2] = _sum(work[2], 0, width, stack, partial)
+    out[1] = d1 - pairwise_sum(work[1], 0, width, stack, partial)
+    out[2] = pairwise_sum(work[2], 0, width, stack, partial)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _log_likelihood(a, b, c, n, width, d1, beta, work, stack, partial):
+    """Log partial likelihood at ``beta``, summed as :func:`_score_information` sums."""
+    hr = _hazard_ratio(beta)
+    for k in range(n):
+        work[0, k] = c[k] * math.log(a[k] + b[k] * hr)
+    return d1 * beta - pairwise_sum(work[0], 0, width, stack, partial)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _not_worse(a, b, c, n, width, d1, beta, trial, step, trial_score, loglik, work, stack, partial):
+    """``cox._newton``'s test of a trial step, log L(trial) >= log L(beta) - 1e-13 |log L(beta)|;
+    returns (passed, log L(beta), log L(trial)), the likelihoods NaN where not computed
+    (``loglik``: log L(beta) if known, else NaN).
+
+    The log partial likelihood is concave in beta where exp(beta) is not clipped
+    (|beta| <= 3 * MAX_ABS_LOG_HR), so log L(trial) >= log L(beta) + U(trial) (trial - beta):
+    a trial whose score has the sign of the step is not worse, and the likelihood (a log per
+    term) is computed only for the other trials, then compared as ``cox._newton`` compares it.
+    The sums being accurate to far less than the 1e-13 margin, the decisions are those of the
+    comparison of the computed likelihoods.
+    """
+    if trial_score * step >= 0 and abs(beta) <= _CLIP and abs(trial) <= _CLIP:
+        return True, loglik, np.nan
+    if math.isnan(loglik):
+        loglik = _log_likelihood(a, b, c, n, width, d1, beta, work, stack, partial)
+    trial_loglik = _log_likelihood(a, b, c, n, width, d1, trial, work, stack, partial)
+    return trial_loglik >= loglik - 1e-13 * abs(loglik), loglik, trial_loglik
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -152,6 +124,213 @@ def _cluster_sums_by_id(ids, values, first, rest, size):
         if size[g] > 8:
             return False
     return True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def fit_scratch(n_pat, width, n_ids):
+    """Work arrays of :func:`fit_replicate` for replicates of ``n_pat`` patients, Newton sums
+    over ``width`` terms and ``n_ids`` cluster ids (0: clusters sorted)."""
+    return (np.empty(n_pat), np.empty(n_pat), np.empty(n_pat), np.empty(n_pat),  # a, b, c, fraction
+            np.empty(n_pat), np.empty(n_pat), np.empty(n_pat),  # the terms packed
+            np.empty(3), np.empty(3), np.empty((5, n_pat + 1)), np.empty(n_pat), np.empty(n_pat),
+            np.zeros((6, n_pat)),  # the summands of the per-replicate totals, in row layout
+            np.empty((64, 3), np.int64), np.empty(64),
+            np.empty(max(n_ids, 1)), np.empty(max(n_ids, 1)), np.zeros(max(n_ids, 1), np.int64),
+            np.zeros((3, width)))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def fit_replicate(event, weight, treated, tie_first, tie_last, stratum_first, at_risk_treated, at_risk_control,
+                  events_treated, events_control, death_count, death_rank, efron, cluster_rows, n_ids, order,
+                  singleton, robust, max_iter, tol, width, scratch):
+    """The Cox fit of one replicate: its rows of :func:`fit`'s columns (shape (patient,)),
+    ``cluster_rows`` and ``order`` likewise, the options of :func:`fit`, ``width`` (the Newton
+    sums' width, as :func:`fit` finds it) and ``scratch`` (:func:`fit_scratch`).
+
+    Returns (beta, information, sum_of_squares, events_total, n_iter, converged, status),
+    as one replicate of :func:`fit`.
+    """
+    (a, b, c, fraction, ca, cb, cc, values, trial_values, cumulative, contribution, residual, rows, stack,
+     partial, cluster_first, cluster_rest, cluster_size, work) = scratch
+    n_pat = event.shape[0]
+    sum_of_squares = np.nan
+    for i in range(n_pat):
+        w = weight[i]
+        rows[0, i] = w
+        rows[1, i] = w if treated[i] else 0.0
+        rows[2, i] = w if event[i] else 0.0
+    weight_total = pairwise_sum(rows[0], 0, n_pat, stack, partial)
+    weight_treated = pairwise_sum(rows[1], 0, n_pat, stack, partial)
+    events_total = pairwise_sum(rows[2], 0, n_pat, stack, partial)
+    weight_control = weight_total - weight_treated
+    scale = 1e-12 * max(weight_total, 1.0)
+
+    # Terms (cox_terms.partial_likelihood_terms).
+    n_terms = 0
+    for i in range(n_pat):
+        rows[3, i] = 0.0
+        rows[4, i] = 0.0
+        rows[5, i] = 0.0
+        if not event[i]:
+            a[i] = 1.0
+            b[i] = 0.0
+            c[i] = 0.0
+            fraction[i] = 0.0
+            continue
+        if efron:
+            tied = max(death_count[i], 1.0)
+            f = max(death_rank[i], 0.0) / tied
+            ci = (events_treated[i] + events_control[i]) / tied
+        else:
+            f = 0.0
+            ci = weight[i]
+        ai = at_risk_control[i] - f * events_control[i]
+        bi = at_risk_treated[i] - f * events_treated[i]
+        ai = max(ai, 0.0) if ai > scale else 0.0
+        bi = max(bi, 0.0) if bi > scale else 0.0
+        if ai + bi <= 0:  # dead term: no information
+            ai = ai + 1.0
+            ci = 0.0
+        elif treated[i]:
+            rows[3, i] = weight[i]
+        a[i] = ai
+        b[i] = bi
+        c[i] = ci
+        fraction[i] = f
+        ca[n_terms] = ai
+        cb[n_terms] = bi
+        cc[n_terms] = ci
+        n_terms += 1
+        if bi > 0:
+            rows[4, i] = ci
+        if ai == 0:
+            rows[5, i] = ci
+    d1 = pairwise_sum(rows[3], 0, n_pat, stack, partial)
+    treated_at_risk_weight = pairwise_sum(rows[4], 0, n_pat, stack, partial)
+    no_control_at_risk_weight = pairwise_sum(rows[5], 0, n_pat, stack, partial)
+    for k in range(n_terms, width):
+        for q in range(3):
+            work[q, k] = 0.0
+
+    # Status (cox_from_table), the later rules overriding the earlier ones.
+    events_control_total = events_total - d1
+    margin = 1e-10 * max(events_total, 1.0)
+    finite_maximum = (d1 - treated_at_risk_weight < -margin) and (d1 - no_control_at_risk_weight > margin)
+    status = _OK if finite_maximum else _NOT_CONVERGED
+    if d1 <= 0 or events_control_total <= 0:
+        status = _NO_EVENTS
+    if weight_treated <= 0 or weight_control <= 0:
+        status = _EMPTY_ARM
+
+    # Newton-Raphson with step halving from beta = 0 (cox._newton); the likelihood only where
+    # a step's test needs it (_not_worse).
+    beta = 0.0
+    _score_information(ca, cb, cc, n_terms, width, d1, beta, work, stack, partial, values)
+    n_iter = 0
+    converged = False
+    if status == _OK:
+        loglik = np.nan
+        for _ in range(max_iter):
+            step = values[1] / values[2]
+            if not math.isfinite(step):
+                step = 0.0
+            trial = beta + step
+            _score_information(ca, cb, cc, n_terms, width, d1, trial, work, stack, partial, trial_values)
+            trial_loglik = np.nan
+            for halvings in range(61):
+                if halvings == 60:  # cox._newton takes the 60th halving untested
+                    break
+                accept, loglik, trial_loglik = _not_worse(ca, cb, cc, n_terms, width, d1, beta, trial, step,
+                                                          trial_values[1], loglik, work, stack, partial)
+                if accept:
+                    break
+                step = step / 2.0
+                trial = beta + step
+                trial_loglik = np.nan
+                _score_information(ca, cb, cc, n_terms, width, d1, trial, work, stack, partial, trial_values)
+            beta = trial
+            loglik = trial_loglik
+            values[1] = trial_values[1]
+            values[2] = trial_values[2]
+            n_iter += 1
+            done = abs(step) <= tol * max(1.0, abs(trial))
+            escaped = abs(trial) > _MAX_ABS_LOG_HR
+            if done and not escaped:
+                converged = True
+            if done or escaped:
+                break
+    information = values[2]
+    if not (robust and status == _OK and converged and information > 0):
+        return beta, information, sum_of_squares, events_total, n_iter, converged, status
+
+    # Score residuals (cox_terms.score_residuals), from differences of cumulative sums.
+    exp_beta = _hazard_ratio(beta)
+    for q in range(5):
+        cumulative[q, 0] = 0.0
+    for i in range(n_pat):
+        treated_risk = b[i] * exp_beta
+        denominator = a[i] + treated_risk
+        share = treated_risk / denominator
+        hazard = c[i] / denominator
+        kept = 1.0 - fraction[i]
+        hazard_share = hazard * share
+        cumulative[0, i + 1] = cumulative[0, i] + share
+        cumulative[1, i + 1] = cumulative[1, i] + hazard
+        cumulative[2, i + 1] = cumulative[2, i] + hazard * kept
+        cumulative[3, i + 1] = cumulative[3, i] + hazard_share
+        cumulative[4, i + 1] = cumulative[4, i] + hazard_share * kept
+    se = 1.0 / math.sqrt(values[2])
+    variance_factor = se * se
+    for i in range(n_pat):
+        first = tie_first[i]
+        after = tie_last[i] + 1
+        start = stratum_first[i]
+        mean_share = (cumulative[0, after] - cumulative[0, first]) / max(death_count[i], 1.0)
+        hazard_earlier = cumulative[1, first] - cumulative[1, start]
+        hazard_share_earlier = cumulative[3, first] - cumulative[3, start]
+        if event[i]:
+            cumulative_hazard = hazard_earlier + (cumulative[2, after] - cumulative[2, first])
+            cumulative_hazard_x = hazard_share_earlier + (cumulative[4, after] - cumulative[4, first])
+        else:
+            cumulative_hazard = hazard_earlier + (cumulative[1, after] - cumulative[1, first])
+            cumulative_hazard_x = hazard_share_earlier + (cumulative[3, after] - cumulative[3, first])
+        if treated[i]:
+            compensator = exp_beta * (cumulative_hazard - cumulative_hazard_x)
+            own = 1.0 - mean_share
+        else:
+            compensator = 1.0 * (0.0 * cumulative_hazard - cumulative_hazard_x)
+            own = 0.0 - mean_share
+        residual[i] = (own if event[i] else 0.0) - compensator
+        w = weight[i]
+        contribution[i] = (w * residual[i] if w > 0 else 0.0) * variance_factor
+
+    # Sum over clusters of (sum in the cluster)^2 (cox.cluster_sum_of_squares).
+    total = 0.0
+    if singleton:
+        for i in range(n_pat):  # into patient order
+            residual[order[i]] = contribution[i]
+        for i in range(n_pat):
+            total += residual[i] * residual[i]
+    elif n_ids > 0 and _cluster_sums_by_id(cluster_rows, contribution, cluster_first, cluster_rest,
+                                           cluster_size):
+        for g in range(n_ids):  # increasing id, as np.bincount adds them
+            if cluster_size[g] > 0:
+                cluster_sum = cluster_first[g] + cluster_rest[g]
+                total += cluster_sum * cluster_sum
+    else:
+        by_cluster = np.argsort(cluster_rows, kind="mergesort")
+        for i in range(n_pat):
+            residual[i] = contribution[by_cluster[i]]
+        i = 0
+        while i < n_pat:  # np.add.reduceat's order: the first value + the others' pairwise sum
+            cluster = cluster_rows[by_cluster[i]]
+            first = i
+            i += 1
+            while i < n_pat and cluster_rows[by_cluster[i]] == cluster:
+                i += 1
+            cluster_sum = residual[first] + pairwise_sum(residual, first + 1, i - first - 1, stack, partial)
+            total += cluster_sum * cluster_sum
+    return beta, information, total, events_total, n_iter, converged, status
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -201,207 +380,20 @@ def fit(event, weight, treated, tie_first, tie_last, stratum_first, at_risk_trea
     n_iter_out = np.zeros(n_rep, np.int64)
     converged_out = np.zeros(n_rep, np.bool_)
     status_out = np.zeros(n_rep, np.int8)
-
-    a = np.empty(n_pat)  # per row (1, 0, 0 off the event rows)
-    b = np.empty(n_pat)
-    c = np.empty(n_pat)
-    fraction = np.empty(n_pat)
-    ca = np.empty(n_pat)  # the terms packed
-    cb = np.empty(n_pat)
-    cc = np.empty(n_pat)
-    values = np.empty(3)
-    trial_values = np.empty(3)
-    cumulative = np.empty((5, n_pat + 1))
-    contribution = np.empty(n_pat)
-    residual = np.empty(n_pat)
-    rows = np.zeros((6, n_pat))  # the summands of the per-replicate totals, in row layout
-    stack = np.empty((64, 3), np.int64)
-    partial = np.empty(64)
-    cluster_first = np.empty(max(n_ids, 1))
-    cluster_rest = np.empty(max(n_ids, 1))
-    cluster_size = np.zeros(max(n_ids, 1), np.int64)
     width = 1  # numpy's packed terms: as many columns as the most events of a replicate
     for r in range(n_rep):
         count = 0
         for i in range(n_pat):
             count += event[r, i]
         width = max(width, count)
-    work = np.zeros((3, width))
+    scratch = fit_scratch(n_pat, width, n_ids)
     for r in range(n_rep):
-        for i in range(n_pat):
-            w = weight[r, i]
-            rows[0, i] = w
-            rows[1, i] = w if treated[r, i] else 0.0
-            rows[2, i] = w if event[r, i] else 0.0
-        weight_total = _sum(rows[0], 0, n_pat, stack, partial)
-        weight_treated = _sum(rows[1], 0, n_pat, stack, partial)
-        events_total = _sum(rows[2], 0, n_pat, stack, partial)
-        weight_control = weight_total - weight_treated
-        scale = 1e-12 * max(weight_total, 1.0)
-
-        # Terms (cox_terms.partial_likelihood_terms).
-        n_terms = 0
-        for i in range(n_pat):
-            rows[3, i] = 0.0
-            rows[4, i] = 0.0
-            rows[5, i] = 0.0
-            if not event[r, i]:
-                a[i] = 1.0
-                b[i] = 0.0
-                c[i] = 0.0
-                fraction[i] = 0.0
-                continue
-            if efron:
-                tied = max(death_count[r, i], 1.0)
-                f = max(death_rank[r, i], 0.0) / tied
-                ci = (events_treated[r, i] + events_control[r, i]) / tied
-            else:
-                f = 0.0
-                ci = weight[r, i]
-            ai = at_risk_control[r, i] - f * events_control[r, i]
-            bi = at_risk_treated[r, i] - f * events_treated[r, i]
-            ai = max(ai, 0.0) if ai > scale else 0.0
-            bi = max(bi, 0.0) if bi > scale else 0.0
-            if ai + bi <= 0:  # dead term: no information
-                ai = ai + 1.0
-                ci = 0.0
-            elif treated[r, i]:
-                rows[3, i] = weight[r, i]
-            a[i] = ai
-            b[i] = bi
-            c[i] = ci
-            fraction[i] = f
-            ca[n_terms] = ai
-            cb[n_terms] = bi
-            cc[n_terms] = ci
-            n_terms += 1
-            if bi > 0:
-                rows[4, i] = ci
-            if ai == 0:
-                rows[5, i] = ci
-        d1 = _sum(rows[3], 0, n_pat, stack, partial)
-        treated_at_risk_weight = _sum(rows[4], 0, n_pat, stack, partial)
-        no_control_at_risk_weight = _sum(rows[5], 0, n_pat, stack, partial)
-        for k in range(n_terms, width):
-            for q in range(3):
-                work[q, k] = 0.0
-        events_total_out[r] = events_total
-
-        # Status (cox_from_table), the later rules overriding the earlier ones.
-        events_control_total = events_total - d1
-        margin = 1e-10 * max(events_total, 1.0)
-        finite_maximum = (d1 - treated_at_risk_weight < -margin) and (d1 - no_control_at_risk_weight > margin)
-        status = _OK if finite_maximum else _NOT_CONVERGED
-        if d1 <= 0 or events_control_total <= 0:
-            status = _NO_EVENTS
-        if weight_treated <= 0 or weight_control <= 0:
-            status = _EMPTY_ARM
-        status_out[r] = status
-
-        # Newton-Raphson with step halving from beta = 0 (cox._newton).
-        beta = 0.0
-        _evaluate(ca, cb, cc, n_terms, width, d1, beta, work, stack, partial, values)
-        n_iter = 0
-        converged = False
-        if status == _OK:
-            for _ in range(max_iter):
-                step = values[1] / values[2]
-                if not math.isfinite(step):
-                    step = 0.0
-                trial = beta + step
-                _evaluate(ca, cb, cc, n_terms, width, d1, trial, work, stack, partial, trial_values)
-                for _ in range(60):
-                    if trial_values[0] >= values[0] - 1e-13 * abs(values[0]):
-                        break
-                    step = step / 2.0
-                    trial = beta + step
-                    _evaluate(ca, cb, cc, n_terms, width, d1, trial, work, stack, partial, trial_values)
-                beta = trial
-                values[0] = trial_values[0]
-                values[1] = trial_values[1]
-                values[2] = trial_values[2]
-                n_iter += 1
-                done = abs(step) <= tol * max(1.0, abs(trial))
-                escaped = abs(trial) > _MAX_ABS_LOG_HR
-                if done and not escaped:
-                    converged = True
-                if done or escaped:
-                    break
-        beta_out[r] = beta
-        information_out[r] = values[2]
-        n_iter_out[r] = n_iter
-        converged_out[r] = converged
-        if not (robust and status == _OK and converged and values[2] > 0):
-            continue
-
-        # Score residuals (cox_terms.score_residuals), from differences of cumulative sums.
-        exp_beta = _hazard_ratio(beta)
-        for q in range(5):
-            cumulative[q, 0] = 0.0
-        for i in range(n_pat):
-            treated_risk = b[i] * exp_beta
-            denominator = a[i] + treated_risk
-            share = treated_risk / denominator
-            hazard = c[i] / denominator
-            kept = 1.0 - fraction[i]
-            hazard_share = hazard * share
-            cumulative[0, i + 1] = cumulative[0, i] + share
-            cumulative[1, i + 1] = cumulative[1, i] + hazard
-            cumulative[2, i + 1] = cumulative[2, i] + hazard * kept
-            cumulative[3, i + 1] = cumulative[3, i] + hazard_share
-            cumulative[4, i + 1] = cumulative[4, i] + hazard_share * kept
-        se = 1.0 / math.sqrt(values[2])
-        variance_factor = se * se
-        for i in range(n_pat):
-            first = tie_first[r, i]
-            after = tie_last[r, i] + 1
-            start = stratum_first[r, i]
-            mean_share = (cumulative[0, after] - cumulative[0, first]) / max(death_count[r, i], 1.0)
-            hazard_earlier = cumulative[1, first] - cumulative[1, start]
-            hazard_share_earlier = cumulative[3, first] - cumulative[3, start]
-            if event[r, i]:
-                cumulative_hazard = hazard_earlier + (cumulative[2, after] - cumulative[2, first])
-                cumulative_hazard_x = hazard_share_earlier + (cumulative[4, after] - cumulative[4, first])
-            else:
-                cumulative_hazard = hazard_earlier + (cumulative[1, after] - cumulative[1, first])
-                cumulative_hazard_x = hazard_share_earlier + (cumulative[3, after] - cumulative[3, first])
-            if treated[r, i]:
-                compensator = exp_beta * (cumulative_hazard - cumulative_hazard_x)
-                own = 1.0 - mean_share
-            else:
-                compensator = 1.0 * (0.0 * cumulative_hazard - cumulative_hazard_x)
-                own = 0.0 - mean_share
-            residual[i] = (own if event[r, i] else 0.0) - compensator
-            w = weight[r, i]
-            contribution[i] = (w * residual[i] if w > 0 else 0.0) * variance_factor
-
-        # Sum over clusters of (sum in the cluster)^2 (cox.cluster_sum_of_squares).
-        total = 0.0
-        if singleton:
-            for i in range(n_pat):  # into patient order
-                residual[order[r, i]] = contribution[i]
-            for i in range(n_pat):
-                total += residual[i] * residual[i]
-        elif n_ids > 0 and _cluster_sums_by_id(cluster_rows[r], contribution, cluster_first, cluster_rest,
-                                               cluster_size):
-            for g in range(n_ids):  # increasing id, as np.bincount adds them
-                if cluster_size[g] > 0:
-                    cluster_sum = cluster_first[g] + cluster_rest[g]
-                    total += cluster_sum * cluster_sum
-        else:
-            by_cluster = np.argsort(cluster_rows[r], kind="mergesort")
-            for i in range(n_pat):
-                residual[i] = contribution[by_cluster[i]]
-            i = 0
-            while i < n_pat:  # np.add.reduceat's order: the first value + the others' pairwise sum
-                cluster = cluster_rows[r, by_cluster[i]]
-                first = i
-                i += 1
-                while i < n_pat and cluster_rows[r, by_cluster[i]] == cluster:
-                    i += 1
-                cluster_sum = residual[first] + _sum(residual, first + 1, i - first - 1, stack, partial)
-                total += cluster_sum * cluster_sum
-        sum_sq_out[r] = total
+        (beta_out[r], information_out[r], sum_sq_out[r], events_total_out[r], n_iter_out[r], converged_out[r],
+         status_out[r]) = fit_replicate(
+            event[r], weight[r], treated[r], tie_first[r], tie_last[r], stratum_first[r], at_risk_treated[r],
+            at_risk_control[r], events_treated[r], events_control[r], death_count[r], death_rank[r], efron,
+            cluster_rows[r % cluster_rows.shape[0]], n_ids, order[r], singleton, robust, max_iter, tol, width,
+            scratch)
     return beta_out, information_out, sum_sq_out, events_total_out, n_iter_out, converged_out, status_out
 
 
@@ -421,10 +413,15 @@ def fit_table(table, *, efron: bool, cluster_rows, singleton: bool, max_iter: in
 
 def warm_up() -> None:
     """Load (or compile, on an installation's first use) :func:`fit` for the argument types
-    :func:`analysis.survival.cox.cox_from_table` passes, on a two-patient replicate."""
+    :func:`analysis.survival.cox.cox_from_table` passes, on a two-patient replicate, and the
+    kernels of :mod:`analysis.survival.endpoint_kernels`."""
+    from analysis.survival import endpoint_kernels
     from analysis.survival.risk_sets import tabulate_risk_sets
 
     table = tabulate_risk_sets(np.array([[1.0, 2.0]]), np.array([[True, True]]), np.array([[True, False]]))
     for singleton in (True, False):
         fit_table(table, efron=True, cluster_rows=np.zeros((1, 2), np.int64), singleton=singleton,
                   max_iter=1, tol=1e-9)
+    # The analysis plan's fused pass runs this module's fit (sim.run.runner loads the kernels
+    # of the modules it names; this one stands for the survival stages' fused pass too).
+    endpoint_kernels.warm_up()

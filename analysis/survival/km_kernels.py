@@ -93,6 +93,146 @@ def _band(survival, sigma, z, ci, lower, upper, k):
             upper[j] = high if (math.isnan(high) or high < 1.0) else 1.0
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _log_band_not_below(s, sigma, z, sign, threshold):
+    """True if the log band S exp(sign z sigma) (the upper one capped at 1) at S = ``s``,
+    sigma = ``sigma``, is surely above ``threshold`` without computing it: exp(x) >= 1 + x
+    bounds it below by s (1 + sign z sigma), with a margin of 1e-12 relative for rounding."""
+    return s * (1.0 + sign * (z * sigma)) > threshold * (1.0 + 1e-12)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _log_band_crossing(times, survival, greenwood, k, last_time, z, sign, start):
+    """``_first_crossing`` (midpoint rule) of the log band ``_band`` computes, lower
+    (``sign`` -1) or upper (+1), on the ``k`` columns, computing the band (an ``exp`` each)
+    only at columns from ``start`` on where it may be at or below the thresholds
+    (:func:`_log_band_not_below`): the same band values where they are computed, so the same
+    crossing. The upper band is >= S, so it cannot cross before S does (``start``)."""
+    first = -1
+    for j in range(start, k):
+        s = survival[j]
+        if not s > 0:  # undefined
+            continue
+        sigma = math.sqrt(greenwood[j])
+        if _log_band_not_below(s, sigma, z, sign, 0.5 + _TOLERANCE):
+            continue
+        value = s * math.exp(-z * sigma) if sign < 0 else min(s * math.exp(z * sigma), 1.0)
+        if value <= 0.5 + _TOLERANCE:
+            first = j
+            break
+    if first < 0:
+        return np.nan
+    for j in range(first, k):
+        s = survival[j]
+        if not s > 0:
+            continue
+        sigma = math.sqrt(greenwood[j])
+        if _log_band_not_below(s, sigma, z, sign, 0.5 - _TOLERANCE):
+            continue
+        value = s * math.exp(-z * sigma) if sign < 0 else min(s * math.exp(z * sigma), 1.0)
+        if value <= 0.5 - _TOLERANCE:
+            return (times[first] + times[j]) / 2.0
+    # A flat at 1/2 to the end: the last time, unless the band ends undefined (S = 0).
+    other = last_time if survival[k - 1] > 0 else np.nan
+    return (times[first] + other) / 2.0
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def median_scratch(n_pat):
+    """Work arrays of :func:`arm_median` for replicates of ``n_pat`` patients."""
+    return (np.empty(n_pat + 1), np.empty(n_pat), np.empty(n_pat), np.empty(n_pat), np.empty(n_pat),
+            np.empty(n_pat), np.empty(n_pat), np.empty(n_pat))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def arm_median(weight, treated, time, tie_first, tie_last, at_risk, events, tie_weight, use_tie_weight,
+               arm_treated, ci, z, midpoint, scratch):
+    """Median, confidence limits, Collett SE and status of one arm's curve in one replicate.
+
+    The arguments are one replicate's rows of :func:`medians`'s (shape (patient,)) and its
+    options; ``scratch`` is :func:`median_scratch`. Returns (median, lower, upper, se,
+    status).
+    """
+    cumulative, times, n_events, survival, greenwood, sigma, band_lower, band_upper = scratch
+    n_pat = weight.shape[0]
+    if not use_tie_weight:  # the arm's weight per tie group, from cumulative sums
+        cumulative[0] = 0.0
+        for i in range(n_pat):
+            w = weight[i]
+            arm_weight = w * treated[i] if arm_treated else w - w * treated[i]
+            cumulative[i + 1] = cumulative[i] + arm_weight
+    # The curve, one column per distinct time with some of the arm's weight.
+    k = 0
+    product = 1.0
+    running = 0.0
+    for i in range(n_pat):
+        if tie_last[i] != i:
+            continue
+        group_weight = (tie_weight[i] if use_tie_weight
+                        else cumulative[tie_last[i] + 1] - cumulative[tie_first[i]])
+        if not group_weight > 0:
+            continue
+        n = at_risk[i]
+        d = events[i]
+        if d > 0 and d >= n * (1.0 - 1e-12):  # rounding residue of "all left die"
+            d = n
+        product = product * (1.0 - d / n)
+        if d > 0:
+            increment = d / (n * (n - d)) if n > d else np.inf
+        else:
+            increment = 0.0
+        running = running + increment
+        times[k] = time[i]
+        n_events[k] = d
+        survival[k] = product
+        greenwood[k] = running
+        k += 1
+    if k == 0:
+        return np.nan, np.nan, np.nan, np.nan, _EMPTY_ARM
+    last_time = times[0]
+    for j in range(1, k):
+        last_time = max(last_time, times[j])
+    median = _first_crossing(times, survival, k, last_time, midpoint)
+
+    # The Collett SE (kaplan_meier._collett_median_se).
+    median_column = -1
+    for j in range(k):
+        if survival[j] <= 0.5 + _TOLERANCE:
+            median_column = j
+            break
+    upper_column = -1
+    lower_column = -1
+    for j in range(k):
+        if n_events[j] > 0:
+            if survival[j] >= 0.55 - _TOLERANCE:
+                upper_column = j
+            if lower_column < 0 and survival[j] <= 0.45 + _TOLERANCE:
+                lower_column = j
+    se = np.nan
+    if median_column >= 0 and lower_column >= 0:
+        time_u = times[upper_column] if upper_column >= 0 else 0.0
+        surv_u = survival[upper_column] if upper_column >= 0 else 1.0
+        density = (surv_u - survival[lower_column]) / (times[lower_column] - time_u)
+        se_survival = survival[median_column] * math.sqrt(greenwood[median_column])
+        se = se_survival / density
+        if not math.isfinite(se):
+            se = np.nan
+
+    if ci == 3:  # SPSS's symmetric interval
+        return median, median - z * se, median + z * se, se, _OK
+    if ci == 0:  # the log band, computed where a crossing may be
+        start = median_column if median_column >= 0 else k
+        lower = _log_band_crossing(times, survival, greenwood, k, last_time, z, -1.0, 0)
+        upper = _log_band_crossing(times, survival, greenwood, k, last_time, z, 1.0, start)
+        return median, lower, upper, se, _OK
+    for j in range(k):
+        sigma[j] = math.sqrt(greenwood[j])
+    _band(survival, sigma, z, ci, band_lower, band_upper, k)
+    lower = _first_crossing(times, band_lower, k, last_time, True)
+    upper = _first_crossing(times, band_upper, k, last_time, True)
+    return median, lower, upper, se, _OK
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def medians(weight, treated, time, tie_first, tie_last, at_risk, events, tie_weight, use_tie_weight,
             arm_treated, ci, z, midpoint):
@@ -122,96 +262,17 @@ def medians(weight, treated, time, tie_first, tie_last, at_risk, events, tie_wei
     status : ndarray of int8, shape (replicate,)
     """
     n_rep, n_pat = weight.shape
-    median_out = np.full(n_rep, np.nan)
-    lower_out = np.full(n_rep, np.nan)
-    upper_out = np.full(n_rep, np.nan)
-    se_out = np.full(n_rep, np.nan)
-    status_out = np.full(n_rep, _EMPTY_ARM, np.int8)
-    cumulative = np.empty(n_pat + 1)
-    times = np.empty(n_pat)
-    n_events = np.empty(n_pat)
-    survival = np.empty(n_pat)
-    greenwood = np.empty(n_pat)
-    sigma = np.empty(n_pat)
-    band_lower = np.empty(n_pat)
-    band_upper = np.empty(n_pat)
+    median_out = np.empty(n_rep)
+    lower_out = np.empty(n_rep)
+    upper_out = np.empty(n_rep)
+    se_out = np.empty(n_rep)
+    status_out = np.empty(n_rep, np.int8)
+    scratch = median_scratch(n_pat)
     for r in range(n_rep):
-        if not use_tie_weight:  # the arm's weight per tie group, from cumulative sums
-            cumulative[0] = 0.0
-            for i in range(n_pat):
-                w = weight[r, i]
-                arm_weight = w * treated[r, i] if arm_treated else w - w * treated[r, i]
-                cumulative[i + 1] = cumulative[i] + arm_weight
-        # The curve, one column per distinct time with some of the arm's weight.
-        k = 0
-        product = 1.0
-        running = 0.0
-        for i in range(n_pat):
-            if tie_last[r, i] != i:
-                continue
-            group_weight = (tie_weight[r, i] if use_tie_weight
-                            else cumulative[tie_last[r, i] + 1] - cumulative[tie_first[r, i]])
-            if not group_weight > 0:
-                continue
-            n = at_risk[r, i]
-            d = events[r, i]
-            if d > 0 and d >= n * (1.0 - 1e-12):  # rounding residue of "all left die"
-                d = n
-            product = product * (1.0 - d / n)
-            if d > 0:
-                increment = d / (n * (n - d)) if n > d else np.inf
-            else:
-                increment = 0.0
-            running = running + increment
-            times[k] = time[r, i]
-            n_events[k] = d
-            survival[k] = product
-            greenwood[k] = running
-            k += 1
-        if k == 0:
-            continue
-        status_out[r] = _OK
-        last_time = times[0]
-        for j in range(1, k):
-            last_time = max(last_time, times[j])
-        median_out[r] = _first_crossing(times, survival, k, last_time, midpoint)
-
-        # The Collett SE (kaplan_meier._collett_median_se).
-        median_column = -1
-        for j in range(k):
-            if survival[j] <= 0.5 + _TOLERANCE:
-                median_column = j
-                break
-        upper_column = -1
-        lower_column = -1
-        for j in range(k):
-            if n_events[j] > 0:
-                if survival[j] >= 0.55 - _TOLERANCE:
-                    upper_column = j
-                if lower_column < 0 and survival[j] <= 0.45 + _TOLERANCE:
-                    lower_column = j
-        se = np.nan
-        if median_column >= 0 and lower_column >= 0:
-            time_u = times[upper_column] if upper_column >= 0 else 0.0
-            surv_u = survival[upper_column] if upper_column >= 0 else 1.0
-            density = (surv_u - survival[lower_column]) / (times[lower_column] - time_u)
-            se_survival = survival[median_column] * math.sqrt(greenwood[median_column])
-            se = se_survival / density
-            if not math.isfinite(se):
-                se = np.nan
-        se_out[r] = se
-
-        if ci == 3:  # SPSS's symmetric interval
-            lower_out[r] = median_out[r] - z * se
-            upper_out[r] = median_out[r] + z * se
-        else:
-            for j in range(k):
-                sigma[j] = math.sqrt(greenwood[j])
-            _band(survival, sigma, z, ci, band_lower, band_upper, k)
-            lower_out[r] = _first_crossing(times, band_lower, k, last_time, True)
-            upper_out[r] = _first_crossing(times, band_upper, k, last_time, True)
+        median_out[r], lower_out[r], upper_out[r], se_out[r], status_out[r] = arm_median(
+            weight[r], treated[r], time[r], tie_first[r], tie_last[r], at_risk[r], events[r], tie_weight[r],
+            use_tie_weight, arm_treated, ci, z, midpoint, scratch)
     return median_out, lower_out, upper_out, se_out, status_out
-
 
 def medians_of_table(table, *, arm: str, ci: str, z: float, midpoint: bool):
     """:func:`medians` of one arm of a :class:`analysis.survival.risk_sets.RiskSetTable`."""

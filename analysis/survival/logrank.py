@@ -115,9 +115,18 @@ def logrank_from_table(table: RiskSetTable) -> LogrankResult:
 
     weight_treated = (table.weight * table.treated).sum(axis=1)
     weight_control = table.weight.sum(axis=1) - weight_treated
-    status = np.full(table.time.shape[0], status_codes.OK, np.int8)
+    return logrank_from_sums(observed, expected, variance, weight_treated, weight_control,
+                             deaths.max(axis=1, initial=0.0))
+
+
+def logrank_from_sums(observed, expected, variance, weight_treated, weight_control, max_deaths) -> LogrankResult:
+    """The test from its sums per replicate (each shape (replicate,)): O1, E1, V, the weight of
+    each arm and the largest weighted number of events at one time; as
+    :func:`logrank_from_table` forms them (also
+    :mod:`analysis.survival.endpoint_kernels`)."""
+    status = np.full(observed.shape[0], status_codes.OK, np.int8)
     status[variance <= 0] = status_codes.UNDEFINED
-    status[deaths.max(axis=1, initial=0.0) <= 0] = status_codes.NO_EVENTS
+    status[max_deaths <= 0] = status_codes.NO_EVENTS
     status[(weight_treated <= 0) | (weight_control <= 0)] = status_codes.EMPTY_ARM
 
     ok = status == status_codes.OK
