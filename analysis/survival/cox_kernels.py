@@ -115,13 +115,15 @@ def _cluster_sums_by_id(ids, values, first, rest, size):
     size[:] = 0
     for i in range(ids.size):
         g = ids[i]
-        if size[g] == 0:
-            first[g] = values[i]
-            rest[g] = 0.0
-        else:
-            rest[g] += values[i]
-        size[g] += 1
-        if size[g] > 8:
+        members = size[g]
+        value = values[i]
+        # Selections, not branches (whether a member is its cluster's first is random).
+        earlier_first = first[g]
+        later = rest[g] + value
+        first[g] = value if members == 0 else earlier_first
+        rest[g] = 0.0 if members == 0 else later
+        size[g] = members + 1
+        if members >= 8:
             return False
     return True
 
@@ -165,18 +167,11 @@ def fit_replicate(event, weight, treated, tie_first, tie_last, stratum_first, at
     weight_control = weight_total - weight_treated
     scale = 1e-12 * max(weight_total, 1.0)
 
-    # Terms (cox_terms.partial_likelihood_terms).
+    # Terms (cox_terms.partial_likelihood_terms), computed on every row and kept on the event
+    # rows (selections, not branches: events and arms are in random order).
     n_terms = 0
     for i in range(n_pat):
-        rows[3, i] = 0.0
-        rows[4, i] = 0.0
-        rows[5, i] = 0.0
-        if not event[i]:
-            a[i] = 1.0
-            b[i] = 0.0
-            c[i] = 0.0
-            fraction[i] = 0.0
-            continue
+        is_event = event[i]
         if efron:
             tied = max(death_count[i], 1.0)
             f = max(death_rank[i], 0.0) / tied
@@ -188,23 +183,21 @@ def fit_replicate(event, weight, treated, tie_first, tie_last, stratum_first, at
         bi = at_risk_treated[i] - f * events_treated[i]
         ai = max(ai, 0.0) if ai > scale else 0.0
         bi = max(bi, 0.0) if bi > scale else 0.0
-        if ai + bi <= 0:  # dead term: no information
-            ai = ai + 1.0
-            ci = 0.0
-        elif treated[i]:
-            rows[3, i] = weight[i]
-        a[i] = ai
-        b[i] = bi
-        c[i] = ci
-        fraction[i] = f
+        dead = ai + bi <= 0  # dead term: no information
+        ai = ai + 1.0 if dead else ai
+        ci = 0.0 if dead else ci
+        w = weight[i]
+        rows[3, i] = w if is_event & (not dead) & treated[i] else 0.0
+        rows[4, i] = ci if is_event & (bi > 0) else 0.0
+        rows[5, i] = ci if is_event & (ai == 0) else 0.0
+        a[i] = ai if is_event else 1.0
+        b[i] = bi if is_event else 0.0
+        c[i] = ci if is_event else 0.0
+        fraction[i] = f if is_event else 0.0
         ca[n_terms] = ai
         cb[n_terms] = bi
         cc[n_terms] = ci
-        n_terms += 1
-        if bi > 0:
-            rows[4, i] = ci
-        if ai == 0:
-            rows[5, i] = ci
+        n_terms += is_event
     d1 = pairwise_sum(rows[3], 0, n_pat, stack, partial)
     treated_at_risk_weight = pairwise_sum(rows[4], 0, n_pat, stack, partial)
     no_control_at_risk_weight = pairwise_sum(rows[5], 0, n_pat, stack, partial)
@@ -288,21 +281,28 @@ def fit_replicate(event, weight, treated, tie_first, tie_last, stratum_first, at
         mean_share = (cumulative[0, after] - cumulative[0, first]) / max(death_count[i], 1.0)
         hazard_earlier = cumulative[1, first] - cumulative[1, start]
         hazard_share_earlier = cumulative[3, first] - cumulative[3, start]
-        if event[i]:
-            cumulative_hazard = hazard_earlier + (cumulative[2, after] - cumulative[2, first])
-            cumulative_hazard_x = hazard_share_earlier + (cumulative[4, after] - cumulative[4, first])
-        else:
-            cumulative_hazard = hazard_earlier + (cumulative[1, after] - cumulative[1, first])
-            cumulative_hazard_x = hazard_share_earlier + (cumulative[3, after] - cumulative[3, first])
-        if treated[i]:
-            compensator = exp_beta * (cumulative_hazard - cumulative_hazard_x)
-            own = 1.0 - mean_share
-        else:
-            compensator = 1.0 * (0.0 * cumulative_hazard - cumulative_hazard_x)
-            own = 0.0 - mean_share
-        residual[i] = (own if event[i] else 0.0) - compensator
+        # Both cases computed, one kept (selections: events and arms are in random order).
+        is_event = event[i]
+        own_hazard_event = cumulative[2, after] - cumulative[2, first]
+        own_hazard_other = cumulative[1, after] - cumulative[1, first]
+        own_hazard_x_event = cumulative[4, after] - cumulative[4, first]
+        own_hazard_x_other = cumulative[3, after] - cumulative[3, first]
+        own_hazard = own_hazard_event if is_event else own_hazard_other
+        own_hazard_x = own_hazard_x_event if is_event else own_hazard_x_other
+        cumulative_hazard = hazard_earlier + own_hazard
+        cumulative_hazard_x = hazard_share_earlier + own_hazard_x
+        compensator_treated = exp_beta * (cumulative_hazard - cumulative_hazard_x)
+        compensator_control = 1.0 * (0.0 * cumulative_hazard - cumulative_hazard_x)
+        is_treated = treated[i]
+        compensator = compensator_treated if is_treated else compensator_control
+        own_treated = 1.0 - mean_share
+        own_control = 0.0 - mean_share
+        own = own_treated if is_treated else own_control
+        value = (own if is_event else 0.0) - compensator
+        residual[i] = value
         w = weight[i]
-        contribution[i] = (w * residual[i] if w > 0 else 0.0) * variance_factor
+        weighted = w * value
+        contribution[i] = (weighted if w > 0 else 0.0) * variance_factor
 
     # Sum over clusters of (sum in the cluster)^2 (cox.cluster_sum_of_squares).
     total = 0.0
@@ -314,9 +314,9 @@ def fit_replicate(event, weight, treated, tie_first, tie_last, stratum_first, at
     elif n_ids > 0 and _cluster_sums_by_id(cluster_rows, contribution, cluster_first, cluster_rest,
                                            cluster_size):
         for g in range(n_ids):  # increasing id, as np.bincount adds them
-            if cluster_size[g] > 0:
-                cluster_sum = cluster_first[g] + cluster_rest[g]
-                total += cluster_sum * cluster_sum
+            cluster_sum = cluster_first[g] + cluster_rest[g]
+            added = total + cluster_sum * cluster_sum
+            total = added if cluster_size[g] > 0 else total
     else:
         by_cluster = np.argsort(cluster_rows, kind="mergesort")
         for i in range(n_pat):

@@ -128,6 +128,7 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
     death_rank = np.empty(n_pat)
     is_tie_last = np.empty(n_pat, np.bool_)
     cluster_rows = np.zeros(n_pat, np.int64)
+    group_rows = np.empty(n_pat, np.int64)
     summands = np.empty((4, n_pat))
     stack = np.empty((64, 3), np.int64)
     partial = np.empty(64)
@@ -136,26 +137,34 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
     for q in range(n_chunk):
         r = start + q
         unpack_replicate(packed[q], time[r], raw[r], weight[r], True, bits, order, run_keys, run_index)
-        tabulate_replicate(order, time[r], weight[r], event[r], treated[r], no_strata, False, True, cumulative, deaths,
-                           time_s, event_s, weight_s, treated_s, stratum_s, tie_first, tie_last, stratum_first,
-                           stratum_last, at_risk_treated, at_risk_control, events_treated, events_control,
-                           tie_weight, death_count, death_rank, is_tie_last)
+        n_groups = tabulate_replicate(order, time[r], weight[r], event[r], treated[r], no_strata, False, True,
+                                      cumulative, deaths, time_s, event_s, weight_s, treated_s, stratum_s, tie_first,
+                                      tie_last, stratum_first, stratum_last, at_risk_treated, at_risk_control,
+                                      events_treated, events_control, tie_weight, death_count, death_rank,
+                                      is_tie_last, group_rows)
 
-        # Log-rank sums, as logrank_from_table forms them (products with 0/1 factors).
-        max_deaths = 0.0
+        # Log-rank sums, as logrank_from_table forms them (products with 0/1 factors): on the
+        # rows that are not the last of their tie group the factors are 0 and the summands
+        # (signed) zeros, written without the divisions; the groups' last rows in full.
         for i in range(n_pat):
+            summands[0, i] = 0.0
+            summands[1, i] = 0.0 * ((at_risk_treated[i] + at_risk_control[i] - (events_treated[i] + events_control[i]))
+                                    * 0.0)
+            summands[2, i] = events_treated[i] * 0.0
+            summands[3, i] = weight_s[i] * treated_s[i]
+        max_deaths = 0.0
+        for g in range(n_groups):
+            i = group_rows[g]
             at_risk = at_risk_treated[i] + at_risk_control[i]
             d = events_treated[i] + events_control[i]
-            term = 1.0 if (is_tie_last[i] and d > 0) else 0.0
+            term = 1.0 if d > 0 else 0.0
             share = at_risk_treated[i] / (at_risk + (1.0 - term)) * term
-            with_ties = 1.0 if (term > 0 and at_risk > 1) else 0.0
+            with_ties = 1.0 if (term > 0) & (at_risk > 1) else 0.0
             ties_factor = (at_risk - d) / ((at_risk - 1.0) * with_ties + (1.0 - with_ties)) * with_ties
             summands[0, i] = d * share
             summands[1, i] = d * share * (1.0 - share) * ties_factor
-            summands[2, i] = events_treated[i] * (1.0 if is_tie_last[i] else 0.0)
-            summands[3, i] = weight_s[i] * (1.0 if treated_s[i] else 0.0)
-            if d > max_deaths:
-                max_deaths = d
+            summands[2, i] = events_treated[i]
+            max_deaths = d if d > max_deaths else max_deaths
         floats[5, r] = pairwise_sum(summands[0], 0, n_pat, stack, partial)
         floats[6, r] = pairwise_sum(summands[1], 0, n_pat, stack, partial)
         floats[4, r] = pairwise_sum(summands[2], 0, n_pat, stack, partial)
@@ -165,13 +174,13 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
         floats[9, r] = max_deaths
 
         # Both arms' medians (a two-arm table: each arm's weights summed per tie group).
-        median, lower, upper, se, status = arm_median(weight_s, treated_s, time_s, tie_first, tie_last,
-                                                      at_risk_treated, events_treated, tie_weight, False, True,
-                                                      ci, z, midpoint, km)
+        # (tabulate_replicate's cumulative sums of each arm's weights are the arm's: its weights
+        # are positive or +0.0, so its running sums from -0.0 are those from 0.)
+        median, lower, upper, se, status = arm_median(time_s, tie_first, at_risk_treated, events_treated, tie_weight,
+                                                      cumulative[0], False, group_rows, n_groups, ci, z, midpoint, km)
         floats[10, r], floats[11, r], floats[12, r], floats[13, r], ints[3, r] = median, lower, upper, se, status
-        median, lower, upper, se, status = arm_median(weight_s, treated_s, time_s, tie_first, tie_last,
-                                                      at_risk_control, events_control, tie_weight, False, False,
-                                                      ci, z, midpoint, km)
+        median, lower, upper, se, status = arm_median(time_s, tie_first, at_risk_control, events_control, tie_weight,
+                                                      cumulative[1], False, group_rows, n_groups, ci, z, midpoint, km)
         floats[14, r], floats[15, r], floats[16, r], floats[17, r], ints[4, r] = median, lower, upper, se, status
 
         # The Cox fit, clusters in the table's row order.

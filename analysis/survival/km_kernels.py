@@ -145,48 +145,42 @@ def median_scratch(n_pat):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def arm_median(weight, treated, time, tie_first, tie_last, at_risk, events, tie_weight, use_tie_weight,
-               arm_treated, ci, z, midpoint, scratch):
+def arm_median(time, tie_first, at_risk, events, tie_weight, arm_cumulative, use_tie_weight, group_rows, n_groups,
+               ci, z, midpoint, scratch):
     """Median, confidence limits, Collett SE and status of one arm's curve in one replicate.
 
-    The arguments are one replicate's rows of :func:`medians`'s (shape (patient,)) and its
-    options; ``scratch`` is :func:`median_scratch`. Returns (median, lower, upper, se,
-    status).
+    ``time``, ``tie_first``, ``at_risk``, ``events`` and ``tie_weight`` are one replicate's
+    rows of :func:`medians`'s (shape (patient,)); ``arm_cumulative`` (shape (patient + 1,))
+    the cumulative sums of the arm's weights over the rows from 0, or, with
+    ``use_tie_weight``, not read (the tie groups' weights are the arm's); ``group_rows`` the
+    last rows of the ``n_groups`` tie groups in order; the options as :func:`medians`'s;
+    ``scratch`` :func:`median_scratch`. Returns (median, lower, upper, se, status).
     """
     cumulative, times, n_events, survival, greenwood, sigma, band_lower, band_upper = scratch
-    n_pat = weight.shape[0]
-    if not use_tie_weight:  # the arm's weight per tie group, from cumulative sums
-        cumulative[0] = 0.0
-        for i in range(n_pat):
-            w = weight[i]
-            arm_weight = w * treated[i] if arm_treated else w - w * treated[i]
-            cumulative[i + 1] = cumulative[i] + arm_weight
-    # The curve, one column per distinct time with some of the arm's weight.
+    # The curve, one column per distinct time with some of the arm's weight: every tie group
+    # is computed and kept where it is a column (selections, not branches: which groups are
+    # columns is random), the same operations on the columns.
     k = 0
     product = 1.0
     running = 0.0
-    for i in range(n_pat):
-        if tie_last[i] != i:
-            continue
-        group_weight = (tie_weight[i] if use_tie_weight
-                        else cumulative[tie_last[i] + 1] - cumulative[tie_first[i]])
-        if not group_weight > 0:
-            continue
+    for g in range(n_groups):
+        i = group_rows[g]
+        group_weight = tie_weight[i] if use_tie_weight else arm_cumulative[i + 1] - arm_cumulative[tie_first[i]]
+        column = group_weight > 0
         n = at_risk[i]
         d = events[i]
-        if d > 0 and d >= n * (1.0 - 1e-12):  # rounding residue of "all left die"
-            d = n
-        product = product * (1.0 - d / n)
-        if d > 0:
-            increment = d / (n * (n - d)) if n > d else np.inf
-        else:
-            increment = 0.0
-        running = running + increment
+        d = n if (d > 0) & (d >= n * (1.0 - 1e-12)) else d  # rounding residue of "all left die"
+        next_product = product * (1.0 - d / n)
+        increment = d / (n * (n - d))
+        increment = increment if n > d else np.inf
+        next_running = running + (increment if d > 0 else 0.0)
         times[k] = time[i]
         n_events[k] = d
-        survival[k] = product
-        greenwood[k] = running
-        k += 1
+        survival[k] = next_product
+        greenwood[k] = next_running
+        product = next_product if column else product
+        running = next_running if column else running
+        k += column
     if k == 0:
         return np.nan, np.nan, np.nan, np.nan, _EMPTY_ARM
     last_time = times[0]
@@ -268,10 +262,22 @@ def medians(weight, treated, time, tie_first, tie_last, at_risk, events, tie_wei
     se_out = np.empty(n_rep)
     status_out = np.empty(n_rep, np.int8)
     scratch = median_scratch(n_pat)
+    arm_cumulative = scratch[0]
+    group_rows = np.empty(n_pat, np.int64)
     for r in range(n_rep):
+        if not use_tie_weight:  # the arm's weight per tie group, from cumulative sums
+            arm_cumulative[0] = 0.0
+            for i in range(n_pat):
+                w = weight[r, i]
+                arm_weight = w * treated[r, i] if arm_treated else w - w * treated[r, i]
+                arm_cumulative[i + 1] = arm_cumulative[i] + arm_weight
+        n_groups = 0
+        for i in range(n_pat):
+            group_rows[n_groups] = i
+            n_groups += tie_last[r, i] == i
         median_out[r], lower_out[r], upper_out[r], se_out[r], status_out[r] = arm_median(
-            weight[r], treated[r], time[r], tie_first[r], tie_last[r], at_risk[r], events[r], tie_weight[r],
-            use_tie_weight, arm_treated, ci, z, midpoint, scratch)
+            time[r], tie_first[r], at_risk[r], events[r], tie_weight[r], arm_cumulative, use_tie_weight, group_rows,
+            n_groups, ci, z, midpoint, scratch)
     return median_out, lower_out, upper_out, se_out, status_out
 
 def medians_of_table(table, *, arm: str, ci: str, z: float, midpoint: bool):

@@ -31,7 +31,7 @@ def tabulate_replicate(order, sort_time, weight, event, treated, stratum_ids, ha
                        cumulative, deaths,
                        time_out, event_out, weight_out, treated_out, stratum_out, tie_first, tie_last,
                        stratum_first, stratum_last, at_risk_treated, at_risk_control, events_treated,
-                       events_control, tie_weight, death_count, death_rank, is_tie_last):
+                       events_control, tie_weight, death_count, death_rank, is_tie_last, group_rows):
     """The columns of one replicate's table, each a shape (patient,) array of the table's order.
 
     ``order``, ``sort_time``, ``weight``, ``event``, ``treated`` and ``stratum_ids`` are one
@@ -41,47 +41,75 @@ def tabulate_replicate(order, sort_time, weight, event, treated, stratum_ids, ha
     ``positive_only`` their weight is 0 too (a ``mask = weight > 0``), else it is kept. ``cumulative``
     (shape (5, patient + 1)) and ``deaths`` (int64, shape (patient + 1,)) are scratch.
     ``stratum_out``, ``stratum_first`` and ``stratum_last`` are written only with strata
-    (the caller holds 0, 0 and patient - 1 there otherwise).
+    (the caller holds 0, 0 and patient - 1 there otherwise). Returns the number of tie groups,
+    whose last rows are written, in order, at the start of ``group_rows`` (int64, shape
+    (patient,)).
     """
     n_pat = order.shape[0]
     # Cumulative sums with a leading 0 (as risk_sets.cumulative_sums): weights of the treated,
     # of the controls, of all, events' weights of the treated and of the controls, event counts.
+    # Running sums from -0.0 (-0.0 + v is v for every v: np.cumsum's first value itself).
+    # Selections (not branches) throughout: arms, events and ties are in random order.
+    c0 = c1 = c2 = c3 = c4 = -0.0
+    for q in range(5):
+        cumulative[q, 0] = 0.0
     deaths[0] = 0
+    count = 0
     for i in range(n_pat):
         p = order[i]
         w = weight[p]
         in_cohort = w > 0
-        t = sort_time[p] if in_cohort else np.inf
-        e = event[p] and in_cohort
+        t = sort_time[p]
+        time_out[i] = t if in_cohort else np.inf
+        e = event[p] & in_cohort
         x = treated[p]
-        time_out[i] = t
-        weight_out[i] = w if in_cohort or not positive_only else 0.0
-        w = weight_out[i]
+        w = w if in_cohort | (not positive_only) else 0.0
+        weight_out[i] = w
         event_out[i] = e
         treated_out[i] = x
         if has_strata:
             stratum_out[i] = stratum_ids[p]
         w_treated = w * x
         w_control = w - w_treated
-        values = (w_treated, w_control, w, w_treated * e, w_control * e)
-        for q in range(5):
-            # np.cumsum: the first value itself, then running sums.
-            cumulative[q, i + 1] = values[q] if i == 0 else cumulative[q, i] + values[q]
-        deaths[i + 1] = deaths[i] + e
+        c0 += w_treated
+        c1 += w_control
+        c2 += w
+        c3 += w_treated * e
+        c4 += w_control * e
+        cumulative[0, i + 1] = c0
+        cumulative[1, i + 1] = c1
+        cumulative[2, i + 1] = c2
+        cumulative[3, i + 1] = c3
+        cumulative[4, i + 1] = c4
+        count += e
+        deaths[i + 1] = count
+    if n_pat == 0:
+        return 0
     # Run bounds of the tie groups (same stratum and time) and of the strata.
-    for i in range(n_pat):
-        new_stratum = i == 0 or (has_strata and stratum_out[i] != stratum_out[i - 1])
-        new_tie = new_stratum or time_out[i] != time_out[i - 1]
+    tie_first[0] = 0
+    n_groups = 0
+    for i in range(1, n_pat):
+        new_stratum = has_strata & (stratum_out[i] != stratum_out[i - 1])
+        new_tie = new_stratum | (time_out[i] != time_out[i - 1])
         tie_first[i] = i if new_tie else tie_first[i - 1]
+        group_rows[n_groups] = i - 1
+        n_groups += new_tie
         if has_strata:
             stratum_first[i] = i if new_stratum else stratum_first[i - 1]
+    group_rows[n_groups] = n_pat - 1
+    n_groups += 1
+    following = n_pat - 1  # tie_last of row i + 1
     for i in range(n_pat - 1, -1, -1):
-        last_of_stratum = i == n_pat - 1 or (has_strata and stratum_out[i + 1] != stratum_out[i])
-        last_of_tie = last_of_stratum or time_out[i + 1] != time_out[i]
-        tie_last[i] = i if last_of_tie else tie_last[i + 1]
-        if has_strata:
-            stratum_last[i] = i if last_of_stratum else stratum_last[i + 1]
-    for i in range(n_pat):
+        if i == n_pat - 1:
+            last_of_tie = True
+            tie_last[i] = i
+        else:
+            last_of_stratum = has_strata & (stratum_out[i + 1] != stratum_out[i])
+            last_of_tie = last_of_stratum | (time_out[i + 1] != time_out[i])
+            following = i if last_of_tie else following
+            tie_last[i] = following
+            if has_strata:
+                stratum_last[i] = i if last_of_stratum else stratum_last[i + 1]
         first = tie_first[i]
         after = tie_last[i] + 1
         end = stratum_last[i] + 1
@@ -93,7 +121,8 @@ def tabulate_replicate(order, sort_time, weight, event, treated, stratum_ids, ha
         before = deaths[first]
         death_count[i] = deaths[after] - before
         death_rank[i] = (deaths[i + 1] - before - 1) if event_out[i] else -1.0
-        is_tie_last[i] = after - 1 == i
+        is_tie_last[i] = last_of_tie
+    return n_groups
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -141,12 +170,13 @@ def tabulate(order, sort_time, weight, event, treated, stratum_ids, has_strata):
     is_tie_last = np.empty((n_rep, n_pat), np.bool_)
     cumulative = np.zeros((5, n_pat + 1))
     deaths = np.zeros(n_pat + 1, np.int64)
+    group_rows = np.empty(n_pat, np.int64)
     for r in range(n_rep):
         tabulate_replicate(order[r], sort_time[r], weight[r], event[r], treated[r], stratum_ids[r % stratum_ids.shape[0]],
                            has_strata, False, cumulative, deaths, time_out[r], event_out[r], weight_out[r], treated_out[r],
                            stratum_out[r], tie_first[r], tie_last[r], stratum_first[r], stratum_last[r],
                            at_risk_treated[r], at_risk_control[r], events_treated[r], events_control[r],
-                           tie_weight[r], death_count[r], death_rank[r], is_tie_last[r])
+                           tie_weight[r], death_count[r], death_rank[r], is_tie_last[r], group_rows)
     return (time_out, event_out, weight_out, treated_out, stratum_out, tie_first, tie_last, stratum_first,
             stratum_last, at_risk_treated, at_risk_control, events_treated, events_control, tie_weight,
             death_count, death_rank, is_tie_last)
