@@ -1,8 +1,11 @@
 """Batched propensity-score matching: R MatchIt's nearest neighbour and SPSS FUZZY.
 
 Every matcher works on a block of replicates at once. The treated patients are processed one
-*step* at a time (a Python loop over at most ``ratio * n_treated`` steps); within a step every
-replicate does its own step in vectorised numpy, over (replicate, patient) arrays.
+*step* at a time; the greedy matchers' step loops run compiled, a block per call
+(:mod:`analysis.propensity.greedy_kernels`, :mod:`analysis.propensity.fuzzy_kernels`). The
+numpy stepper (``_match(..., compiled=False)``: a Python loop over at most ``ratio *
+n_treated`` steps, each vectorised over (replicate, patient) arrays) is their test oracle:
+the same pairs from the same random numbers.
 
 Methods (dispatch by name through :data:`MATCHERS` and :func:`match_patients`):
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.propensity import greedy_kernels
+from analysis.propensity import fuzzy_kernels, greedy_kernels
 from analysis.propensity.matched_sets import MatchResult, assemble_matched_sets
 from analysis.propensity.optimal_matching import match_optimal
 
@@ -37,7 +40,7 @@ __all__ = ["MATCHERS", "MatchResult", "match_matchit_nn", "match_patients", "mat
            "match_spss_fuzzy_v2", "match_optimal"]
 
 #: From this many patients per cohort FUZZY < 2.0 sizes its pools from Fenwick trees
-#: (greedy_kernels.random_within_*), below it by the branch-free scans, which are faster on
+#: (fuzzy_kernels.random_within_match), below it by the branch-free scans, which are faster on
 #: small cohorts (measured: 1,000 patients 0.9 vs 1.2 ms per replicate, 4,000 12.9 vs 8.1,
 #: 10,000 81 vs 45); both give the same pairs.
 FENWICK_PATIENTS = 2000
@@ -150,9 +153,10 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
 
     ``rounds_first`` True gives MatchIt's schedule (every treated gets its first control
     before any gets a second); False gives FUZZY's (a case draws all its controls in turn).
-    ``compiled`` (default) runs the steps in :mod:`analysis.propensity.greedy_kernels`; False
-    runs the numpy stepper (the chooser classes below), which the tests keep as the kernels'
-    independent implementation: both give the same pairs and consume the same random numbers.
+    ``compiled`` (default) runs the steps in :mod:`analysis.propensity.greedy_kernels` and
+    :mod:`analysis.propensity.fuzzy_kernels`; False runs the numpy stepper (the chooser classes
+    above), which the tests keep as the kernels' independent implementation: both give the same
+    pairs and consume the same random numbers.
     """
     d = np.asarray(distance, dtype=float)
     if d.ndim != 2:
@@ -183,6 +187,23 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
             d_work, sorted_index, position, is_control, sequence.astype(np.int64), limit, ratio, bool(replace))
         return assemble_matched_sets(control_of, is_treated, width, uses=uses)
 
+    kind = _POOL_KINDS.get(chooser_type) if compiled else None
+    if kind is not None:
+        # The whole step loop in one kernel call, drawing from the block's generator exactly
+        # as the numpy stepper's rng.integers(0, counts) per step (fuzzy_kernels explains how).
+        if kind == fuzzy_kernels.RANDOM_WITHIN and n_pat >= FENWICK_PATIENTS and not (replace and ratio > 1):
+            sorted_index = np.argsort(np.where(np.isfinite(d_work), d_work, np.inf), axis=1, kind="stable")
+            position = np.empty_like(sorted_index)
+            np.put_along_axis(position, sorted_index, np.arange(n_pat)[None, :], axis=1)
+            sorted_distance = np.take_along_axis(d_work, sorted_index, axis=1)
+            control_of, uses = fuzzy_kernels.random_within_match(
+                rng, sorted_distance, sorted_index, position, is_control, sequence.astype(np.int64), limit, ratio,
+                bool(replace))
+        else:
+            control_of, uses = fuzzy_kernels.fuzzy_match(kind, rng, d_work, sequence.astype(np.int64),
+                                                         is_control.copy(), limit, ratio, bool(replace))
+        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
+
     rows = np.arange(n_rep)
     available = is_control.copy()
     control_of = np.full((n_rep, n_pat, ratio), -1, dtype=np.int32)
@@ -192,49 +213,6 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
         schedule = [(k, s) for k in range(ratio) for s in range(n_steps)]
     else:
         schedule = [(k, s) for s in range(n_steps) for k in range(ratio)]
-
-    if (compiled and chooser_type is _RandomWithinTolerance and n_pat >= FENWICK_PATIENTS
-            and not (replace and ratio > 1)):
-        # FUZZY < 2.0 without exclusions: each step's pool is a run of sorted positions, sized
-        # in O(log n) from a Fenwick tree; then the draw (the same call as _pick_uniform's)
-        # and the drawn control, found in patient order.
-        sorted_index = np.argsort(np.where(np.isfinite(d_work), d_work, np.inf), axis=1, kind="stable")
-        position = np.empty_like(sorted_index)
-        np.put_along_axis(position, sorted_index, np.arange(n_pat)[None, :], axis=1)
-        sorted_distance = np.take_along_axis(d_work, sorted_index, axis=1)
-        tree = greedy_kernels.random_within_index(sorted_index, available)
-        slot = np.where(available, position, n_pat).astype(np.int32)
-        ranges = np.zeros((n_rep, 2), dtype=np.int64)
-        for k, s in schedule:
-            treated_index = sequence[:, s]
-            present = treated_index >= 0
-            if not present.any():
-                continue
-            t = np.where(present, treated_index, 0).astype(np.int64)
-            count = greedy_kernels.random_within_sizes(sorted_distance, position, t, present, limit, tree, ranges)
-            draw = rng.integers(0, np.maximum(count, 1))
-            greedy_kernels.random_within_take(slot, t, present, tree, ranges, control_of, uses, k, bool(replace),
-                                              draw)
-        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
-
-    kind = _POOL_KINDS.get(chooser_type) if compiled else None
-    if kind is not None:
-        # One FUZZY step per (k, s): the pool sizes, the draw from the block's generator (the
-        # same call as _pick_uniform's), then the drawn control, in two compiled passes.
-        best = np.empty(n_rep)
-        for k, s in schedule:
-            treated_index = sequence[:, s]
-            present = treated_index >= 0
-            if not present.any():
-                continue
-            t = np.where(present, treated_index, 0).astype(np.int64)
-            count = greedy_kernels.fuzzy_pool_sizes(kind, d_work, t, present, available, limit, control_of, k,
-                                                    bool(replace), best)
-            draw = rng.integers(0, np.maximum(count, 1))
-            greedy_kernels.fuzzy_take(kind, d_work, t, present, available, limit, control_of, uses, k,
-                                      bool(replace), best, draw)
-        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
-
     choose = chooser_type(d_work)
     for k, s in schedule:
         treated_index = sequence[:, s]
@@ -258,8 +236,8 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
 
 
 #: The FUZZY choosers the compiled step kernels implement, by their pool kind.
-_POOL_KINDS = {_RandomWithinTolerance: greedy_kernels.RANDOM_WITHIN,
-               _ClosestWithinTolerance: greedy_kernels.CLOSEST_WITHIN}
+_POOL_KINDS = {_RandomWithinTolerance: fuzzy_kernels.RANDOM_WITHIN,
+               _ClosestWithinTolerance: fuzzy_kernels.CLOSEST_WITHIN}
 
 
 def _caliper_array(caliper, n_rep):

@@ -9,10 +9,11 @@ afterwards.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
-from analysis.propensity import matching
+from analysis.propensity import fuzzy_kernels, matching
 from analysis.propensity.matching import _match
 
 CHOOSERS = {
@@ -68,3 +69,65 @@ def test_nearest_kernel_on_continuous_scores_without_mask():
                   compiled=False)
     np.testing.assert_array_equal(fast.control_of, slow.control_of)
     assert (fast.n_pairs > 0).all()
+
+
+def _state(rng):
+    """A generator's full state (buffered 32-bit half included) as comparable lists."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return value.tolist() if isinstance(value, np.ndarray) else value
+    return plain(rng.bit_generator.state)
+
+
+@numba.njit(cache=False)
+def _kernel_draws(rng, counts):
+    out = np.empty(counts.shape[0], np.int64)
+    for i in range(counts.shape[0]):
+        out[i] = fuzzy_kernels._draw(rng, counts[i])
+    return out
+
+
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.Philox, np.random.MT19937, np.random.SFC64])
+def test_kernel_draws_equal_numpy_integers(bit_generator):
+    """The FUZZY kernels draw inside numba (fuzzy_kernels._draw): per pool size, the number
+    numpy's ``rng.integers(0, np.maximum(counts, 1))`` gives for that element, consuming the
+    same words (none for pools of 0 and 1; pool sizes at and beyond 2**32 take numpy's 64-bit
+    path), so the generator ends in the same state."""
+    sizes = np.random.default_rng(3)
+    for seed in range(5):
+        numpy_rng, kernel_rng = np.random.Generator(bit_generator(seed)), np.random.Generator(bit_generator(seed))
+        for step in range(40):
+            counts = sizes.integers(0, 4000, 31)
+            counts[sizes.random(31) < 0.3] = sizes.choice([0, 1, 2])
+            if step % 8 == 0:
+                counts[:7] = [2**31, 2**32 - 1, 2**32, 2**32 + 1, 3 * 2**31 + 5, 2**40 + 3, 2**63 - 1]
+            expected = numpy_rng.integers(0, np.maximum(counts, 1))
+            np.testing.assert_array_equal(_kernel_draws(kernel_rng, counts), expected)
+        assert _state(numpy_rng) == _state(kernel_rng)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("ratio,replace", [(1, False), (2, False), (1, True)])
+def test_fuzzy_v1_sorted_runs_equal_numpy_stepper_on_many_cohorts(ties, ratio, replace, monkeypatch):
+    """FUZZY < 2.0's sorted-run kernel (random_within_match) on 60 random cohorts of 300
+    patients with continuous scores or, with ``ties``, scores on a coarse grid (many exact
+    ties between cases and controls, and gaps exactly at the tolerance), against the numpy
+    stepper: the same pairs, and the generator in the same state."""
+    monkeypatch.setattr(matching, "FENWICK_PATIENTS", 0)
+    rng = np.random.default_rng(11 + ties)
+    n_rep, n_pat = 60, 300
+    distance = np.round(rng.beta(2, 3, (n_rep, n_pat)) * 40) / 40 if ties else rng.beta(2, 3, (n_rep, n_pat))
+    distance[rng.random((n_rep, n_pat)) < 0.02] = np.nan
+    treated = rng.random((n_rep, n_pat)) < rng.uniform(0.2, 0.6, (n_rep, 1))
+    caliper = rng.choice([0.0, 0.025, 0.05, 0.2, np.nan], n_rep)
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    fast = _match(matching._RandomWithinTolerance, False, distance, treated, None, caliper, ratio, replace, "data",
+                  rng_a)
+    slow = _match(matching._RandomWithinTolerance, False, distance, treated, None, caliper, ratio, replace, "data",
+                  rng_b, compiled=False)
+    np.testing.assert_array_equal(fast.control_of, slow.control_of)
+    np.testing.assert_array_equal(fast.pair_id, slow.pair_id)
+    np.testing.assert_array_equal(fast.weight, slow.weight)
+    assert _state(rng_a) == _state(rng_b)
+    assert (fast.n_pairs > 0).sum() > n_rep // 2
