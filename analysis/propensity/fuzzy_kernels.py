@@ -24,9 +24,9 @@ no other thread may use the generator during the call (a block's generator is it
   for every FUZZY variant (exact ties first or closest, with or without replacement, 1:k).
 * :func:`random_within_match` -- FUZZY < 2.0 without exclusions (not 1:k with replacement)
   on large cohorts: each step's pool is a run of sorted positions (the available controls
-  within the tolerance, or the exact ties), found by bisection and sized from a Fenwick tree
-  in O(log n) (Fenwick 1994, Softw Pract Exper 24:327-336); the drawn control is then found
-  in patient order.
+  within the tolerance, or the exact ties), all found in one two-pointer sweep per replicate,
+  and the drawn control is found in patient order through a square-root decomposition
+  (blocks of ~sqrt(n) patients and sorted positions), O(sqrt n) per step.
 """
 
 from __future__ import annotations
@@ -187,147 +187,183 @@ def fuzzy_match(kind, rng, distance, sequence, available, limit, ratio, replace)
 
 
 @numba.njit(cache=True, nogil=True)
-def _fenwick_add(tree, position, amount):
-    i = position + 1
-    while i < tree.shape[0]:
-        tree[i] += amount
-        i += i & -i
+def _pool_runs(sorted_distance, sorted_index, sequence, limit):
+    """Each step's candidate runs of sorted positions, int32 (step, replicate, 4): the run
+    ``[0]:[1]`` with ``|d_c - d_t| <= limit`` and the run ``[2]:[3]`` with ``d_c == d_t``.
+
+    Both are runs around the case's own position (the rounded difference ``|d_c - d_t|`` is
+    monotone in ``d_c`` on either side), and their ends move forward as the case's distance
+    grows (monotone in ``d_t`` too), so one sweep over the sorted positions with two pointers
+    finds them for every case of a replicate: O(patients) instead of a bisection per case,
+    with the same comparisons at the ends. Availability does not enter: which controls of a
+    run are still free is counted at the step.
+    """
+    n_rep, n_pat = sorted_distance.shape
+    n_steps = sequence.shape[1]
+    runs = np.zeros((n_steps, n_rep, 4), np.int32)
+    step_of = np.empty(n_pat, np.int64)
+    for r in range(n_rep):
+        row = sorted_distance[r]
+        width = limit[r]
+        step_of[:] = -1
+        for s in range(n_steps):
+            if sequence[r, s] < 0:
+                break
+            step_of[sequence[r, s]] = s
+        lo = 0           # first position within the width on the left
+        hi = 0           # first position beyond it on the right
+        tie_start = 0    # first position of the current run of equal distances
+        tie_stop = 0     # first position after it
+        for here in range(n_pat):
+            if here > 0 and row[here] != row[here - 1]:
+                tie_start = here
+            s = step_of[sorted_index[r, here]]
+            if s < 0:
+                continue
+            d_t = row[here]
+            while lo < here and not abs(row[lo] - d_t) <= width:
+                lo += 1
+            hi = max(hi, here + 1)
+            while hi < n_pat and abs(row[hi] - d_t) <= width:
+                hi += 1
+            tie_stop = max(tie_stop, here + 1)
+            while tie_stop < hi and row[tie_stop] == d_t:
+                tie_stop += 1
+            runs[s, r, 0] = lo
+            runs[s, r, 1] = hi
+            runs[s, r, 2] = tie_start
+            runs[s, r, 3] = tie_stop
+    return runs
 
 
 @numba.njit(cache=True, nogil=True)
-def _fenwick_prefix(tree, stop):
-    """Sum of the entries at sorted positions ``[0, stop)``."""
-    total = 0
-    i = stop
-    while i > 0:
-        total += tree[i]
-        i -= i & -i
-    return total
+def _block_shift(n_pat):
+    """log2 of the block size: about the square root of the patient count (16 at least)."""
+    shift = 4
+    while (1 << (2 * shift + 1)) < n_pat:
+        shift += 1
+    return shift
 
 
 @numba.njit(cache=True, nogil=True)
-def _first_within(row, d_t, width, lo, hi):
-    """First position in ``[lo, hi)`` of the sorted ``row`` with ``|row - d_t| <= width``,
-    where that holds on a suffix (left of the case); ``hi`` if none."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if abs(row[mid] - d_t) <= width:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+def random_within_match(rng, sorted_distance, sorted_index, available, sequence, limit, ratio, replace):
+    """A block's FUZZY < 2.0 matching through sorted runs and a block index (no exclusions:
+    not 1:k with replacement), the same pairs and draws as :func:`fuzzy_match` with
+    :data:`RANDOM_WITHIN`.
 
-
-@numba.njit(cache=True, nogil=True)
-def _first_beyond(row, d_t, width, lo, hi):
-    """First position in ``[lo, hi)`` with ``|row - d_t| > width``, where that holds on a
-    suffix (right of the case); ``hi`` if none."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if abs(row[mid] - d_t) <= width:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@numba.njit(cache=True, nogil=True)
-def _pool_run(row, here, width, tree):
-    """The pool of FUZZY < 2.0 as a run ``[start, stop)`` of sorted positions and its size:
-    ``|d_c - d_t| <= width`` and ``d_c == d_t`` each hold on one run of sorted positions
-    around the case's own ``here`` (the floating-point difference is monotone in ``d_c``),
-    found by bisection on the same comparisons; the available controls in a run are counted
-    from the Fenwick tree. The exact ties if any are available, else the run within."""
-    d_t = row[here]
-    within_start = _first_within(row, d_t, width, 0, here)
-    within_stop = _first_beyond(row, d_t, width, here + 1, row.shape[0])
-    exact_start = _first_within(row, d_t, 0.0, within_start, here)
-    exact_stop = _first_beyond(row, d_t, 0.0, here + 1, within_stop)
-    exact = _fenwick_prefix(tree, exact_stop) - _fenwick_prefix(tree, exact_start)
-    if exact > 0:
-        return exact_start, exact_stop, exact
-    within = _fenwick_prefix(tree, within_stop) - _fenwick_prefix(tree, within_start)
-    return within_start, within_stop, within
-
-
-#: Patients counted at a time by :func:`_take_in_run`.
-_TAKE_CHUNK = 256
-
-
-@numba.njit(cache=True, nogil=True)
-def _take_in_run(slot, first, stop, draw):
-    """The ``draw``-th patient (in patient order) whose ``slot`` lies in ``[first, stop)``.
-    ``slot`` is a patient's sorted position if it is an available control, else the patient
-    count (in no run), so a member is one unsigned comparison: the chunks are counted at a
-    fraction of a nanosecond per patient."""
-    n_pat = slot.shape[0]
-    span = np.uint32(stop - first)
-    left = draw
-    start = 0
-    while start < n_pat:
-        end = min(start + _TAKE_CHUNK, n_pat)
-        members = 0
-        for i in range(start, end):
-            members += np.uint32(slot[i] - first) < span
-        if left < members:
-            break
-        left -= members
-        start = end
-    for i in range(start, n_pat):
-        if np.uint32(slot[i] - first) < span:
-            if left == 0:
-                return i
-            left -= 1
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def random_within_match(rng, sorted_distance, sorted_index, position, available, sequence, limit, ratio,
-                        replace):
-    """A block's FUZZY < 2.0 matching through sorted runs (no exclusions: not 1:k with
-    replacement), the same pairs and draws as :func:`fuzzy_match` with :data:`RANDOM_WITHIN`.
+    Each step's pool is a run ``[a, b)`` of sorted positions (:func:`_pool_runs`: the exact
+    ties if any of them is available, else the run within the tolerance), and the drawn
+    control is the ``draw``-th available control of the run *in patient order*: a 2-d query
+    (sorted position in a range, rank in patient order). It is answered by a square-root
+    decomposition: patients and sorted positions cut into blocks of ~sqrt(n), and a table
+    ``prefix[S, F]`` of the available controls of patient block F with a sorted position below
+    block S. A run's members per patient block are two table rows apart plus its partial
+    blocks at either end, counted one by one; the patient blocks are walked to the one holding
+    the drawn member, and only that block is scanned. A step costs O(sqrt n) instead of a scan
+    of every patient; a used control leaves its column of the table.
 
     Parameters
     ----------
     rng : numpy.random.Generator, the block's.
     sorted_distance : float64 (replicate, patient), the distance (NaN: ineligible) in the
-        order of ``sorted_index``, its stable ascending argsort (ineligible last); ``position``
-        the inverse permutation.
+        order of ``sorted_index``, its stable ascending argsort (ineligible last).
     available : bool (replicate, patient), eligible controls.
     sequence, limit, ratio, replace : as :func:`fuzzy_match`.
 
     Returns ``control_of`` and ``uses`` as :func:`fuzzy_match`.
     """
     n_rep, n_pat = sorted_distance.shape
+    n_steps = sequence.shape[1]
+    shift = _block_shift(n_pat)
+    size = 1 << shift
+    n_blocks = (n_pat + size - 1) >> shift
     control_of = np.full((n_rep, n_pat, ratio), -1, np.int32)
     uses = np.zeros((n_rep, n_pat), np.int64)
-    tree = np.zeros((n_rep, n_pat + 1), np.int32)
+    runs = _pool_runs(sorted_distance, sorted_index, sequence, limit)
+    # slot: a patient's sorted position while it is an available control, else n_pat (in no
+    # run); free: the same by sorted position; block_of: the patient block of a position.
     slot = np.full((n_rep, n_pat), n_pat, np.int32)
+    free = np.zeros((n_rep, n_pat), np.uint8)
+    block_of = np.empty((n_rep, n_pat), np.int32)
+    prefix = np.zeros((n_rep, n_blocks + 1, n_blocks), np.int32)
+    below = np.zeros((n_rep, n_blocks + 1), np.int32)  # available controls below a sorted block
+    steps = np.empty((n_steps, n_rep), np.int64)
     for r in range(n_rep):
+        for s in range(n_steps):
+            steps[s, r] = sequence[r, s]
         for p in range(n_pat):
-            if available[r, sorted_index[r, p]]:
-                tree[r, p + 1] += 1
-                slot[r, sorted_index[r, p]] = p
-        for i in range(1, n_pat + 1):
-            parent = i + (i & -i)
-            if parent <= n_pat:
-                tree[r, parent] += tree[r, i]
-    for s in range(sequence.shape[1]):
+            i = sorted_index[r, p]
+            block_of[r, p] = i >> shift
+            if available[r, i]:
+                slot[r, i] = p
+                free[r, p] = 1
+                prefix[r, (p >> shift) + 1, i >> shift] += 1
+                below[r, (p >> shift) + 1] += 1
+        for b in range(1, n_blocks + 1):
+            below[r, b] += below[r, b - 1]
+            for f in range(n_blocks):
+                prefix[r, b, f] += prefix[r, b - 1, f]
+    partial = np.zeros(n_blocks, np.int32)  # a run's members in its partial sorted blocks
+    for s in range(n_steps):
         for k in range(ratio):
             for r in range(n_rep):
-                t = sequence[r, s]
+                t = steps[s, r]
                 if t < 0:
                     continue
-                start, stop, count = _pool_run(sorted_distance[r], position[r, t], limit[r], tree[r])
+                free_r = free[r]
+                block_r = block_of[r]
+                start, stop = runs[s, r, 2], runs[s, r, 3]
+                exact = 0
+                for p in range(start, stop):
+                    exact += free_r[p]
+                if exact == 0:
+                    start, stop = runs[s, r, 0], runs[s, r, 1]
+                lo = (start + size - 1) >> shift  # the whole sorted blocks lo..hi-1 of the run
+                hi = stop >> shift
+                if lo < hi:
+                    count = below[r, hi] - below[r, lo]
+                    for p in range(start, lo << shift):
+                        partial[block_r[p]] += free_r[p]
+                        count += free_r[p]
+                    for p in range(hi << shift, stop):
+                        partial[block_r[p]] += free_r[p]
+                        count += free_r[p]
+                else:
+                    lo = hi = 0  # no whole block: prefix rows 0 and 0 add nothing
+                    count = 0
+                    for p in range(start, stop):
+                        partial[block_r[p]] += free_r[p]
+                        count += free_r[p]
                 draw = _draw(rng, count)
                 if count == 0:
-                    continue
-                chosen = _take_in_run(slot[r], start, stop, draw)
+                    continue  # partial is all zero
+                table = prefix[r]
+                f = 0
+                while True:
+                    members = table[hi, f] - table[lo, f] + partial[f]
+                    if draw < members:
+                        break
+                    draw -= members
+                    f += 1
+                partial[:] = 0
+                span = np.uint32(stop - start)
+                slot_r = slot[r]
+                chosen = -1
+                for i in range(f << shift, min(n_pat, (f + 1) << shift)):
+                    if np.uint32(slot_r[i] - start) < span:
+                        if draw == 0:
+                            chosen = i
+                            break
+                        draw -= 1
                 control_of[r, t, k] = chosen
                 uses[r, chosen] += 1
                 if not replace:
-                    _fenwick_add(tree[r], slot[r, chosen], -1)
-                    slot[r, chosen] = n_pat
+                    p = slot_r[chosen]
+                    for b in range((p >> shift) + 1, n_blocks + 1):
+                        table[b, f] -= 1
+                        below[r, b] -= 1
+                    free_r[p] = 0
+                    slot_r[chosen] = n_pat
     return control_of, uses
 
 
@@ -341,6 +377,6 @@ def warm_up() -> None:
     control = np.array([[False, True]])
     sequence = np.array([[0]], dtype=np.int64)
     limit = np.array([np.inf])
-    random_within_match(rng, distance, order, order, control, sequence, limit, 1, False)
+    random_within_match(rng, distance, order, control, sequence, limit, 1, False)
     for kind in (RANDOM_WITHIN, CLOSEST_WITHIN):
         fuzzy_match(kind, rng, distance, sequence, control.copy(), limit, 1, False)

@@ -39,14 +39,14 @@ def _cohorts(seed, n_rep=40, n_pat=60):
     return distance, treated, mask, caliper
 
 
-@pytest.mark.parametrize("method,fenwick", [("matchit_nn", False), ("spss_fuzzy_v1", False), ("spss_fuzzy_v1", True),
-                                            ("spss_fuzzy_v2", False)])
+@pytest.mark.parametrize("method,runs", [("matchit_nn", False), ("spss_fuzzy_v1", False), ("spss_fuzzy_v1", True),
+                                         ("spss_fuzzy_v2", False)])
 @pytest.mark.parametrize("ratio,replace", [(1, False), (2, False), (3, True), (1, True)])
 @pytest.mark.parametrize("order", ["largest", "data", "random"])
-def test_kernels_equal_numpy_stepper(method, fenwick, ratio, replace, order, monkeypatch):
-    """``fenwick``: FUZZY < 2.0 through its Fenwick-tree kernels (used from
-    ``matching.FENWICK_PATIENTS`` patients, here forced) instead of the scans."""
-    monkeypatch.setattr(matching, "FENWICK_PATIENTS", 0 if fenwick else 10**9)
+def test_kernels_equal_numpy_stepper(method, runs, ratio, replace, order, monkeypatch):
+    """``runs``: FUZZY < 2.0 through its sorted runs and block index (used from
+    ``matching.SORTED_RUNS_PATIENTS`` patients, here forced) instead of the scans."""
+    monkeypatch.setattr(matching, "SORTED_RUNS_PATIENTS", 0 if runs else 10**9)
     chooser, rounds_first = CHOOSERS[method]
     for seed in range(3):
         distance, treated, mask, caliper = _cohorts(seed)
@@ -111,10 +111,11 @@ def test_kernel_draws_equal_numpy_integers(bit_generator):
 @pytest.mark.parametrize("ratio,replace", [(1, False), (2, False), (1, True)])
 def test_fuzzy_v1_sorted_runs_equal_numpy_stepper_on_many_cohorts(ties, ratio, replace, monkeypatch):
     """FUZZY < 2.0's sorted-run kernel (random_within_match) on 60 random cohorts of 300
-    patients with continuous scores or, with ``ties``, scores on a coarse grid (many exact
-    ties between cases and controls, and gaps exactly at the tolerance), against the numpy
-    stepper: the same pairs, and the generator in the same state."""
-    monkeypatch.setattr(matching, "FENWICK_PATIENTS", 0)
+    patients (19 blocks of 16, the last one partial) with continuous scores or, with ``ties``,
+    scores on a coarse grid (many exact ties between cases and controls, runs of ties longer
+    than a block, gaps exactly at the tolerance), against the numpy stepper: the same pairs,
+    and the generator in the same state."""
+    monkeypatch.setattr(matching, "SORTED_RUNS_PATIENTS", 0)
     rng = np.random.default_rng(11 + ties)
     n_rep, n_pat = 60, 300
     distance = np.round(rng.beta(2, 3, (n_rep, n_pat)) * 40) / 40 if ties else rng.beta(2, 3, (n_rep, n_pat))
@@ -131,3 +132,21 @@ def test_fuzzy_v1_sorted_runs_equal_numpy_stepper_on_many_cohorts(ties, ratio, r
     np.testing.assert_array_equal(fast.weight, slow.weight)
     assert _state(rng_a) == _state(rng_b)
     assert (fast.n_pairs > 0).sum() > n_rep // 2
+
+
+def test_fuzzy_v1_sorted_runs_equal_numpy_stepper_on_large_cohorts():
+    """The block index at its real sizes: 3 cohorts of 5,000 patients (blocks of 64 patients
+    and sorted positions), PS-like scores, 35% treated, a tolerance of 0.05, 1 in 50
+    patients masked, the PS rounded to 3 decimals in one cohort (long runs of ties)."""
+    rng = np.random.default_rng(17)
+    distance = rng.beta(2, 3, (3, 5000))
+    distance[2] = np.round(distance[2], 3)
+    treated = rng.random((3, 5000)) < 0.35
+    mask = rng.random((3, 5000)) > 0.02
+    rng_a, rng_b = np.random.default_rng(8), np.random.default_rng(8)
+    fast = _match(matching._RandomWithinTolerance, False, distance, treated, mask, 0.05, 1, False, "data", rng_a)
+    slow = _match(matching._RandomWithinTolerance, False, distance, treated, mask, 0.05, 1, False, "data", rng_b,
+                  compiled=False)
+    np.testing.assert_array_equal(fast.control_of, slow.control_of)
+    assert _state(rng_a) == _state(rng_b)
+    assert fast.n_pairs.min() > 1500
