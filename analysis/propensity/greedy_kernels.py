@@ -25,7 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from analysis.propensity import fuzzy_kernels
+from analysis.propensity import fuzzy_kernels, matched_sets
 
 
 @numba.njit(cache=True, nogil=True)
@@ -129,9 +129,75 @@ def nearest_left_right(distance, sorted_index, position, is_control, sequence, l
     return control_of, uses
 
 
+#: Processing orders :func:`treated_sequence` builds (``random`` stays a numpy argsort of the
+#: generator's keys).
+ORDER_CODES = {"data": 0, "smallest": 1, "largest": 2}
+
+
+@numba.njit(cache=True, nogil=True)
+def order_ties_by_index(key, order):
+    """Make ``order`` (replicate, patient), an ascending argsort of ``key`` that need not be
+    stable (numpy's default, SIMD-sorted), stable in place: each run of equal keys (``==``, as
+    the sort compares; no NaN) is put in ascending patient order, which is what
+    ``np.argsort(key, kind="stable")`` gives, at a fraction of its cost (one pass, the runs
+    being short)."""
+    n_rep, n_pat = order.shape
+    for r in range(n_rep):
+        start = 0
+        while start < n_pat:
+            stop = start + 1
+            value = key[r, order[r, start]]
+            while stop < n_pat and key[r, order[r, stop]] == value:
+                stop += 1
+            if stop - start > 1:
+                order[r, start:stop] = np.sort(order[r, start:stop])
+            start = stop
+
+
+@numba.njit(cache=True, nogil=True)
+def treated_sequence(sorted_index, sorted_key, is_treated, order_code, width):
+    """The treated in processing order, int64 (replicate, width), -1 padded, as
+    ``matching._treated_order`` gives it for ``data``, ``smallest`` and ``largest``
+    (:data:`ORDER_CODES`), read off the stable ascending argsort ``sorted_index`` of the
+    distance (``sorted_key`` the distances in that order, no NaN; both unused, and may be
+    empty, for ``data``) instead of another sort:
+    ``smallest`` is the treated in sorted order; ``largest`` walks the runs of equal distances
+    from the top, each run in ascending patient order (R's ``order(decreasing=TRUE)``: ties in
+    data order)."""
+    n_rep, n_pat = is_treated.shape
+    sequence = np.full((n_rep, width), -1, np.int64)
+    for r in range(n_rep):
+        j = 0
+        if order_code == 0:
+            for i in range(n_pat):
+                if is_treated[r, i]:
+                    sequence[r, j] = i
+                    j += 1
+        elif order_code == 1:
+            for p in range(n_pat):
+                i = sorted_index[r, p]
+                if is_treated[r, i]:
+                    sequence[r, j] = i
+                    j += 1
+        else:
+            stop = n_pat
+            while stop > 0:
+                start = stop - 1
+                while start > 0 and sorted_key[r, start - 1] == sorted_key[r, stop - 1]:
+                    start -= 1
+                for p in range(start, stop):
+                    i = sorted_index[r, p]
+                    if is_treated[r, i]:
+                        sequence[r, j] = i
+                        j += 1
+                stop = start
+    return sequence
+
+
 def warm_up() -> None:
     """Load (or compile, on the first use of an installation) every matching kernel, this
-    module's and :mod:`analysis.propensity.fuzzy_kernels`', for the argument types the
+    module's, :mod:`analysis.propensity.fuzzy_kernels`' and the matched sets' assembly
+    (:mod:`analysis.propensity.matched_sets`), for the argument types the
     matchers pass, on a two-patient cohort: a caller that times a block calls this first, so
     the timing is the block's, not numba's loading (~0.5 s per process)."""
     distance = np.array([[0.0, 1.0]])
@@ -139,4 +205,8 @@ def warm_up() -> None:
     control = np.array([[False, True]])
     nearest_left_right(distance, order, order, control, np.array([[0]], dtype=np.int64), np.array([np.inf]), 1,
                        False)
+    order_ties_by_index(distance, order.copy())
+    for code in ORDER_CODES.values():
+        treated_sequence(order, distance, ~control, code, 1)
     fuzzy_kernels.warm_up()
+    matched_sets.warm_up()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from analysis import status
@@ -52,7 +53,7 @@ class MatchResult:
 
 
 
-def assemble_matched_sets(control_of, is_treated, width, *, uses=None) -> MatchResult:
+def assemble_matched_sets(control_of, is_treated, width, *, uses=None, compiled=True) -> MatchResult:
     """Pair ids, weights and counts from the controls found for each treated patient.
 
     Parameters
@@ -64,13 +65,34 @@ def assemble_matched_sets(control_of, is_treated, width, *, uses=None) -> MatchR
     width : ndarray of float, shape (replicate,)
         Caliper used (NaN: none).
     uses : ndarray of int, shape (replicate, patient), optional
-        How many matched sets each control belongs to (counted from ``control_of`` when
-        omitted).
+        How many matched sets each control belongs to (numpy path; counted from
+        ``control_of`` when omitted, and always by the compiled path).
+    compiled : bool
+        One compiled pass over the patients (default); False: the numpy operations, kept as
+        its test oracle (the same arrays).
 
     Returns
     -------
     MatchResult
     """
+    if compiled:
+        control_of = np.ascontiguousarray(control_of)
+        pair_id, weight, matched, n_pairs = _assemble(control_of, np.ascontiguousarray(is_treated, dtype=bool))
+    else:
+        pair_id, weight, matched, n_pairs = _assemble_numpy(control_of, is_treated, uses)
+    code = np.where(n_pairs > 0, status.OK, status.NO_MATCHES).astype(np.int8)
+    return MatchResult(
+        pair_id=pair_id,
+        weight=weight,
+        matched=matched,
+        n_pairs=n_pairs,
+        control_of=control_of,
+        caliper=width,
+        status=code,
+    )
+
+
+def _assemble_numpy(control_of, is_treated, uses):
     n_rep, n_pat, ratio = control_of.shape
     if uses is None:
         uses = np.zeros((n_rep, n_pat), np.int64)
@@ -90,13 +112,59 @@ def assemble_matched_sets(control_of, is_treated, width, *, uses=None) -> MatchR
     weight = np.where(treated_matched, 1.0, uses.astype(float))
     matched = treated_matched | (uses > 0)
     n_pairs = treated_matched.sum(axis=1)
-    code = np.where(n_pairs > 0, status.OK, status.NO_MATCHES).astype(np.int8)
-    return MatchResult(
-        pair_id=pair_id,
-        weight=weight,
-        matched=matched,
-        n_pairs=n_pairs,
-        control_of=control_of,
-        caliper=width,
-        status=code,
-    )
+    return pair_id, weight, matched, n_pairs
+
+
+@numba.njit(cache=True, nogil=True)
+def _assemble(control_of, is_treated):
+    """:func:`_assemble_numpy` in one pass per replicate (numba, cached): matched sets are
+    numbered in patient order of their treated patient; a control takes the smallest number
+    of the sets it is in and a weight of their count."""
+    n_rep, n_pat, ratio = control_of.shape
+    pair_id = np.full((n_rep, n_pat), -1, np.int32)
+    weight = np.zeros((n_rep, n_pat))
+    matched = np.zeros((n_rep, n_pat), np.bool_)
+    n_pairs = np.zeros(n_rep, np.int64)
+    uses = np.zeros(n_pat, np.int64)
+    smallest = np.empty(n_pat, np.int64)
+    for r in range(n_rep):
+        uses[:] = 0
+        number = -1  # the set number of the last matched treated patient so far
+        for i in range(n_pat):
+            has_control = False
+            for j in range(ratio):
+                has_control |= control_of[r, i, j] >= 0
+            if not has_control:
+                continue
+            if is_treated[r, i]:
+                number += 1
+                pair_id[r, i] = number
+                weight[r, i] = 1.0
+                matched[r, i] = True
+            for j in range(ratio):
+                c = control_of[r, i, j]
+                if c >= 0:
+                    if uses[c] == 0 or number < smallest[c]:
+                        smallest[c] = number
+                    uses[c] += 1
+        n_pairs[r] = number + 1
+        for c in range(n_pat):
+            if uses[c] > 0:
+                pair_id[r, c] = smallest[c]
+                matched[r, c] = True
+                if not (is_treated[r, c] and _has_control(control_of, r, c)):  # a matched treated keeps 1
+                    weight[r, c] = uses[c]
+    return pair_id, weight, matched, n_pairs
+
+
+@numba.njit(cache=True, nogil=True)
+def _has_control(control_of, r, i):
+    for j in range(control_of.shape[2]):
+        if control_of[r, i, j] >= 0:
+            return True
+    return False
+
+
+def warm_up() -> None:
+    """Load (or compile) :func:`_assemble` for the argument types the matchers pass."""
+    _assemble(np.full((1, 2, 1), -1, np.int32), np.zeros((1, 2), bool))

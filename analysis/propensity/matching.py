@@ -179,29 +179,12 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
     is_control = eligible & ~is_treated_all
     d_work = np.where(eligible, d, np.nan)
 
+    if compiled and (chooser_type is _NearestLeftRight or chooser_type in _POOL_KINDS):
+        control_of, uses = _match_compiled(chooser_type, d_work, is_treated, is_control, limit, ratio, replace,
+                                           order, rng)
+        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
+
     sequence = _treated_order(d_work, is_treated, order, rng)
-    if compiled and chooser_type is _NearestLeftRight:
-        sorted_index = np.argsort(np.where(np.isfinite(d_work), d_work, np.inf), axis=1, kind="stable")
-        position = np.empty_like(sorted_index)
-        np.put_along_axis(position, sorted_index, np.arange(n_pat)[None, :], axis=1)
-        control_of, uses = greedy_kernels.nearest_left_right(
-            d_work, sorted_index, position, is_control, sequence.astype(np.int64), limit, ratio, bool(replace))
-        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
-
-    kind = _POOL_KINDS.get(chooser_type) if compiled else None
-    if kind is not None:
-        # The whole step loop in one kernel call, drawing from the block's generator exactly
-        # as the numpy stepper's rng.integers(0, counts) per step (fuzzy_kernels explains how).
-        if kind == fuzzy_kernels.RANDOM_WITHIN and n_pat >= SORTED_RUNS_PATIENTS and not (replace and ratio > 1):
-            sorted_index = np.argsort(np.where(np.isfinite(d_work), d_work, np.inf), axis=1, kind="stable")
-            sorted_distance = np.take_along_axis(d_work, sorted_index, axis=1)
-            control_of, uses = fuzzy_kernels.random_within_match(
-                rng, sorted_distance, sorted_index, is_control, sequence.astype(np.int64), limit, ratio, bool(replace))
-        else:
-            control_of, uses = fuzzy_kernels.fuzzy_match(kind, rng, d_work, sequence.astype(np.int64),
-                                                         is_control.copy(), limit, ratio, bool(replace))
-        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
-
     rows = np.arange(n_rep)
     available = is_control.copy()
     control_of = np.full((n_rep, n_pat, ratio), -1, dtype=np.int32)
@@ -231,6 +214,47 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
             available[found, chosen[found]] = False
 
     return assemble_matched_sets(control_of, is_treated, width, uses=uses)
+
+
+def _match_compiled(chooser_type, d_work, is_treated, is_control, limit, ratio, replace, order, rng):
+    """:func:`_match`'s compiled path: ``control_of`` and ``uses`` from the kernels, the
+    processing order and sorted positions built as cheaply as the matcher allows."""
+    n_rep, n_pat = d_work.shape
+    kind = _POOL_KINDS.get(chooser_type)
+    sorted_runs = (kind == fuzzy_kernels.RANDOM_WITHIN and n_pat >= SORTED_RUNS_PATIENTS
+                   and not (replace and ratio > 1))
+    needs_sort = chooser_type is _NearestLeftRight or sorted_runs or order in ("smallest", "largest")
+    sorted_index = sorted_key = None
+    if needs_sort:
+        # The stable ascending argsort (ineligible last) as a SIMD argsort with its runs of
+        # ties put in patient order (4-6x cheaper than a stable sort at 10,000 patients).
+        key = np.where(np.isfinite(d_work), d_work, np.inf)
+        sorted_index = np.argsort(key, axis=1)
+        greedy_kernels.order_ties_by_index(key, sorted_index)
+        sorted_key = np.take_along_axis(key, sorted_index, axis=1)
+    if order == "random":
+        sequence = _treated_order(d_work, is_treated, order, rng).astype(np.int64)
+    else:
+        n_steps = int(is_treated.sum(axis=1).max()) if n_rep else 0
+        if sorted_index is None:
+            sorted_index, sorted_key = np.empty((n_rep, 0), np.int64), np.empty((n_rep, 0))
+        sequence = greedy_kernels.treated_sequence(sorted_index, sorted_key, is_treated,
+                                                   greedy_kernels.ORDER_CODES[order], n_steps)
+    if chooser_type is _NearestLeftRight:
+        position = np.empty_like(sorted_index)
+        np.put_along_axis(position, sorted_index, np.arange(n_pat)[None, :], axis=1)
+        control_of, uses = greedy_kernels.nearest_left_right(d_work, sorted_index, position, is_control,
+                                                             sequence, limit, ratio, bool(replace))
+    elif sorted_runs:
+        # The whole step loop in one kernel call, drawing from the block's generator exactly
+        # as the numpy stepper's rng.integers(0, counts) per step (fuzzy_kernels explains how).
+        sorted_distance = np.take_along_axis(d_work, sorted_index, axis=1)
+        control_of, uses = fuzzy_kernels.random_within_match(rng, sorted_distance, sorted_index, is_control,
+                                                             sequence, limit, ratio, bool(replace))
+    else:
+        control_of, uses = fuzzy_kernels.fuzzy_match(kind, rng, d_work, sequence, is_control.copy(), limit,
+                                                     ratio, bool(replace))
+    return control_of, uses
 
 
 #: The FUZZY choosers the compiled step kernels implement, by their pool kind.

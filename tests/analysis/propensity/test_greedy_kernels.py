@@ -13,7 +13,8 @@ import numba
 import numpy as np
 import pytest
 
-from analysis.propensity import fuzzy_kernels, matching
+from analysis.propensity import fuzzy_kernels, greedy_kernels, matching
+from analysis.propensity.matched_sets import assemble_matched_sets
 from analysis.propensity.matching import _match
 
 CHOOSERS = {
@@ -150,3 +151,51 @@ def test_fuzzy_v1_sorted_runs_equal_numpy_stepper_on_large_cohorts():
     np.testing.assert_array_equal(fast.control_of, slow.control_of)
     assert _state(rng_a) == _state(rng_b)
     assert fast.n_pairs.min() > 1500
+
+
+def test_ties_put_in_patient_order_give_the_stable_argsort():
+    """The compiled path's sort (numpy's SIMD argsort, then order_ties_by_index) equals the
+    stable argsort, on keys with many ties, long runs of inf (ineligible patients) and both
+    signed zeros, and the processing orders read off it equal _treated_order's."""
+    rng = np.random.default_rng(4)
+    for n_pat in (1, 7, 300, 3000):
+        key = rng.integers(-20, 20, (25, n_pat)) / 4.0
+        key[rng.random(key.shape) < 0.1] = np.inf
+        key[rng.random(key.shape) < 0.05] = -0.0
+        key[3] = np.inf
+        key[4] = rng.random(n_pat)
+        order = np.argsort(key, axis=1)
+        greedy_kernels.order_ties_by_index(key, order)
+        np.testing.assert_array_equal(order, np.argsort(key, axis=1, kind="stable"))
+        treated = (rng.random(key.shape) < 0.4) & np.isfinite(key)
+        distance = np.where(np.isfinite(key), key, np.nan)
+        sorted_key = np.take_along_axis(key, order, axis=1)
+        width = int(treated.sum(axis=1).max())
+        for name, code in greedy_kernels.ORDER_CODES.items():
+            np.testing.assert_array_equal(greedy_kernels.treated_sequence(order, sorted_key, treated, code, width),
+                                          matching._treated_order(distance, treated, name, None), err_msg=name)
+
+
+@pytest.mark.parametrize("method", sorted(matching.MATCHERS))
+@pytest.mark.parametrize("ratio,replace", [(1, False), (2, False), (3, True)])
+def test_compiled_matched_sets_equal_numpy(method, ratio, replace):
+    """assemble_matched_sets' compiled pass against its numpy operations, on every matcher's
+    pairs (controls reused with replacement, sets of unequal size, unmatched treated) and on
+    arbitrary control_of arrays (a control in several sets, controls listed for non-treated
+    rows, int64 indices)."""
+    distance, treated, mask, caliper = _cohorts(5)
+    if method == "optimal" and (ratio > 1 or replace):
+        pytest.skip("optimal matching is 1:1 without replacement")
+    result = matching.match_patients(method, distance, treated, mask=mask, caliper=np.nan_to_num(caliper, nan=0.5),
+                                     ratio=ratio, replace=replace, rng=np.random.default_rng(0))
+    cases = [(result.control_of, treated & mask)]
+    rng = np.random.default_rng(ratio)
+    arbitrary = rng.integers(-3, 60, (40, 60, ratio)).clip(-1)
+    cases.append((arbitrary, rng.random((40, 60)) < 0.5))
+    for control_of, is_treated in cases:
+        width = np.full(control_of.shape[0], 0.1)
+        fast = assemble_matched_sets(control_of, is_treated, width)
+        slow = assemble_matched_sets(control_of, is_treated, width, compiled=False)
+        for field in ("pair_id", "weight", "matched", "n_pairs", "status"):
+            np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
+            assert getattr(fast, field).dtype == getattr(slow, field).dtype, field
