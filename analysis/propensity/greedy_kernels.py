@@ -129,44 +129,60 @@ def nearest_left_right(distance, sorted_index, position, is_control, sequence, l
     return control_of, uses
 
 
-#: Processing orders :func:`treated_sequence` builds (``random`` stays a numpy argsort of the
-#: generator's keys).
+#: Processing orders :func:`sorted_positions` builds (``random`` stays a numpy argsort of the
+#: generator's keys, ``matching._treated_order``).
 ORDER_CODES = {"data": 0, "smallest": 1, "largest": 2}
 
 
 @numba.njit(cache=True, nogil=True)
-def order_ties_by_index(key, order):
-    """Make ``order`` (replicate, patient), an ascending argsort of ``key`` that need not be
-    stable (numpy's default, SIMD-sorted), stable in place: each run of equal keys (``==``, as
-    the sort compares; no NaN) is put in ascending patient order, which is what
-    ``np.argsort(key, kind="stable")`` gives, at a fraction of its cost (one pass, the runs
-    being short)."""
-    n_rep, n_pat = order.shape
+def _sort_key(value):
+    """The distance as the matchers sort it: non-finite (ineligible) last, as +inf."""
+    return value if np.isfinite(value) else np.inf
+
+
+@numba.njit(cache=True, nogil=True)
+def sorted_positions(distance, order, is_treated, order_code, width):
+    """The sorted positions of a block, from numpy's (SIMD, not stable) ascending argsort.
+
+    Parameters
+    ----------
+    distance : float64 (replicate, patient), NaN for ineligible patients.
+    order : int64 (replicate, patient), ``np.argsort`` of the distance with non-finite values
+        as +inf; made stable in place: each run of equal keys (``==``, as the sort compares)
+        is put in ascending patient order, which is what ``kind="stable"`` gives, at a
+        fraction of its cost (one pass, the runs being short).
+    is_treated : bool (replicate, patient), the eligible treated.
+    order_code : :data:`ORDER_CODES` value of the processing order, or -1 (none built).
+    width : int, the largest number of treated in a replicate.
+
+    Returns
+    -------
+    position : int64 (replicate, patient), the inverse permutation of ``order``.
+    sorted_distance : float64 (replicate, patient), the distance in sorted order (NaN kept).
+    sequence : int64 (replicate, width), the treated in processing order, -1 padded, as
+        ``matching._treated_order`` gives it (all -1 for ``order_code`` -1): ``data`` in patient
+        order; ``smallest`` in sorted order; ``largest`` the runs of equal distances from the
+        top, each in ascending patient order (R's ``order(decreasing=TRUE)``: ties in data
+        order).
+    """
+    n_rep, n_pat = distance.shape
+    position = np.empty((n_rep, n_pat), np.int64)
+    sorted_distance = np.empty((n_rep, n_pat))
+    sequence = np.full((n_rep, width), -1, np.int64)
     for r in range(n_rep):
         start = 0
         while start < n_pat:
+            value = _sort_key(distance[r, order[r, start]])
             stop = start + 1
-            value = key[r, order[r, start]]
-            while stop < n_pat and key[r, order[r, stop]] == value:
+            while stop < n_pat and _sort_key(distance[r, order[r, stop]]) == value:
                 stop += 1
             if stop - start > 1:
                 order[r, start:stop] = np.sort(order[r, start:stop])
             start = stop
-
-
-@numba.njit(cache=True, nogil=True)
-def treated_sequence(sorted_index, sorted_key, is_treated, order_code, width):
-    """The treated in processing order, int64 (replicate, width), -1 padded, as
-    ``matching._treated_order`` gives it for ``data``, ``smallest`` and ``largest``
-    (:data:`ORDER_CODES`), read off the stable ascending argsort ``sorted_index`` of the
-    distance (``sorted_key`` the distances in that order, no NaN; both unused, and may be
-    empty, for ``data``) instead of another sort:
-    ``smallest`` is the treated in sorted order; ``largest`` walks the runs of equal distances
-    from the top, each run in ascending patient order (R's ``order(decreasing=TRUE)``: ties in
-    data order)."""
-    n_rep, n_pat = is_treated.shape
-    sequence = np.full((n_rep, width), -1, np.int64)
-    for r in range(n_rep):
+        for p in range(n_pat):
+            i = order[r, p]
+            position[r, i] = p
+            sorted_distance[r, p] = distance[r, i]
         j = 0
         if order_code == 0:
             for i in range(n_pat):
@@ -175,23 +191,22 @@ def treated_sequence(sorted_index, sorted_key, is_treated, order_code, width):
                     j += 1
         elif order_code == 1:
             for p in range(n_pat):
-                i = sorted_index[r, p]
-                if is_treated[r, i]:
-                    sequence[r, j] = i
+                if is_treated[r, order[r, p]]:
+                    sequence[r, j] = order[r, p]
                     j += 1
-        else:
+        elif order_code == 2:
             stop = n_pat
             while stop > 0:
                 start = stop - 1
-                while start > 0 and sorted_key[r, start - 1] == sorted_key[r, stop - 1]:
+                value = _sort_key(sorted_distance[r, stop - 1])
+                while start > 0 and _sort_key(sorted_distance[r, start - 1]) == value:
                     start -= 1
                 for p in range(start, stop):
-                    i = sorted_index[r, p]
-                    if is_treated[r, i]:
-                        sequence[r, j] = i
+                    if is_treated[r, order[r, p]]:
+                        sequence[r, j] = order[r, p]
                         j += 1
                 stop = start
-    return sequence
+    return position, sorted_distance, sequence
 
 
 def warm_up() -> None:
@@ -205,8 +220,7 @@ def warm_up() -> None:
     control = np.array([[False, True]])
     nearest_left_right(distance, order, order, control, np.array([[0]], dtype=np.int64), np.array([np.inf]), 1,
                        False)
-    order_ties_by_index(distance, order.copy())
-    for code in ORDER_CODES.values():
-        treated_sequence(order, distance, ~control, code, 1)
+    for code in (-1, *ORDER_CODES.values()):
+        sorted_positions(distance, order.copy(), ~control, code, 1)
     fuzzy_kernels.warm_up()
     matched_sets.warm_up()

@@ -153,27 +153,31 @@ def test_fuzzy_v1_sorted_runs_equal_numpy_stepper_on_large_cohorts():
     assert fast.n_pairs.min() > 1500
 
 
-def test_ties_put_in_patient_order_give_the_stable_argsort():
-    """The compiled path's sort (numpy's SIMD argsort, then order_ties_by_index) equals the
-    stable argsort, on keys with many ties, long runs of inf (ineligible patients) and both
-    signed zeros, and the processing orders read off it equal _treated_order's."""
+def test_sorted_positions_give_the_stable_argsort_and_the_processing_orders():
+    """The compiled path's sort (numpy's SIMD argsort, then greedy_kernels.sorted_positions)
+    equals the stable argsort, on keys with many ties, long runs of ineligible patients (NaN,
+    sorted last) and both signed zeros; its inverse and sorted distances are right, and the
+    processing orders read off it equal _treated_order's."""
     rng = np.random.default_rng(4)
     for n_pat in (1, 7, 300, 3000):
-        key = rng.integers(-20, 20, (25, n_pat)) / 4.0
-        key[rng.random(key.shape) < 0.1] = np.inf
-        key[rng.random(key.shape) < 0.05] = -0.0
-        key[3] = np.inf
-        key[4] = rng.random(n_pat)
-        order = np.argsort(key, axis=1)
-        greedy_kernels.order_ties_by_index(key, order)
-        np.testing.assert_array_equal(order, np.argsort(key, axis=1, kind="stable"))
-        treated = (rng.random(key.shape) < 0.4) & np.isfinite(key)
-        distance = np.where(np.isfinite(key), key, np.nan)
-        sorted_key = np.take_along_axis(key, order, axis=1)
+        distance = rng.integers(-20, 20, (25, n_pat)) / 4.0
+        distance[rng.random(distance.shape) < 0.1] = np.nan
+        distance[rng.random(distance.shape) < 0.05] = -0.0
+        distance[3] = np.nan
+        distance[4] = rng.random(n_pat)
+        key = np.where(np.isfinite(distance), distance, np.inf)
+        treated = (rng.random(distance.shape) < 0.4) & np.isfinite(distance)
         width = int(treated.sum(axis=1).max())
-        for name, code in greedy_kernels.ORDER_CODES.items():
-            np.testing.assert_array_equal(greedy_kernels.treated_sequence(order, sorted_key, treated, code, width),
-                                          matching._treated_order(distance, treated, name, None), err_msg=name)
+        stable = np.argsort(key, axis=1, kind="stable")
+        for name, code in [("none", -1), *greedy_kernels.ORDER_CODES.items()]:
+            order = np.argsort(key, axis=1)
+            position, sorted_distance, sequence = greedy_kernels.sorted_positions(distance, order, treated, code, width)
+            np.testing.assert_array_equal(order, stable)
+            np.testing.assert_array_equal(np.take_along_axis(position, order, axis=1),
+                                          np.broadcast_to(np.arange(n_pat), order.shape))
+            np.testing.assert_array_equal(sorted_distance, np.take_along_axis(distance, order, axis=1))
+            expected = np.full_like(sequence, -1) if code < 0 else matching._treated_order(distance, treated, name, None)
+            np.testing.assert_array_equal(sequence, expected, err_msg=name)
 
 
 @pytest.mark.parametrize("method", sorted(matching.MATCHERS))
