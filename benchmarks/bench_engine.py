@@ -18,9 +18,11 @@ One run generates N liu2021 cohorts once (``scenarios/liu2021.toml``, arms optio
 ``--end-to-end R`` also times ``psmsim run`` of R replicates with ``--jobs 2`` (generation, both
 plans, writing, combining, summarising).
 
-``--scaling N10 N100`` also times the batched engine (both plans, median of 3 rounds) on N10
-cohorts of the ×10 variant (1,000 patients) and N100 of the ×100 variant (10,000 patients),
-beside the main cohorts, with each size's growth against ``n log n`` from the smallest; and,
+``--scaling N10 N100`` also times the batched engine (both plans taking turns, median of 5
+rounds, wall and CPU time) on N10 cohorts of the ×10 variant (1,000 patients) and N100 of the
+×100 variant (10,000 patients), beside the main cohorts, with each size's growth against
+``n log n`` from the smallest (a wall time well above the CPU time says the process waited for
+a core: compare CPU times then); and,
 in a fresh process, one block of the scenario's default block size of the ×100 variant (both
 plans, as a worker computes it: generation, analysis, the block Dataset), reporting that
 process's peak RSS -- a worker's memory at the default block size.
@@ -221,9 +223,26 @@ def median_seconds(function, rounds: int) -> float:
     return float(np.median(times))
 
 
-def engine_ms(scenario, n: int, seed: int, plans=("recommended", "paper"), rounds: int = 3) -> dict[str, float]:
-    """ms per replicate of the batched engine on ``n`` cohorts of ``scenario``, per plan
-    (median of ``rounds``, after a warm-up on one cohort)."""
+def interleaved_medians(functions: dict, rounds: int) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds of each function, the functions taking turns within every
+    round (a passing load or a background flush then falls on all of them alike); CPU time
+    (this process's, ``process_time``) beside the wall time shows how much of the latter was
+    spent waiting for a core on a shared machine."""
+    wall = {name: [] for name in functions}
+    cpu = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            function()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: (float(np.median(wall[name])), float(np.median(cpu[name]))) for name in functions}
+
+
+def engine_ms(scenario, n: int, seed: int, plans=("recommended", "paper"), rounds: int = 5):
+    """ms per replicate of the batched engine on ``n`` cohorts of ``scenario``, per plan and for
+    generating them: wall and CPU time, each the median of ``rounds`` rounds in which the plans
+    take turns (after a warm-up of every plan on one cohort). Returns (wall, cpu) dicts."""
     from analysis.plan.analyse import analyse_cohorts
     from sim.calibrate.cache import calibrate_cached
     from sim.generate.cohorts import generate_cohorts, warm_up
@@ -233,14 +252,17 @@ def engine_ms(scenario, n: int, seed: int, plans=("recommended", "paper"), round
     seeds = np.random.SeedSequence(seed).spawn(2)
     warm_up(scenario, calibration)  # numba's loading of the generator's kernels: not timed
     generate = lambda: generate_cohorts(scenario, calibration, n, rng=np.random.default_rng(seeds[0]))  # noqa: E731
-    out = {"generate": 1e3 * median_seconds(generate, rounds) / n}
+    medians = interleaved_medians({"generate": generate}, rounds)
     batch = generate()
+    analyses = {}
     for name in plans:
         plan = scenario_plan(scenario, name)
         analyse_cohorts(batch.replicate(0), plan, rng=np.random.default_rng(seeds[1]))
-        seconds = median_seconds(lambda: analyse_cohorts(batch, plan, rng=np.random.default_rng(seeds[1])), rounds)
-        out[name] = 1e3 * seconds / n
-    return out
+        analyses[name] = lambda plan=plan: analyse_cohorts(batch, plan, rng=np.random.default_rng(seeds[1]))
+    medians |= interleaved_medians(analyses, rounds)
+    wall = {name: 1e3 * seconds / n for name, (seconds, _) in medians.items()}
+    cpu = {name: 1e3 * seconds / n for name, (_, seconds) in medians.items()}
+    return wall, cpu
 
 
 _BLOCK_CHILD = """
@@ -353,8 +375,9 @@ def main(argv=None) -> dict:
         for scale, count in sizes:
             variant = scenario if scale == args.scale else load_scenario_scaled(scale)
             patients = sum(arm.size for arm in variant.arms)
-            rows.append({"scale": scale, "patients": patients, "replicates": count,
-                         "ms_per_replicate": engine_ms(variant, count, args.seed)})
+            wall, cpu = engine_ms(variant, count, args.seed)
+            rows.append({"scale": scale, "patients": patients, "replicates": count, "ms_per_replicate": wall,
+                         "cpu_ms_per_replicate": cpu, "load_average": os.getloadavg()})
         base = rows[0]
         for row in rows:
             grow = row["patients"] * np.log(row["patients"]) / (base["patients"] * np.log(base["patients"]))
@@ -425,14 +448,19 @@ def format_report(report: dict) -> str:
         lines += ["", f"psmsim run, both plans, --jobs {e2e['jobs']}: {e2e['replicates']} replicates in "
                       f"{e2e['seconds']:.1f} s ({e2e['ms_per_replicate']:.2f} ms per replicate, wall)"]
     if report.get("scaling"):
-        lines += ["", "scaling (batched engine, ms per replicate; growth against the smallest cohort, n log n beside):",
-                  f"  {'patients':>9}{'replicates':>12}{'generate':>10}{'recommended':>13}{'paper':>9}"
+        lines += ["", "scaling (batched engine, ms per replicate, wall (CPU); growth against the smallest cohort, "
+                      "n log n beside):",
+                  f"  {'patients':>9}{'replicates':>12}{'generate':>17}{'recommended':>17}{'paper':>17}"
                   f"{'growth rec.':>13}{'growth paper':>14}{'n log n':>9}"]
+        contended = False
         for row in report["scaling"]["engine"]:
-            t = row["ms_per_replicate"]
-            lines.append(f"  {row['patients']:>9,}{row['replicates']:>12}{t['generate']:>10.3f}{t['recommended']:>13.3f}"
-                         f"{t['paper']:>9.3f}{row['growth']['recommended']:>13.1f}{row['growth']['paper']:>14.1f}"
-                         f"{row['n_log_n_growth']:>9.1f}")
+            t, c = row["ms_per_replicate"], row["cpu_ms_per_replicate"]
+            cells = "".join(f"{f'{t[k]:.3f} ({c[k]:.3f})':>17}" for k in ("generate", "recommended", "paper"))
+            lines.append(f"  {row['patients']:>9,}{row['replicates']:>12}{cells}{row['growth']['recommended']:>13.1f}"
+                         f"{row['growth']['paper']:>14.1f}{row['n_log_n_growth']:>9.1f}")
+            contended |= any(t[k] > 1.2 * c[k] for k in ("recommended", "paper"))
+        if contended:
+            lines.append("  wall > 1.2 x CPU: the process waited for a core (a shared or loaded machine); compare CPU")
         block = report["scaling"]["worker_block"]
         lines.append(f"  one default block ({block['replicates']} replicates of the x{block['scale']} variant, both plans, "
                      f"fresh process): {block['seconds']:.1f} s, {block['ms_per_replicate']:.1f} ms per replicate, "
