@@ -155,14 +155,14 @@ def fuzzy_match(kind, rng, distance, sequence, available, limit, ratio, replace)
     ratio, replace : controls per case (a case draws its k controls in turn before the next
         case) and matching with replacement (never the same control twice for one case).
 
-    Returns ``control_of`` int32 (replicate, patient, ratio) and ``uses`` int64 (replicate,
-    patient), as :func:`analysis.propensity.matched_sets.assemble_matched_sets` takes them.
+    Returns ``control_of`` int32 (replicate, patient, ratio), the patient index of each case's
+    controls (-1: none), as :func:`analysis.propensity.matched_sets.assemble_matched_sets`
+    takes it.
     Steps run in FUZZY's order: case by case, each case's k draws, each draw over the
     replicates in order (numpy's order of ``rng.integers(0, counts)`` per step).
     """
     n_rep, n_pat = distance.shape
     control_of = np.full((n_rep, n_pat, ratio), -1, np.int32)
-    uses = np.zeros((n_rep, n_pat), np.int64)
     for s in range(sequence.shape[1]):
         for k in range(ratio):
             exclude = replace and k > 0
@@ -180,10 +180,9 @@ def fuzzy_match(kind, rng, distance, sequence, available, limit, ratio, replace)
                     continue
                 chosen = _take(kind, row, free, d_t, limit[r], own, k, exclude, best, draw)
                 control_of[r, t, k] = chosen
-                uses[r, chosen] += 1
                 if not replace:
                     free[chosen] = False
-    return control_of, uses
+    return control_of
 
 
 @numba.njit(cache=True, nogil=True)
@@ -246,7 +245,8 @@ def _block_shift(n_pat):
 
 
 @numba.njit(cache=True, nogil=True)
-def random_within_match(rng, sorted_distance, sorted_index, available, sequence, limit, ratio, replace):
+def random_within_match(rng, sorted_distance, sorted_index, available, sequence, limit, ratio, replace,
+                        index_type):
     """A block's FUZZY < 2.0 matching through sorted runs and a block index (no exclusions:
     not 1:k with replacement), the same pairs and draws as :func:`fuzzy_match` with
     :data:`RANDOM_WITHIN`.
@@ -269,8 +269,12 @@ def random_within_match(rng, sorted_distance, sorted_index, available, sequence,
         order of ``sorted_index``, its stable ascending argsort (ineligible last).
     available : bool (replicate, patient), eligible controls.
     sequence, limit, ratio, replace : as :func:`fuzzy_match`.
+    index_type : an empty array whose dtype holds the patient count (int16 below 32,768
+        patients, else int32): the working arrays' positions and counts are of that type, so
+        a block of 100 replicates of 10,000 patients keeps ~9 MB hot instead of ~24 MB
+        (the steps visit every replicate in turn).
 
-    Returns ``control_of`` and ``uses`` as :func:`fuzzy_match`.
+    Returns ``control_of`` as :func:`fuzzy_match` (who uses whom is counted by the assembly).
     """
     n_rep, n_pat = sorted_distance.shape
     n_steps = sequence.shape[1]
@@ -278,14 +282,13 @@ def random_within_match(rng, sorted_distance, sorted_index, available, sequence,
     size = 1 << shift
     n_blocks = (n_pat + size - 1) >> shift
     control_of = np.full((n_rep, n_pat, ratio), -1, np.int32)
-    uses = np.zeros((n_rep, n_pat), np.int64)
     runs = _pool_runs(sorted_distance, sorted_index, sequence, limit)
     # slot: a patient's sorted position while it is an available control, else n_pat (in no
     # run); free: the same by sorted position; block_of: the patient block of a position.
-    slot = np.full((n_rep, n_pat), n_pat, np.int32)
+    slot = np.full((n_rep, n_pat), n_pat, index_type.dtype)
     free = np.zeros((n_rep, n_pat), np.uint8)
-    block_of = np.empty((n_rep, n_pat), np.int32)
-    prefix = np.zeros((n_rep, n_blocks + 1, n_blocks), np.int32)
+    block_of = np.empty((n_rep, n_pat), index_type.dtype)
+    prefix = np.zeros((n_rep, n_blocks + 1, n_blocks), index_type.dtype)
     below = np.zeros((n_rep, n_blocks + 1), np.int32)  # available controls below a sorted block
     steps = np.empty((n_steps, n_rep), np.int64)
     for r in range(n_rep):
@@ -356,7 +359,6 @@ def random_within_match(rng, sorted_distance, sorted_index, available, sequence,
                             break
                         draw -= 1
                 control_of[r, t, k] = chosen
-                uses[r, chosen] += 1
                 if not replace:
                     p = slot_r[chosen]
                     for b in range((p >> shift) + 1, n_blocks + 1):
@@ -364,7 +366,7 @@ def random_within_match(rng, sorted_distance, sorted_index, available, sequence,
                         below[r, b] -= 1
                     free_r[p] = 0
                     slot_r[chosen] = n_pat
-    return control_of, uses
+    return control_of
 
 
 def warm_up() -> None:
@@ -377,6 +379,7 @@ def warm_up() -> None:
     control = np.array([[False, True]])
     sequence = np.array([[0]], dtype=np.int64)
     limit = np.array([np.inf])
-    random_within_match(rng, distance, order, control, sequence, limit, 1, False)
+    for index_type in (np.int16, np.int32):
+        random_within_match(rng, distance, order, control, sequence, limit, 1, False, np.empty(0, index_type))
     for kind in (RANDOM_WITHIN, CLOSEST_WITHIN):
         fuzzy_match(kind, rng, distance, sequence, control.copy(), limit, 1, False)

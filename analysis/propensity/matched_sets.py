@@ -65,8 +65,8 @@ def assemble_matched_sets(control_of, is_treated, width, *, uses=None, compiled=
     width : ndarray of float, shape (replicate,)
         Caliper used (NaN: none).
     uses : ndarray of int, shape (replicate, patient), optional
-        How many matched sets each control belongs to (numpy path; counted from
-        ``control_of`` when omitted, and always by the compiled path).
+        How many matched sets each control belongs to, for the numpy path (counted from
+        ``control_of`` when omitted; the compiled path always counts them).
     compiled : bool
         One compiled pass over the patients (default); False: the numpy operations, kept as
         its test oracle (the same arrays).

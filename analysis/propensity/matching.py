@@ -181,9 +181,8 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
     d_work = np.where(eligible, d, np.nan)
 
     if compiled and (chooser_type is _NearestLeftRight or chooser_type in _POOL_KINDS):
-        control_of, uses = _match_compiled(chooser_type, d_work, is_treated, is_control, limit, ratio, replace,
-                                           order, rng)
-        return assemble_matched_sets(control_of, is_treated, width, uses=uses)
+        control_of = _match_compiled(chooser_type, d_work, is_treated, is_control, limit, ratio, replace, order, rng)
+        return assemble_matched_sets(control_of, is_treated, width)
 
     sequence = _treated_order(d_work, is_treated, order, rng)
     rows = np.arange(n_rep)
@@ -214,12 +213,12 @@ def _match(chooser_type, rounds_first, distance, treated, mask, caliper, ratio, 
         if not replace:
             available[found, chosen[found]] = False
 
-    return assemble_matched_sets(control_of, is_treated, width, uses=uses)
+    return assemble_matched_sets(control_of, is_treated, width, uses=uses, compiled=False)
 
 
 def _match_compiled(chooser_type, d_work, is_treated, is_control, limit, ratio, replace, order, rng):
-    """:func:`_match`'s compiled path: ``control_of`` and ``uses`` from the kernels, the
-    processing order and sorted positions built as cheaply as the matcher allows."""
+    """:func:`_match`'s compiled path: ``control_of`` from the kernels, the processing order
+    and sorted positions built as cheaply as the matcher allows."""
     n_rep, n_pat = d_work.shape
     kind = _POOL_KINDS.get(chooser_type)
     sorted_runs = (kind == fuzzy_kernels.RANDOM_WITHIN and n_pat >= SORTED_RUNS_PATIENTS
@@ -237,12 +236,14 @@ def _match_compiled(chooser_type, d_work, is_treated, is_control, limit, ratio, 
     if order == "random":
         sequence = _treated_order(d_work, is_treated, order, rng).astype(np.int64)
     if chooser_type is _NearestLeftRight:
-        return greedy_kernels.nearest_left_right(d_work, sorted_index, position, is_control, sequence, limit, ratio,
-                                                 bool(replace))
+        control_of, _ = greedy_kernels.nearest_left_right(d_work, sorted_index, position, is_control, sequence, limit,
+                                                          ratio, bool(replace))
+        return control_of
     # The whole step loop in one kernel call, drawing from the block's generator exactly as the
     # numpy stepper's rng.integers(0, counts) per step (fuzzy_kernels explains how).
+    index_type = np.empty(0, np.int16 if n_pat < 2**15 else np.int32)
     return fuzzy_kernels.random_within_match(rng, sorted_distance, sorted_index, is_control, sequence, limit, ratio,
-                                             bool(replace))
+                                             bool(replace), index_type)
 
 
 #: The FUZZY choosers the compiled step kernels implement, by their pool kind.

@@ -203,3 +203,24 @@ def test_compiled_matched_sets_equal_numpy(method, ratio, replace):
         for field in ("pair_id", "weight", "matched", "n_pairs", "status"):
             np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
             assert getattr(fast, field).dtype == getattr(slow, field).dtype, field
+
+
+def test_sorted_runs_kernel_is_the_same_with_int32_positions():
+    """random_within_match keeps positions and counts as int16 below 32,768 patients and as
+    int32 from there; both give the same pairs and draws (here both on 2,000 patients)."""
+    rng = np.random.default_rng(23)
+    distance = np.round(rng.beta(2, 3, (6, 2000)), 3)
+    treated = rng.random((6, 2000)) < 0.35
+    sorted_index = np.argsort(distance, axis=1, kind="stable")
+    sorted_distance = np.take_along_axis(distance, sorted_index, axis=1)
+    sequence = matching._treated_order(distance, treated, "data", None).astype(np.int64)
+    limit = np.full(6, 0.05)
+    results = []
+    for index_type in (np.int16, np.int32):
+        draws = np.random.default_rng(2)
+        control_of = fuzzy_kernels.random_within_match(draws, sorted_distance, sorted_index, ~treated, sequence,
+                                                       limit, 1, False, np.empty(0, index_type))
+        results.append((control_of, _state(draws)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1]
+    assert (results[0][0] >= 0).sum() > 6 * 600
