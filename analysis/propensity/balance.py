@@ -17,7 +17,10 @@ weights for a matched one) and the standard deviation ``s`` computed from
 
 Variances (as MatchIt's ``wvar`` and cobalt's ``col_w_sd``):
 
-* binary covariates: ``p (1 - p)`` with the weighted proportion p (no n - 1 correction);
+* binary covariates: ``p (1 - p)`` with the weighted proportion p (no n - 1 correction), at
+  least 0: p is computed as a shift plus a centred mean, which for an arm where the covariate
+  is constant can round a hair outside [0, 1] (its variance then counts as zero, not as a
+  negative number whose square root would make the SMD NaN);
 * continuous covariates: reliability-weighted ``sum w (x - m)^2 / (1 - sum w^2)`` with w
   normalised to sum to 1 in the arm (R ``cov.wt``; the usual n - 1 variance when unweighted).
 
@@ -52,6 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis import status
+from analysis.propensity import balance_kernels
 from analysis.cohort import ANALYSIS_KINDS
 
 #: Standard deviations (and mean differences) below this count as zero (MatchIt's threshold).
@@ -154,6 +158,7 @@ def standardised_differences_by_cohort(
     weights,
     denominator="treated",
     reference_weights=None,
+    compiled=True,
 ) -> tuple[Balance, ...]:
     """:func:`standardised_differences` of several cohorts of the same patients at once.
 
@@ -170,6 +175,11 @@ def standardised_differences_by_cohort(
         default: each cohort's own weights).
     weights : sequence of (ndarray of float, shape (replicate, patient), or None)
         Weights of each cohort (None: everybody weight 1).
+    compiled : bool
+        Take the moments with :func:`analysis.propensity.balance_kernels.cohort_moments`
+        (default), one pass over each replicate's rows for all cohorts; False: the numpy path
+        (:func:`_moments_by_cohort`, the kernel's oracle). The two differ in the order of the
+        sums over patients only (SMDs equal to ~1e-12 relative, statuses identical).
 
     Returns
     -------
@@ -193,86 +203,111 @@ def standardised_differences_by_cohort(
     unknown = sorted(set(kinds) - set(ANALYSIS_KINDS))
     if unknown:
         raise ValueError(f"unknown covariate kinds {unknown}; valid: {list(ANALYSIS_KINDS)}")
-    cohort_weights = [_as_weights(w, treated.shape, "weights") for w in weights]
+    ones = []  # every None weighting is the same array of ones (one weight array in the kernel)
+    cohort_weights = [_as_weights(w, treated.shape, "weights", ones) for w in weights]
     if not cohort_weights:
         raise ValueError("weights must hold at least one cohort's weights")
     if reference_weights is None:
         references = cohort_weights
     else:
-        references = [_as_weights(reference_weights, treated.shape, "reference_weights")] * len(cohort_weights)
+        references = [_as_weights(reference_weights, treated.shape, "reference_weights", ones)] * len(cohort_weights)
     sd_of = SMD_DENOMINATORS[denominator]
 
     n_replicates, _, n_covariates = covariates.shape
     kinds_array = np.array(kinds)
-    present = references[0] > 0
-    for weight, reference in zip(cohort_weights, references):
-        present = present | (weight > 0) | (reference > 0)
+    categorical = kinds_array == "categorical"
+    present = None
+    if categorical.any() or not compiled:
+        present = references[0] > 0
+        for weight, reference in zip(cohort_weights, references):
+            present = present | (weight > 0) | (reference > 0)
     # One column per binary/continuous covariate and one 0/1 indicator per categorical level.
-    columns, binary, owner = [], [], []
+    source, level, binary = [], [], []
     for index, kind in enumerate(kinds):
-        values = covariates[:, :, index]
         if kind == "categorical":
-            n_levels = int(np.nanmax(np.where(present, values, 0.0), initial=0.0)) + 1
-            columns.extend((values == level).astype(float) for level in range(n_levels))
+            n_levels = int(np.nanmax(np.where(present, covariates[:, :, index], 0.0), initial=0.0)) + 1
+            source.extend([index] * n_levels)
+            level.extend(range(n_levels))
             binary.extend([True] * n_levels)
-            owner.extend([index] * n_levels)
         else:
-            columns.append(values)
+            source.append(index)
+            level.append(balance_kernels.RAW)
             binary.append(kind == "binary")
-            owner.append(index)
     binary = np.array(binary, dtype=bool)
-    owner = np.array(owner, dtype=np.intp)  # typed: no covariates gives empty index arrays
-    plain = kinds_array[owner] != "categorical"
+    owner = np.array(source, dtype=np.intp)  # typed: no covariates gives empty index arrays
+    plain = ~categorical[owner]
     continuous = plain & ~binary
-    # Without categorical covariates the columns are the covariates themselves.
-    values = np.ascontiguousarray(covariates) if plain.all() else np.stack(columns, axis=-1)
-    all_arm_weights = [
-        np.stack([weight * treated, weight * ~treated, reference * treated, reference * ~treated], axis=-1)
-        for weight, reference in zip(cohort_weights, references)
-    ]
-    moments = _moments_by_cohort(values, present, binary, all_arm_weights)
+    if compiled:
+        mean, variance, total = _moments_compiled(covariates, treated, cohort_weights, references, owner, level,
+                                                  binary)
+        empty = (total <= 0).any(axis=2)
+    else:
+        # Without categorical covariates the columns are the covariates themselves.
+        values = np.ascontiguousarray(covariates) if plain.all() else np.stack(
+            [covariates[:, :, j] if lv == balance_kernels.RAW else (covariates[:, :, j] == lv).astype(float)
+             for j, lv in zip(source, level)], axis=-1)
+        all_arm_weights = [
+            np.stack([weight * treated, weight * ~treated, reference * treated, reference * ~treated], axis=-1)
+            for weight, reference in zip(cohort_weights, references)
+        ]
+        moments = _moments_by_cohort(values, present, binary, all_arm_weights)
+        mean, variance = (np.stack(parts) for parts in zip(*moments))
+        empty = np.stack([_empty_arm(weight, treated) | _empty_arm(reference, treated)
+                          for weight, reference in zip(cohort_weights, references)])
 
-    results = []
-    for weight, reference, (mean, variance) in zip(cohort_weights, references, moments):
-        difference = mean[:, :, 0] - mean[:, :, 1]
-        column_smd = _standardise(difference, variance[:, :, 2], variance[:, :, 3], sd_of)
-
-        smd = np.full((n_replicates, n_covariates), np.nan)
-        smd[:, owner[plain]] = column_smd[:, plain]
-        for index in np.flatnonzero(kinds_array == "categorical"):
-            level_smd = column_smd[:, owner == index]
-            magnitude = np.where(np.isnan(level_smd), -1.0, np.abs(level_smd))
-            largest = magnitude.max(axis=1, keepdims=True)
-            pick = np.argmax(magnitude >= largest * (1.0 - LEVEL_TIE_TOLERANCE), axis=1)
-            smd[:, index] = np.take_along_axis(level_smd, pick[:, None], axis=1)[:, 0]
-        variance_ratio = np.full((n_replicates, n_covariates), np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            variance_ratio[:, owner[continuous]] = (
-                variance[:, continuous, 0] / variance[:, continuous, 1]
-            )
-
-        empty = _empty_arm(weight, treated) | _empty_arm(reference, treated)
-        smd[empty] = np.nan
-        variance_ratio[empty] = np.nan
-        magnitude = np.where(np.isnan(smd), -np.inf, np.abs(smd))
-        max_abs = magnitude.max(axis=1, initial=-np.inf)
-        max_abs = np.where(np.isneginf(max_abs), np.nan, max_abs)
-        results.append(Balance(
-            smd=smd,
-            variance_ratio=variance_ratio,
-            max_abs_smd=max_abs,
-            status=np.where(empty, status.EMPTY_ARM, status.OK).astype(np.int8),
-        ))
-    return tuple(results)
+    # Every cohort at once: arrays (cohort, replicate, column[, weighting]).
+    difference = mean[..., 0] - mean[..., 1]
+    column_smd = _standardise(difference, variance[..., 2], variance[..., 3], sd_of)
+    smd = np.full((len(cohort_weights), n_replicates, n_covariates), np.nan)
+    smd[:, :, owner[plain]] = column_smd[:, :, plain]
+    for index in np.flatnonzero(categorical):
+        level_smd = column_smd[:, :, owner == index]
+        magnitude = np.where(np.isnan(level_smd), -1.0, np.abs(level_smd))
+        largest = magnitude.max(axis=2, keepdims=True)
+        pick = np.argmax(magnitude >= largest * (1.0 - LEVEL_TIE_TOLERANCE), axis=2)
+        smd[:, :, index] = np.take_along_axis(level_smd, pick[:, :, None], axis=2)[:, :, 0]
+    variance_ratio = np.full(smd.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance_ratio[:, :, owner[continuous]] = variance[:, :, continuous, 0] / variance[:, :, continuous, 1]
+    smd[empty] = np.nan
+    variance_ratio[empty] = np.nan
+    magnitude = np.where(np.isnan(smd), -np.inf, np.abs(smd))
+    max_abs = magnitude.max(axis=2, initial=-np.inf)
+    max_abs = np.where(np.isneginf(max_abs), np.nan, max_abs)
+    codes = np.where(empty, status.EMPTY_ARM, status.OK).astype(np.int8)
+    return tuple(Balance(smd=smd[g], variance_ratio=variance_ratio[g], max_abs_smd=max_abs[g], status=codes[g])
+                 for g in range(len(cohort_weights)))
 
 
-def _as_weights(weights, shape, name):
+def _as_weights(weights, shape, name, ones):
+    """``weights`` as floats of ``shape``; None is the one array of ones kept in ``ones``."""
     if weights is None:
-        return np.ones(shape, dtype=float)
+        if not ones:
+            ones.append(np.ones(shape, dtype=float))
+        return ones[0]
     weights = np.asarray(weights, dtype=float)
     if weights.shape != shape:
         raise ValueError(f"{name} must be shaped (replicate, patient) {shape}; got {weights.shape}")
     return weights
+
+
+def _moments_compiled(covariates, treated, cohort_weights, references, source, level, binary):
+    """Mean and variance (cohort, replicate, column, 4) and the weightings' totals (cohort,
+    replicate, 4) by :func:`analysis.propensity.balance_kernels.cohort_moments`: the distinct
+    weight arrays (by identity) once each, the weightings in :func:`_moments_by_cohort`'s order."""
+    distinct, slots = [], []
+    for weight, reference in zip(cohort_weights, references):
+        ks = []
+        for array in (weight, reference):
+            k = next((i for i, seen in enumerate(distinct) if seen is array), len(distinct))
+            if k == len(distinct):
+                distinct.append(array)
+            ks.append(k)
+        slots.append([2 * ks[0], 2 * ks[0] + 1, 2 * ks[1], 2 * ks[1] + 1])
+    return balance_kernels.cohort_moments(
+        np.ascontiguousarray(covariates), np.ascontiguousarray(treated),
+        tuple(np.ascontiguousarray(w) for w in distinct), np.asarray(source, dtype=np.int64),
+        np.asarray(level, dtype=float), binary, np.array(slots, dtype=np.int64))
 
 
 def _empty_arm(weight, treated):
@@ -361,7 +396,7 @@ def _arm_moments(shift, centred, centred_squared, binary, arm_weights):
         sum_of_squares = np.maximum(second - first * centred_mean, 0.0)
         reliability = sum_of_squares / total / (1.0 - squared_weights / total**2)
     mean = shift[:, :, None] + centred_mean
-    variance = np.where(binary[None, :, None], mean * (1.0 - mean), reliability)
+    variance = np.where(binary[None, :, None], np.maximum(mean * (1.0 - mean), 0.0), reliability)
     return mean, variance
 
 
