@@ -25,6 +25,7 @@ import numpy as np
 
 from analysis import status
 from analysis.cohort import RESPONSE_CODES
+from analysis.comparisons import table_kernels
 from analysis.comparisons.categorical import categorical_test
 
 #: Best-response codes counted as objective response and as disease control.
@@ -91,7 +92,7 @@ class AdverseEventComparison:
     status: np.ndarray
 
 
-def compare_responses(best_response, treated, *, weights=None, rule="paper") -> ResponseComparison:
+def compare_responses(best_response, treated, *, weights=None, rule="paper", compiled=True) -> ResponseComparison:
     """ORR and DCR per arm, each compared between arms by ``rule``.
 
     Parameters
@@ -104,16 +105,21 @@ def compare_responses(best_response, treated, *, weights=None, rule="paper") -> 
         Weights of the analysed cohort (0 = not in it). Default: everybody weight 1.
     rule : str
         A rule of :data:`analysis.comparisons.categorical.CATEGORICAL_RULES`.
+    compiled : bool
+        The compiled counts and tests (default) or the numpy path (:func:`compare_binary`).
 
     Returns
     -------
     ResponseComparison
     """
     best_response = np.asarray(best_response)
-    responded = _is_one_of(best_response, OBJECTIVE_RESPONSE_CODES)
-    controlled = _is_one_of(best_response, DISEASE_CONTROL_CODES)
-    outcome = np.stack([responded, controlled], axis=-1)  # (replicate, patient, endpoint)
-    n_per_arm, rate, result = compare_binary(outcome, treated, weights, rule)
+    if compiled and best_response.dtype == np.int8:
+        outcome = _RESPONSE_CODES_ACCEPTED  # the outcomes by code, counted by code_counts
+    else:
+        responded = _is_one_of(best_response, OBJECTIVE_RESPONSE_CODES)
+        controlled = _is_one_of(best_response, DISEASE_CONTROL_CODES)
+        outcome = np.stack([responded, controlled], axis=-1)  # (replicate, patient, endpoint)
+    n_per_arm, rate, result = compare_binary(outcome, treated, weights, rule, compiled, codes=best_response)
     return ResponseComparison(
         n_per_arm=n_per_arm,
         orr_rate=rate[:, 0],
@@ -127,7 +133,7 @@ def compare_responses(best_response, treated, *, weights=None, rule="paper") -> 
 
 
 def compare_adverse_events(
-    ae_grade, treated, *, weights=None, rule="paper"
+    ae_grade, treated, *, weights=None, rule="paper", compiled=True
 ) -> AdverseEventComparison:
     """Any-grade and grade 3-4 rates of each adverse event, compared between arms by ``rule``.
 
@@ -140,6 +146,8 @@ def compare_adverse_events(
         Weights of the analysed cohort (0 = not in it). Default: everybody weight 1.
     rule : str
         A rule of :data:`analysis.comparisons.categorical.CATEGORICAL_RULES`.
+    compiled : bool
+        The compiled counts and tests (default) or the numpy path (:func:`compare_binary`).
 
     Returns
     -------
@@ -152,7 +160,7 @@ def compare_adverse_events(
         )
     n_events = ae_grade.shape[2]
     outcome = np.concatenate([ae_grade >= ANY_GRADE, ae_grade >= SEVERE_GRADE], axis=2)
-    n_per_arm, rate, result = compare_binary(outcome, treated, weights, rule)
+    n_per_arm, rate, result = compare_binary(outcome, treated, weights, rule, compiled)
     return AdverseEventComparison(
         n_per_arm=n_per_arm,
         any_grade_rate=rate[:, :n_events],
@@ -165,28 +173,76 @@ def compare_adverse_events(
     )
 
 
-def compare_binary(outcome, treated, weights, rule):
+def compare_binary(outcome, treated, weights, rule, compiled=True, codes=None):
     """Rates and tests of binary outcomes (replicate, patient, endpoint) by ``rule``: what
     ORR/DCR and the AE rows use, for any other 0/1 outcome of a table row.
 
     Returns n_per_arm (replicate, arm), rate (replicate, endpoint, arm) and the TestResult of
-    shape (replicate, endpoint).
+    shape (replicate, endpoint). ``compiled`` counts with
+    :func:`analysis.comparisons.table_kernels.arm_counts` (sums in vector lanes; with
+    non-integer weights the numpy path's sums, which decide SPSS's rounded counts) and tests with the compiled 2x2 path of
+    :func:`analysis.comparisons.categorical.categorical_test`; False: the numpy path (the
+    oracle; the same counts for integer weights, to rounding otherwise). With ``codes``
+    (int8, (replicate, patient)) ``outcome`` may instead be an (endpoint, code) bool table:
+    patient p has outcome e when ``outcome[e, codes[p]]``
+    (:func:`analysis.comparisons.table_kernels.code_counts`, compiled only).
     """
     treated = np.asarray(treated, dtype=bool)
-    weight = np.ones(treated.shape) if weights is None else np.asarray(weights, dtype=float)
-    if weight.shape != treated.shape or outcome.shape[:2] != treated.shape:
+    weight = _weight_array(treated, weights)
+    by_code = codes is not None and np.ndim(outcome) == 2
+    patients = np.shape(codes) if by_code else outcome.shape[:2]
+    if patients != treated.shape:
         raise ValueError(
             "best_response/ae_grade, treated and weights must share (replicate, patient)"
-            f" {treated.shape}; got {outcome.shape[:2]} and {weight.shape}"
+            f" {treated.shape}; got {patients} and {weight.shape}"
         )
-    arm_weight = np.stack([weight * treated, weight * ~treated], axis=-1)  # (R, P, arm)
-    n_per_arm = arm_weight.sum(axis=1)
-    events = np.matmul(outcome.astype(float).transpose(0, 2, 1), arm_weight)  # (R, E, arm)
+    integral = False
+    if by_code:
+        n_per_arm, events, integral = table_kernels.code_counts(np.ascontiguousarray(codes),
+                                                                np.ascontiguousarray(treated), weight, outcome)
+        if not integral:
+            outcome = _outcomes_of_codes(np.asarray(codes), outcome)
+    elif compiled:
+        n_per_arm, events, integral = table_kernels.arm_counts(np.ascontiguousarray(outcome, dtype=bool),
+                                                               np.ascontiguousarray(treated), weight)
+    if not integral:  # the oracle's order of the sums (see table_kernels.arm_counts)
+        arm_weight = np.stack([weight * treated, weight * ~treated], axis=-1)  # (R, P, arm)
+        n_per_arm = arm_weight.sum(axis=1)
+        events = np.matmul(outcome.astype(float).transpose(0, 2, 1), arm_weight)  # (R, E, arm)
+    return _rates_and_tests(n_per_arm, events, rule, compiled)
+
+
+def _outcomes_of_codes(codes, accepted):
+    """(replicate, patient, endpoint) outcomes of ``codes`` by the (endpoint, code) table."""
+    valid = (codes >= 0) & (codes < accepted.shape[1])
+    return accepted.T[np.where(valid, codes, 0)] & valid[:, :, None]
+
+
+def _weight_array(treated, weights):
+    """``weights`` as a C-contiguous float array shaped like ``treated`` (ones when None)."""
+    treated = np.asarray(treated)
+    weight = np.ones(treated.shape) if weights is None else np.ascontiguousarray(weights, dtype=float)
+    if weight.shape != treated.shape:
+        raise ValueError(
+            "best_response/ae_grade, treated and weights must share (replicate, patient)"
+            f" {treated.shape}; got weights {weight.shape}"
+        )
+    return weight
+
+
+def _rates_and_tests(n_per_arm, events, rule, compiled):
+    """Rates (replicate, endpoint, arm) and the rule's tests of the rounded 2x2 tables."""
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = events / n_per_arm[:, None, :]
     # (R, E, level, arm) with level 0 = has the outcome; cell counts rounded as SPSS does
     table = np.rint(np.stack([events, n_per_arm[:, None, :] - events], axis=-2))
-    return n_per_arm, rate, categorical_test(table, rule=rule)
+    return n_per_arm, rate, categorical_test(table, rule=rule, compiled=compiled)
+
+
+#: (endpoint, code): ORR's and DCR's best-response codes (code_counts' outcome table).
+_RESPONSE_CODES_ACCEPTED = np.zeros((2, max(RESPONSE_CODES.values()) + 1), dtype=bool)
+_RESPONSE_CODES_ACCEPTED[0, list(OBJECTIVE_RESPONSE_CODES)] = True
+_RESPONSE_CODES_ACCEPTED[1, list(DISEASE_CONTROL_CODES)] = True
 
 
 def _is_one_of(codes, accepted):
