@@ -177,9 +177,10 @@ def standardised_differences_by_cohort(
         Weights of each cohort (None: everybody weight 1).
     compiled : bool
         Take the moments with :func:`analysis.propensity.balance_kernels.cohort_moments`
-        (default), one pass over each replicate's rows for all cohorts; False: the numpy path
-        (:func:`_moments_by_cohort`, the kernel's oracle). The two differ in the order of the
-        sums over patients only (SMDs equal to ~1e-12 relative, statuses identical).
+        (default), one pass over each replicate's rows for all cohorts, and the SMDs with
+        ``standardised_table``; False: the numpy path (:func:`_moments_by_cohort` and the
+        array rules below it, the kernels' oracle). The two differ in the order of the sums
+        over patients only (SMDs equal to ~1e-12 relative, statuses identical).
 
     Returns
     -------
@@ -213,7 +214,6 @@ def standardised_differences_by_cohort(
         references = [_as_weights(reference_weights, treated.shape, "reference_weights", ones)] * len(cohort_weights)
     sd_of = SMD_DENOMINATORS[denominator]
 
-    n_replicates, _, n_covariates = covariates.shape
     kinds_array = np.array(kinds)
     categorical = kinds_array == "categorical"
     present = None
@@ -240,25 +240,33 @@ def standardised_differences_by_cohort(
     if compiled:
         mean, variance, total = _moments_compiled(covariates, treated, cohort_weights, references, owner, level,
                                                   binary)
-        empty = (total <= 0).any(axis=2)
-    else:
-        # Without categorical covariates the columns are the covariates themselves.
-        values = np.ascontiguousarray(covariates) if plain.all() else np.stack(
-            [covariates[:, :, j] if lv == balance_kernels.RAW else (covariates[:, :, j] == lv).astype(float)
-             for j, lv in zip(source, level)], axis=-1)
-        all_arm_weights = [
-            np.stack([weight * treated, weight * ~treated, reference * treated, reference * ~treated], axis=-1)
-            for weight, reference in zip(cohort_weights, references)
-        ]
-        moments = _moments_by_cohort(values, present, binary, all_arm_weights)
-        mean, variance = (np.stack(parts) for parts in zip(*moments))
-        empty = np.stack([_empty_arm(weight, treated) | _empty_arm(reference, treated)
-                          for weight, reference in zip(cohort_weights, references)])
+        return _balances(*balance_kernels.standardised_table(
+            mean, variance, total, owner.astype(np.int64), categorical, continuous,
+            balance_kernels.DENOMINATOR_CODES[denominator], ZERO_SD, LEVEL_TIE_TOLERANCE))
+    # Without categorical covariates the columns are the covariates themselves.
+    values = np.ascontiguousarray(covariates) if plain.all() else np.stack(
+        [covariates[:, :, j] if lv == balance_kernels.RAW else (covariates[:, :, j] == lv).astype(float)
+         for j, lv in zip(source, level)], axis=-1)
+    all_arm_weights = [
+        np.stack([weight * treated, weight * ~treated, reference * treated, reference * ~treated], axis=-1)
+        for weight, reference in zip(cohort_weights, references)
+    ]
+    moments = _moments_by_cohort(values, present, binary, all_arm_weights)
+    mean, variance = (np.stack(parts) for parts in zip(*moments))
+    empty = np.stack([_empty_arm(weight, treated) | _empty_arm(reference, treated)
+                      for weight, reference in zip(cohort_weights, references)])
+    return _balances(*_standardised_table(mean, variance, empty, owner, categorical, continuous, sd_of))
 
-    # Every cohort at once: arrays (cohort, replicate, column[, weighting]).
+
+def _standardised_table(mean, variance, empty, owner, categorical, continuous, sd_of):
+    """SMDs, variance ratios and max |SMD| of every cohort at once, from the moments shaped
+    (cohort, replicate, column, 4) (the numpy oracle of
+    :func:`analysis.propensity.balance_kernels.standardised_table`); returns them with
+    ``empty`` (cohort, replicate)."""
+    plain = ~categorical[owner]
     difference = mean[..., 0] - mean[..., 1]
     column_smd = _standardise(difference, variance[..., 2], variance[..., 3], sd_of)
-    smd = np.full((len(cohort_weights), n_replicates, n_covariates), np.nan)
+    smd = np.full(empty.shape + categorical.shape, np.nan)
     smd[:, :, owner[plain]] = column_smd[:, :, plain]
     for index in np.flatnonzero(categorical):
         level_smd = column_smd[:, :, owner == index]
@@ -274,9 +282,14 @@ def standardised_differences_by_cohort(
     magnitude = np.where(np.isnan(smd), -np.inf, np.abs(smd))
     max_abs = magnitude.max(axis=2, initial=-np.inf)
     max_abs = np.where(np.isneginf(max_abs), np.nan, max_abs)
+    return smd, variance_ratio, max_abs, empty
+
+
+def _balances(smd, variance_ratio, max_abs, empty):
+    """One :class:`Balance` per cohort from arrays with a leading cohort axis."""
     codes = np.where(empty, status.EMPTY_ARM, status.OK).astype(np.int8)
     return tuple(Balance(smd=smd[g], variance_ratio=variance_ratio[g], max_abs_smd=max_abs[g], status=codes[g])
-                 for g in range(len(cohort_weights)))
+                 for g in range(len(smd)))
 
 
 def _as_weights(weights, shape, name, ones):

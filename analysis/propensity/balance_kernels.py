@@ -199,6 +199,110 @@ def cohort_moments(values, treated, weights, source, level, binary, slots):
     return mean, variance, total
 
 
+#: Denominator codes of :func:`standardised_table` (the names of
+#: :data:`analysis.propensity.balance.SMD_DENOMINATORS`).
+DENOMINATOR_CODES = {"treated": 0, "control": 1, "pooled": 2}
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _standardise(difference, var_treated, var_control, denominator, zero_sd):
+    """One SMD as :func:`analysis.propensity.balance._standardise` computes it."""
+    pooled = np.sqrt((var_treated + var_control) / 2.0)
+    if denominator == 0:
+        sd = np.sqrt(var_treated)
+    elif denominator == 1:
+        sd = np.sqrt(var_control)
+    else:
+        sd = pooled
+    if not (np.isfinite(sd) and sd >= zero_sd):
+        sd = pooled
+    if np.isfinite(sd) and sd < zero_sd:  # both arms constant
+        if np.isnan(difference):
+            return np.nan
+        if abs(difference) <= zero_sd:
+            return 0.0
+        return np.inf if difference > 0 else -np.inf
+    return difference / sd
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def standardised_table(mean, variance, total, owner, categorical, continuous, denominator, zero_sd, tie):
+    """SMDs, variance ratios, max |SMD| and empty-arm flags from :func:`cohort_moments`' output.
+
+    The rules of :func:`analysis.propensity.balance.standardised_differences_by_cohort`
+    (its numpy post-processing is the oracle): the denominator with its pooled fallback and
+    the zero-SD cases, a categorical covariate's level with the largest |SMD| (ties within
+    ``tie`` relative to the lowest level), NaN for a cohort replicate with an empty arm.
+
+    Parameters
+    ----------
+    mean, variance : ndarray of float64, shape (cohort, replicate, column, 4)
+    total : ndarray of float64, shape (cohort, replicate, 4)
+    owner : ndarray of int64, shape (column,)
+        The covariate of each column (a categorical covariate's levels are consecutive).
+    categorical : ndarray of bool, shape (covariate,)
+    continuous : ndarray of bool, shape (column,)
+        Columns with a variance ratio.
+    denominator : int
+        A code of :data:`DENOMINATOR_CODES`.
+    zero_sd, tie : float
+        :data:`analysis.propensity.balance.ZERO_SD` and ``LEVEL_TIE_TOLERANCE``.
+
+    Returns
+    -------
+    smd, variance_ratio : ndarray of float64, shape (cohort, replicate, covariate)
+    max_abs : ndarray of float64, shape (cohort, replicate)
+    empty : ndarray of bool, shape (cohort, replicate)
+    """
+    n_cohorts, n_rep, n_col, _ = mean.shape
+    n_cov = categorical.shape[0]
+    smd = np.full((n_cohorts, n_rep, n_cov), np.nan)
+    ratio = np.full((n_cohorts, n_rep, n_cov), np.nan)
+    max_abs = np.empty((n_cohorts, n_rep))
+    empty = np.empty((n_cohorts, n_rep), dtype=np.bool_)
+    column = np.empty(n_col)
+    for g in range(n_cohorts):
+        for r in range(n_rep):
+            none = False
+            for q in range(4):
+                none = none or total[g, r, q] <= 0.0
+            empty[g, r] = none
+            for c in range(n_col):
+                column[c] = _standardise(mean[g, r, c, 0] - mean[g, r, c, 1], variance[g, r, c, 2],
+                                         variance[g, r, c, 3], denominator, zero_sd)
+            c = 0
+            while c < n_col:
+                j = owner[c]
+                if not categorical[j]:
+                    smd[g, r, j] = column[c]
+                    if continuous[c]:
+                        ratio[g, r, j] = variance[g, r, c, 0] / variance[g, r, c, 1]
+                    c += 1
+                    continue
+                end = c
+                largest = -np.inf
+                while end < n_col and owner[end] == j:
+                    largest = max(largest, -1.0 if np.isnan(column[end]) else abs(column[end]))
+                    end += 1
+                pick = c  # as argmax: the first level within the tie, else the first level
+                for k in range(c, end):
+                    magnitude = -1.0 if np.isnan(column[k]) else abs(column[k])
+                    if magnitude >= largest * (1.0 - tie):
+                        pick = k
+                        break
+                smd[g, r, j] = column[pick]
+                c = end
+            largest = -np.inf
+            for j in range(n_cov):
+                if none:
+                    smd[g, r, j] = np.nan
+                    ratio[g, r, j] = np.nan
+                elif not np.isnan(smd[g, r, j]):
+                    largest = max(largest, abs(smd[g, r, j]))
+            max_abs[g, r] = np.nan if largest == -np.inf else largest
+    return smd, ratio, max_abs, empty
+
+
 def warm_up() -> None:
     """Load (or compile, on an installation's first use) :func:`cohort_moments` for the
     argument types :func:`analysis.propensity.balance.standardised_differences_by_cohort`
@@ -208,4 +312,5 @@ def warm_up() -> None:
     ones = np.ones((1, 2))
     columns = (np.zeros(1, np.int64), np.full(1, RAW), np.zeros(1, bool))
     for weights in ((ones,), (ones, ones), (ones, ones, ones)):
-        cohort_moments(values, treated, weights, *columns, np.zeros((1, 4), np.int64))
+        mean, variance, total = cohort_moments(values, treated, weights, *columns, np.zeros((1, 4), np.int64))
+    standardised_table(mean, variance, total, columns[0], np.zeros(1, bool), np.ones(1, bool), 0, 1e-8, 1e-12)

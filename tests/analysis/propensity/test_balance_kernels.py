@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from analysis.propensity import balance_kernels
-from analysis.propensity.balance import standardised_differences_by_cohort
+from analysis.propensity.balance import (LEVEL_TIE_TOLERANCE, SMD_DENOMINATORS, ZERO_SD, _standardised_table,
+                                         standardised_differences_by_cohort)
 
 KINDS = ("binary", "continuous", "categorical", "continuous", "binary", "categorical")
 
@@ -78,3 +79,26 @@ def test_moments_of_hand_cohort():
     np.testing.assert_allclose(mean[1, 0, 0, 0], 4 / 3, rtol=1e-15)
     np.testing.assert_allclose(variance[1, 0, 0, 0], (2 / 3 * (1 / 3) ** 2 + 1 / 3 * (2 / 3) ** 2) / (1 - 5 / 9),
                                rtol=1e-14)
+
+
+@pytest.mark.parametrize("denominator", sorted(balance_kernels.DENOMINATOR_CODES))
+def test_standardised_table_equals_numpy_rules(denominator):
+    """Given the same moments the compiled SMD rules are the numpy ones bit for bit: zero and
+    NaN variances (both fallbacks), equal and unequal means of constant arms, categorical levels
+    tied within the tolerance or all NaN, empty weightings."""
+    rng = np.random.default_rng(sorted(balance_kernels.DENOMINATOR_CODES).index(denominator))
+    owner = np.array([0, 1, 1, 1, 2, 3, 3, 4], dtype=np.int64)
+    categorical = np.array([False, True, False, True, False])
+    continuous = np.array([True, False, False, False, True, False, False, False])
+    shape = (3, 400, owner.size, 4)
+    mean = rng.choice([0.0, 0.25, 0.5, 1.0, 3.0, np.nan], size=shape) + rng.choice([0.0, 1e-9, 0.3], size=shape)
+    variance = rng.choice([0.0, 1e-17, 0.1875, 0.25, 2.0, np.nan], size=shape)
+    mean[:, :50, 1:4, 0] = mean[:, :50, 1:4, 0] + np.array([0.0, 0.0, 1e-13])  # tied levels
+    total = rng.choice([0.0, 1.0, 7.5], p=[0.05, 0.5, 0.45], size=shape[:2] + (4,))
+    fast = balance_kernels.standardised_table(mean, variance, total, owner, categorical, continuous,
+                                              balance_kernels.DENOMINATOR_CODES[denominator], ZERO_SD,
+                                              LEVEL_TIE_TOLERANCE)
+    oracle = _standardised_table(mean, variance, (total <= 0).any(axis=2), owner.astype(np.intp), categorical,
+                                 continuous, SMD_DENOMINATORS[denominator])
+    for name, a, b in zip(("smd", "variance_ratio", "max_abs", "empty"), fast, oracle, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
