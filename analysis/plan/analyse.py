@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from analysis import status as st
 from analysis.propensity.balance import Balance, standardised_differences_by_cohort
@@ -204,7 +204,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
     # for the covariate-, PS-adjusted and stratified models.
     has_sample = plan.estimator == "matching" or plan.estimator in WEIGHTING
 
-    z = stats.norm.ppf(0.5 + plan.level / 2)
+    z = float(special.ndtri(0.5 + plan.level / 2))  # stats.norm.ppf's value, without its ~0.1 ms of checks
     weights_by_cohort = tuple(cohort_weights[cohort] for cohort in COHORTS)
     balances = dict(zip(COHORTS, standardised_differences_by_cohort(
         covariates, kinds, batch.treated, weights=weights_by_cohort, denominator=plan.smd_denominator,
@@ -214,6 +214,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
             batch.covariates, batch.covariate_kinds, batch.treated, weights=weights_by_cohort,
             denominator=plan.smd_denominator, reference_weights=full_weights)))
     columns: dict[str, list] = {}
+    evaluable = batch.best_response >= 0
     cohort_details = {}
     bootstrap_used = {}
     for cohort in COHORTS:
@@ -239,8 +240,8 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
         for name in endpoint_rows[0]:
             columns.setdefault(name, []).append(np.stack([row[name] for row in endpoint_rows], axis=-1))
 
-        evaluable = weights * (batch.best_response >= 0)
-        responses = compare_responses(batch.best_response, batch.treated, weights=evaluable, rule=plan.test_rule)
+        responses = compare_responses(batch.best_response, batch.treated, weights=weights * evaluable,
+                                      rule=plan.test_rule)
         balance = balances[cohort]
         failed = cohort_status[cohort] != st.OK
         no_sample = failed | (cohort == "matched" and not has_sample)
