@@ -23,10 +23,12 @@ import struct
 import zipfile
 import zlib
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 _META = "__dataset__"
 
@@ -210,6 +212,8 @@ def npz_parts(data: bytes, names: Iterable[str] | None = None, *, copy: bool = T
 
 def dataset_from_parts(attrs: dict, variables: dict) -> xr.Dataset:
     """The Dataset of :func:`npz_parts`' attributes and variables."""
+    import xarray as xr
+
     data_vars = {name: value for (group, name), value in variables.items() if group == "data_vars"}
     coords = {name: value for (group, name), value in variables.items() if group == "coords"}
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 from analysis.plan.options import ESTIMANDS
 from analysis.status import STATUS_NAMES
@@ -108,6 +110,8 @@ class BlockParts:
 
     def to_dataset(self) -> xr.Dataset:
         """The block as an :class:`xarray.Dataset` (:func:`block_dataset`)."""
+        import xarray as xr
+
         return xr.Dataset(dict(self.data_vars), coords=dict(self.coords), attrs=dict(self.attrs))
 
 
@@ -219,6 +223,8 @@ def combine_blocks(
     attrs : provenance attributes (see the schema); ``created_at`` and ``status_codes`` are
         added.
     """
+    import xarray as xr
+
     by_condition: dict[int, list[xr.Dataset]] = {}
     for block in blocks:
         by_condition.setdefault(int(block.condition.values[0]), []).append(block)

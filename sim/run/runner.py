@@ -27,10 +27,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
-import xarray as xr
 
 from sim.errors import PsmsimError
 from sim.run import identity
@@ -38,6 +37,9 @@ from sim.run.results import BlockParts, block_parts, combine_blocks
 from sim.run.scale import RunScale
 from sim.run.store import BlockKey, BlockWriter, RunFolder
 from sim.run.workers import BackendError, keep_freed_memory, run_dask, run_loky, worker_count
+
+if TYPE_CHECKING:  # imported where a Dataset is made: a worker writing blocks never needs xarray
+    import xarray as xr
 
 Backend = Literal["loky", "dask"]
 

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import numpy as np
-import xarray as xr
 
 from sim.errors import RunFolderError
 from sim.run.block_codec import dataset_from_parts, encode_block, npz_parts
@@ -43,6 +42,8 @@ from sim.run.folder_lock import LOCK_FILE, FolderLock
 from sim.run.identity import difference, run_id
 
 if TYPE_CHECKING:
+    import xarray as xr
+
     from sim.run.results import BlockParts
 
 IDENTITY_FILE = "run.json"
@@ -180,6 +181,8 @@ def group_keys(keys: Iterable[BlockKey], replicates: int = GROUP_REPLICATES) -> 
 
 def read_dataset(path: Path) -> xr.Dataset:
     """Load a whole netCDF file into memory (no file handle stays open)."""
+    import xarray as xr
+
     return xr.load_dataset(path, engine=NETCDF_ENGINE)
 
 
@@ -237,11 +240,13 @@ class BlockWriter:
 
     def __call__(self, key: BlockKey, block: "xr.Dataset | BlockParts") -> int:
         data_path, sum_path = _block_paths(self.folder, key)
-        if isinstance(block, xr.Dataset):
+        from sim.run.results import BlockParts
+
+        if isinstance(block, BlockParts):
+            data_vars, coords = block.data_vars, block.coords
+        else:  # a Dataset
             data_vars = {name: (v.dims, v.values) for name, v in block.data_vars.items()}
             coords = {name: (v.dims, v.values) for name, v in block.coords.items()}
-        else:
-            data_vars, coords = block.data_vars, block.coords
         data = encode_block(data_vars, coords, {**block.attrs, "run_id": self.run_id})
         atomic_write_bytes(data_path, data, durable=False)
         checksum = f"{hashlib.sha256(data).hexdigest()} {self.run_id} {key.size}\n".encode()
@@ -466,6 +471,8 @@ def open_replicates(run_dir: Path | str, *, lazy: bool = False) -> xr.Dataset:
             "first (an interrupted run resumes with the same command)"
         )
     try:
+        import xarray as xr
+
         return xr.open_dataset(path, engine=NETCDF_ENGINE) if lazy else read_dataset(path)
     except (OSError, ValueError) as exc:
         raise RunFolderError(f"{path}: cannot be read as netCDF ({exc}); rerun to rebuild it") from None

@@ -79,3 +79,24 @@ def test_block_processes_keep_freed_memory():
     assert keep_freed_memory()
     faults = list(run_loky(_faults_of_reused_arrays, range(2), 2))
     assert max(faults) < 200
+
+
+def test_a_worker_computing_and_writing_blocks_never_imports_xarray(tmp_path):
+    """xarray and pandas cost a worker ~0.7 s of CPU to import; the block path (runner, store,
+    codec, results' BlockParts, the engine and the generator) does not need them."""
+    (tmp_path / "blocks").mkdir()
+    code = f"""
+import sys
+import numpy as np
+import analysis.plan.analyse, sim.generate.cohorts, sim.scenario.plans
+from sim.run.runner import BlockTask, _computed, simulate_block_parts
+from sim.run.results import BlockParts
+from sim.run.store import BlockKey, BlockWriter
+parts = BlockParts({{"log_hr": (("condition", "replicate"), np.zeros((1, 3)))}},
+                   {{"replicate": (("replicate",), np.arange(3))}})
+BlockWriter({str(tmp_path)!r}, "abc")(BlockKey(0, 0, 0, 3), parts)
+print("xarray" in sys.modules, "pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
+    assert (tmp_path / "blocks" / "c0000_b000000.npz").exists()
