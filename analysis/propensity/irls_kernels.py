@@ -26,14 +26,19 @@ What is not the numpy path's arithmetic, and so differs in rounding only:
   (``fitted.values``, ``exp``); the ``spss_logistic`` formulas are scipy's, the same calls.
 
 The deviance is summed in numpy's order (bit for bit given the same terms, up to 128
-patients). The rank screen is :func:`analysis.propensity.irls_linalg.clearly_full_rank` on
-``D'D``: a replicate it does not clear is handed back (``unclear``) for numpy's SVD rank. A
-replicate whose in-model design is rank-deficient only through all-zero columns (a binary
-covariate absent from the cohort: all of liu2021's rank-deficient cohorts) is fitted by the
-caller's second call on the other columns (``keep``), the zero columns' coefficients kept at
-their start; that is the minimum-norm solution numpy's pseudo-inverse gives (there the zero
-columns' coefficients are zero up to rounding) and what R's ``glm`` computes (it drops the
-aliased column). A replicate meeting an exactly singular Gram matrix (a zero pivot of the LU)
+patients). R's rule computes it exactly only in an iteration whose test it could meet and
+after the last: an iteration whose deviance changes by more than ``epsilon`` even at the ends
+of a cheap bracket of both deviances (:mod:`analysis.propensity.irls_deviance`) continues
+without it, so the iterations and the returned deviance are those of computing it every time. The rank screen is :func:`analysis.propensity.irls_linalg.clearly_full_rank` on
+``D'D``; where it fails, on ``D'D`` without the design's all-zero columns (a binary covariate
+absent from the cohort: all of liu2021's rank-deficient cohorts), whose rank is then the
+number of the other columns (the zero columns add zero singular values, and the screen's
+margin is far above numpy's rank tolerance); a replicate neither clears is handed back
+(``unclear``) for numpy's SVD rank. A replicate rank-deficient only through all-zero columns
+is fitted on the other columns (in the first call, or in the caller's second with ``keep``),
+the zero columns' coefficients kept at their start; that is the minimum-norm solution numpy's
+pseudo-inverse gives (there the zero columns' coefficients are zero up to rounding) and what
+R's ``glm`` computes (it drops the aliased column). A replicate meeting an exactly singular Gram matrix (a zero pivot of the LU)
 is flagged ``singular``, and the caller fits it with the numpy path, as it does a replicate
 with any other rank deficiency. SPSS's rule does not stop on the deviance, so its deviance is
 computed once, after the loop.
@@ -63,6 +68,7 @@ import math
 import numba
 import numpy as np
 
+from analysis.propensity.irls_deviance import approximate_deviance, exact_deviance, surely_not_converged
 from analysis.propensity.irls_linalg import (
     cholesky,
     cholesky_solve,
@@ -124,7 +130,8 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
         start). start_beta : float64 (replicate, p + 1), SPSS's start (R's is computed here,
         from ``mustart``).
     skip : bool (replicate,), replicates left out (an empty arm): their outputs stay NaN.
-    screen : hand back (``unclear``) the replicates whose rank the screen does not clear.
+    screen : hand back (``unclear``) the replicates whose rank the screen does not clear, unless
+        the screen clears the design without its all-zero columns (``zero_columns``).
     r_glm : R's rule (True) or SPSS's; ``max_iter``, ``tol`` as in
         :class:`analysis.propensity.model.IterationRule`.
 
@@ -133,10 +140,12 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
     beta (replicate, p + 1), logit, ps (replicate, patient), deviance (replicate,): float64,
         NaN for a replicate not fitted and (``logit``, ``ps``) outside the model;
     n_iter : int64 (replicate,);
-    converged, separated, not_finite, unclear, singular : bool (replicate,). ``not_finite``: a
-        non-finite covariate of an in-model patient (nothing fitted); ``unclear``: handed back
-        by the screen; ``singular``: an iteration met an exactly singular Gram matrix (the
-        other outputs are then meaningless: the caller refits it).
+    converged, separated, not_finite, unclear, zero_columns, singular : bool (replicate,).
+        ``not_finite``: a non-finite covariate of an in-model patient (nothing fitted);
+        ``unclear``: handed back by the screen; ``zero_columns``: rank-deficient through
+        all-zero columns only (the screen cleared the others), fitted on the others;
+        ``singular``: an iteration met an exactly singular Gram matrix (the other outputs are
+        then meaningless: the caller refits it).
     """
     n_rep, n_pat, p = X.shape
     q = p + 1
@@ -149,6 +158,7 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
     separated = np.zeros(n_rep, np.bool_)
     not_finite = np.zeros(n_rep, np.bool_)
     unclear = np.zeros(n_rep, np.bool_)
+    zero_columns = np.zeros(n_rep, np.bool_)
     singular = np.zeros(n_rep, np.bool_)
 
     size = padded_rows(q)
@@ -162,6 +172,9 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
     terms = np.empty(n_pat)
     eta, new_eta, old_eta = np.empty(n_pat), np.empty(n_pat), np.zeros(n_pat)
     mu, new_mu = np.empty(n_pat), np.empty(n_pat)
+    own, new_own = np.empty(n_pat), np.empty(n_pat)  # fitted probability of the own outcome (r_glm)
+    exponent = np.empty(n_pat)
+    mantissa_bits = np.empty(n_pat, np.int64)
     gram = np.empty((size, size))
     low = np.empty((size, size))
     lu = np.empty((size, size))
@@ -217,8 +230,31 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
         if screen:
             gram_upper(ones, dt, rows, n_pat, gram)
             if not clearly_full_rank(gram, m, low, inverse_diagonal):
-                unclear[r] = True
-                continue
+                # rank-deficient only through all-zero columns? then screen the others
+                kept = 0
+                for jj in range(m):
+                    nonzero = False
+                    for i in range(n_pat):
+                        if dt[jj, i] != 0.0:
+                            nonzero = True
+                            break
+                    if nonzero:
+                        columns[kept] = columns[jj]
+                        for i in range(n_pat):
+                            dt[kept, i] = dt[jj, i]
+                        kept += 1
+                for jj in range(kept, rows):
+                    for i in range(n_pat):
+                        dt[jj, i] = 0.0
+                if kept == m:
+                    unclear[r] = True
+                    continue
+                m, rows = kept, padded_rows(kept)
+                gram_upper(ones, dt, rows, n_pat, gram)
+                if not clearly_full_rank(gram, m, low, inverse_diagonal):
+                    unclear[r] = True
+                    continue
+                zero_columns[r] = True
 
         # the start: R's from mustart = (w y + 0.5) / (w + 1); SPSS's from start_beta
         if r_glm:
@@ -238,6 +274,7 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
                 terms[i] = cached[k, 2]
                 odds[i] = cached[k, 3]
             current_deviance = -2.0 * lane_sum(terms, n_pat)
+            current_bound = 0.0
         else:
             for jj in range(rows):
                 coef[jj] = beta[r, columns[jj]] if jj < m else 0.0
@@ -247,7 +284,7 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
                 if eta[i] != last_x:
                     last_x, last_mu = eta[i], 1.0 / (1.0 + math.exp(-eta[i]))
                 mu[i] = last_mu
-            current_deviance = np.nan
+            current_deviance, current_bound = np.nan, 0.0
         moved = False
 
         for iteration in range(1, max_iter + 1):
@@ -303,13 +340,20 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
                         else:
                             o = math.exp(x)
                         fitted = o / (1.0 + o)
-                        terms[i] = w[i] * math.log(fitted if y[i] > 0 else 1.0 - fitted)
+                        new_own[i] = fitted if y[i] > 0 else 1.0 - fitted
                     else:  # outside the model: a zero row, so eta = 0
-                        o, fitted, terms[i] = 1.0, 0.5, -0.0
+                        o, fitted, new_own[i] = 1.0, 0.5, 1.0
                     new_mu[i] = fitted
                     odds[i] = o
-                new_deviance = -2.0 * lane_sum(terms, n_pat)
-                done = abs(new_deviance - current_deviance) / (abs(new_deviance) + 0.1) < tol
+                # the exact deviance only where R's test could be met (irls_deviance)
+                new_deviance, new_bound = approximate_deviance(new_own, w, n_pat, exponent, mantissa_bits)
+                if surely_not_converged(new_deviance, new_bound, current_deviance, current_bound, tol):
+                    done = False
+                else:
+                    new_deviance, new_bound = exact_deviance(new_own, w, n_pat, terms), 0.0
+                    if current_bound > 0.0:
+                        current_deviance = exact_deviance(own, w, n_pat, terms)
+                    done = abs(new_deviance - current_deviance) / (abs(new_deviance) + 0.1) < tol
             else:
                 for i in range(n_pat):
                     new_mu[i] = 1.0 / (1.0 + math.exp(-new_eta[i])) if w[i] > 0.0 else 0.5
@@ -322,7 +366,8 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
                 beta[r, columns[jj]] = coef[jj]
             old_eta, eta, new_eta = eta, new_eta, old_eta
             mu, new_mu = new_mu, mu
-            current_deviance = new_deviance
+            own, new_own = new_own, own
+            current_deviance, current_bound = new_deviance, new_bound
             moved = True
             if done:
                 converged[r] = True
@@ -347,6 +392,8 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
                 if (1.0 / (1.0 + math.exp(signed)) < _EXTREME_PROBABILITY
                         and (move if y[i] > 0 else -move) > _DIVERGING_STEP):
                     separated[r] = True
+        if r_glm and current_bound > 0.0:
+            current_deviance = exact_deviance(own, w, n_pat, terms)
         if not r_glm:  # scipy's log_expit(eta * sign), weighted, in numpy's sum
             for i in range(n_pat):
                 x = eta[i] if y[i] > 0 else -eta[i]
@@ -354,7 +401,7 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
                 terms[i] = w[i] * log_p
             current_deviance = -2.0 * lane_sum(terms, n_pat)
         deviance[r] = current_deviance
-    return beta, logit, ps, deviance, n_iter, converged, separated, not_finite, unclear, singular
+    return beta, logit, ps, deviance, n_iter, converged, separated, not_finite, unclear, zero_columns, singular
 
 
 def warm_up() -> None:

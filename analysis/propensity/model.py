@@ -348,10 +348,13 @@ def _projected(design, beta):
 def _fit_compiled(X, y_bool, in_model, weight, masked, empty_arm, share, algorithm, max_iter, tol):
     """:func:`fit_propensity` in :func:`analysis.propensity.irls_kernels.fit` (arguments as
     :func:`_fit_numpy`'s). The kernel's first call fits every replicate whose rank its screen
-    clears; those it hands back get numpy's SVD rank, and a second call fits those of full
-    rank and those rank-deficient only through all-zero columns (on the other columns); any
-    other rank-deficient replicate, and any meeting an exactly singular Gram matrix in the
-    kernel, is fitted by :func:`_fit_numpy`, as ``compiled=False`` fits it."""
+    clears, with or without its all-zero columns (then rank-deficient, fitted on the other
+    columns from SPSS's start unprojected: the intercept's direction is orthogonal to the zero
+    columns, so the start is in the design's row space already; numpy's projection of it
+    differs by rounding); those it hands back get numpy's SVD rank, and a second call fits
+    those of full rank and those rank-deficient only through all-zero columns; any other
+    rank-deficient replicate, and any meeting an exactly singular Gram matrix in the kernel,
+    is fitted by :func:`_fit_numpy`, as ``compiled=False`` fits it."""
     r_glm = algorithm == "r_glm"
     n_rep, _, n_col = X.shape
     q = n_col + 1
@@ -361,9 +364,8 @@ def _fit_compiled(X, y_bool, in_model, weight, masked, empty_arm, share, algorit
     start = np.zeros((n_rep, q))
     if not r_glm:
         start[:, 0] = np.log(share / (1.0 - share))
-    beta, logit, ps, deviance, n_iter, converged, separated, bad_data, unclear, singular = irls_kernels.fit(
-        X, y_bool, in_model, weight, keep, start, empty_arm, True, r_glm, max_iter, tol)
-    rank_deficient = np.zeros(n_rep, dtype=bool)
+    beta, logit, ps, deviance, n_iter, converged, separated, bad_data, unclear, rank_deficient, singular = (
+        irls_kernels.fit(X, y_bool, in_model, weight, keep, start, empty_arm, True, r_glm, max_iter, tol))
     refit = singular
     if unclear.any():
         again = np.flatnonzero(unclear)

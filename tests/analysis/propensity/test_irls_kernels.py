@@ -252,8 +252,9 @@ def test_non_finite_coefficients_stop_the_replicate_as_numpy_does(r_glm):
 
 
 def test_rank_screen_is_a_certificate():
-    """The kernel's Cholesky screen never clears a rank-deficient design, clears well-conditioned
-    ones, and the ranks are the numpy path's (eigenvalue screen, then SVD)."""
+    """The kernel's Cholesky screen never clears a rank-deficient design (all-zero columns: it
+    clears the others and says so), clears well-conditioned ones, and the ranks are the numpy
+    path's (eigenvalue screen, then SVD)."""
     rng = np.random.default_rng(9)
     x = rng.normal(size=(50, 60, 5))
     x[:10, :, 2] = x[:10, :, 0] * 2 - x[:10, :, 1]
@@ -261,9 +262,39 @@ def test_rank_screen_is_a_certificate():
     x[20:30, :, 4] = x[20:30, :, 0] + 1e-7 * rng.normal(size=(10, 60))  # nearly collinear
     treated = rng.random((50, 60)) < 0.5
     everyone = np.ones((50, 60), dtype=bool)
-    unclear = irls_kernels.fit(x, treated, everyone, np.ones((50, 60)), np.ones((50, 6), dtype=bool),
-                               np.zeros((50, 6)), np.zeros(50, dtype=bool), True, True, 25, 1e-8)[-2]
-    assert unclear[:20].all() and not unclear[30:].any()
+    *_, unclear, zero_columns, _ = irls_kernels.fit(x, treated, everyone, np.ones((50, 60)),
+                                                    np.ones((50, 6), dtype=bool), np.zeros((50, 6)),
+                                                    np.zeros(50, dtype=bool), True, True, 25, 1e-8)
+    assert unclear[:10].all() and not unclear[10:20].any() and zero_columns[10:20].all()
+    assert not (unclear | zero_columns)[30:].any() and not zero_columns[:10].any()
     fast, slow = both(x, treated)
     np.testing.assert_array_equal(fast.rank_deficient, slow.rank_deficient)
     assert fast.rank_deficient[:20].all() and not fast.rank_deficient[20:].any()
+
+
+def test_deviance_bracket_holds_and_spares_only_unconverged_iterations():
+    """irls_deviance: the exact deviance is within the bound of the approximate one, on
+    probabilities over R's whole clamped range (and the weight-0 entry 1.0), and where
+    surely_not_converged says so R's test on the exact deviances indeed fails."""
+    from analysis.propensity import irls_deviance
+
+    rng = np.random.default_rng(17)
+    eps = np.finfo(float).eps
+    checked = 0
+    for n in (1, 7, 100, 1000, 10_000):
+        for _ in range(20):
+            a = np.exp(-rng.exponential(rng.choice([1e-6, 1e-2, 1.0, 10.0]), n))
+            a = np.clip(a, eps / (1 + eps), 1.0)
+            a[rng.random(n) < 0.1] = rng.choice([eps / (1 + eps), 1 / (1 + eps), 1.0])
+            w = rng.choice([0.0, 1.0, 1.0, 3.0], n)
+            a[w == 0] = 1.0
+            work = np.empty(n), np.empty(n, dtype=np.int64)
+            exact = irls_deviance.exact_deviance(a, w, n, np.empty(n))
+            approximate, bound = irls_deviance.approximate_deviance(a, w, n, *work)
+            assert abs(exact - approximate) <= bound < 3e-12 * w.sum() + 1e-10 * (abs(exact) + 1.0)
+            other = exact * (1.0 + rng.choice([1e-12, 1e-9, 1.1e-8, 1e-7, 1e-3]) * rng.choice([-1, 1]))
+            for tol in (1e-8, 1e-6):
+                if irls_deviance.surely_not_converged(approximate, bound, other, 0.0, tol):
+                    assert not abs(exact - other) / (abs(exact) + 0.1) < tol
+                    checked += 1
+    assert checked > 30
