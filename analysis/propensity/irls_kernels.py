@@ -407,8 +407,9 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
 def warm_up() -> None:
     """Load (or compile, on the first use of an installation) :func:`fit` for the argument
     types :func:`analysis.propensity.model.fit_propensity` passes, on a two-patient replicate,
-    so that a caller timing a block does not time numba's loading (compiling: ~10 s once per
-    installation; loading from the cache: ~0.4 s per process)."""
+    so that a caller timing a block does not time numba's loading (compiling: ~24 s once per
+    installation, loading from the cache: ~0.6 s per process, both measured on the loaded
+    2-core development machine)."""
     x = np.array([[[0.0], [1.0]]])
     treated = np.array([[True, False]])
     in_model = np.ones((1, 2), dtype=bool)
