@@ -207,20 +207,18 @@ def _computed(work: Callable, write: BlockWriter, task: BlockTask) -> BlockKey:
 
 
 def _warm_up(scenario, calibration) -> None:
-    """Load every numba kernel a block runs (generator, PS model, matching, risk sets,
-    Kaplan–Meier, Cox) before the first block is timed: numba's loading from its cache, about
-    0.2–0.6 s per module and process, is paid once per process, not per block, and must not
-    enter the run's time estimate. The generator's only for a real scenario (tests run blocks
-    of stand-ins)."""
-    from analysis.propensity import greedy_kernels, irls_kernels
-    from analysis.survival import cox_kernels, km_kernels
+    """Load every numba kernel a block runs (the generator's and the analysis engine's,
+    :data:`analysis.compiled.KERNEL_MODULES`) before the first block is timed: numba's loading
+    from its cache, about 0.2–0.6 s per module and process, is paid once per process, not per
+    block, and must not enter the run's time estimate. The generator's only for a real
+    scenario (tests run blocks of stand-ins)."""
+    from analysis import compiled
     from sim.generate.cohorts import warm_up as warm_up_generator
     from sim.scenario.model import Scenario
 
     if isinstance(scenario, Scenario):
         warm_up_generator(scenario, calibration)
-    for kernels in (greedy_kernels, irls_kernels, km_kernels, cox_kernels):
-        kernels.warm_up()
+    compiled.warm_up()
 
 
 def run_keys(counts: Sequence[int], block_size: int) -> Iterator[BlockKey]:
