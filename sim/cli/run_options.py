@@ -82,7 +82,7 @@ def run_settings(replicates: int | None, seed: int | None, block_size: int | Non
 
     bounds = (
         ("--replicates", replicates, 1, MAX_REPLICATES,
-         "a million replicates take about five minutes and 3.5 GB on 2 cores; run several seeds into separate folders for more"),
+         "a million replicates take about three minutes and 3.5 GB on 2 cores; run several seeds into separate folders for more"),
         ("--seed", seed, 0, MAX_SEED,
          "2**63 - 1: the seed must fit a signed 64-bit integer, for numpy's SeedSequence and the netCDF attribute"),
         ("--block-size", block_size, 1, MAX_BLOCK_SIZE, "a block is held in memory whole"),

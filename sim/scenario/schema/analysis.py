@@ -225,11 +225,11 @@ MAX_REPLICATES, MAX_BLOCK_SIZE = 1_000_000, 10_000
 
 class SimulationTable(FileTable):
     """``[simulation]``: run settings, bounded to what can finish (the paper's scenario runs
-    about 3,000 replicates per second on 2 cores; calibration takes about 20 microseconds and
+    about 6,000 replicates per second on 2 cores; calibration takes about 20 microseconds and
     the true estimands about 20 microseconds per patient)."""
 
     replicates: Annotated[int, IntRange(1, MAX_REPLICATES, why=(
-        "a million replicates of the paper's scenario take about five minutes and 3.5 GB on 2 cores; "
+        "a million replicates of the paper's scenario take about three minutes and 3.5 GB on 2 cores; "
         "run several seeds for more"))] = Field(1000, description="replicates, 1 to 1000000")
     seed: Annotated[int, IntRange(0, MAX_SEED, why=(
         "the seed must fit a signed 64-bit integer (numpy's SeedSequence and the netCDF "

@@ -75,7 +75,7 @@ def test_the_estimate_extrapolates_the_first_block():
     (["--seed", str(2**64)], "error: --seed 18446744073709551616: must be 0 to 9223372036854775807 (2**63 - 1: "
      "the seed must fit a signed 64-bit integer, for numpy's SeedSequence and the netCDF attribute)"),
     (["--replicates", str(10**12)], "error: --replicates 1000000000000: must be 1 to 1000000 (a million replicates "
-     "take about five minutes and 3.5 GB on 2 cores; run several seeds into separate folders for more)"),
+     "take about three minutes and 3.5 GB on 2 cores; run several seeds into separate folders for more)"),
 ])
 @pytest.mark.parametrize("command", ["run", "sweep"])
 def test_out_of_range_sizes_and_seeds_are_refused_up_front(tmp_path, command, args, line):
