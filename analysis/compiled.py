@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import importlib
 
-#: Every module of the analysis engine with compiled kernels and a ``warm_up()``.
+#: Every module of the analysis engine whose ``warm_up()`` loads compiled kernels (a kernel
+#: module's own, or its caller's where the warm-up runs the caller: no import circle).
 KERNEL_MODULES = (
     "analysis.propensity.irls_kernels",
     "analysis.propensity.greedy_kernels",
     "analysis.propensity.fuzzy_kernels",
     "analysis.propensity.matched_sets",
     "analysis.propensity.balance_kernels",
-    "analysis.survival.risk_set_kernels",
+    "analysis.survival.risk_sets",
     "analysis.survival.km_kernels",
     "analysis.survival.cox_kernels",
-    "analysis.survival.endpoint_kernels",
+    "analysis.survival.endpoint",
     "analysis.comparisons.table_kernels",
 )
 

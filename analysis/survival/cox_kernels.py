@@ -413,15 +413,12 @@ def fit_table(table, *, efron: bool, cluster_rows, singleton: bool, max_iter: in
 
 def warm_up() -> None:
     """Load (or compile, on an installation's first use) :func:`fit` for the argument types
-    :func:`analysis.survival.cox.cox_from_table` passes, on a two-patient replicate, and the
-    kernels of :mod:`analysis.survival.endpoint_kernels`."""
-    from analysis.survival import endpoint_kernels
+    :func:`analysis.survival.cox.cox_from_table` passes, on a two-patient replicate (the
+    plan's fused pass, which runs this module's fit too, is loaded by
+    :func:`analysis.survival.endpoint.warm_up`)."""
     from analysis.survival.risk_sets import tabulate_risk_sets
 
     table = tabulate_risk_sets(np.array([[1.0, 2.0]]), np.array([[True, True]]), np.array([[True, False]]))
     for singleton in (True, False):
         fit_table(table, efron=True, cluster_rows=np.zeros((1, 2), np.int64), singleton=singleton,
                   max_iter=1, tol=1e-9)
-    # The analysis plan's fused pass runs this module's fit (sim.run.runner loads the kernels
-    # of the modules it names; this one stands for the survival stages' fused pass too).
-    endpoint_kernels.warm_up()

@@ -157,3 +157,16 @@ def _compiled(time, event, treated, weight, cluster, *, ties, median_ci, median_
                               status=count[f"status_{arm}"].astype(np.int8))
                for arm in ("treated", "control")]
     return EndpointSurvival(cox, logrank, *medians)
+
+
+def warm_up() -> None:
+    """Load (or compile, on an installation's first use) the kernels of
+    :mod:`analysis.survival.endpoint_kernels` for the argument types :func:`analyse_endpoint`
+    passes, on a two-patient replicate (here, so that the kernel module does not import its
+    caller)."""
+    from analysis.survival import endpoint_kernels
+
+    time, event, treated = np.array([[1.0, 2.0]]), np.array([[True, True]]), np.array([[True, False]])
+    for cluster in (None, "patient", np.zeros((1, 2), np.int64)):
+        analyse_endpoint(time, event, treated, cluster=cluster, max_iter=1)
+    endpoint_kernels.event_counts(np.ones((1, 2)), event, treated)

@@ -216,14 +216,3 @@ def event_counts(weight, event, treated):
         out[0, r] = pairwise_sum(summands[0], 0, n_pat, stack, partial)
         out[1, r] = pairwise_sum(summands[1], 0, n_pat, stack, partial)
     return out
-
-
-def warm_up() -> None:
-    """Load (or compile, on an installation's first use) the kernels for the argument types
-    :func:`analysis.survival.endpoint.analyse_endpoint` passes, on a two-patient replicate."""
-    from analysis.survival.endpoint import analyse_endpoint
-
-    time, event, treated = np.array([[1.0, 2.0]]), np.array([[True, True]]), np.array([[True, False]])
-    for cluster in (None, "patient", np.zeros((1, 2), np.int64)):
-        analyse_endpoint(time, event, treated, cluster=cluster, max_iter=1)
-    event_counts(np.ones((1, 2)), event, treated)

@@ -287,11 +287,3 @@ def stable_order(sort_time) -> np.ndarray:
     packed_keys(sort_time, raw, sort_time, False, bits, packed)
     packed.sort(axis=1)
     return unpack_order(packed, sort_time, raw, bits)
-
-
-def warm_up() -> None:
-    """Load (or compile, on an installation's first use) the kernels of this module for the
-    argument types :func:`analysis.survival.risk_sets.tabulate_risk_sets` passes."""
-    from analysis.survival.risk_sets import tabulate_risk_sets
-
-    tabulate_risk_sets(np.array([[2.0, 1.0]]), np.array([[True, False]]), np.array([[True, False]]))

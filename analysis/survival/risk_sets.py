@@ -292,3 +292,10 @@ def tabulate_risk_sets(
         death_rank=death_rank,
         is_tie_last=is_tie_last,
     )
+
+
+def warm_up() -> None:
+    """Load (or compile, on an installation's first use) the kernels of
+    :mod:`analysis.survival.risk_set_kernels` for the argument types :func:`tabulate_risk_sets`
+    passes (here, so that the kernel module does not import its caller)."""
+    tabulate_risk_sets(np.array([[2.0, 1.0]]), np.array([[True, False]]), np.array([[True, False]]))
