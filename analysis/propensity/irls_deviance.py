@@ -35,7 +35,7 @@ import math
 import numba
 import numpy as np
 
-from analysis.propensity.irls_linalg import lane_sum
+from analysis.pairwise import block_sum
 
 _EPS = float(np.finfo(float).eps)
 _LN2 = math.log(2.0)
@@ -50,10 +50,10 @@ _C4, _C3, _C2, _C1 = 2 / 9, 2 / 7, 2 / 5, 2 / 3
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def exact_deviance(a, w, n, terms):
     """``-2 sum_i w_i log(a_i)`` over ``i < n`` with the C library's ``log`` (a term of weight
-    0 is -0.0, as ``0 * log(a)``), summed in numpy's order (:func:`lane_sum`)."""
+    0 is -0.0, as ``0 * log(a)``), summed in numpy's order (:func:`analysis.pairwise.block_sum`)."""
     for i in range(n):
         terms[i] = w[i] * math.log(a[i]) if w[i] > 0.0 else -0.0
-    return -2.0 * lane_sum(terms, n)
+    return -2.0 * block_sum(terms, 0, n)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})

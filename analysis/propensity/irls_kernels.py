@@ -68,13 +68,13 @@ import math
 import numba
 import numpy as np
 
+from analysis.pairwise import block_sum
 from analysis.propensity.irls_deviance import approximate_deviance, exact_deviance, surely_not_converged
 from analysis.propensity.irls_linalg import (
     cholesky,
     cholesky_solve,
     clearly_full_rank,
     gram_upper,
-    lane_sum,
     lu_factor,
     lu_solve,
     padded_rows,
@@ -273,7 +273,7 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
                 eta[i] = cached[k, 1]
                 terms[i] = cached[k, 2]
                 odds[i] = cached[k, 3]
-            current_deviance = -2.0 * lane_sum(terms, n_pat)
+            current_deviance = -2.0 * block_sum(terms, 0, n_pat)
             current_bound = 0.0
         else:
             for jj in range(rows):
@@ -399,7 +399,7 @@ def fit(X, treated, in_model, weight, keep, start_beta, skip, screen, r_glm, max
                 x = eta[i] if y[i] > 0 else -eta[i]
                 log_p = x - math.log1p(math.exp(x)) if x < 0 else -math.log1p(math.exp(-x))
                 terms[i] = w[i] * log_p
-            current_deviance = -2.0 * lane_sum(terms, n_pat)
+            current_deviance = -2.0 * block_sum(terms, 0, n_pat)
         deviance[r] = current_deviance
     return beta, logit, ps, deviance, n_iter, converged, separated, not_finite, unclear, zero_columns, singular
 

@@ -16,7 +16,6 @@ whole blocks of four rows and over contiguous patients (the loops the compiler v
   pivot is positive and finite; :func:`lu_factor` / :func:`lu_solve`: LU with partial
   pivoting (LAPACK ``dgetf2``'s algorithm), for matrices Cholesky refuses.
 * :func:`clearly_full_rank`: the rank screen's certificate on ``D'D``.
-* :func:`lane_sum`: a sum in numpy's order.
 
 References
 ----------
@@ -44,37 +43,6 @@ _FAST = {"reassoc", "contract"}
 def padded_rows(q):
     """``q`` rounded up to a multiple of :data:`BLOCK`."""
     return (q + BLOCK - 1) // BLOCK * BLOCK
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def lane_sum(a, n):
-    """``a[:n].sum()`` in eight interleaved partial sums: numpy's order (its pairwise
-    summation's blocks) for n <= 128, so the deviance of up to 128 patients is numpy's bit for
-    bit given the same terms; beyond, numpy splits the sum in halves first (not written out
-    here: numba cannot cache a recursive function), which changes rounding only."""
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
-    i = 8
-    stop = n - n % 8
-    while i < stop:
-        r0 += a[i]
-        r1 += a[i + 1]
-        r2 += a[i + 2]
-        r3 += a[i + 3]
-        r4 += a[i + 4]
-        r5 += a[i + 5]
-        r6 += a[i + 6]
-        r7 += a[i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[i]
-        i += 1
-    return res
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)

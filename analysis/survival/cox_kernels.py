@@ -15,7 +15,7 @@ Newton step in seven on liu2021 cohorts; the tests' outcomes, so the iterations,
 the numpy path's comparison of computed likelihoods.
 
 The sums over a replicate's rows and event terms are numpy's pairwise sums, in numpy's order
-(:func:`analysis.survival.pairwise.pairwise_sum`; over the packed width of the numpy path for
+(:func:`analysis.pairwise.pairwise_sum`; over the packed width of the numpy path for
 the Newton evaluations), the score
 residuals differences of sequential cumulative sums as there, each cluster's sum of ``w L / I``
 ``np.add.reduceat``'s and the squares added in increasing cluster id (each patient's own
@@ -45,7 +45,7 @@ import numpy as np
 
 from analysis import status as status_codes
 from analysis.survival.cox_terms import MAX_ABS_LOG_HR
-from analysis.survival.pairwise import pairwise_sum
+from analysis.pairwise import pairwise_sum
 
 #: The numpy path's constants (|log HR| of a divergent fit, and hazard_ratio's clip).
 _MAX_ABS_LOG_HR = MAX_ABS_LOG_HR

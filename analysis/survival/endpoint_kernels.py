@@ -17,7 +17,7 @@ medians (:func:`analysis.survival.km_kernels.arm_median`) and the Cox fit
 These are the kernels the table functions run, on the same rows in the same order, so every
 number equals theirs bit for bit: the log-rank sums are formed as
 :func:`analysis.survival.logrank.logrank_from_table` forms them (the same products, numpy's
-pairwise sums over the patient axis, :func:`analysis.survival.pairwise.pairwise_sum`); the
+pairwise sums over the patient axis, :func:`analysis.pairwise.pairwise_sum`); the
 Cox Newton sums have the batch's width as there; clusters with negative ids are clusters of
 one after every other cluster, in patient order, as ``risk_sets.unique_negative_ids`` numbers
 them (tests/analysis/survival/test_endpoint.py compares every field).
@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from analysis.survival.cox_kernels import fit_replicate, fit_scratch
-from analysis.survival.pairwise import pairwise_sum
+from analysis.pairwise import pairwise_sum
 from analysis.survival.km_kernels import arm_median, median_scratch
 from analysis.survival.risk_set_kernels import tabulate_replicate, unpack_replicate
 

@@ -1,5 +1,6 @@
-"""numpy's pairwise summation, compiled (numba): the sums of the compiled survival kernels in
-numpy's order, so that they equal the numpy paths' ``.sum(axis=1)`` bit for bit.
+"""numpy's pairwise summation, compiled (numba): the sums of the compiled kernels (survival's
+and the PS model's deviance) in numpy's order, so that they equal the numpy paths'
+``.sum(axis=1)`` bit for bit.
 
 numpy sums a contiguous row of doubles by ``pairwise_sum`` (numpy/_core/src/umath/loops_utils.h):
 blocks of up to 128 terms in eight interleaved partial sums combined pairwise, longer ranges
@@ -14,7 +15,9 @@ import numba
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def block_sum(a, start, n):
     """numpy's pairwise sum of ``a[start:start + n]`` for ``n <= 128``: sequential below 8
-    terms, else eight interleaved partial sums combined pairwise, then the rest in order."""
+    terms, else eight interleaved partial sums combined pairwise, then the rest in order.
+    Beyond 128 terms the same eight lanes run on (numpy halves the range first:
+    :func:`pairwise_sum`), which differs from numpy's sum by rounding only."""
     if n < 8:
         res = 0.0
         for i in range(start, start + n):
