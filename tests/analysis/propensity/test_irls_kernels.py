@@ -57,12 +57,13 @@ def relative_differences(fast, slow):
     return out
 
 
-def assert_same_fit(fast, slow, algorithm, values=None):
-    """Flags identical; the floating-point outputs of the replicates ``values`` (default all)
-    within the bounds above."""
+def assert_same_fit(fast, slow, algorithm, values=None, flags=None):
+    """Flags of the replicates ``flags`` (default all) identical; the floating-point outputs
+    of the replicates ``values`` (default all; only among ``flags``) within the bounds above."""
+    flags = np.ones(slow.status.shape, dtype=bool) if flags is None else flags
     for field in IDENTICAL:
-        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
-    values = np.ones(slow.status.shape, dtype=bool) if values is None else values
+        np.testing.assert_array_equal(getattr(fast, field)[flags], getattr(slow, field)[flags], err_msg=field)
+    values = (np.ones(slow.status.shape, dtype=bool) if values is None else values) & flags
     differences = relative_differences(fast, slow)
     finite = ~slow.separated & values
     separated = slow.separated & values
@@ -76,6 +77,20 @@ def determined_by_rounding(fit):
     """Separated fits whose numbers are not reproducible beyond rounding (module docstring)."""
     largest = np.nanmax(np.abs(fit.coef), axis=1, initial=0.0)
     return fit.separated & (fit.rank_deficient | (largest > 1e3))
+
+
+def oracle_broke_down(fit):
+    """Numpy-path fits not flagged separated whose coefficients went beyond 1e6: the one such
+    replicate (seed 3 of :func:`separating_batch`, replicate 8, SPSS's rule) meets a Gram
+    matrix of condition 3e18 (a weighted column sum of 1e-62) at iteration 18, where numpy's
+    LU solve returns a coefficient of -1.2e27 on numpy 2.4.6 with OpenBLAS 0.3.31's Haswell
+    kernels (an AMD EPYC; the kernel's Cholesky: 2.5, its next iterates growing as the other
+    separated coefficients do), and the numpy path then stops "converged" at 1e27. A step of
+    a matrix that ill-conditioned is determined by rounding (cond x eps = 700), so neither
+    its flags nor its numbers are compared; measured: no other replicate of these data
+    sets, of either rule, is such."""
+    largest = np.nanmax(np.abs(fit.coef), axis=1, initial=0.0)
+    return ~fit.separated & (largest > 1e6)
 
 
 def both(x, treated, **options):
@@ -130,7 +145,9 @@ def test_separated_and_rank_deficient_designs(algorithm):
         for x, treated, mask in (separating_batch(seed), rare_binaries_batch(seed)):
             fast, slow = both(x, treated, mask=mask, algorithm=algorithm)
             values = ~determined_by_rounding(slow)
-            assert_same_fit(fast, slow, algorithm, values)
+            broken = oracle_broke_down(slow)
+            assert broken.sum() <= 1
+            assert_same_fit(fast, slow, algorithm, values, flags=~broken)
             compared += (slow.separated & values).sum()
     assert compared > 150
 
