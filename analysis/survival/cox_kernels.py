@@ -17,7 +17,8 @@ the numpy path's comparison of computed likelihoods.
 The sums over a replicate's rows and event terms are numpy's pairwise sums, in numpy's order
 (:func:`analysis.pairwise.pairwise_sum`; over the packed width of the numpy path for
 the Newton evaluations), the score
-residuals differences of sequential cumulative sums as there, each cluster's sum of ``w L / I``
+residuals differences of sequential cumulative sums as there (run over the event terms only:
+the other rows add +0.0 to them, :func:`fit_replicate`), each cluster's sum of ``w L / I``
 ``np.add.reduceat``'s and the squares added in increasing cluster id (each patient's own
 square in patient order when every patient is a cluster). What is not the numpy path's
 arithmetic, and so differs in rounding only: ``exp`` and ``log`` are the C library's, which
@@ -129,11 +130,24 @@ def _cluster_sums_by_id(ids, values, first, rest, size):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def weight_totals(weight, treated, rows, stack, partial):
+    """A replicate's total weight and the treated arm's (its rows' ``weight`` and ``treated``,
+    shape (patient,)), numpy's pairwise sums in row order (``rows``: scratch of shape (2,
+    patient) or more)."""
+    n_pat = weight.shape[0]
+    for i in range(n_pat):
+        w = weight[i]
+        rows[0, i] = w
+        rows[1, i] = w if treated[i] else 0.0
+    return pairwise_sum(rows[0], 0, n_pat, stack, partial), pairwise_sum(rows[1], 0, n_pat, stack, partial)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def fit_scratch(n_pat, width, n_ids):
     """Work arrays of :func:`fit_replicate` for replicates of ``n_pat`` patients, Newton sums
     over ``width`` terms and ``n_ids`` cluster ids (0: clusters sorted)."""
-    return (np.empty(n_pat), np.empty(n_pat), np.empty(n_pat), np.empty(n_pat),  # a, b, c, fraction
-            np.empty(n_pat), np.empty(n_pat), np.empty(n_pat),  # the terms packed
+    return (np.empty(n_pat + 1, np.int64),  # terms before each row
+            np.empty(n_pat), np.empty(n_pat), np.empty(n_pat), np.empty(n_pat),  # the terms packed
             np.empty(3), np.empty(3), np.empty((5, n_pat + 1)), np.empty(n_pat), np.empty(n_pat),
             np.zeros((6, n_pat)),  # the summands of the per-replicate totals, in row layout
             np.empty((64, 3), np.int64), np.empty(64),
@@ -144,25 +158,26 @@ def fit_scratch(n_pat, width, n_ids):
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def fit_replicate(event, weight, treated, tie_first, tie_last, stratum_first, at_risk_treated, at_risk_control,
                   events_treated, events_control, death_count, death_rank, efron, cluster_rows, n_ids, order,
-                  singleton, robust, max_iter, tol, width, scratch):
+                  singleton, robust, max_iter, tol, width, weight_total, weight_treated, scratch):
     """The Cox fit of one replicate: its rows of :func:`fit`'s columns (shape (patient,)),
     ``cluster_rows`` and ``order`` likewise, the options of :func:`fit`, ``width`` (the Newton
-    sums' width, as :func:`fit` finds it) and ``scratch`` (:func:`fit_scratch`).
+    sums' width, as :func:`fit` finds it), the replicate's :func:`weight_totals` and
+    ``scratch`` (:func:`fit_scratch`).
+
+    Only the event rows' terms are kept (packed, in row order); the score residuals' cumulative
+    sums run over them (``terms_before[i]``: the event rows before row i), which are those over
+    all rows: every other row adds +0.0 to sums that start at +0.0 (and so are never -0.0).
+    A row without a positive weight contributes 0 times the variance factor, not computed.
 
     Returns (beta, information, sum_of_squares, events_total, n_iter, converged, status),
     as one replicate of :func:`fit`.
     """
-    (a, b, c, fraction, ca, cb, cc, values, trial_values, cumulative, contribution, residual, rows, stack,
+    (terms_before, ca, cb, cc, cf, values, trial_values, cumulative, contribution, residual, rows, stack,
      partial, cluster_first, cluster_rest, cluster_size, work) = scratch
     n_pat = event.shape[0]
     sum_of_squares = np.nan
     for i in range(n_pat):
-        w = weight[i]
-        rows[0, i] = w
-        rows[1, i] = w if treated[i] else 0.0
-        rows[2, i] = w if event[i] else 0.0
-    weight_total = pairwise_sum(rows[0], 0, n_pat, stack, partial)
-    weight_treated = pairwise_sum(rows[1], 0, n_pat, stack, partial)
+        rows[2, i] = weight[i] if event[i] else 0.0
     events_total = pairwise_sum(rows[2], 0, n_pat, stack, partial)
     weight_control = weight_total - weight_treated
     scale = 1e-12 * max(weight_total, 1.0)
@@ -190,14 +205,13 @@ def fit_replicate(event, weight, treated, tie_first, tie_last, stratum_first, at
         rows[3, i] = w if is_event & (not dead) & treated[i] else 0.0
         rows[4, i] = ci if is_event & (bi > 0) else 0.0
         rows[5, i] = ci if is_event & (ai == 0) else 0.0
-        a[i] = ai if is_event else 1.0
-        b[i] = bi if is_event else 0.0
-        c[i] = ci if is_event else 0.0
-        fraction[i] = f if is_event else 0.0
+        terms_before[i] = n_terms
         ca[n_terms] = ai
         cb[n_terms] = bi
         cc[n_terms] = ci
+        cf[n_terms] = f
         n_terms += is_event
+    terms_before[n_pat] = n_terms
     d1 = pairwise_sum(rows[3], 0, n_pat, stack, partial)
     treated_at_risk_weight = pairwise_sum(rows[4], 0, n_pat, stack, partial)
     no_control_at_risk_weight = pairwise_sum(rows[5], 0, n_pat, stack, partial)
@@ -256,28 +270,33 @@ def fit_replicate(event, weight, treated, tie_first, tie_last, stratum_first, at
     if not (robust and status == _OK and converged and information > 0):
         return beta, information, sum_of_squares, events_total, n_iter, converged, status
 
-    # Score residuals (cox_terms.score_residuals), from differences of cumulative sums.
+    # Score residuals (cox_terms.score_residuals), from differences of cumulative sums (over
+    # the event terms: a row without an event adds +0.0 there, share 0 / 1 and hazard 0 / 1).
     exp_beta = _hazard_ratio(beta)
     for q in range(5):
         cumulative[q, 0] = 0.0
-    for i in range(n_pat):
-        treated_risk = b[i] * exp_beta
-        denominator = a[i] + treated_risk
+    for k in range(n_terms):
+        treated_risk = cb[k] * exp_beta
+        denominator = ca[k] + treated_risk
         share = treated_risk / denominator
-        hazard = c[i] / denominator
-        kept = 1.0 - fraction[i]
+        hazard = cc[k] / denominator
+        kept = 1.0 - cf[k]
         hazard_share = hazard * share
-        cumulative[0, i + 1] = cumulative[0, i] + share
-        cumulative[1, i + 1] = cumulative[1, i] + hazard
-        cumulative[2, i + 1] = cumulative[2, i] + hazard * kept
-        cumulative[3, i + 1] = cumulative[3, i] + hazard_share
-        cumulative[4, i + 1] = cumulative[4, i] + hazard_share * kept
+        cumulative[0, k + 1] = cumulative[0, k] + share
+        cumulative[1, k + 1] = cumulative[1, k] + hazard
+        cumulative[2, k + 1] = cumulative[2, k] + hazard * kept
+        cumulative[3, k + 1] = cumulative[3, k] + hazard_share
+        cumulative[4, k + 1] = cumulative[4, k] + hazard_share * kept
     se = 1.0 / math.sqrt(values[2])
     variance_factor = se * se
     for i in range(n_pat):
-        first = tie_first[i]
-        after = tie_last[i] + 1
-        start = stratum_first[i]
+        w = weight[i]
+        if not w > 0:  # outside the cohort (the trailing rows of a matched cohort)
+            contribution[i] = 0.0 * variance_factor
+            continue
+        first = terms_before[tie_first[i]]
+        after = terms_before[tie_last[i] + 1]
+        start = terms_before[stratum_first[i]]
         mean_share = (cumulative[0, after] - cumulative[0, first]) / max(death_count[i], 1.0)
         hazard_earlier = cumulative[1, first] - cumulative[1, start]
         hazard_share_earlier = cumulative[3, first] - cumulative[3, start]
@@ -299,10 +318,7 @@ def fit_replicate(event, weight, treated, tie_first, tie_last, stratum_first, at
         own_control = 0.0 - mean_share
         own = own_treated if is_treated else own_control
         value = (own if is_event else 0.0) - compensator
-        residual[i] = value
-        w = weight[i]
-        weighted = w * value
-        contribution[i] = (weighted if w > 0 else 0.0) * variance_factor
+        contribution[i] = (w * value) * variance_factor
 
     # Sum over clusters of (sum in the cluster)^2 (cox.cluster_sum_of_squares).
     total = 0.0
@@ -387,13 +403,15 @@ def fit(event, weight, treated, tie_first, tie_last, stratum_first, at_risk_trea
             count += event[r, i]
         width = max(width, count)
     scratch = fit_scratch(n_pat, width, n_ids)
+    rows, stack, partial = scratch[10], scratch[11], scratch[12]
     for r in range(n_rep):
+        weight_total, weight_treated = weight_totals(weight[r], treated[r], rows, stack, partial)
         (beta_out[r], information_out[r], sum_sq_out[r], events_total_out[r], n_iter_out[r], converged_out[r],
          status_out[r]) = fit_replicate(
             event[r], weight[r], treated[r], tie_first[r], tie_last[r], stratum_first[r], at_risk_treated[r],
             at_risk_control[r], events_treated[r], events_control[r], death_count[r], death_rank[r], efron,
             cluster_rows[r % cluster_rows.shape[0]], n_ids, order[r], singleton, robust, max_iter, tol, width,
-            scratch)
+            weight_total, weight_treated, scratch)
     return beta_out, information_out, sum_sq_out, events_total_out, n_iter_out, converged_out, status_out
 
 

@@ -9,10 +9,14 @@ reads some twenty (replicate, patient) arrays; with 10,000 patients a block's ta
 of megabytes of fresh memory per endpoint, and reading and faulting them in cost more than the
 arithmetic. :func:`analyse_chunk` runs the stages one replicate at a time on work arrays of
 one replicate (a few hundred kilobytes at most, reused): the replicate's order from its sorted
-packed keys (:func:`analysis.survival.risk_set_kernels.unpack_replicate`), its table
-(:func:`analysis.survival.risk_set_kernels.tabulate_replicate`), the log-rank sums, both arms'
-medians (:func:`analysis.survival.km_kernels.arm_median`) and the Cox fit
-(:func:`analysis.survival.cox_kernels.fit_replicate`), and writes only per-replicate numbers.
+packed keys (:func:`analysis.survival.risk_set_kernels.unpack_replicate`), the columns of its
+table that the stages read, one tie group at a time, with the log-rank summands
+(:func:`analysis.survival.risk_set_kernels.tabulate_replicate`'s sums and differences without
+strata, in this function: the columns nothing reads, a call with twenty arrays and the
+per-row selections of the strata are gone, 10-15% of the pass), both arms' medians
+(:func:`analysis.survival.km_kernels.arm_median`) and the Cox fit
+(:func:`analysis.survival.cox_kernels.fit_replicate`, given the weight totals the log-rank
+sums already formed), and writes only per-replicate numbers.
 
 These are the kernels the table functions run, on the same rows in the same order, so every
 number equals theirs bit for bit: the log-rank sums are formed as
@@ -30,10 +34,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from analysis.survival.cox_kernels import fit_replicate, fit_scratch
+from analysis.survival.cox_kernels import fit_replicate, fit_scratch, weight_totals
 from analysis.pairwise import pairwise_sum
 from analysis.survival.km_kernels import arm_median, median_scratch
-from analysis.survival.risk_set_kernels import tabulate_replicate, unpack_replicate
+from analysis.survival.risk_set_kernels import unpack_replicate
 
 #: Rows of :func:`analyse_chunk`'s float output.
 FLOAT_ROWS = ("beta", "information", "sum_of_squares", "events_total", "observed", "expected", "variance",
@@ -109,24 +113,19 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
     run_index = np.empty(n_pat, np.int64)
     cumulative = np.zeros((5, n_pat + 1))
     deaths = np.zeros(n_pat + 1, np.int64)
-    no_strata = np.zeros(1, np.int64)
     time_s = np.empty(n_pat)
     event_s = np.empty(n_pat, np.bool_)
     weight_s = np.empty(n_pat)
     treated_s = np.empty(n_pat, np.bool_)
-    stratum_s = np.zeros(n_pat, np.int64)
     tie_first = np.empty(n_pat, np.int64)
     tie_last = np.empty(n_pat, np.int64)
     stratum_first = np.zeros(n_pat, np.int64)
-    stratum_last = np.full(n_pat, n_pat - 1, np.int64)
     at_risk_treated = np.empty(n_pat)
     at_risk_control = np.empty(n_pat)
     events_treated = np.empty(n_pat)
     events_control = np.empty(n_pat)
-    tie_weight = np.empty(n_pat)
     death_count = np.empty(n_pat)
     death_rank = np.empty(n_pat)
-    is_tie_last = np.empty(n_pat, np.bool_)
     cluster_rows = np.zeros(n_pat, np.int64)
     group_rows = np.empty(n_pat, np.int64)
     summands = np.empty((4, n_pat))
@@ -137,53 +136,105 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
     for q in range(n_chunk):
         r = start + q
         unpack_replicate(packed[q], time[r], raw[r], weight[r], True, bits, order, run_keys, run_index)
-        n_groups = tabulate_replicate(order, time[r], weight[r], event[r], treated[r], no_strata, False, True,
-                                      cumulative, deaths, time_s, event_s, weight_s, treated_s, stratum_s, tie_first,
-                                      tie_last, stratum_first, stratum_last, at_risk_treated, at_risk_control,
-                                      events_treated, events_control, tie_weight, death_count, death_rank,
-                                      is_tie_last, group_rows)
 
-        # Log-rank sums, as logrank_from_table forms them (products with 0/1 factors): on the
-        # rows that are not the last of their tie group the factors are 0 and the summands
-        # (signed) zeros, written without the divisions; the groups' last rows in full.
+        # The table's columns that the stages read (tabulate_replicate's, without strata, with
+        # mask = weight > 0: the same sums and differences): cumulative sums of the arms'
+        # weights and events' weights from -0.0 (cumulative[2], all weights, is not needed).
+        c0 = c1 = c3 = c4 = -0.0
+        count = 0
+        unbounded = False
         for i in range(n_pat):
-            summands[0, i] = 0.0
-            summands[1, i] = 0.0 * ((at_risk_treated[i] + at_risk_control[i] - (events_treated[i] + events_control[i]))
-                                    * 0.0)
-            summands[2, i] = events_treated[i] * 0.0
-            summands[3, i] = weight_s[i] * treated_s[i]
+            p = order[i]
+            w = weight[r, p]
+            in_cohort = w > 0
+            time_s[i] = time[r, p] if in_cohort else np.inf
+            e = event[r, p] & in_cohort
+            x = treated[r, p]
+            w = w if in_cohort else 0.0
+            weight_s[i] = w
+            unbounded |= w == np.inf
+            event_s[i] = e
+            treated_s[i] = x
+            w_treated = w * x
+            summands[3, i] = w_treated
+            w_control = w - w_treated
+            c0 += w_treated
+            c1 += w_control
+            c3 += w_treated * e
+            c4 += w_control * e
+            cumulative[0, i + 1] = c0
+            cumulative[1, i + 1] = c1
+            cumulative[3, i + 1] = c3
+            cumulative[4, i + 1] = c4
+            count += e
+            deaths[i + 1] = count
+        # One tie group (rows first to i) at a time: its counts on each of its rows, and the
+        # log-rank summands as logrank_from_table forms them (products with 0/1 factors): on
+        # the rows that are not the last of their group the factors are 0 and the summands
+        # (signed) zeros, written without the divisions; the group's last row in full.
+        n_groups = 0
+        first = 0
         max_deaths = 0.0
-        for g in range(n_groups):
-            i = group_rows[g]
-            at_risk = at_risk_treated[i] + at_risk_control[i]
-            d = events_treated[i] + events_control[i]
+        for i in range(n_pat):
+            if i + 1 < n_pat and time_s[i + 1] == time_s[i]:
+                continue
+            after = i + 1
+            treated_at_risk = c0 - cumulative[0, first]
+            control_at_risk = c1 - cumulative[1, first]
+            treated_events = cumulative[3, after] - cumulative[3, first]
+            control_events = cumulative[4, after] - cumulative[4, first]
+            before = deaths[first]
+            tied = deaths[after] - before
+            at_risk = treated_at_risk + control_at_risk
+            d = treated_events + control_events
+            not_last = 0.0 * ((at_risk - d) * 0.0)
+            treated_zero = treated_events * 0.0
+            for j in range(first, after):
+                tie_first[j] = first
+                tie_last[j] = i
+                at_risk_treated[j] = treated_at_risk
+                at_risk_control[j] = control_at_risk
+                events_treated[j] = treated_events
+                events_control[j] = control_events
+                death_count[j] = tied
+                death_rank[j] = (deaths[j + 1] - before - 1) if event_s[j] else -1.0
+                summands[0, j] = 0.0
+                summands[1, j] = not_last
+                summands[2, j] = treated_zero
             term = 1.0 if d > 0 else 0.0
-            share = at_risk_treated[i] / (at_risk + (1.0 - term)) * term
+            share = treated_at_risk / (at_risk + (1.0 - term)) * term
             with_ties = 1.0 if (term > 0) & (at_risk > 1) else 0.0
             ties_factor = (at_risk - d) / ((at_risk - 1.0) * with_ties + (1.0 - with_ties)) * with_ties
             summands[0, i] = d * share
             summands[1, i] = d * share * (1.0 - share) * ties_factor
-            summands[2, i] = events_treated[i]
+            summands[2, i] = treated_events
             max_deaths = d if d > max_deaths else max_deaths
+            group_rows[n_groups] = i
+            n_groups += 1
+            first = after
         floats[5, r] = pairwise_sum(summands[0], 0, n_pat, stack, partial)
         floats[6, r] = pairwise_sum(summands[1], 0, n_pat, stack, partial)
         floats[4, r] = pairwise_sum(summands[2], 0, n_pat, stack, partial)
         weight_treated = pairwise_sum(summands[3], 0, n_pat, stack, partial)
+        weight_total = pairwise_sum(weight_s, 0, n_pat, stack, partial)
         floats[7, r] = weight_treated
-        floats[8, r] = pairwise_sum(weight_s, 0, n_pat, stack, partial) - weight_treated
+        floats[8, r] = weight_total - weight_treated
         floats[9, r] = max_deaths
 
         # Both arms' medians (a two-arm table: each arm's weights summed per tie group).
         # (tabulate_replicate's cumulative sums of each arm's weights are the arm's: its weights
         # are positive or +0.0, so its running sums from -0.0 are those from 0.)
-        median, lower, upper, se, status = arm_median(time_s, tie_first, at_risk_treated, events_treated, tie_weight,
+        median, lower, upper, se, status = arm_median(time_s, tie_first, at_risk_treated, events_treated, time_s,
                                                       cumulative[0], False, group_rows, n_groups, ci, z, midpoint, km)
         floats[10, r], floats[11, r], floats[12, r], floats[13, r], ints[3, r] = median, lower, upper, se, status
-        median, lower, upper, se, status = arm_median(time_s, tie_first, at_risk_control, events_control, tie_weight,
+        median, lower, upper, se, status = arm_median(time_s, tie_first, at_risk_control, events_control, time_s,
                                                       cumulative[1], False, group_rows, n_groups, ci, z, midpoint, km)
         floats[14, r], floats[15, r], floats[16, r], floats[17, r], ints[4, r] = median, lower, upper, se, status
 
-        # The Cox fit, clusters in the table's row order.
+        # The Cox fit, clusters in the table's row order. Its weight of the treated sums w if
+        # treated else 0, the log-rank's w * treated: the same but for an infinite weight.
+        if unbounded:
+            weight_total, weight_treated = weight_totals(weight_s, treated_s, summands, stack, partial)
         if cluster_mode == CLUSTER_IDS:
             for i in range(n_pat):
                 p = order[i]
@@ -192,7 +243,8 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
         beta, information, sum_of_squares, events_total, n_iter, converged, status = fit_replicate(
             event_s, weight_s, treated_s, tie_first, tie_last, stratum_first, at_risk_treated, at_risk_control,
             events_treated, events_control, death_count, death_rank, efron, cluster_rows, n_ids, order,
-            cluster_mode == PATIENT_CLUSTERS, cluster_mode != NO_CLUSTERS, max_iter, tol, width, cox)
+            cluster_mode == PATIENT_CLUSTERS, cluster_mode != NO_CLUSTERS, max_iter, tol, width, weight_total,
+            weight_treated, cox)
         floats[0, r], floats[1, r], floats[2, r], floats[3, r] = beta, information, sum_of_squares, events_total
         ints[0, r], ints[1, r], ints[2, r] = n_iter, converged, status
 
