@@ -20,6 +20,7 @@ KERNEL_MODULES = (
     "analysis.propensity.fuzzy_kernels",
     "analysis.propensity.matched_sets",
     "analysis.propensity.balance_kernels",
+    "analysis.propensity.sample_sums",
     "analysis.survival.risk_sets",
     "analysis.survival.km_kernels",
     "analysis.survival.cox_kernels",

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis import status
+from analysis.propensity import sample_sums
 from analysis.quantiles import frequency_quantiles
 
 ESTIMANDS = ("ate", "att", "ato")
@@ -166,7 +167,7 @@ def propensity_weights(ps, treated, *, estimand: str, mask=None, counts=None, st
                              n_truncated=n_truncated, truncation_weight=truncation_weight, status=code)
 
 
-def effective_sample_sizes(weights, treated, counts=None) -> tuple[np.ndarray, np.ndarray]:
+def effective_sample_sizes(weights, treated, counts=None, *, compiled: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Kish effective sample size of each arm, (sum c w)^2 / sum c w^2; shapes (replicate,).
 
     Parameters
@@ -176,15 +177,22 @@ def effective_sample_sizes(weights, treated, counts=None) -> tuple[np.ndarray, n
     treated : array_like of bool, shape (replicate, patient)
     counts : array_like, shape (replicate, patient), optional
         Frequency counts c (default 1): the size is that of the expanded sample.
+    compiled : bool
+        One compiled pass per replicate (:func:`analysis.propensity.sample_sums.kish_sizes`,
+        default); False: the numpy operations, its test oracle (equal bit for bit).
 
     Returns
     -------
     ess_treated, ess_control : ndarray of float, shape (replicate,)
         NaN for an arm with zero total weight.
     """
-    weights = np.asarray(weights, dtype=float)
-    treated = np.asarray(treated, dtype=bool)
-    count = np.ones(weights.shape) if counts is None else np.asarray(counts, dtype=float)
+    weights = np.ascontiguousarray(weights, dtype=float)
+    treated = np.ascontiguousarray(treated, dtype=bool)
+    count = np.ones(weights.shape) if counts is None else np.ascontiguousarray(counts, dtype=float)
+    if compiled and weights.ndim == 2 and treated.shape == weights.shape == count.shape:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sizes = sample_sums.kish_sizes(weights, treated, count)
+        return sizes[0], sizes[1]
     sizes = []
     for arm in (treated, ~treated):
         w = weights * arm * count
