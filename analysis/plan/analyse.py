@@ -169,7 +169,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
     PlanResult
     """
     covariates, names, kinds = _ps_covariates(batch, plan)
-    design = design_matrix(covariates, kinds, columns=names)
+    design = design_matrix(covariates, kinds, columns=names, copy=False)  # covariates: our own copy, read only
     propensity = fit_propensity(design.values, batch.treated, algorithm=plan.ps_algorithm)
     endpoints = tuple(_endpoint_data(batch, endpoint) for endpoint in ENDPOINTS)
     full_weights = np.ones(batch.treated.shape)
@@ -213,11 +213,11 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
         detail_balances = dict(zip(COHORTS, standardised_differences_by_cohort(
             batch.covariates, batch.covariate_kinds, batch.treated, weights=weights_by_cohort,
             denominator=plan.smd_denominator, reference_weights=full_weights)))
-    columns: dict[str, list] = {}
+    columns: dict[str, np.ndarray] = {}  # (replicate, cohort[, endpoint or covariate]), filled per cohort
     evaluable = batch.best_response >= 0
     cohort_details = {}
     bootstrap_used = {}
-    for cohort in COHORTS:
+    for c, cohort in enumerate(COHORTS):
         weights = cohort_weights[cohort]
         counts = cohort_counts[cohort]
         pairs = matching.pair_id if cohort == "matched" else None
@@ -238,7 +238,8 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
         endpoint_rows = [_endpoint_columns(survival[endpoint], endpoints[index][1], batch.treated, counts, plan, z,
                                            cohort_status[cohort]) for index, endpoint in enumerate(ENDPOINTS)]
         for name in endpoint_rows[0]:
-            columns.setdefault(name, []).append(np.stack([row[name] for row in endpoint_rows], axis=-1))
+            for e, row in enumerate(endpoint_rows):
+                _column(columns, name, row[name], len(COHORTS), len(ENDPOINTS))[:, c, e] = row[name]
 
         responses = compare_responses(batch.best_response, batch.treated, weights=weights * evaluable,
                                       rule=plan.test_rule)
@@ -260,7 +261,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
             "dcr_control": np.where(no_sample, np.nan, responses.dcr_rate[:, 1]),
         }
         for name, value in per_cohort.items():
-            columns.setdefault(name, []).append(value)
+            _column(columns, name, value, len(COHORTS))[:, c] = value
         if details:
             cohort_details[cohort] = CohortDetails(
                 weights=weights,
@@ -272,16 +273,26 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
                 survival=survival,
             )
 
-    arrays = {name: np.stack(parts, axis=1) for name, parts in columns.items()}
     ess = {cohort: effective_sample_sizes(cohort_weights[cohort], batch.treated) for cohort in COHORTS}
     used = None
     if any(value is not None for value in bootstrap_used.values()):
         used = np.stack([bootstrap_used[cohort] for cohort in COHORTS], axis=1)
-    return PlanResult(plan=plan, **arrays, n_pairs=matching.n_pairs, ps_status=ps_status,
+    return PlanResult(plan=plan, **columns, n_pairs=matching.n_pairs, ps_status=ps_status,
                       propensity=propensity, matching=matching, ps_columns=design.names,
                       balance_covariates=names, details=cohort_details, estimand=plan_estimand(plan),
                       ess_treated=np.stack([ess[c][0] for c in COHORTS], axis=1),
                       ess_control=np.stack([ess[c][1] for c in COHORTS], axis=1), bootstrap_used=used)
+
+
+def _column(columns: dict, name: str, value: np.ndarray, n_cohorts: int, n_endpoints: int | None = None):
+    """The result array of ``name``, allocated at its first part with ``value``'s
+    dtype: shape (replicate, cohort, endpoint) for an endpoint's variable (``n_endpoints``),
+    else (replicate, cohort) + ``value.shape[1:]``; what ``np.stack`` of the parts gave, written
+    in place."""
+    if name not in columns:
+        shape = (value.shape[0], n_cohorts) + ((n_endpoints,) if n_endpoints is not None else value.shape[1:])
+        columns[name] = np.empty(shape, dtype=value.dtype)
+    return columns[name]
 
 
 def _endpoint_data(batch: CohortBatch, endpoint: str):

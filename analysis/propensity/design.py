@@ -31,7 +31,7 @@ class DesignMatrix:
     names: tuple[str, ...]
 
 
-def design_matrix(covariates, kinds, *, columns=None, n_levels=None) -> DesignMatrix:
+def design_matrix(covariates, kinds, *, columns=None, n_levels=None, copy: bool = True) -> DesignMatrix:
     """Expand covariates into the columns of a logistic model.
 
     Parameters
@@ -47,6 +47,9 @@ def design_matrix(covariates, kinds, *, columns=None, n_levels=None) -> DesignMa
         largest code over the whole batch plus one, so every replicate of a block has the
         same columns (a level absent from a replicate gives an all-zero column there, which
         :func:`analysis.propensity.model.fit_propensity` handles as a rank-deficient design).
+    copy : bool
+        False: where no covariate is categorical, ``values`` is ``covariates`` itself if it is
+        already a C-contiguous float array (for a caller that writes to neither).
 
     Returns
     -------
@@ -70,7 +73,8 @@ def design_matrix(covariates, kinds, *, columns=None, n_levels=None) -> DesignMa
     if len(names_in) != n_cov:
         raise ValueError(f"columns has {len(names_in)} names for {n_cov} covariates")
     if "categorical" not in kinds:  # every column as given
-        return DesignMatrix(values=np.array(x, dtype=float, order="C"), names=names_in)
+        values = np.array(x, dtype=float, order="C") if copy else np.ascontiguousarray(x, dtype=float)
+        return DesignMatrix(values=values, names=names_in)
     blocks, names = [], []
     for j, kind in enumerate(kinds):
         column = x[:, :, j]
