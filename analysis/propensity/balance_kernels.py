@@ -145,8 +145,13 @@ def cohort_moments(values, treated, weights, source, level, binary, slots):
             present[p] = used
             if used:
                 count += 1
-                for c in range(n_col):
-                    shift[c] += values[r, p, c] if raw else _value(values, r, p, source[c], level[c])
+                if raw:  # the patient's row as a view: unit-stride loads (~10% of the kernel)
+                    row = values[r, p]
+                    for c in range(n_col):
+                        shift[c] += row[c]
+                else:
+                    for c in range(n_col):
+                        shift[c] += _value(values, r, p, source[c], level[c])
         for c in range(n_col):
             shift[c] /= max(count, 1)
         first[:, :] = 0.0
@@ -164,8 +169,9 @@ def cohort_moments(values, treated, weights, source, level, binary, slots):
                     for c in range(n_col):
                         centred[c, i] = -shift[c]
                 elif raw:
+                    row = values[r, p]
                     for c in range(n_col):
-                        centred[c, i] = values[r, p, c] - shift[c]
+                        centred[c, i] = row[c] - shift[c]
                 else:
                     for c in range(n_col):
                         centred[c, i] = _value(values, r, p, source[c], level[c]) - shift[c]
