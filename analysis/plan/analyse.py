@@ -40,6 +40,7 @@ from analysis.survival.risk_sets import tabulate_risk_sets
 from analysis.propensity.caliper import caliper_width
 from analysis.propensity.matching import MatchResult, match_patients
 from analysis.propensity.stacked_sets import austin_cafri_cox
+from analysis.propensity.sample_sums import arm_totals
 from analysis.propensity.weighting import effective_sample_sizes
 from analysis.plan.adjusted import WEIGHTING, EstimatorInputs, analyse_adjusted
 from analysis.plan.options import PRESETS, Plan, PlanOptionError, make_plan, plan_estimand
@@ -197,6 +198,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
         matched_status, matched_weights = adjusted.fit.status, adjusted.fit.weights
         ps_status = propensity.status.astype(np.int8)
         count_weights = (matched_weights > 0).astype(float)  # patients, not weights, are counted
+    treated = np.ascontiguousarray(batch.treated, dtype=bool)
     cohort_weights = {"full": full_weights, "matched": matched_weights}
     cohort_status = {"full": np.zeros(batch.n_replicates, np.int8), "matched": matched_status}
     cohort_counts = {"full": full_weights, "matched": count_weights}
@@ -248,9 +250,10 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
         no_sample = failed | (cohort == "matched" and not has_sample)
         # Tests of weighted counts are not valid for non-integer weights: rates only.
         no_test = no_sample | (cohort == "matched" and plan.estimator in WEIGHTING)
+        heads = arm_totals(np.ascontiguousarray(counts, dtype=float), treated)  # (counts * treated).sum(1), ~treated
         per_cohort = {
-            "n_treated": np.rint((counts * batch.treated).sum(axis=1)),
-            "n_control": np.rint((counts * ~batch.treated).sum(axis=1)),
+            "n_treated": np.rint(heads[0]),
+            "n_control": np.rint(heads[1]),
             "max_abs_smd": np.where(no_sample, np.nan, balance.max_abs_smd),
             "smd": np.where(no_sample[:, None], np.nan, balance.smd),
             "p_orr": np.where(no_test, np.nan, responses.orr_p_value),

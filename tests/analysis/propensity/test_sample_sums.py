@@ -59,3 +59,15 @@ def test_kish_size_of_equal_weights_is_the_count():
     treated = np.array([[True, True, False, False, False]])
     ess_t, ess_c = effective_sample_sizes(np.full((1, 5), 2.5), treated)
     assert ess_t[0] == 2.0 and ess_c[0] == 3.0
+
+
+@pytest.mark.parametrize("n_pat", [1, 9, 100, 300])
+def test_arm_totals_equal_numpy_bit_for_bit(n_pat):
+    from analysis.propensity.sample_sums import arm_totals
+
+    rng = np.random.default_rng(200 + n_pat)
+    counts = rng.poisson(1.3, (25, n_pat)) * rng.uniform(0.5, 2.0, (25, n_pat))
+    treated = rng.random((25, n_pat)) < 0.5
+    totals = arm_totals(counts, treated)
+    np.testing.assert_array_equal(totals[0], (counts * treated).sum(axis=1))
+    np.testing.assert_array_equal(totals[1], (counts * ~treated).sum(axis=1))
