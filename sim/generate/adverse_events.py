@@ -50,6 +50,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
 from sim.errors import ScenarioError
+from sim.generate.normal_draws import standard_normal
 
 if TYPE_CHECKING:
     from sim.scenario.model import Scenario
@@ -190,8 +191,8 @@ def draw_adverse_events(
     else:
         rho = np.array([correlations[name] for name in arms], dtype=float)
         loadings = np.stack([np.sqrt(rho), np.sqrt(1.0 - rho)], axis=-1)
-        frailty = rng.standard_normal(treated.shape)
-        own = rng.standard_normal(treated.shape + (len(events),))
+        frailty = standard_normal(rng, treated.shape)  # rng.standard_normal, compiled: the same draws
+        own = standard_normal(rng, treated.shape + (len(events),))
         sure_below, sure_above = _latent_bounds(thresholds.tobytes(), thresholds.shape)
         _frailty_grades(frailty, own, treated, loadings, thresholds, sure_below, sure_above, grade)
     return grade
