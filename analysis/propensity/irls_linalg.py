@@ -5,10 +5,12 @@ The design of one replicate is held transposed, ``dt`` shaped (rows, patient) wi
 padded with zeros to a multiple of four (:data:`BLOCK`), so that every product below runs over
 whole blocks of four rows and over contiguous patients (the loops the compiler vectorises).
 
-* :func:`gram_upper`: the upper triangle of ``D' diag(c) D`` in 4x4 blocks of sixteen sums, one
+* :func:`gram_upper`: the upper triangle of ``D' diag(c) D`` in 4x4 blocks of sixteen sums (ten
+  in the blocks on the diagonal, :func:`_diagonal_block`: the six below it are mirrored), one
   pass over a chunk of patients per block (chunks of :data:`CHUNK` patients so that the rows
   read stay in the core's cache); each sum is over patients in an order of the compiler's
-  choice (partial sums, fused multiply-adds).
+  choice (partial sums, fused multiply-adds: eight patients to a vector, then the patients
+  left over one by one, which is why the caller pads its patients to whole vectors).
 * :func:`transposed_products`: ``D' u``, four rows per pass.
 * :func:`predict`: ``D b``, the coefficients four at a time.
 * :func:`cholesky` / :func:`cholesky_solve`: ``G = L L'`` of a symmetric positive-definite
@@ -95,6 +97,40 @@ def _block(c, dt, j, k, lo, hi, out):
     out[j + 3, k + 3] += s33
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
+def _diagonal_block(c, dt, j, lo, hi, out):
+    """:func:`_block` with ``k = j``, its ten sums on and above the diagonal only (the six
+    below it are :func:`gram_upper`'s mirror of these): the same products, summed alike."""
+    n = hi - lo
+    cc = c[lo:hi]
+    a0r, a1r, a2r, a3r = dt[j, lo:hi], dt[j + 1, lo:hi], dt[j + 2, lo:hi], dt[j + 3, lo:hi]
+    s00 = s01 = s02 = s03 = s11 = s12 = s13 = s22 = s23 = s33 = 0.0
+    for i in range(n):
+        ci = cc[i]
+        b0, b1, b2, b3 = a0r[i], a1r[i], a2r[i], a3r[i]
+        a0, a1, a2, a3 = ci * b0, ci * b1, ci * b2, ci * b3
+        s00 += a0 * b0
+        s01 += a0 * b1
+        s02 += a0 * b2
+        s03 += a0 * b3
+        s11 += a1 * b1
+        s12 += a1 * b2
+        s13 += a1 * b3
+        s22 += a2 * b2
+        s23 += a2 * b3
+        s33 += a3 * b3
+    out[j, j] += s00
+    out[j, j + 1] += s01
+    out[j, j + 2] += s02
+    out[j, j + 3] += s03
+    out[j + 1, j + 1] += s11
+    out[j + 1, j + 2] += s12
+    out[j + 1, j + 3] += s13
+    out[j + 2, j + 2] += s22
+    out[j + 2, j + 3] += s23
+    out[j + 3, j + 3] += s33
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def gram_upper(c, dt, rows, n, out):
     """``out[j, k] = sum_i c[i] dt[j, i] dt[k, i]`` for ``j <= k < rows`` (``rows`` a multiple
@@ -106,7 +142,8 @@ def gram_upper(c, dt, rows, n, out):
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
         for j in range(0, rows, BLOCK):
-            for k in range(j, rows, BLOCK):
+            _diagonal_block(c, dt, j, lo, hi, out)
+            for k in range(j + BLOCK, rows, BLOCK):
                 _block(c, dt, j, k, lo, hi, out)
     for j in range(rows):
         for k in range(j):
