@@ -34,7 +34,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from analysis.survival.cox_kernels import fit_replicate, fit_scratch, row_sum, weight_totals
+from analysis.survival.cox_kernels import fit_replicate, fit_scratch, weight_totals
 from analysis.pairwise import pairwise_sum
 from analysis.survival.km_kernels import arm_median, median_scratch
 from analysis.survival.risk_set_kernels import unpack_replicate
@@ -212,11 +212,11 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
             group_rows[n_groups] = i
             n_groups += 1
             first = after
-        floats[5, r] = row_sum(summands[0], 0, n_pat, stack, partial)
-        floats[6, r] = row_sum(summands[1], 0, n_pat, stack, partial)
-        floats[4, r] = row_sum(summands[2], 0, n_pat, stack, partial)
-        weight_treated = row_sum(summands[3], 0, n_pat, stack, partial)
-        weight_total = row_sum(weight_s, 0, n_pat, stack, partial)
+        floats[5, r] = pairwise_sum(summands[0], 0, n_pat, stack, partial)
+        floats[6, r] = pairwise_sum(summands[1], 0, n_pat, stack, partial)
+        floats[4, r] = pairwise_sum(summands[2], 0, n_pat, stack, partial)
+        weight_treated = pairwise_sum(summands[3], 0, n_pat, stack, partial)
+        weight_total = pairwise_sum(weight_s, 0, n_pat, stack, partial)
         floats[7, r] = weight_treated
         floats[8, r] = weight_total - weight_treated
         floats[9, r] = max_deaths
