@@ -36,7 +36,7 @@ from sim.run import identity
 from sim.run.results import BlockParts, block_parts, combine_blocks
 from sim.run.scale import RunScale
 from sim.run.store import BlockKey, BlockWriter, RunFolder
-from sim.run.workers import BackendError, keep_freed_memory, run_dask, run_loky, worker_count
+from sim.run.workers import BackendError, keep_freed_memory, one_blas_thread, run_dask, run_loky, worker_count
 
 if TYPE_CHECKING:  # imported where a Dataset is made: a worker writing blocks never needs xarray
     import xarray as xr
@@ -299,7 +299,7 @@ def compute_blocks(
                          calibrations[key.condition], tuple(config.methods))
 
     finished = on_finished or (lambda key: None)
-    with _progress(total, config.quiet) as bar:
+    with _progress(total, config.quiet) as bar, one_blas_thread():  # the blocks computed here: as a worker does
         pending = _pending(folder, run_keys(counts, config.block_size), bar, finished)
         first = next(pending, None)
         if first is not None:  # computed here, alone, and timed before the rest starts

@@ -100,3 +100,18 @@ print("xarray" in sys.modules, "pandas" in sys.modules)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
     assert (tmp_path / "blocks" / "c0000_b000000.npz").exists()
+
+
+def test_one_blas_thread_limits_this_process_and_restores():
+    """Blocks computed in the run's own process use one BLAS thread, as a worker's do; the
+    process's pools are as before afterwards."""
+    from threadpoolctl import threadpool_info
+
+    from sim.run.workers import one_blas_thread
+
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas, "numpy's BLAS is not visible to threadpoolctl"
+    before = [pool["num_threads"] for pool in blas]
+    with one_blas_thread():
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
