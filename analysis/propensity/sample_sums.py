@@ -12,10 +12,11 @@ replace bit for bit (tests/analysis/propensity/test_sample_sums.py):
   (n - 1 denominator) of the distance over the eligible patients of both arms pooled, as
   MatchIt's ``std.caliper = TRUE`` computes it (``sd(distance[!discarded])``; Austin 2011,
   Pharm Stat 10:150-161);
-* :func:`kish_sizes`: ``w = weights * arm * count``, ``w.sum(1)**2 / (w * weights).sum(1)``
-  for each arm -- Kish's (1965) effective sample size (sum w)^2 / sum w^2 of the expanded
+* :func:`arm_sums`, each arm's ``w = weights * arm * count`` summed and ``w * weights``
+  summed, from which :func:`kish_sizes`: ``w.sum(1)**2 / (w * weights).sum(1)``
+  for each arm, Kish's (1965) effective sample size (sum w)^2 / sum w^2 of the expanded
   sample (frequency counts ``count``);
-* :func:`arm_totals`: ``(counts * treated).sum(1)`` and ``(counts * ~treated).sum(1)``, the
+* :func:`arm_totals` (the sums of ``counts`` with unit counts): ``(counts * treated).sum(1)`` and ``(counts * ~treated).sum(1)``, the
   patients counted in each arm of an analysed cohort.
 
 Compiled on first use and cached on disk (``cache=True``); see :func:`warm_up`.
@@ -70,8 +71,9 @@ def pooled_sd(distance, eligible):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def kish_sizes(weights, treated, counts):
-    """Kish effective sample size of each arm (:func:`analysis.propensity.weighting.effective_sample_sizes`).
+def arm_sums(weights, treated, counts):
+    """Each arm's ``(weights * arm * counts).sum(1)`` and ``(weights * arm * counts *
+    weights).sum(1)``, summed as numpy sums them.
 
     Parameters
     ----------
@@ -81,11 +83,11 @@ def kish_sizes(weights, treated, counts):
 
     Returns
     -------
-    float64 (2, replicate): the treated arm's sizes, then the control arm's (NaN for an arm of
-    zero total weight).
+    float64 (2, 2, replicate): [arm, sum] with arm 0 treated, 1 control and sum 0 the total
+    ``sum c w``, 1 ``sum c w^2``.
     """
     n_rep, n_pat = weights.shape
-    out = np.empty((2, n_rep))
+    out = np.empty((2, 2, n_rep))
     first = np.empty(n_pat)
     second = np.empty(n_pat)
     stack = np.empty((64, 3), np.int64)
@@ -97,41 +99,37 @@ def kish_sizes(weights, treated, counts):
                 w = weights[r, i] * in_arm * counts[r, i]
                 first[i] = w
                 second[i] = w * weights[r, i]
-            total = pairwise_sum(first, 0, n_pat, stack, partial)
-            out[arm, r] = total * total / pairwise_sum(second, 0, n_pat, stack, partial)
+            out[arm, 0, r] = pairwise_sum(first, 0, n_pat, stack, partial)
+            out[arm, 1, r] = pairwise_sum(second, 0, n_pat, stack, partial)
     return out
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+def kish_sizes(weights, treated, counts):
+    """Kish effective sample size of each arm (:func:`analysis.propensity.weighting.effective_sample_sizes`),
+    (sum c w)^2 / sum c w^2 from :func:`arm_sums` (the same arguments); float64 (2,
+    replicate), the treated arm's sizes, then the control arm's (NaN for an arm of zero total
+    weight)."""
+    sums = arm_sums(weights, treated, counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums[:, 0] ** 2 / sums[:, 1]
+
+
 def arm_totals(counts, treated):
     """``(counts * treated).sum(1)`` and ``(counts * ~treated).sum(1)``, summed as numpy sums
-    them; float64 (2, replicate).
+    them (:func:`arm_sums` of ``counts`` with unit counts: ``counts * 1.0`` is ``counts``);
+    float64 (2, replicate).
 
     Parameters
     ----------
     counts : float64 (replicate, patient); treated : bool (replicate, patient)
     """
-    n_rep, n_pat = counts.shape
-    out = np.empty((2, n_rep))
-    first = np.empty(n_pat)
-    second = np.empty(n_pat)
-    stack = np.empty((64, 3), np.int64)
-    partial = np.empty(64)
-    for r in range(n_rep):
-        for i in range(n_pat):
-            x = 1.0 if treated[r, i] else 0.0
-            first[i] = counts[r, i] * x
-            second[i] = counts[r, i] * (1.0 - x)
-        out[0, r] = pairwise_sum(first, 0, n_pat, stack, partial)
-        out[1, r] = pairwise_sum(second, 0, n_pat, stack, partial)
-    return out
+    return arm_sums(counts, treated, np.ones(counts.shape))[:, 0]
 
 
 def warm_up() -> None:
-    """Load (or compile, on an installation's first use) both kernels for the argument types
+    """Load (or compile, on an installation's first use) the kernels for the argument types
     :func:`analysis.propensity.caliper.caliper_width` and
     :func:`analysis.propensity.weighting.effective_sample_sizes` pass."""
     distance, eligible = np.array([[0.0, 1.0]]), np.ones((1, 2), bool)
     pooled_sd(distance, eligible)
-    kish_sizes(np.ones((1, 2)), np.array([[True, False]]), np.ones((1, 2)))
-    arm_totals(np.ones((1, 2)), np.array([[True, False]]))
+    arm_sums(np.ones((1, 2)), np.array([[True, False]]), np.ones((1, 2)))
