@@ -16,8 +16,8 @@ replace bit for bit (tests/analysis/propensity/test_sample_sums.py):
   summed, from which :func:`kish_sizes`: ``w.sum(1)**2 / (w * weights).sum(1)``
   for each arm, Kish's (1965) effective sample size (sum w)^2 / sum w^2 of the expanded
   sample (frequency counts ``count``);
-* :func:`arm_totals` (the sums of ``counts`` with unit counts): ``(counts * treated).sum(1)`` and ``(counts * ~treated).sum(1)``, the
-  patients counted in each arm of an analysed cohort.
+* :func:`arm_totals` (the sums of ``counts`` with unit counts): ``(counts * treated).sum(1)``
+  and ``(counts * ~treated).sum(1)``, the patients counted in each arm of an analysed cohort.
 
 Compiled on first use and cached on disk (``cache=True``); see :func:`warm_up`.
 """
