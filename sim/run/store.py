@@ -286,10 +286,17 @@ class RunFolder:
         self.close()
 
     def close(self) -> None:
-        """Release the folder's lock (idempotent)."""
+        """Remove the block writers' temporary files, then release the folder's lock
+        (idempotent): a run stopped by an error kills its workers, and one killed mid-write
+        leaves its ``.*.tmp`` behind (nothing else writes here while the lock is held)."""
         if self._lock is not None:
+            self._remove_temporaries()
             self._lock.release()
             self._lock = None
+
+    def _remove_temporaries(self) -> None:
+        for stale in (self.path / BLOCK_FOLDER).glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
 
     # -- identity -------------------------------------------------------------------------
     def _open(self, *, force: bool) -> None:
@@ -328,8 +335,7 @@ class RunFolder:
         elif force:
             self._clear()
         (self.path / BLOCK_FOLDER).mkdir(exist_ok=True)
-        for stale in (self.path / BLOCK_FOLDER).glob(".*.tmp"):  # left by a killed run
-            stale.unlink(missing_ok=True)
+        self._remove_temporaries()  # left by a run killed outright
         if not identity_path.exists():
             data = json.dumps(self.identity, indent=2, sort_keys=True).encode()
             atomic_write_bytes(identity_path, data)
