@@ -20,6 +20,7 @@ under separation decide the caliper and the pairs. With
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Mapping
 
 import numpy as np
@@ -43,6 +44,7 @@ from analysis.propensity.stacked_sets import austin_cafri_cox
 from analysis.propensity.sample_sums import arm_totals
 from analysis.propensity.weighting import effective_sample_sizes
 from analysis.plan.adjusted import WEIGHTING, EstimatorInputs, analyse_adjusted
+from analysis.plan.segments import SegmentStreams, match_by_segment, segments_allowed
 from analysis.plan.options import PRESETS, Plan, PlanOptionError, make_plan, plan_estimand
 from analysis.plan.variance import pairs_bootstrap, patients_bootstrap, with_standard_error
 from analysis.propensity.design import design_matrix
@@ -154,7 +156,7 @@ def _ps_covariates(batch: CohortBatch, plan: Plan) -> tuple[np.ndarray, tuple[st
     return np.take(batch.covariates, index, axis=2), tuple(names), kinds  # C-contiguous copy
 
 
-def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
+def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator | SegmentStreams,
                     details: bool = False) -> PlanResult:
     """Run ``plan`` on every replicate of ``batch``, full and matched cohort.
 
@@ -162,13 +164,25 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
     ----------
     batch : B cohorts of N patients.
     plan : the analysis plan (see :func:`analysis.plan.options.make_plan`).
-    rng : drives the random parts (SPSS-style matching, random order).
+    rng : drives the random parts (SPSS-style matching, random order); or, for a batch of
+        consecutive segments (several runner blocks analysed as one), each segment's own
+        generator (:class:`analysis.plan.segments.SegmentStreams`; a plan whose only random
+        part is the matching, :func:`analysis.plan.segments.segments_allowed`).
     details : also compute the per-covariate baseline tests, balance and AE tables.
 
     Returns
     -------
     PlanResult
     """
+    if isinstance(rng, SegmentStreams):
+        if not segments_allowed(plan) or sum(rng.sizes) != batch.n_replicates:
+            raise ValueError("rng: segment streams need a plan whose only random part is the matching "
+                             "and segments covering the batch; analyse each segment alone")
+        match = partial(match_by_segment, partial(match_patients, plan.matcher), rng)
+        segments = rng.sizes
+    else:
+        match = partial(match_patients, plan.matcher, rng=rng)
+        segments = None
     covariates, names, kinds = _ps_covariates(batch, plan)
     design = design_matrix(covariates, kinds, columns=names, copy=False)  # covariates: our own copy, read only
     propensity = fit_propensity(design.values, batch.treated, algorithm=plan.ps_algorithm)
@@ -181,8 +195,8 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
         width = None
         if plan.caliper is not None:
             width = caliper_width(distance, usable, caliper=plan.caliper, scale=plan.caliper_scale)
-        matching = match_patients(plan.matcher, distance, batch.treated, mask=usable, caliper=width,
-                                  ratio=plan.ratio, replace=plan.replace, order=plan.order, rng=rng)
+        matching = match(distance, batch.treated, mask=usable, caliper=width,
+                         ratio=plan.ratio, replace=plan.replace, order=plan.order)
 
         ps_failed = propensity.status != st.OK
         if plan.separation == "proceed":
@@ -231,7 +245,7 @@ def analyse_cohorts(batch: CohortBatch, plan: Plan, *, rng: np.random.Generator,
                                                       adjusted.median_treated[index], adjusted.median_control[index])
             else:
                 time, event = endpoints[index]
-                survival[endpoint] = _analyse_endpoint(time, event, batch.treated, weights, pairs, plan)
+                survival[endpoint] = _analyse_endpoint(time, event, batch.treated, weights, pairs, plan, segments)
         if is_adjusted:
             bootstrap_used[cohort] = adjusted.bootstrap_used
         else:
@@ -331,10 +345,11 @@ def _replace_standard_errors(survival, cohort, endpoints, treated, weights, matc
     return survival, None
 
 
-def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> EndpointAnalysis:
+def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan, segments=None) -> EndpointAnalysis:
     """Cox, log-rank and both arms' medians of one endpoint: one compiled pass per replicate
     (:func:`analysis.survival.endpoint.analyse_endpoint`, the numbers of one risk-set table),
-    or, for the pair-stratified models, a stratified table for the Cox model and log-rank test
+    or, for the pair-stratified models (never on ``segments``, the sizes of joined batches:
+    :func:`analysis.plan.segments.segments_allowed`), a stratified table for the Cox model and log-rank test
     and one without strata for the Kaplan-Meier curves (which never are)."""
     if plan.cox_se in ("robust", "austin_cafri"):  # austin_cafri: robust in the full cohort
         cluster = pairs if pairs is not None else "patient"
@@ -342,7 +357,8 @@ def _analyse_endpoint(time, event, treated, weights, pairs, plan: Plan) -> Endpo
         cluster = None
     if not (plan.stratify_pairs and pairs is not None):
         survival = analyse_endpoint(time, event, treated, weights=weights, cluster=cluster, ties=plan.ties,
-                                    median_ci=plan.median_ci, median_rule=plan.median_rule, level=plan.level)
+                                    median_ci=plan.median_ci, median_rule=plan.median_rule, level=plan.level,
+                                    segments=segments)
         return EndpointAnalysis(survival.cox, survival.logrank, survival.median_treated, survival.median_control)
     mask = weights > 0
     table = tabulate_risk_sets(time, event, treated, mask=mask, weights=weights, strata=pairs)

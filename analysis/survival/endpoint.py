@@ -15,6 +15,7 @@ frequency weights).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy import special
@@ -43,7 +44,8 @@ class EndpointSurvival:
 
 def analyse_endpoint(time, event, treated, *, weights=None, cluster=None, ties: str = "efron",
                      median_ci: str = "brookmeyer_crowley_log", median_rule: str = "midpoint", level: float = 0.95,
-                     max_iter: int = 30, tol: float = 1e-9, compiled: bool = True) -> EndpointSurvival:
+                     max_iter: int = 30, tol: float = 1e-9, compiled: bool = True,
+                     segments: Sequence[int] | None = None) -> EndpointSurvival:
     """Cox model (with a robust SE clustered on ``cluster``), log-rank test and both arms'
     median survival with its confidence interval, for every replicate.
 
@@ -71,6 +73,10 @@ def analyse_endpoint(time, event, treated, *, weights=None, cluster=None, ties: 
         the table functions' numpy paths (the oracle). The same numbers either way up to the
         Cox fit's rounding (:mod:`analysis.survival.cox_kernels`), and bit for bit those of
         the table functions' compiled paths.
+    segments : sizes of consecutive batches joined into this one (summing to the replicates),
+        compiled path only: each segment's Cox Newton sums get the width its batch alone
+        gives them (:func:`analysis.survival.endpoint_kernels.event_width`), so every number
+        is the one each batch gives alone. Default: one batch.
 
     Returns
     -------
@@ -93,9 +99,12 @@ def analyse_endpoint(time, event, treated, *, weights=None, cluster=None, ties: 
     elif cluster is not None:
         cluster = np.ascontiguousarray(as_batch("cluster", cluster, shape, np.int64))
     options = dict(ties=ties, median_ci=median_ci, median_rule=median_rule, level=level, max_iter=max_iter, tol=tol)
+    sizes = (shape[0],) if segments is None else tuple(int(n) for n in segments)
+    if segments is not None and (sum(sizes) != shape[0] or min(sizes) < 1 or not compiled):
+        raise ValueError(f"segments {sizes}: positive sizes summing to the {shape[0]} replicates, compiled path only")
     if not compiled or shape[1] == 0:  # no patient columns: the tables' placeholder patient
         return _from_table(time, event, treated, weight, cluster, compiled=compiled, **options)
-    return _compiled(time, event, treated, weight, cluster, **options)
+    return _compiled(time, event, treated, weight, cluster, sizes=sizes, **options)
 
 
 def _from_table(time, event, treated, weight, cluster, *, compiled, ties, median_ci, median_rule, level, max_iter,
@@ -111,7 +120,7 @@ def _from_table(time, event, treated, weight, cluster, *, compiled, ties, median
     return EndpointSurvival(cox, logrank_from_table(table), *medians)
 
 
-def _compiled(time, event, treated, weight, cluster, *, ties, median_ci, median_rule, level, max_iter,
+def _compiled(time, event, treated, weight, cluster, *, sizes, ties, median_ci, median_rule, level, max_iter,
               tol) -> EndpointSurvival:
     from analysis.survival import endpoint_kernels as kernels
     from analysis.survival.km_kernels import CI_CODES
@@ -131,7 +140,11 @@ def _compiled(time, event, treated, weight, cluster, *, ties, median_ci, median_
             n_ids = 0
     raw = time.view(np.uint64)
     bits = index_bits(n_pat)
-    width = kernels.event_width(event, weight)
+    if len(sizes) == 1:
+        widths = np.full(n_rep, kernels.event_width(event, weight), np.int64)
+    else:  # each segment's own width (the batch it was alone)
+        widths = np.repeat([kernels.event_width(event[rows], weight[rows]) for rows in _rows(sizes)],
+                           sizes).astype(np.int64)
     z = float(special.ndtri(1.0 - (1.0 - level) / 2.0))
     floats = np.empty((len(kernels.FLOAT_ROWS), n_rep))
     ints = np.empty((len(kernels.INT_ROWS), n_rep), np.int64)
@@ -143,7 +156,7 @@ def _compiled(time, event, treated, weight, cluster, *, ties, median_ci, median_
         packed_keys(time[start:stop], raw[start:stop], weight[start:stop], True, bits, keys)
         keys.sort(axis=1)
         kernels.analyse_chunk(start, keys, time, raw, weight, event, treated, ids, mode, id_offset, n_ids, bits,
-                              ties == "efron", int(max_iter), float(tol), width, CI_CODES[median_ci], z,
+                              ties == "efron", int(max_iter), float(tol), widths, CI_CODES[median_ci], z,
                               median_rule == "midpoint", floats, ints)
     value = dict(zip(kernels.FLOAT_ROWS, floats))
     count = dict(zip(kernels.INT_ROWS, ints))
@@ -157,6 +170,11 @@ def _compiled(time, event, treated, weight, cluster, *, ties, median_ci, median_
                               status=count[f"status_{arm}"].astype(np.int8))
                for arm in ("treated", "control")]
     return EndpointSurvival(cox, logrank, *medians)
+
+
+def _rows(sizes: Sequence[int]) -> list[slice]:
+    edges = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def warm_up() -> None:

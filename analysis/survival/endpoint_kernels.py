@@ -22,7 +22,7 @@ These are the kernels the table functions run, on the same rows in the same orde
 number equals theirs bit for bit: the log-rank sums are formed as
 :func:`analysis.survival.logrank.logrank_from_table` forms them (the same products, numpy's
 pairwise sums over the patient axis, :func:`analysis.pairwise.pairwise_sum`); the
-Cox Newton sums have the batch's width as there; clusters with negative ids are clusters of
+Cox Newton sums have the batch's width as there (each segment's, for batches joined into one); clusters with negative ids are clusters of
 one after every other cluster, in patient order, as ``risk_sets.unique_negative_ids`` numbers
 them (tests/analysis/survival/test_endpoint.py compares every field).
 
@@ -66,7 +66,7 @@ def event_width(event, weight):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, cluster_mode, id_offset, n_ids, bits,
-                  efron, max_iter, tol, width, ci, z, midpoint, floats, ints):
+                  efron, max_iter, tol, widths, ci, z, midpoint, floats, ints):
     """Log-rank sums, both arms' medians and the Cox fit of replicates ``start`` to
     ``start + len(packed)``.
 
@@ -95,8 +95,9 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
         Efron ties (else Breslow).
     max_iter, tol
         Newton iteration limit and tolerance.
-    width : int
-        :func:`event_width` of the whole batch.
+    widths : ndarray of int64, shape (replicate,)
+        Each replicate's Newton-sum width: :func:`event_width` of its batch (of the segment
+        it belongs to, where batches were joined).
     ci : int
         :data:`analysis.survival.km_kernels.CI_CODES` of the median's interval.
     z : float
@@ -132,6 +133,9 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
     stack = np.empty((64, 3), np.int64)
     partial = np.empty(64)
     km = median_scratch(n_pat)
+    width = 1
+    for q in range(n_chunk):
+        width = max(width, widths[start + q])
     cox = fit_scratch(n_pat, width, n_ids)
     for q in range(n_chunk):
         r = start + q
@@ -243,7 +247,7 @@ def analyse_chunk(start, packed, time, raw, weight, event, treated, cluster, clu
         beta, information, sum_of_squares, events_total, n_iter, converged, status = fit_replicate(
             event_s, weight_s, treated_s, tie_first, tie_last, stratum_first, at_risk_treated, at_risk_control,
             events_treated, events_control, death_count, death_rank, efron, cluster_rows, n_ids, order,
-            cluster_mode == PATIENT_CLUSTERS, cluster_mode != NO_CLUSTERS, max_iter, tol, width, weight_total,
+            cluster_mode == PATIENT_CLUSTERS, cluster_mode != NO_CLUSTERS, max_iter, tol, widths[r], weight_total,
             weight_treated, cox)
         floats[0, r], floats[1, r], floats[2, r], floats[3, r] = beta, information, sum_of_squares, events_total
         ints[0, r], ints[1, r], ints[2, r] = n_iter, converged, status
