@@ -50,6 +50,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
 from sim.errors import ScenarioError
+from sim.generate.memo import memo_by_identity
 from sim.generate.normal_draws import standard_normal
 
 if TYPE_CHECKING:
@@ -180,22 +181,60 @@ def draw_adverse_events(
         the scenario has no AEs.
     """
     treated = np.asarray(treated, dtype=bool)
+    plan = _grade_plan(scenario)
+    grade = np.empty(treated.shape + (plan.n_events,), dtype=np.int8)
+    if plan.loadings is None:
+        uniform = rng.random(treated.shape + (plan.n_events,))
+        _uniform_grades(uniform, treated, plan.thresholds, grade)
+    else:
+        # rng.standard_normal, compiled: the frailty Z of every patient, then every patient's
+        # own e_j, in one call (the stream of two calls).
+        normals = standard_normal(rng, (treated.size * (1 + plan.n_events),))
+        frailty = normals[:treated.size].reshape(treated.shape)
+        own = normals[treated.size:].reshape(grade.shape)
+        _frailty_grades(frailty, own, treated, plan.loadings, plan.thresholds, plan.sure_below,
+                        plan.sure_above, grade)
+    return grade
+
+
+@dataclass(frozen=True)
+class _GradePlan:
+    """What :func:`draw_adverse_events` derives from a scenario alone (:func:`_grade_plan`).
+
+    Attributes
+    ----------
+    n_events : int
+    thresholds : ndarray, shape (arm, adverse_event, 4)
+        :func:`_grade_thresholds`, row 0 the control arm, 1 the treated arm.
+    loadings : ndarray, shape (arm, 2), or None
+        (sqrt(rho), sqrt(1 - rho)) per arm; None when both arms' types are independent.
+    sure_below, sure_above : ndarray, shape of ``thresholds``, or None
+        :func:`_latent_bounds` of the thresholds (None when independent).
+    """
+
+    n_events: int
+    thresholds: np.ndarray
+    loadings: np.ndarray | None
+    sure_below: np.ndarray | None
+    sure_above: np.ndarray | None
+
+
+@memo_by_identity
+def _grade_plan(scenario: "Scenario") -> _GradePlan:
+    """The grade thresholds, frailty loadings and latent bounds of ``scenario``'s AEs, once
+    per scenario object (:mod:`sim.generate.memo`)."""
     events = scenario.adverse_events
     arms = (scenario.control_arm.name, scenario.treated_arm.name)  # row 0 control, 1 treated
     correlations = frailty_correlations(scenario) if events else {}
     thresholds = _grade_thresholds(events, arms)
-    grade = np.empty(treated.shape + (len(events),), dtype=np.int8)
+    thresholds.flags.writeable = False
     if not any(correlations.values()):
-        uniform = rng.random(treated.shape + (len(events),))
-        _uniform_grades(uniform, treated, thresholds, grade)
-    else:
-        rho = np.array([correlations[name] for name in arms], dtype=float)
-        loadings = np.stack([np.sqrt(rho), np.sqrt(1.0 - rho)], axis=-1)
-        frailty = standard_normal(rng, treated.shape)  # rng.standard_normal, compiled: the same draws
-        own = standard_normal(rng, treated.shape + (len(events),))
-        sure_below, sure_above = _latent_bounds(thresholds.tobytes(), thresholds.shape)
-        _frailty_grades(frailty, own, treated, loadings, thresholds, sure_below, sure_above, grade)
-    return grade
+        return _GradePlan(len(events), thresholds, None, None, None)
+    rho = np.array([correlations[name] for name in arms], dtype=float)
+    loadings = np.stack([np.sqrt(rho), np.sqrt(1.0 - rho)], axis=-1)
+    loadings.flags.writeable = False
+    sure_below, sure_above = _latent_bounds(thresholds.tobytes(), thresholds.shape)
+    return _GradePlan(len(events), thresholds, loadings, sure_below, sure_above)
 
 
 def _grade_thresholds(events, arms: tuple[str, str]) -> np.ndarray:
@@ -286,6 +325,13 @@ def _frailty_grades(frailty, own, treated, loadings, thresholds, sure_below, sur
     (:func:`_latent_bounds`), else from U = scipy's own ``ndtr`` (:data:`_ndtr`), computed at
     most once per patient and AE: the same grade as comparing U itself."""
     n_replicates, n_patients, n_events = own.shape
+    # Where the bounds fall with the grade (t_1 >= t_2 >= t_3 >= t_4, the usual case), a U
+    # at or above t_1 is grade 0 whatever the others: one comparison instead of four.
+    ordered = np.zeros((2, n_events), dtype=np.bool_)
+    for arm in range(2):
+        for j in range(n_events):
+            t = thresholds[arm, j]
+            ordered[arm, j] = t[0] >= t[1] and t[1] >= t[2] and t[2] >= t[3]
     for b in range(n_replicates):
         for i in range(n_patients):
             arm = 1 if treated[b, i] else 0
@@ -293,6 +339,9 @@ def _frailty_grades(frailty, own, treated, loadings, thresholds, sure_below, sur
             specific = loadings[arm, 1]
             for j in range(n_events):
                 latent = shared + specific * own[b, i, j]
+                if ordered[arm, j] and latent >= sure_above[arm, j, 0]:
+                    grade[b, i, j] = 0
+                    continue
                 uniform = -1.0  # not computed yet (ndtr >= 0)
                 level = 4
                 while level > 0:

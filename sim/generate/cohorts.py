@@ -12,6 +12,8 @@ matters to SPSS-style matchers that walk the file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
@@ -20,7 +22,8 @@ from sim.generate.adverse_events import draw_adverse_events
 from sim.calibrate.calibration import Calibration
 from sim.generate.censoring import draw_censoring, observe_outcomes
 from sim.generate.covariates import draw_covariates
-from sim.generate.outcomes import covariate_linear_predictor, draw_illness_death
+from sim.generate.memo import memo_by_identity
+from sim.generate.outcomes import IllnessDeathModel, covariate_linear_predictor, draw_illness_death
 from sim.generate.responses import ResponseThresholds, draw_best_response
 from sim.scenario.model import Scenario
 
@@ -63,28 +66,22 @@ def generate_cohorts(
     Bender, Augustin & Blettner (2005), Stat Med 24:1713-1723 (times); Meller, Beyersmann &
     Rufibach (2019), Stat Med 38:4270-4289 (illness-death PFS/OS).
     """
+    plan = _block_plan(scenario, calibration)
     drawn = draw_covariates(scenario, n_replicates, rng=rng)
     linear_predictor = covariate_linear_predictor(scenario, drawn.values, drawn.unmeasured)
-    latent = draw_illness_death(
-        linear_predictor,
-        drawn.treated,
-        calibration.illness_death_model(scenario.outcome),
-        rng=rng,
-    )
+    latent = draw_illness_death(linear_predictor, drawn.treated, plan.model, rng=rng)
     follow_up = draw_censoring(scenario.censoring, linear_predictor.shape, rng=rng)
     observed = observe_outcomes(latent.pfs_months, latent.os_months, latent.progressed,
                                 follow_up.censor_months, scenario.outcome.assessment)
-    prognosis = linear_predictor - np.where(
-        drawn.treated,
-        calibration.treated_mean_linear_predictor,
-        calibration.control_mean_linear_predictor,
-    )
-    thresholds = None
-    if calibration.response_thresholds:
-        thresholds = ResponseThresholds(
-            arm_names=tuple(arm.name for arm in scenario.arms),
-            thresholds=np.array(calibration.response_thresholds, dtype=float),
+    prognosis = None
+    if scenario.response.model != "pfs" and float(scenario.response.pfs_link) != 0.0:
+        # Only the prognosis-linked cumulative logit reads it.
+        prognosis = linear_predictor - np.where(
+            drawn.treated,
+            calibration.treated_mean_linear_predictor,
+            calibration.control_mean_linear_predictor,
         )
+    thresholds = plan.response_thresholds
     best_response = draw_best_response(
         scenario, drawn.treated, prognosis, rng=rng, thresholds=thresholds,
         pfs_months=latent.pfs_months,
@@ -119,12 +116,44 @@ def generate_cohorts(
         os_event=enrolled(observed.os_event),
         best_response=enrolled(np.asarray(best_response, dtype=np.int8)),
         ae_grade=ae_grade,
-        ae_names=tuple(event.name for event in scenario.adverse_events),
+        ae_names=plan.ae_names,
         patient_id=np.broadcast_to(
             np.arange(1, n_patients + 1, dtype=np.int64), linear_predictor.shape
         ).copy(),
     )
 
+
+
+@dataclass(frozen=True)
+class _BlockPlan:
+    """What :func:`generate_cohorts` derives from its (scenario, calibration) pair alone,
+    once per pair of objects (:mod:`sim.generate.memo`).
+
+    Attributes
+    ----------
+    model : IllnessDeathModel
+        ``calibration.illness_death_model(scenario.outcome)``.
+    response_thresholds : ResponseThresholds or None
+        The calibrated response thresholds (None: none calibrated).
+    ae_names : tuple of str
+    """
+
+    model: IllnessDeathModel
+    response_thresholds: ResponseThresholds | None
+    ae_names: tuple[str, ...]
+
+
+@memo_by_identity
+def _block_plan(scenario: Scenario, calibration: Calibration) -> _BlockPlan:
+    thresholds = None
+    if calibration.response_thresholds:
+        values = np.array(calibration.response_thresholds, dtype=float)
+        values.flags.writeable = False
+        thresholds = ResponseThresholds(arm_names=tuple(arm.name for arm in scenario.arms),
+                                        thresholds=values)
+    return _BlockPlan(model=calibration.illness_death_model(scenario.outcome),
+                      response_thresholds=thresholds,
+                      ae_names=tuple(event.name for event in scenario.adverse_events))
 
 
 def warm_up(scenario: Scenario, calibration: Calibration) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 from scipy import special
 
+from sim.generate.memo import memo_by_identity
 from sim.generate.normal_draws import standard_normal
 
 if TYPE_CHECKING:
@@ -102,21 +103,24 @@ def draw_covariates(
     """
     if n_replicates < 1:
         raise ValueError(f"n_replicates must be >= 1, got {n_replicates}")
+    constants = _constants(scenario)
     k = len(scenario.covariates)
-    correlation = np.asarray(scenario.correlation, dtype=float).reshape(k, k)
-    cholesky = np.linalg.cholesky(correlation) if k else correlation  # none: a (0, 0) factor
-    names = scenario.covariate_names
-    kinds = tuple(_ANALYSIS_KIND[c.kind] for c in scenario.covariates)
+    names, kinds = constants.names, constants.kinds
 
     if scenario.mode == "table":
-        values = np.empty((n_replicates, sum(arm.size for arm in scenario.arms), k))
-        treated_parts, start = [], 0
+        n_patients = sum(arm.size for arm in scenario.arms)
+        values = np.empty((n_replicates, n_patients, k))
+        treated = np.empty((n_replicates, n_patients), dtype=bool)
+        # Each arm's (B, size, K) normals in turn, in one call: the stream of one call per arm.
+        standard = standard_normal(rng, (n_replicates * n_patients * k,))
+        start = 0
         for arm in scenario.arms:
-            _draw_values(cholesky, scenario.covariates, arm.name,
-                         values[:, start:start + arm.size], rng=rng)
-            treated_parts.append(np.full((n_replicates, arm.size), arm.treated))
+            drawn = standard[n_replicates * start * k:n_replicates * (start + arm.size) * k]
+            _draw_values(constants.cholesky_t, constants.marginals[arm.name],
+                         drawn.reshape(n_replicates, arm.size, k),
+                         values[:, start:start + arm.size])
+            treated[:, start:start + arm.size] = arm.treated
             start += arm.size
-        treated = np.concatenate(treated_parts, axis=1)
         unmeasured_uniform = rng.random(treated.shape)
         unmeasured = _draw_unmeasured_given_arm(scenario, treated, unmeasured_uniform)
         true_ps = np.full(treated.shape, np.nan)
@@ -126,7 +130,8 @@ def draw_covariates(
     selection = scenario.selection
     shape = (n_replicates, selection.patients)
     values = np.empty(shape + (k,))
-    _draw_values(cholesky, scenario.covariates, "population", values, rng=rng)
+    _draw_values(constants.cholesky_t, constants.marginals["population"],
+                 standard_normal(rng, values.shape), values)
     unmeasured_uniform = rng.random(shape)
     treatment_uniform = rng.random(shape)
     linear_predictor = np.full(shape, float(selection.intercept))
@@ -189,11 +194,92 @@ def latent_to_value(latent: np.ndarray, kind: str, marginal: "Marginal") -> np.n
 _CHUNK_PATIENTS = 8192
 
 
-def _draw_values(cholesky: np.ndarray, covariates: tuple["Covariate", ...], key: str,
-                 out: np.ndarray, *, rng: np.random.Generator) -> None:
-    """Draw the standard normals E shaped ``out.shape`` (replicate, patient, K) in one call,
-    then write the covariate values into ``out``: latent Z = E L^T (L the Cholesky factor of
-    R) through the marginals ``marginals[key]`` (:func:`_apply_marginals`).
+@dataclass(frozen=True)
+class _MarginalTable:
+    """One key's marginals (an arm, or ``"population"``) as arrays for :func:`_apply_marginals`.
+
+    Attributes
+    ----------
+    binary : ndarray of intp, shape (binary,)
+        Columns of the binary covariates; ``cut`` their latent cut points -Phi^{-1}(p).
+    lognormal : ndarray of intp, shape (lognormal,)
+        Columns of the lognormal covariates; ``mu``, ``sigma`` and ``upper`` (sigma above the
+        median: ``sigma_upper``, or ``sigma`` for a plain lognormal) their parameters.
+    others : tuple of (int, str, Marginal)
+        Column, kind and marginal of every other covariate (normal, categorical), mapped by
+        :func:`latent_to_value`.
+    """
+
+    binary: np.ndarray
+    cut: np.ndarray
+    lognormal: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+    upper: np.ndarray
+    others: tuple
+
+
+@dataclass(frozen=True)
+class _Constants:
+    """What :func:`draw_covariates` derives from a scenario alone (:func:`_constants`).
+
+    Attributes
+    ----------
+    cholesky_t : ndarray, shape (covariate, covariate)
+        L^T, L the lower Cholesky factor of the latent correlation (the transposed view of
+        the C-ordered factor, as numpy's ``cholesky(R).T``).
+    marginals : dict of str to _MarginalTable
+        Per arm (table mode) or ``"population"`` (selection mode).
+    names, kinds : tuple of str
+        As :class:`DrawnCovariates`.
+    """
+
+    cholesky_t: np.ndarray
+    marginals: dict
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+
+def _marginal_table(covariates: tuple["Covariate", ...], key: str) -> _MarginalTable:
+    binary = np.array([i for i, c in enumerate(covariates) if c.kind == "binary"], dtype=np.intp)
+    lognormal = np.array([i for i, c in enumerate(covariates) if c.kind == "lognormal"],
+                         dtype=np.intp)
+    cut = np.array([-special.ndtri(covariates[i].marginals[key].p) for i in binary], dtype=float)
+    marginals = [covariates[i].marginals[key] for i in lognormal]
+    table = _MarginalTable(
+        binary=binary, cut=cut, lognormal=lognormal,
+        mu=np.array([m.mu for m in marginals], dtype=float),
+        sigma=np.array([m.sigma for m in marginals], dtype=float),
+        upper=np.array([m.sigma if m.sigma_upper is None else m.sigma_upper for m in marginals],
+                       dtype=float),
+        others=tuple((index, c.kind, c.marginals[key]) for index, c in enumerate(covariates)
+                     if c.kind not in ("binary", "lognormal")))
+    for array in (table.binary, table.cut, table.lognormal, table.mu, table.sigma, table.upper):
+        array.flags.writeable = False
+    return table
+
+
+@memo_by_identity
+def _constants(scenario: "Scenario") -> _Constants:
+    """The Cholesky factor and marginal tables of ``scenario``, computed once per scenario
+    object (:mod:`sim.generate.memo`)."""
+    k = len(scenario.covariates)
+    correlation = np.asarray(scenario.correlation, dtype=float).reshape(k, k)
+    cholesky = np.linalg.cholesky(correlation) if k else correlation  # none: a (0, 0) factor
+    cholesky.flags.writeable = False
+    keys = ([arm.name for arm in scenario.arms] if scenario.mode == "table" else ["population"])
+    return _Constants(
+        cholesky_t=cholesky.T,
+        marginals={key: _marginal_table(scenario.covariates, key) for key in keys},
+        names=scenario.covariate_names,
+        kinds=tuple(_ANALYSIS_KIND[c.kind] for c in scenario.covariates))
+
+
+def _draw_values(cholesky_t: np.ndarray, table: _MarginalTable, standard: np.ndarray,
+                 out: np.ndarray) -> None:
+    """From the standard normals E shaped ``out.shape`` (replicate, patient, K), write the
+    covariate values into ``out``: latent Z = E L^T (``cholesky_t`` = L^T, L the Cholesky
+    factor of R) through the marginals ``table`` (:func:`_apply_marginals`).
 
     The arithmetic runs over chunks of whole replicates (:data:`_CHUNK_PATIENTS` patients;
     one chunk for blocks up to that size), each as one (rows, K) @ (K, K) product. A row's
@@ -202,42 +288,30 @@ def _draw_values(cholesky: np.ndarray, covariates: tuple["Covariate", ...], key:
     rows), and the marginals are elementwise, so the values are those of the whole block at
     once."""
     n_replicates, n_patients, k = out.shape
-    standard = standard_normal(rng, out.shape)  # rng.standard_normal(out.shape), compiled
     step = max(1, _CHUNK_PATIENTS // max(n_patients, 1))
     for first in range(0, n_replicates, step):
         part = standard[first:first + step]
-        latent = (part.reshape(part.shape[0] * n_patients, k) @ cholesky.T).reshape(part.shape)
-        _apply_marginals(latent, covariates, key, out=out[first:first + step])
+        latent = (part.reshape(part.shape[0] * n_patients, k) @ cholesky_t).reshape(part.shape)
+        _apply_marginals(latent, table, out=out[first:first + step])
 
 
-def _apply_marginals(latent: np.ndarray, covariates: tuple["Covariate", ...], key: str,
-                     *, out: np.ndarray) -> None:
-    """:func:`latent_to_value` of every column (``marginals[key]``) into ``out`` (the shape of
-    ``latent``).
+def _apply_marginals(latent: np.ndarray, table: _MarginalTable, *, out: np.ndarray) -> None:
+    """:func:`latent_to_value` of every column (one key's marginals, ``table``) into ``out``
+    (the shape of ``latent``).
 
     The binary and lognormal columns (liu2021: 13 and 7 of 22) are mapped in one compiled pass
     (:func:`_binary_and_log_scale`) and one numpy ``exp`` over all lognormal exponents, instead
     of a dozen numpy calls per column; each element gets the same operations on the same
     doubles as :func:`latent_to_value` gives it, so the values are identical. Other kinds go
     column by column."""
-    binary = np.array([i for i, c in enumerate(covariates) if c.kind == "binary"], dtype=np.intp)
-    lognormal = np.array([i for i, c in enumerate(covariates) if c.kind == "lognormal"],
-                         dtype=np.intp)
-    cut = np.array([-special.ndtri(covariates[i].marginals[key].p) for i in binary], dtype=float)
-    marginals = [covariates[i].marginals[key] for i in lognormal]
-    mu = np.array([m.mu for m in marginals], dtype=float)
-    sigma = np.array([m.sigma for m in marginals], dtype=float)
-    upper = np.array([m.sigma if m.sigma_upper is None else m.sigma_upper for m in marginals],
-                     dtype=float)
-    exponent = np.empty(latent.shape[:-1] + (lognormal.size,))
-    _binary_and_log_scale(latent, binary, cut, lognormal, mu, sigma, upper, out, exponent)
-    if lognormal.size:
+    exponent = np.empty(latent.shape[:-1] + (table.lognormal.size,))
+    _binary_and_log_scale(latent, table.binary, table.cut, table.lognormal, table.mu,
+                          table.sigma, table.upper, out, exponent)
+    if table.lognormal.size:
         np.exp(exponent, out=exponent)  # numpy's exp, as latent_to_value: the same doubles
-        _scatter_columns(exponent, lognormal, out)
-    for index, covariate in enumerate(covariates):
-        if covariate.kind not in ("binary", "lognormal"):
-            out[..., index] = latent_to_value(
-                latent[..., index], covariate.kind, covariate.marginals[key])
+        _scatter_columns(exponent, table.lognormal, out)
+    for index, kind, marginal in table.others:
+        out[..., index] = latent_to_value(latent[..., index], kind, marginal)
 
 
 @njit(cache=True)

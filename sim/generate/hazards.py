@@ -12,6 +12,7 @@ hazard piecewise in time and it is inverted piece by piece.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from sim.scenario.model import Transition
 
@@ -95,6 +96,8 @@ def invert_delayed_effect(
     unit_exposure: np.ndarray,
     log_hr: np.ndarray | float,
     delay_months: float,
+    *,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Time at which the unit-scale cumulative hazard with a delayed multiplier reaches
     ``unit_exposure``.
@@ -108,19 +111,28 @@ def invert_delayed_effect(
     transition : Transition
     unit_exposure : ndarray, shape (...)
         E exp(-η) / λ with E standard exponential.
-    log_hr : float or ndarray broadcastable to ``unit_exposure``
-        Log-HR after the delay (0 for untreated patients).
+    log_hr : float or ndarray
+        Log-HR after the delay (0 for untreated patients): broadcastable to ``unit_exposure``,
+        or with ``rows`` a table of shape (row,).
     delay_months : float
+    rows : ndarray of int, shape of ``unit_exposure``, optional
+        Patient i's log-HR is ``log_hr[rows[i]]`` (e.g. the arm): exp is then taken once per
+        row, not per patient (the same doubles).
 
     Returns
     -------
     ndarray, shape of ``unit_exposure``, months
     """
+    unit_exposure = np.asarray(unit_exposure, dtype=float)
     at_delay = float(unit_cumulative_hazard(transition, np.asarray(delay_months)))
-    after = at_delay + (unit_exposure - at_delay) * np.exp(-np.asarray(log_hr, dtype=float))
-    return inverse_unit_cumulative_hazard(
-        transition, np.where(unit_exposure <= at_delay, unit_exposure, after)
-    )
+    factors = np.exp(-np.asarray(log_hr, dtype=float))
+    if rows is None:
+        factors = np.broadcast_to(factors, unit_exposure.shape).ravel()
+        rows = np.arange(unit_exposure.size)
+    value = np.empty(unit_exposure.shape)
+    _delayed_values(unit_exposure.ravel(), at_delay, factors.ravel(),
+                    np.asarray(rows, dtype=np.intp).ravel(), value.reshape(-1))
+    return inverse_unit_cumulative_hazard(transition, value)
 
 
 def invert_piecewise_multiplier(
@@ -128,6 +140,8 @@ def invert_piecewise_multiplier(
     unit_exposure: np.ndarray,
     breaks: tuple[float, ...],
     log_multipliers: np.ndarray,
+    *,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Time at which the unit-scale cumulative hazard with piecewise-constant multipliers
     reaches ``unit_exposure``.
@@ -144,7 +158,10 @@ def invert_piecewise_multiplier(
     breaks : tuple of float
         Increasing positive months b_1 < ... < b_k.
     log_multipliers : ndarray, shape (..., k + 1)
-        m_0..m_k per patient.
+        m_0..m_k per patient; with ``rows`` a table of shape (row, k + 1).
+    rows : ndarray of int, shape of ``unit_exposure``, optional
+        Patient i's multipliers are ``log_multipliers[rows[i]]`` (e.g. the arm): exp and the
+        C_j are then computed once per row, not per patient (the same doubles).
 
     Returns
     -------
@@ -154,11 +171,45 @@ def invert_piecewise_multiplier(
     edges = np.concatenate([[0.0], unit_cumulative_hazard(transition, np.asarray(breaks,
                                                                                  dtype=float))])
     multipliers = np.exp(np.asarray(log_multipliers, dtype=float))
-    pieces = multipliers[..., :-1] * np.diff(edges)
-    starts = np.concatenate([np.zeros(pieces.shape[:-1] + (1,)), np.cumsum(pieces, axis=-1)],
-                            axis=-1)
-    piece = np.sum(unit_exposure[..., None] > starts[..., 1:], axis=-1)
-    start = np.take_along_axis(starts, piece[..., None], axis=-1)[..., 0]
-    multiplier = np.take_along_axis(multipliers, piece[..., None], axis=-1)[..., 0]
-    return inverse_unit_cumulative_hazard(
-        transition, edges[piece] + (unit_exposure - start) / multiplier)
+    multipliers = multipliers.reshape(-1, multipliers.shape[-1])
+    if rows is None:
+        rows = np.arange(unit_exposure.size)
+    value = np.empty(unit_exposure.shape)
+    _piecewise_values(unit_exposure.ravel(), edges, multipliers,
+                      np.asarray(rows, dtype=np.intp).ravel(), value.reshape(-1))
+    return inverse_unit_cumulative_hazard(transition, value)
+
+
+@njit(cache=True)
+def _delayed_values(unit_exposure, at_delay, factors, rows, out):
+    """``out[i]`` = y if y <= G(d) else G(d) + (y - G(d)) f, y = ``unit_exposure[i]``,
+    f = ``factors[rows[i]]`` (= exp(-β)): the unit-scale value :func:`invert_delayed_effect`
+    inverts, in numpy's order of operations (1-D arrays)."""
+    for i in range(unit_exposure.size):
+        value = unit_exposure[i]
+        if value <= at_delay:
+            out[i] = value
+        else:
+            out[i] = at_delay + (value - at_delay) * factors[rows[i]]
+
+
+@njit(cache=True)
+def _piecewise_values(unit_exposure, edges, multipliers, rows, out):
+    """``out[i]`` = G(b_j) + (y - C_j) / exp(m_j) for y = ``unit_exposure[i]`` in piece j of
+    row ``rows[i]`` of ``multipliers`` (exp(m), shape (row, k + 1)); ``edges`` = G(b_0..b_k).
+
+    C_j is the running sum of exp(m_i) (G(b_{i+1}) - G(b_i)) (numpy's cumsum, in order) and j
+    counts the C_1..C_k below y (as numpy's sum of the comparisons; a NaN y is in piece 0)."""
+    n_rows, width = multipliers.shape
+    starts = np.zeros((n_rows, width))
+    for row in range(n_rows):
+        for j in range(width - 1):
+            piece = multipliers[row, j] * (edges[j + 1] - edges[j])
+            starts[row, j + 1] = piece if j == 0 else starts[row, j] + piece
+    for i in range(unit_exposure.size):
+        row, value = rows[i], unit_exposure[i]
+        piece = 0
+        for j in range(1, width):
+            if value > starts[row, j]:
+                piece += 1
+        out[i] = edges[piece] + (value - starts[row, piece]) / multipliers[row, piece]

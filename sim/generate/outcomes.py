@@ -160,29 +160,30 @@ def draw_outcome_noise(shape: tuple[int, ...], *, rng: np.random.Generator) -> O
     )
 
 
-def _pfs_schedule(model: IllnessDeathModel, treated: np.ndarray, log_hr: float):
-    """Breaks and per-patient log multipliers of the PFS hazards with an early window: α_arm
-    on [0, e], then 0 before the delay d and the transition's β (treated) after it."""
+def _pfs_schedule(model: IllnessDeathModel, log_hr: float):
+    """Breaks and log multipliers of the PFS hazards with an early window, one row per arm
+    (row 0 control, 1 treated): α_arm on [0, e], then 0 before the delay d and the
+    transition's β (treated) after it."""
     early, delay = model.early_months, model.delay_months
     breaks = tuple(sorted({early} | ({delay} if delay > early else set())))
-    effect = np.where(treated, log_hr, 0.0)
-    early_log_hr = np.where(treated, model.treated_early_log_hr, model.control_early_log_hr)
-    columns = [early_log_hr]
-    for start in breaks:
-        columns.append(effect if start >= delay else np.zeros_like(effect))
-    return breaks, np.stack(columns, axis=-1)
+    rows = []
+    for early_log_hr, effect in ((model.control_early_log_hr, 0.0),
+                                 (model.treated_early_log_hr, log_hr)):
+        rows.append([early_log_hr] + [effect if start >= delay else 0.0 for start in breaks])
+    return breaks, np.array(rows, dtype=float)
 
 
 def _invert_pfs(model: IllnessDeathModel, transition: Transition, unit_exposure: np.ndarray,
                 treated: np.ndarray, log_hr: float) -> np.ndarray:
     """PFS-transition time from its unit exposure: the delayed effect, or with an early
-    window the piecewise multipliers of :func:`_pfs_schedule`."""
+    window the piecewise multipliers of :func:`_pfs_schedule` (per arm: row ``treated``)."""
+    arm = np.broadcast_to(treated, np.shape(unit_exposure)).astype(np.intp)
     if not model.has_early_hazard:
-        return invert_delayed_effect(transition, unit_exposure,
-                                     np.where(treated, log_hr, 0.0),
-                                     model.delay_months)
-    breaks, log_multipliers = _pfs_schedule(model, treated, log_hr)
-    return invert_piecewise_multiplier(transition, unit_exposure, breaks, log_multipliers)
+        return invert_delayed_effect(transition, unit_exposure, np.array([0.0, log_hr]),
+                                     model.delay_months, rows=arm)
+    breaks, log_multipliers = _pfs_schedule(model, log_hr)
+    return invert_piecewise_multiplier(transition, unit_exposure, breaks, log_multipliers,
+                                       rows=arm)
 
 
 def illness_death_times(
@@ -252,7 +253,7 @@ def illness_death_times(
     after_progression_exposure = (
         noise.death_after_exposure
         * relative_exposure
-        * np.exp(-np.where(treated, model.log_hr_os, 0.0))
+        * np.exp(-np.array([0.0, model.log_hr_os]))[treated.astype(np.intp)]  # exp per arm
         / model.death_after_scale
     )
     after_progression = inverse_unit_cumulative_hazard(
