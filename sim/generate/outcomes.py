@@ -45,6 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from sim.generate.hazards import (
     inverse_unit_cumulative_hazard,
@@ -53,6 +54,7 @@ from sim.generate.hazards import (
     same_baseline_shape,
     unit_cumulative_hazard,
 )
+from sim.generate.memo import memo_by_identity
 from sim.scenario.model import Scenario, Transition
 
 
@@ -341,17 +343,92 @@ def covariate_linear_predictor(
     ndarray of float, shape (...)
     """
     values = np.asarray(values, dtype=float)
-    centres = covariate_centres(scenario)
-    predictor = np.zeros(values.shape[:-1])
-    for index, covariate in enumerate(scenario.covariates):
-        effect = scenario.outcome.covariate_log_hr.get(covariate.name)
-        if effect is None:
-            continue
-        column = values[..., index]
-        if covariate.kind == "categorical":
-            predictor += np.asarray(effect, dtype=float)[column.astype(np.intp)]
-        else:
-            predictor += float(effect) * (column - centres[index])
-    if scenario.unmeasured is not None and unmeasured is not None:
-        predictor += scenario.unmeasured.log_hr * np.asarray(unmeasured, dtype=float)
+    terms = _predictor_terms(scenario)
+    flat = values.reshape(int(np.prod(values.shape[:-1])), values.shape[-1])
+    with_unmeasured = scenario.unmeasured is not None and unmeasured is not None
+    flags = (np.broadcast_to(np.asarray(unmeasured, dtype=bool), values.shape[:-1]).ravel()
+             if with_unmeasured else np.zeros(0, dtype=bool))
+    predictor = np.empty(values.shape[:-1])
+    _linear_predictor(flat, terms.columns, terms.categorical, terms.slopes, terms.centres,
+                      terms.level_effects, terms.level_counts, with_unmeasured, flags,
+                      float(scenario.unmeasured.log_hr) if with_unmeasured else 0.0,
+                      predictor.reshape(-1))
     return predictor
+
+
+@dataclass(frozen=True)
+class _PredictorTerms:
+    """The covariates with an effect in ``outcome.covariate_log_hr``, in scenario order, as
+    arrays for :func:`_linear_predictor` (:func:`_predictor_terms`).
+
+    Attributes
+    ----------
+    columns : ndarray of intp, shape (term,)
+    categorical : ndarray of bool, shape (term,)
+    slopes, centres : ndarray of float, shape (term,)
+        β_c and the centre of the non-categorical terms (:func:`covariate_centres`).
+    level_effects : ndarray of float, shape (term, level)
+        The per-level log-HRs of the categorical terms (zero-padded); ``level_counts`` their
+        numbers of levels.
+    """
+
+    columns: np.ndarray
+    categorical: np.ndarray
+    slopes: np.ndarray
+    centres: np.ndarray
+    level_effects: np.ndarray
+    level_counts: np.ndarray
+
+
+@memo_by_identity
+def _predictor_terms(scenario: Scenario) -> _PredictorTerms:
+    """:class:`_PredictorTerms` of ``scenario``, once per scenario object."""
+    centres = covariate_centres(scenario)
+    terms = [(index, covariate.kind == "categorical", effect)
+             for index, covariate in enumerate(scenario.covariates)
+             if (effect := scenario.outcome.covariate_log_hr.get(covariate.name)) is not None]
+    width = max([len(effect) for _, categorical, effect in terms if categorical], default=0)
+    level_effects = np.zeros((len(terms), width))
+    level_counts = np.zeros(len(terms), dtype=np.intp)
+    slopes = np.zeros(len(terms))
+    for row, (_, categorical, effect) in enumerate(terms):
+        if categorical:
+            level_effects[row, :len(effect)] = np.asarray(effect, dtype=float)
+            level_counts[row] = len(effect)
+        else:
+            slopes[row] = float(effect)
+    result = _PredictorTerms(
+        columns=np.array([index for index, _, _ in terms], dtype=np.intp),
+        categorical=np.array([categorical for _, categorical, _ in terms], dtype=bool),
+        slopes=slopes,
+        centres=np.array([centres[index] for index, _, _ in terms], dtype=float),
+        level_effects=level_effects, level_counts=level_counts)
+    for array in vars(result).values():
+        array.flags.writeable = False
+    return result
+
+
+@njit(cache=True)
+def _linear_predictor(values, columns, categorical, slopes, centres, level_effects,
+                      level_counts, with_unmeasured, unmeasured, unmeasured_log_hr, out):
+    """η of each patient (row of ``values``, shape (patient, covariate)) into ``out``
+    (patient,): the terms' contributions added in scenario order to 0.0, then
+    log_hr_U · U, each as numpy's ``predictor += ...`` of :func:`covariate_linear_predictor`
+    computes it (β (x - centre); a categorical level's log-HR, its index wrapping below 0 and
+    an IndexError past the levels, as numpy's indexing)."""
+    for p in range(values.shape[0]):
+        total = 0.0
+        for t in range(columns.size):
+            x = values[p, columns[t]]
+            if categorical[t]:
+                level = int(x)
+                if level < 0:
+                    level += level_counts[t]
+                if level < 0 or level >= level_counts[t]:
+                    raise IndexError("categorical level out of range")
+                total = total + level_effects[t, level]
+            else:
+                total = total + slopes[t] * (x - centres[t])
+        if with_unmeasured:
+            total = total + unmeasured_log_hr * (1.0 if unmeasured[p] else 0.0)
+        out[p] = total

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 from scipy import optimize, special
 
 if TYPE_CHECKING:
@@ -188,13 +189,21 @@ def draw_best_response(
         thresholds = (target_thresholds(scenario) if link == 0.0
                       else calibrate_response_thresholds(scenario, treated, prognosis))
     rows = {name: row for name, row in zip(thresholds.arm_names, thresholds.thresholds)}
-    theta = np.where(treated[..., None], rows[scenario.treated_arm.name],
-                     rows[scenario.control_arm.name])
+    theta = np.stack([rows[scenario.control_arm.name], rows[scenario.treated_arm.name]])
+    arm = treated.astype(np.intp).ravel()
+    cumulative = np.empty(treated.shape + (theta.shape[1],))
     if link != 0.0:
-        theta = theta - link * np.asarray(prognosis, dtype=float)[..., None]
-    cumulative = special.expit(theta)
+        score = link * np.asarray(prognosis, dtype=float)  # theta - beta s, numpy's order
+        _shifted_thresholds(theta, arm, np.broadcast_to(score, treated.shape).ravel(), -1.0,
+                            cumulative.reshape(arm.size, -1))
+    else:
+        _shifted_thresholds(theta, arm, np.zeros(0), 0.0, cumulative.reshape(arm.size, -1))
+    special.expit(cumulative, out=cumulative)
     uniform = rng.random(treated.shape)
-    return (uniform[..., None] >= cumulative).sum(axis=-1).astype(np.int8)
+    response = np.empty(treated.shape, dtype=np.int8)
+    _categories(uniform.ravel(), cumulative.reshape(arm.size, -1), np.zeros(0), 0.0,
+                response.reshape(-1))
+    return response
 
 
 def _draw_from_pfs(scenario, treated, pfs_months, *, rng, thresholds):
@@ -207,15 +216,60 @@ def _draw_from_pfs(scenario, treated, pfs_months, *, rng, thresholds):
         thresholds = calibrate_pfs_response_thresholds(scenario, treated.ravel(),
                                                        pfs_months.ravel())
     rows = {name: row for name, row in zip(thresholds.arm_names, thresholds.thresholds)}
-    theta = np.where(treated[..., None], rows[scenario.treated_arm.name][:2],
-                     rows[scenario.control_arm.name][:2])
-    progressed_early = pfs_months <= first_scan
-    score = float(scenario.response.pfs_link) * np.log(
-        np.where(progressed_early, first_scan, pfs_months) / first_scan)
-    cumulative = special.expit(theta + score[..., None])
+    theta = np.stack([rows[scenario.control_arm.name][:2], rows[scenario.treated_arm.name][:2]])
+    arm = treated.astype(np.intp).ravel()
+    times = pfs_months.ravel()
+    # gamma log(T / Δ), with T = Δ (score 0) for the patients who are PD anyway.
+    score = np.empty(times.shape)
+    _scan_ratio(times, first_scan, score)
+    np.log(score, out=score)
+    score = float(scenario.response.pfs_link) * score
+    cumulative = np.empty(treated.shape + (2,))
+    _shifted_thresholds(theta, arm, score, 1.0, cumulative.reshape(arm.size, 2))
+    special.expit(cumulative, out=cumulative)
     uniform = rng.random(treated.shape)
-    better = (uniform[..., None] >= cumulative).sum(axis=-1)
-    return np.where(progressed_early, 3, better).astype(np.int8)
+    response = np.empty(treated.shape, dtype=np.int8)
+    _categories(uniform.ravel(), cumulative.reshape(arm.size, 2), times, first_scan,
+                response.reshape(-1))
+    return response
+
+
+@njit(cache=True)
+def _scan_ratio(pfs_months, first_scan, out):
+    """``out[i]`` = T_i / Δ, or Δ / Δ where T_i <= Δ (numpy's ``where(T <= Δ, Δ, T) / Δ``)."""
+    for i in range(pfs_months.size):
+        value = pfs_months[i]
+        out[i] = (first_scan if value <= first_scan else value) / first_scan
+
+
+@njit(cache=True)
+def _shifted_thresholds(theta, arm, score, sign, out):
+    """``out[i, k]`` = theta[arm[i], k] + score[i] (sign 1), theta[arm[i], k] - score[i]
+    (sign -1), or theta[arm[i], k] (sign 0; ``score`` unused): the logits before expit."""
+    for i in range(arm.size):
+        for k in range(theta.shape[1]):
+            if sign > 0.0:
+                out[i, k] = theta[arm[i], k] + score[i]
+            elif sign < 0.0:
+                out[i, k] = theta[arm[i], k] - score[i]
+            else:
+                out[i, k] = theta[arm[i], k]
+
+
+@njit(cache=True)
+def _categories(uniform, cumulative, pfs_months, first_scan, out):
+    """``out[i]`` = the number of k with U_i >= cumulative[i, k] (CR 0 .. PD 3), or 3 (PD)
+    where ``pfs_months`` is given (non-empty) and T_i <= Δ = ``first_scan``."""
+    from_pfs = pfs_months.size > 0
+    for i in range(uniform.size):
+        if from_pfs and pfs_months[i] <= first_scan:
+            out[i] = 3
+            continue
+        count = 0
+        for k in range(cumulative.shape[1]):
+            if uniform[i] >= cumulative[i, k]:
+                count += 1
+        out[i] = count
 
 
 def _logit_cumulative(probabilities: tuple[float, ...]) -> list[float]:
