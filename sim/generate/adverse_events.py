@@ -323,37 +323,74 @@ def _frailty_grades(frailty, own, treated, loadings, thresholds, sure_below, sur
     is the numpy expression's, in its order (no fused multiply-add: numba does not contract
     without fastmath). Each comparison U < t is decided from x where x is clearly on one side
     (:func:`_latent_bounds`), else from U = scipy's own ``ndtr`` (:data:`_ndtr`), computed at
-    most once per patient and AE: the same grade as comparing U itself."""
+    most once per patient and AE: the same grade as comparing U itself.
+
+    Where an AE's bounds fall with the grade (t_1 >= t_2 >= t_3 >= t_4, the usual case), the
+    levels with U < t_l are 1..G, so G is their count: a branch-free pass over a patient's AEs
+    (bounds laid out level-major, so it vectorises) counts the levels decided below and checks
+    that every level was decided from x; any AE left undecided (x within ~1e-9 of a bound), or
+    with unordered bounds, is then graded by :func:`_frailty_grade_of`."""
     n_replicates, n_patients, n_events = own.shape
-    # Where the bounds fall with the grade (t_1 >= t_2 >= t_3 >= t_4, the usual case), a U
-    # at or above t_1 is grade 0 whatever the others: one comparison instead of four.
-    ordered = np.zeros((2, n_events), dtype=np.bool_)
+    below = np.empty((2, 4, n_events))
+    above = np.empty((2, 4, n_events))
     for arm in range(2):
         for j in range(n_events):
             t = thresholds[arm, j]
-            ordered[arm, j] = t[0] >= t[1] and t[1] >= t[2] and t[2] >= t[3]
+            ordered = t[0] >= t[1] and t[1] >= t[2] and t[2] >= t[3]
+            for level in range(4):
+                below[arm, level, j] = sure_below[arm, j, level]
+                # Unordered bounds: never "decided", so graded one by one.
+                above[arm, level, j] = sure_above[arm, j, level] if ordered else np.nan
     for b in range(n_replicates):
         for i in range(n_patients):
             arm = 1 if treated[b, i] else 0
             shared = loadings[arm, 0] * frailty[b, i]
             specific = loadings[arm, 1]
+            low, high, row, out = below[arm], above[arm], own[b, i], grade[b, i]
+            undecided = 0
             for j in range(n_events):
-                latent = shared + specific * own[b, i, j]
-                if ordered[arm, j] and latent >= sure_above[arm, j, 0]:
-                    grade[b, i, j] = 0
-                    continue
-                uniform = -1.0  # not computed yet (ndtr >= 0)
-                level = 4
-                while level > 0:
-                    if latent < sure_below[arm, j, level - 1]:
-                        break
-                    if not latent >= sure_above[arm, j, level - 1]:
-                        if uniform < 0.0:
-                            uniform = _ndtr(latent, 0)
-                        if uniform < thresholds[arm, j, level - 1]:
-                            break
-                    level -= 1
-                grade[b, i, j] = level
+                latent = shared + specific * row[j]
+                b1, b2 = latent < low[0, j], latent < low[1, j]
+                b3, b4 = latent < low[2, j], latent < low[3, j]
+                out[j] = np.int8(b1) + np.int8(b2) + np.int8(b3) + np.int8(b4)
+                decided = ((b1 | (latent >= high[0, j])) & (b2 | (latent >= high[1, j]))
+                           & (b3 | (latent >= high[2, j])) & (b4 | (latent >= high[3, j])))
+                undecided += 1 - np.int64(decided)
+            if undecided:
+                for j in range(n_events):
+                    latent = shared + specific * row[j]
+                    if not _all_decided(latent, low[:, j], high[:, j]):
+                        out[j] = _frailty_grade_of(latent, thresholds[arm, j],
+                                                   sure_below[arm, j], sure_above[arm, j])
+
+
+@njit(cache=True)
+def _all_decided(latent, low, high):
+    """True where every level's U < t is decided from the latent x alone (x below ``low`` or
+    at or above ``high``), as the counting pass of :func:`_frailty_grades` checks it."""
+    for level in range(4):
+        if not (latent < low[level] or latent >= high[level]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _frailty_grade_of(latent, bounds, sure_below, sure_above):
+    """The grade of one patient and AE from its latent x: the largest g in 1..4 with
+    U < ``bounds[g - 1]`` (U = Phi(x)), else 0, each comparison decided from x where x is
+    clearly on one side of the bound, else from scipy's ndtr (computed at most once)."""
+    uniform = -1.0  # not computed yet (ndtr >= 0)
+    level = 4
+    while level > 0:
+        if latent < sure_below[level - 1]:
+            break
+        if not latent >= sure_above[level - 1]:
+            if uniform < 0.0:
+                uniform = _ndtr(latent, 0)
+            if uniform < bounds[level - 1]:
+                break
+        level -= 1
+    return level
 
 
 @dataclass(frozen=True)

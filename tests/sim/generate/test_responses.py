@@ -243,3 +243,49 @@ def test_pfs_model_longer_pfs_better_response(liu2021_pfs, link):
 def test_pfs_model_needs_pfs_times(liu2021_pfs):
     with pytest.raises(ValueError, match="pfs_months is required"):
         draw_best_response(liu2021_pfs, _big_treated(10), None, rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("link", [0.0, 1.5])
+def test_covariate_model_equals_the_former_numpy_arrays(liu2021, link):
+    """The compiled categories equal numpy's (B, N, 3) expression bit for bit, and the same
+    uniforms are drawn."""
+    scenario = dataclasses.replace(liu2021, response=dataclasses.replace(
+        liu2021.response, model="covariates", pfs_link=link))
+    rng = np.random.default_rng(4)
+    treated = rng.random((30, 100)) < 0.35
+    prognosis = rng.normal(0.0, 0.7, treated.shape)
+    thresholds = target_thresholds(scenario)
+    rows = dict(zip(thresholds.arm_names, thresholds.thresholds))
+    theta = np.where(treated[..., None], rows[scenario.treated_arm.name],
+                     rows[scenario.control_arm.name])
+    if link:
+        theta = theta - link * prognosis[..., None]
+    uniform = np.random.default_rng(9).random(treated.shape)
+    expected = (uniform[..., None] >= special.expit(theta)).sum(axis=-1).astype(np.int8)
+    drawn = draw_best_response(scenario, treated, prognosis, rng=np.random.default_rng(9),
+                               thresholds=thresholds)
+    assert drawn.dtype == np.int8
+    assert np.array_equal(drawn, expected)
+
+
+def test_pfs_model_equals_the_former_numpy_arrays(liu2021_pfs):
+    """Response from PFS: the compiled categories equal numpy's expression bit for bit."""
+    scenario = liu2021_pfs
+    rng = np.random.default_rng(6)
+    treated = rng.random((30, 100)) < 0.35
+    pfs = rng.exponential(6.0, treated.shape)
+    pfs[0, :2] = (np.nan, scenario.outcome.assessment.interval_months)
+    thresholds = calibrate_pfs_response_thresholds(scenario, treated.ravel(), pfs.ravel() + 1.0)
+    first_scan = scenario.outcome.assessment.interval_months
+    rows = dict(zip(thresholds.arm_names, thresholds.thresholds))
+    theta = np.where(treated[..., None], rows[scenario.treated_arm.name][:2],
+                     rows[scenario.control_arm.name][:2])
+    early = pfs <= first_scan
+    score = float(scenario.response.pfs_link) * np.log(np.where(early, first_scan, pfs)
+                                                       / first_scan)
+    uniform = np.random.default_rng(2).random(treated.shape)
+    better = (uniform[..., None] >= special.expit(theta + score[..., None])).sum(axis=-1)
+    expected = np.where(early, 3, better).astype(np.int8)
+    drawn = draw_best_response(scenario, treated, None, rng=np.random.default_rng(2),
+                               thresholds=thresholds, pfs_months=pfs)
+    assert np.array_equal(drawn, expected)
