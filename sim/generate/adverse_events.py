@@ -42,16 +42,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-import llvmlite.binding as llvm
 import numpy as np
-from numba import njit, types
-from numba.extending import get_cython_function_address
+from numba import njit
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
 from sim.errors import ScenarioError
 from sim.generate.memo import memo_by_identity
 from sim.generate.normal_draws import standard_normal
+from sim.generate.scipy_kernels import ndtr as scipy_ndtr
 
 if TYPE_CHECKING:
     from sim.scenario.model import Scenario
@@ -59,25 +58,8 @@ if TYPE_CHECKING:
 #: Largest latent correlation (at 1 every type would follow one uniform per patient).
 MAX_CORRELATION = 0.99
 
-# scipy's double ndtr (the function behind ``scipy.special.ndtr``; C signature
-# ``double (double, int skip_dispatch)``) as a named symbol for the compiled grade kernel: a
-# symbol, not a ctypes pointer, so the kernel's machine code can be cached (``cache=True``).
-def _scipy_double_ndtr_address() -> int:
-    import ctypes
-
-    from scipy.special import cython_special
-
-    name = ctypes.pythonapi.PyCapsule_GetName
-    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
-    signature = name(cython_special.__pyx_capi__["__pyx_fuse_1ndtr"])
-    if signature != b"double (double, int __pyx_skip_dispatch)":
-        raise ImportError(f"scipy.special.cython_special's ndtr has the signature {signature!r}, "
-                          "not double (double, int): update sim.generate.adverse_events")
-    return get_cython_function_address("scipy.special.cython_special", "__pyx_fuse_1ndtr")
-
-
-llvm.add_symbol("psmsim_scipy_ndtr", _scipy_double_ndtr_address())
-_ndtr = types.ExternalFunction("psmsim_scipy_ndtr", types.float64(types.float64, types.intc))
+# scipy's double ndtr, callable from the compiled grade kernel.
+_ndtr = scipy_ndtr
 
 
 def _frailty_nodes() -> tuple[np.ndarray, np.ndarray]:

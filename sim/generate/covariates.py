@@ -15,6 +15,7 @@ continuous pair it relates to Spearman's rho by rho_latent = 2 sin(pi rho_s / 6)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
@@ -23,6 +24,8 @@ from scipy import special
 
 from sim.generate.memo import memo_by_identity
 from sim.generate.normal_draws import standard_normal
+from sim.generate.scipy_kernels import ndtr as scipy_ndtr
+from sim.generate.scipy_kernels import ndtri as scipy_ndtri
 
 if TYPE_CHECKING:
     from sim.scenario.model import Covariate, Marginal, Scenario
@@ -205,8 +208,11 @@ class _MarginalTable:
     lognormal : ndarray of intp, shape (lognormal,)
         Columns of the lognormal covariates; ``mu``, ``sigma`` and ``upper`` (sigma above the
         median: ``sigma_upper``, or ``sigma`` for a plain lognormal) their parameters.
+    normal : ndarray of intp, shape (normal,)
+        Columns of the (truncated) normal covariates; ``normal_parameters`` their rows of
+        :func:`_normal_parameters`, shape (normal, 7).
     others : tuple of (int, str, Marginal)
-        Column, kind and marginal of every other covariate (normal, categorical), mapped by
+        Column, kind and marginal of every other covariate (categorical), mapped by
         :func:`latent_to_value`.
     """
 
@@ -216,6 +222,8 @@ class _MarginalTable:
     mu: np.ndarray
     sigma: np.ndarray
     upper: np.ndarray
+    normal: np.ndarray
+    normal_parameters: np.ndarray
     others: tuple
 
 
@@ -252,9 +260,16 @@ def _marginal_table(covariates: tuple["Covariate", ...], key: str) -> _MarginalT
         sigma=np.array([m.sigma for m in marginals], dtype=float),
         upper=np.array([m.sigma if m.sigma_upper is None else m.sigma_upper for m in marginals],
                        dtype=float),
+        normal=np.array([i for i, c in enumerate(covariates) if c.kind == "normal"],
+                        dtype=np.intp),
+        normal_parameters=np.array(
+            [_normal_parameters(m.mean, m.sd, m.lower, m.upper)
+             for m in (c.marginals[key] for c in covariates if c.kind == "normal")],
+            dtype=float).reshape(-1, 7),
         others=tuple((index, c.kind, c.marginals[key]) for index, c in enumerate(covariates)
-                     if c.kind not in ("binary", "lognormal")))
-    for array in (table.binary, table.cut, table.lognormal, table.mu, table.sigma, table.upper):
+                     if c.kind not in ("binary", "lognormal", "normal")))
+    for array in (table.binary, table.cut, table.lognormal, table.mu, table.sigma, table.upper,
+                  table.normal, table.normal_parameters):
         array.flags.writeable = False
     return table
 
@@ -301,8 +316,9 @@ def _apply_marginals(latent: np.ndarray, table: _MarginalTable, *, out: np.ndarr
 
     The binary and lognormal columns (liu2021: 13 and 7 of 22) are mapped in one compiled pass
     (:func:`_binary_and_log_scale`) and one numpy ``exp`` over all lognormal exponents, instead
-    of a dozen numpy calls per column; each element gets the same operations on the same
-    doubles as :func:`latent_to_value` gives it, so the values are identical. Other kinds go
+    of a dozen numpy calls per column, and the normal columns in another
+    (:func:`_normal_columns`); each element gets the same operations on the same doubles as
+    :func:`latent_to_value` gives it, so the values are identical. Categorical columns go
     column by column."""
     exponent = np.empty(latent.shape[:-1] + (table.lognormal.size,))
     _binary_and_log_scale(latent, table.binary, table.cut, table.lognormal, table.mu,
@@ -310,6 +326,8 @@ def _apply_marginals(latent: np.ndarray, table: _MarginalTable, *, out: np.ndarr
     if table.lognormal.size:
         np.exp(exponent, out=exponent)  # numpy's exp, as latent_to_value: the same doubles
         _scatter_columns(exponent, table.lognormal, out)
+    if table.normal.size:
+        _normal_columns(latent, table.normal, table.normal_parameters, out)
     for index, kind, marginal in table.others:
         out[..., index] = latent_to_value(latent[..., index], kind, marginal)
 
@@ -348,18 +366,70 @@ def _truncated_normal_from_latent(
     """Inverse-CDF transform of latent N(0,1) scores into N(mu, sigma^2) truncated to
     [lower, upper]: X = mu + sigma Phi^{-1}(Phi(a) + Phi(Z) (Phi(b) - Phi(a))). When the
     interval lies in the upper tail (a > 0) the mirror image is used, so no precision is lost
-    to Phi close to 1."""
+    to Phi close to 1. Compiled (:func:`_normal_value`), any shape."""
+    latent = np.asarray(latent, dtype=float)
+    out = np.empty(latent.shape)
+    _normal_flat(latent.ravel(), np.array(_normal_parameters(mu, sigma, lower, upper)),
+                 out.reshape(-1))
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _normal_parameters(mu: float, sigma: float, lower: float | None,
+                       upper: float | None) -> tuple[float, ...]:
+    """(form, mu, sigma, a, b, p, q) of :func:`_normal_value`: form 0 untruncated; form 1
+    p = Phi(a), q = Phi(b) - Phi(a); form 2 (a > 0, the mirror image) p = Phi(-b),
+    q = Phi(-a) - Phi(-b); a, b the standardised bounds (-inf/inf where absent). The
+    constants are scipy's doubles, as the former per-call numpy code computed them."""
     if lower is None and upper is None:
-        return mu + sigma * latent
+        return (0.0, mu, sigma, -np.inf, np.inf, 0.0, 0.0)
     a = -np.inf if lower is None else (lower - mu) / sigma
     b = np.inf if upper is None else (upper - mu) / sigma
     if a > 0:
         tail_a, tail_b = special.ndtr(-a), special.ndtr(-b)
-        standard = -special.ndtri(tail_b + special.ndtr(-latent) * (tail_a - tail_b))
+        return (2.0, mu, sigma, a, b, float(tail_b), float(tail_a - tail_b))
+    cdf_a, cdf_b = special.ndtr(a), special.ndtr(b)
+    return (1.0, mu, sigma, a, b, float(cdf_a), float(cdf_b - cdf_a))
+
+
+@njit(cache=True)
+def _normal_value(z, parameters):
+    """One latent score's (truncated) normal value, ``parameters`` from
+    :func:`_normal_parameters`: mu + sigma z (form 0), else mu + sigma clip(s, a, b) with
+    s = Phi^{-1}(p + Phi(z) q) (form 1) or -Phi^{-1}(p + Phi(-z) q) (form 2), scipy's ndtr
+    and ndtri (:mod:`sim.generate.scipy_kernels`) and numpy's order of operations; the clip
+    is numpy's (max then min, NaN kept)."""
+    form, mu, sigma = parameters[0], parameters[1], parameters[2]
+    if form == 0.0:
+        return mu + sigma * z
+    a, b, p, q = parameters[3], parameters[4], parameters[5], parameters[6]
+    if form == 1.0:
+        standard = scipy_ndtri(p + scipy_ndtr(z, 0) * q, 0)
     else:
-        cdf_a, cdf_b = special.ndtr(a), special.ndtr(b)
-        standard = special.ndtri(cdf_a + special.ndtr(latent) * (cdf_b - cdf_a))
-    return mu + sigma * np.clip(standard, a, b)
+        standard = -scipy_ndtri(p + scipy_ndtr(-z, 0) * q, 0)
+    if standard == standard:  # not NaN
+        standard = standard if standard > a else a
+        standard = standard if standard < b else b
+    return mu + sigma * standard
+
+
+@njit(cache=True)
+def _normal_flat(latent, parameters, out):
+    """``out[i]`` = :func:`_normal_value` of ``latent[i]`` (1-D arrays)."""
+    for i in range(latent.size):
+        out[i] = _normal_value(latent[i], parameters)
+
+
+@njit(cache=True)
+def _normal_columns(latent, columns, parameters, out):
+    """``out[..., columns[q]]`` = :func:`_normal_value` of ``latent[..., columns[q]]`` with
+    ``parameters[q]``, over (replicate, patient)."""
+    n_replicates, n_patients = latent.shape[:2]
+    for b in range(n_replicates):
+        for i in range(n_patients):
+            for q in range(columns.size):
+                column = columns[q]
+                out[b, i, column] = _normal_value(latent[b, i, column], parameters[q])
 
 
 def _covariate_effect(column: np.ndarray, coefficient: float | tuple[float, ...]) -> np.ndarray:

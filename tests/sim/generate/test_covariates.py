@@ -467,3 +467,64 @@ def test_unmeasured_per_arm_prevalence_in_selection_mode(selection_example):
     np.testing.assert_allclose(drawn.true_ps[0, :50], [
         special.expit(_linear_predictor_loop(scenario, row)) for row in drawn.values[0, :50]],
         rtol=1e-12)
+
+
+def _numpy_truncated_normal(latent, mu, sigma, lower, upper):
+    """The (truncated) normal map as numpy arrays computed it before the compiled kernel."""
+    from scipy import special
+
+    if lower is None and upper is None:
+        return mu + sigma * latent
+    a = -np.inf if lower is None else (lower - mu) / sigma
+    b = np.inf if upper is None else (upper - mu) / sigma
+    if a > 0:
+        tail_a, tail_b = special.ndtr(-a), special.ndtr(-b)
+        standard = -special.ndtri(tail_b + special.ndtr(-latent) * (tail_a - tail_b))
+    else:
+        cdf_a, cdf_b = special.ndtr(a), special.ndtr(b)
+        standard = special.ndtri(cdf_a + special.ndtr(latent) * (cdf_b - cdf_a))
+    return mu + sigma * np.clip(standard, a, b)
+
+
+@pytest.mark.parametrize("lower, upper", [(None, None), (18.0, 90.0), (None, 60.0),
+                                          (40.0, None), (70.0, 95.0), (53.0, 53.5)])
+def test_normal_map_equals_the_former_numpy_arrays(lower, upper):
+    """The compiled (truncated) normal values are numpy's and scipy's doubles bit for bit,
+    also at infinite and NaN scores, through latent_to_value and through draw_covariates'
+    column kernel."""
+    from sim.generate.covariates import _normal_columns, _normal_parameters
+
+    latent = np.random.default_rng(3).standard_normal((40, 30)) * 3.0
+    latent[0, :5] = (np.inf, -np.inf, np.nan, 0.0, 40.0)
+    expected = _numpy_truncated_normal(latent, 53.0, 10.3, lower, upper)
+    marginal = Marginal(mean=53.0, sd=10.3, lower=lower, upper=upper)
+    assert np.array_equal(latent_to_value(latent, "normal", marginal), expected, equal_nan=True)
+    out = np.zeros((40, 30, 2))
+    _normal_columns(np.stack([latent, latent], axis=-1), np.array([1], dtype=np.intp),
+                    np.array([_normal_parameters(53.0, 10.3, lower, upper)]), out)
+    assert np.array_equal(out[..., 1], expected, equal_nan=True)
+
+
+def test_compiled_scipy_functions_equal_scipys_ufuncs():
+    """sim.generate.scipy_kernels' ndtr and ndtri give scipy.special's doubles."""
+    from numba import njit
+    from scipy import special
+
+    from sim.generate.scipy_kernels import ndtr, ndtri
+
+    @njit
+    def both(x, p, cdf, inverse):
+        for i in range(x.size):
+            cdf[i] = ndtr(x[i], 0)
+        for i in range(p.size):
+            inverse[i] = ndtri(p[i], 0)
+
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.standard_normal(2_000_000) * 3.0, rng.standard_normal(500_000) * 12,
+                        [np.inf, -np.inf, np.nan, 0.0, -0.0, 40.0, -40.0]])
+    u = rng.random(2_000_000)
+    p = np.concatenate([u, u * 1e-10, 1.0 - u * 1e-12, [0.0, 1.0, 1.5, -0.1, np.nan]])
+    cdf, inverse = np.empty_like(x), np.empty_like(p)
+    both(x, p, cdf, inverse)
+    assert np.array_equal(cdf, special.ndtr(x), equal_nan=True)
+    assert np.array_equal(inverse, special.ndtri(p), equal_nan=True)
