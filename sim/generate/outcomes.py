@@ -42,6 +42,8 @@ construction; both give the same cause-specific hazards, Beyersmann, Allignol & 
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,21 +167,31 @@ def draw_outcome_noise(shape: tuple[int, ...], *, rng: np.random.Generator) -> O
 def _pfs_schedule(model: IllnessDeathModel, log_hr: float):
     """Breaks and log multipliers of the PFS hazards with an early window, one row per arm
     (row 0 control, 1 treated): α_arm on [0, e], then 0 before the delay d and the
-    transition's β (treated) after it."""
-    early, delay = model.early_months, model.delay_months
+    transition's β (treated) after it (:func:`_schedule`)."""
+    return _schedule(float(model.early_months), float(model.delay_months),
+                     float(model.control_early_log_hr), float(model.treated_early_log_hr),
+                     float(log_hr))
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule(early: float, delay: float, control_early_log_hr: float,
+              treated_early_log_hr: float, log_hr: float):
+    """:func:`_pfs_schedule` of these numbers, once (the table is read-only)."""
     breaks = tuple(sorted({early} | ({delay} if delay > early else set())))
     rows = []
-    for early_log_hr, effect in ((model.control_early_log_hr, 0.0),
-                                 (model.treated_early_log_hr, log_hr)):
+    for early_log_hr, effect in ((control_early_log_hr, 0.0), (treated_early_log_hr, log_hr)):
         rows.append([early_log_hr] + [effect if start >= delay else 0.0 for start in breaks])
-    return breaks, np.array(rows, dtype=float)
+    table = np.array(rows, dtype=float)
+    table.flags.writeable = False
+    return breaks, table
 
 
 def _invert_pfs(model: IllnessDeathModel, transition: Transition, unit_exposure: np.ndarray,
                 treated: np.ndarray, log_hr: float) -> np.ndarray:
     """PFS-transition time from its unit exposure: the delayed effect, or with an early
     window the piecewise multipliers of :func:`_pfs_schedule` (per arm: row ``treated``)."""
-    arm = np.broadcast_to(treated, np.shape(unit_exposure)).astype(np.intp)
+    shape = np.shape(unit_exposure)
+    arm = (treated if treated.shape == shape else np.broadcast_to(treated, shape)).astype(np.intp)
     if not model.has_early_hazard:
         return invert_delayed_effect(transition, unit_exposure, np.array([0.0, log_hr]),
                                      model.delay_months, rows=arm)
@@ -344,9 +356,9 @@ def covariate_linear_predictor(
     """
     values = np.asarray(values, dtype=float)
     terms = _predictor_terms(scenario)
-    flat = values.reshape(int(np.prod(values.shape[:-1])), values.shape[-1])
+    flat = values.reshape(math.prod(values.shape[:-1]), values.shape[-1])
     with_unmeasured = scenario.unmeasured is not None and unmeasured is not None
-    flags = (np.broadcast_to(np.asarray(unmeasured, dtype=bool), values.shape[:-1]).ravel()
+    flags = (_as_shape(np.asarray(unmeasured, dtype=bool), values.shape[:-1]).ravel()
              if with_unmeasured else np.zeros(0, dtype=bool))
     predictor = np.empty(values.shape[:-1])
     _linear_predictor(flat, terms.columns, terms.categorical, terms.slopes, terms.centres,
@@ -354,6 +366,11 @@ def covariate_linear_predictor(
                       float(scenario.unmeasured.log_hr) if with_unmeasured else 0.0,
                       predictor.reshape(-1))
     return predictor
+
+
+def _as_shape(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``array`` broadcast to ``shape`` (itself when it has that shape already)."""
+    return array if array.shape == shape else np.broadcast_to(array, shape)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ import numpy as np
 from numba import njit
 from scipy import optimize, special
 
+from sim.generate.memo import memo_by_identity
+
 if TYPE_CHECKING:
     from sim.scenario.model import Scenario
 
@@ -188,8 +190,7 @@ def draw_best_response(
     if thresholds is None:
         thresholds = (target_thresholds(scenario) if link == 0.0
                       else calibrate_response_thresholds(scenario, treated, prognosis))
-    rows = {name: row for name, row in zip(thresholds.arm_names, thresholds.thresholds)}
-    theta = np.stack([rows[scenario.control_arm.name], rows[scenario.treated_arm.name]])
+    theta = _arm_rows(scenario, thresholds)
     arm = treated.astype(np.intp).ravel()
     cumulative = np.empty(treated.shape + (theta.shape[1],))
     if link != 0.0:
@@ -215,8 +216,7 @@ def _draw_from_pfs(scenario, treated, pfs_months, *, rng, thresholds):
     if thresholds is None:
         thresholds = calibrate_pfs_response_thresholds(scenario, treated.ravel(),
                                                        pfs_months.ravel())
-    rows = {name: row for name, row in zip(thresholds.arm_names, thresholds.thresholds)}
-    theta = np.stack([rows[scenario.control_arm.name][:2], rows[scenario.treated_arm.name][:2]])
+    theta = _arm_rows(scenario, thresholds)[:, :2]
     arm = treated.astype(np.intp).ravel()
     times = pfs_months.ravel()
     # gamma log(T / Δ), with T = Δ (score 0) for the patients who are PD anyway.
@@ -232,6 +232,17 @@ def _draw_from_pfs(scenario, treated, pfs_months, *, rng, thresholds):
     _categories(uniform.ravel(), cumulative.reshape(arm.size, 2), times, first_scan,
                 response.reshape(-1))
     return response
+
+
+@memo_by_identity
+def _arm_rows(scenario: "Scenario", thresholds: ResponseThresholds) -> np.ndarray:
+    """The thresholds of the control arm (row 0) and the treated arm (row 1), shape (2, 3),
+    once per (scenario, thresholds) pair of objects (read-only)."""
+    rows = {name: row for name, row in zip(thresholds.arm_names, thresholds.thresholds)}
+    theta = np.stack([rows[scenario.control_arm.name], rows[scenario.treated_arm.name]])
+    theta = np.asarray(theta, dtype=float)
+    theta.flags.writeable = False
+    return theta
 
 
 @njit(cache=True)
