@@ -3,11 +3,14 @@
 Each checkout given (``--checkout PATH``, e.g. ``/work/main`` and a worktree) is timed in its own
 fresh process (``PYTHONPATH`` = that checkout), alternating checkouts over ``--rounds`` rounds,
 at each scale (``--scale 1 100``: the scenario's 100 patients, or the arms ×100, 10,000). A
-process calibrates (``calibrate_cached``), generates one untimed warm-up block (numba loading),
-then times ``--blocks`` blocks of ``--replicates`` replicates from one generator seeded
-``--seed`` and prints the median block time per replicate (ms) and a sha256 of all blocks'
-fields, so the checkouts' cohorts can be compared too (equal digests: identical cohorts).
-Wall-clock (``perf_counter``); run it under ``nice``; the load average is printed.
+process sets up as a runner's worker does (one BLAS thread, ``sim.run.workers.one_blas_thread``;
+glibc keeping freed memory, ``keep_freed_memory``), calibrates (``calibrate_cached``),
+generates one untimed warm-up block (numba loading), then times ``--blocks`` blocks of
+``--replicates`` replicates from one generator seeded ``--seed`` and prints the block's CPU
+time per replicate (``time.process_time``, ms; the minimum over blocks, as the machine's speed
+drifts) and a sha256 of all blocks' fields, so the checkouts' cohorts can be compared too
+(equal digests: identical cohorts). The summary is the minimum over rounds. Run it under
+``nice``; the load average is printed.
 
 Usage::
 
@@ -38,20 +41,23 @@ scenario = load_scenario(sys.argv[5])
 if scale != 1:
     scenario = dataclasses.replace(scenario, arms=tuple(
         dataclasses.replace(arm, size=arm.size * scale) for arm in scenario.arms))
+from sim.run.workers import keep_freed_memory, one_blas_thread
+keep_freed_memory()
 calibration = calibrate_cached(scenario)
 generate_cohorts(scenario, calibration, 1, rng=np.random.default_rng(0))
 rng = np.random.default_rng(seed)
 digest, times = hashlib.sha256(), []
 fields = ("treated", "covariates", "entry_month", "pfs_months", "pfs_event", "os_months",
           "os_event", "best_response", "ae_grade", "patient_id")
-for _ in range(blocks):
-    start = time.perf_counter()
-    batch = generate_cohorts(scenario, calibration, replicates, rng=rng)
-    times.append(time.perf_counter() - start)
-    for field in fields:
-        digest.update(np.ascontiguousarray(getattr(batch, field)).tobytes())
+with one_blas_thread():
+    for _ in range(blocks):
+        start = time.process_time()
+        batch = generate_cohorts(scenario, calibration, replicates, rng=rng)
+        times.append(time.process_time() - start)
+        for field in fields:
+            digest.update(np.ascontiguousarray(getattr(batch, field)).tobytes())
 import sim.generate.cohorts as module
-print(json.dumps({"ms": 1e3 * float(np.median(times)) / replicates, "sha256": digest.hexdigest(),
+print(json.dumps({"ms": 1e3 * float(np.min(times)) / replicates, "sha256": digest.hexdigest(),
                   "module": module.__file__}))
 """
 
@@ -83,7 +89,7 @@ def main() -> None:
         for checkout, runs in results.items():
             assert all(Path(run["module"]).is_relative_to(Path(checkout).resolve()) for run in runs)
             ms = sorted(run["ms"] for run in runs)
-            print(f"{patients:>6} patients  {checkout:<24} {ms[len(ms) // 2]:9.3f} ms/replicate "
+            print(f"{patients:>6} patients  {checkout:<24} {ms[0]:9.4f} ms/replicate "
                   f"(rounds {', '.join(f'{m:.3f}' for m in ms)})  sha256 {runs[0]['sha256'][:16]}")
         print(f"load average: {os.getloadavg()}")
 
