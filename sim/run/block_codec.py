@@ -156,30 +156,42 @@ def _npy_array(raw, *, copy: bool = True) -> np.ndarray:
     return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
 
 
-def _members(data: bytes) -> dict[str, memoryview] | None:
-    """Each member's bytes (views of ``data``) of a stored zip without zip64 records, read from
-    its central directory; None for any other archive (then ``zipfile`` reads it)."""
-    view = memoryview(data)
+def _directory(data: bytes) -> list[tuple] | None:
+    """The members of a stored zip without zip64 records, read from its central directory:
+    (name, begin, stored size, CRC-32, where its central record's CRC-32 lies, where its local
+    header begins) each, the data at ``data[begin:begin + stored]``; None for any other
+    archive (then ``zipfile`` reads it)."""
     if len(data) < _END.size:
         return None
     signature, disk, _, _, count, size, start, comment = _END.unpack_from(data, len(data) - _END.size)
     if signature != _END_SIG or disk or comment or start + size + _END.size != len(data):
         return None
-    members, position = {}, start
+    members, position = [], start
     for _ in range(count):
         fields = _CENTRAL.unpack_from(data, position)
         signature, flags, method, crc, stored, name_length = fields[0], fields[3], fields[4], fields[7], fields[8], fields[10]
         offset = fields[16]
         if signature != _CENTRAL_SIG or method != 0 or flags & 0x1 or _ZIP32_LIMIT in (stored, offset):
             return None
-        name = bytes(view[position + _CENTRAL.size:position + _CENTRAL.size + name_length]).decode()
+        name = bytes(data[position + _CENTRAL.size:position + _CENTRAL.size + name_length]).decode()
+        crc_at = position + 16
         position += _CENTRAL.size + name_length + fields[11] + fields[12]
         local = _LOCAL.unpack_from(data, offset)
         if local[0] != _LOCAL_SIG:
             return None
         begin = offset + _LOCAL.size + local[9] + local[10]
-        members[name] = (view[begin:begin + stored], crc)
+        members.append((name, begin, stored, crc, crc_at, offset))
     return members
+
+
+def _members(data: bytes) -> dict[str, memoryview] | None:
+    """Each member's bytes (views of ``data``) and CRC-32 (:func:`_directory`); None for any
+    other archive (then ``zipfile`` reads it)."""
+    directory = _directory(data)
+    if directory is None:
+        return None
+    view = memoryview(data)
+    return {name: (view[begin:begin + stored], crc) for name, begin, stored, crc, _, _ in directory}
 
 
 def npz_parts(data: bytes, names: Iterable[str] | None = None, *, copy: bool = True
@@ -222,3 +234,106 @@ def dataset_from_parts(attrs: dict, variables: dict) -> xr.Dataset:
 def dataset_from_npz_bytes(data: bytes) -> xr.Dataset:
     """Inverse of :func:`dataset_to_npz_bytes`."""
     return dataset_from_parts(*npz_parts(data))
+
+
+
+class BlockLayout:
+    """Where each member of one block archive lies, to read many blocks of the same layout.
+
+    The blocks of a run written by :func:`encode_block` from data of the same dtypes and
+    shapes (every full block of a run) are the same archive but for the members' data and
+    their CRC-32s: the zip records, the ``.npy`` headers and the JSON member (dims and
+    attributes) are the same bytes at the same offsets. A layout is parsed from one block
+    (:meth:`of`); another block *matches* it when it has the same length and the same bytes
+    everywhere else (:meth:`stacked`), and its arrays are then read at the same offsets, each
+    member checked against the CRC-32 of its own central-directory record, as
+    :func:`npz_parts` checks them. Parsing blocks member by member cost ~0.35 ms of the
+    ~0.5 ms of reading a liu2021 block (39 members).
+
+    Attributes
+    ----------
+    size : int, the archive's length in bytes.
+    attrs : dict, the Dataset's attributes (the JSON member).
+    variables : dict, (group, name) -> (dims, dtype, shape, begin, nbytes): each array's data
+        at bytes ``[begin, begin + nbytes)`` of the archive (after its ``.npy`` header); data
+        variables first, then coordinates, as :func:`npz_parts` gives them.
+    """
+
+    def __init__(self, data: bytes, attrs: dict, variables: dict, members: list[tuple[int, int, int]],
+                 crc_fields: list[int]):
+        self.size, self.attrs, self.variables = len(data), attrs, variables
+        self._spans = [(begin, begin + stored) for begin, stored, _ in members]  # every member's data
+        # the four bytes of each member's CRC-32 in its central record, in member order
+        self._crc_bytes = np.array([at + i for _, _, at in members for i in range(4)], dtype=np.intp)
+        varying = np.zeros(len(data) + 1, dtype=bool)
+        for _, _, _, begin, nbytes in variables.values():
+            varying[begin:begin + nbytes] = True
+        for at in crc_fields:
+            varying[at:at + 4] = True
+        varying[-1] = True
+        # the runs of bytes every block of this layout shares: [start, stop) each
+        edges = np.flatnonzero(np.diff(np.concatenate([[True], varying]).astype(np.int8)))
+        self._runs = list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+        self._template = np.frombuffer(data, dtype=np.uint8)
+
+    @classmethod
+    def of(cls, data: bytes) -> "BlockLayout | None":
+        """The layout of ``data`` (:func:`encode_block`'s bytes), or None for an archive it
+        cannot describe (another writer's, zip64, an array not of a plain dtype): read those
+        with :func:`npz_parts`."""
+        directory = _directory(data)
+        if directory is None:
+            return None
+        view = memoryview(data)
+        found = {name: (begin, stored) for name, begin, stored, _, _, _ in directory}
+        members, crc_fields = [], []
+        for name, begin, stored, crc, crc_at, local in directory:
+            if zlib.crc32(view[begin:begin + stored]) != crc:
+                return None
+            members.append((begin, stored, crc_at))
+            crc_fields += [crc_at, local + 14]  # in the central record and the local header
+        if f"{_META}.npy" not in found:
+            return None
+        begin, stored = found[f"{_META}.npy"]
+        meta = json.loads(_npy_array(view[begin:begin + stored], copy=False).tobytes().decode())
+        variables = {}
+        for group in ("data_vars", "coords"):
+            for name, (key, dims) in meta[group].items():
+                if f"{key}.npy" not in found:
+                    return None
+                begin, stored = found[f"{key}.npy"]
+                raw = view[begin:begin + stored]
+                if raw[:8] != b"\x93NUMPY\x01\x00":
+                    return None
+                length = int.from_bytes(raw[8:10], "little")
+                layout = _npy_layout(bytes(raw[10:10 + length]))
+                if layout is None or stored - 10 - length != layout[2] * layout[0].itemsize:
+                    return None
+                dtype, shape, count = layout
+                variables[(group, name)] = (list(dims), dtype, shape, begin + 10 + length, count * dtype.itemsize)
+        return cls(data, meta["attrs"], variables, members, crc_fields)
+
+    def stacked(self, buffer: np.ndarray, names: Iterable[str] | None = None) -> dict | None:
+        """The variables of the archives in ``buffer`` (uint8, shape (block, size): one archive
+        a row) as (group, name) -> (dims, array of shape (block, *shape)), new arrays; or None
+        if some row does not match this layout or fails a member's CRC-32 (then read them one
+        by one with :func:`npz_parts`, which says what is wrong). ``names``: only these data
+        variables, and every coordinate (every member's CRC-32 is checked either way)."""
+        if buffer.ndim != 2 or buffer.shape[1] != self.size:
+            return None
+        template = self._template
+        if not all((buffer[:, start:stop] == template[start:stop]).all() for start, stop in self._runs):
+            return None
+        expected = np.ascontiguousarray(buffer[:, self._crc_bytes]).view("<u4").tolist()
+        for row, crcs in zip(buffer, expected):
+            data = row.data
+            if [zlib.crc32(data[start:stop]) for start, stop in self._spans] != crcs:
+                return None
+        wanted = None if names is None else set(names)
+        out = {}
+        for (group, name), (dims, dtype, shape, begin, nbytes) in self.variables.items():
+            if wanted is not None and group == "data_vars" and name not in wanted:
+                continue
+            values = np.ascontiguousarray(buffer[:, begin:begin + nbytes]).view(dtype)
+            out[(group, name)] = (dims, values.reshape(len(buffer), *shape))
+        return out

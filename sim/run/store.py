@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from sim.errors import RunFolderError
-from sim.run.block_codec import dataset_from_parts, encode_block, npz_parts
+from sim.run.block_codec import BlockLayout, dataset_from_parts, encode_block, npz_parts
 from sim.run.folder_lock import LOCK_FILE, FolderLock
 from sim.run.identity import difference, run_id
 
@@ -405,9 +406,22 @@ class RunFolder:
         concatenated along it (numpy, in block order), the others and the attributes from the
         first block -- the Dataset :func:`sim.run.results.combine_blocks` gives for them.
         ``names``: only these data variables (and every coordinate) are read."""
+        return dataset_from_parts(*self.read_blocks_parts(group, names))
+
+    def read_blocks_parts(self, group: BlockGroup, names: Iterable[str] | None = None) -> tuple[dict, dict]:
+        """:meth:`read_blocks` as the attributes and variables ((group, name) -> (dims, array),
+        as :func:`sim.run.block_codec.npz_parts` gives them) of its Dataset, without building it.
+
+        Blocks of one layout (every full block of a run: :class:`~sim.run.block_codec.BlockLayout`)
+        are read into one buffer and each variable taken from it in one copy; a group holding
+        any other block, or one failing a check, is read block by block, so its errors are the
+        same (a block of another run, a bad CRC-32)."""
         names = None if names is None else tuple(names)
+        stacked = self._read_stacked(group, names)
+        if stacked is not None:
+            return stacked
         if len(group.keys) == 1:
-            return dataset_from_parts(*self._read_parts(group.keys[0], names))
+            return self._read_parts(group.keys[0], names)
         # views of the files' bytes (no copy per block): the concatenation is the one copy
         parts = [self._read_parts(key, names, copy=False) for key in group.keys]
         attrs, first = parts[0]
@@ -418,7 +432,51 @@ class RunFolder:
             else:
                 values = values.copy()
             variables[item] = (dims, values)
-        return dataset_from_parts(attrs, variables)
+        return attrs, variables
+
+    def _read_stacked(self, group: BlockGroup, names: tuple[str, ...] | None) -> tuple[dict, dict] | None:
+        """:meth:`read_blocks_parts` of a group whose blocks all have the layout of its first
+        (one read of each file into one buffer, no parsing per block), or None for any other
+        group (read block by block)."""
+        blocks = os.path.join(self.path, BLOCK_FOLDER)
+        paths = [os.path.join(blocks, f"{key.stem}.npz") for key in group.keys]  # (pathlib: 1.3 ms a group)
+        try:
+            with open(paths[0], "rb") as stream:
+                layout = BlockLayout.of(stream.read())
+        except OSError:
+            return None
+        if layout is None or layout.attrs.get("run_id") != self.run_id:
+            return None
+        buffer = np.empty((len(paths), layout.size), dtype=np.uint8)
+        for row, path in zip(buffer, paths):
+            try:
+                with open(path, "rb", buffering=0) as stream:
+                    if os.fstat(stream.fileno()).st_size != layout.size or stream.readinto(row) != layout.size:
+                        return None
+            except OSError:
+                return None
+        stacked = layout.stacked(buffer, names)
+        if stacked is None:
+            return None
+        replicates = stacked[("coords", "replicate")][1]
+        if (replicates.shape[1] != np.array([key.size for key in group.keys])).any() \
+                or (replicates[:, 0] != np.array([key.start for key in group.keys])).any():
+            return None
+        variables = {}
+        for item, (dims, values) in stacked.items():
+            if "replicate" not in dims:
+                values = values[0].copy()
+            else:
+                axis = dims.index("replicate")
+                shape = values.shape[1:]
+                if math.prod(shape[:axis]) == 1:  # blocks lie one after another in memory
+                    values = values.reshape(*shape[:axis], len(values) * shape[axis], *shape[axis + 1:])
+                else:
+                    values = np.concatenate(list(values), axis=axis)
+            variables[item] = (dims, values)
+        attrs = dict(layout.attrs)
+        attrs.pop("run_id")
+        return attrs, variables
 
     def pending(self, keys: Iterable[BlockKey]) -> Iterator[BlockKey]:
         """The blocks still to compute (missing, failing their checksum or of another run),

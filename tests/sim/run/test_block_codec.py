@@ -139,3 +139,44 @@ def test_views_instead_of_copies_hold_the_same_arrays():
         np.testing.assert_array_equal(viewed[item][1], values)
         assert viewed[item][1].dtype == values.dtype and values.flags.writeable
     assert not viewed["data_vars", "log_hr"][1].flags.writeable  # a view of the bytes
+
+
+def _blocks_alike(n: int) -> list[bytes]:
+    """``n`` blocks of one layout: the same dims, dtypes and attributes, other values."""
+    out = []
+    for i in range(n):
+        block = _block().assign(log_hr=lambda b: b.log_hr + i).assign_coords(replicate=np.arange(5) + 5 * i)
+        out.append(dataset_to_npz_bytes(block))
+    return out
+
+
+def test_blocks_of_one_layout_are_read_stacked_as_each_is_read_alone():
+    from sim.run.block_codec import BlockLayout
+
+    blocks = _blocks_alike(3)
+    layout = BlockLayout.of(blocks[0])
+    assert layout.attrs == _block().attrs and layout.size == len(blocks[0])
+    for names in (None, ("status",)):
+        stacked = layout.stacked(np.stack([np.frombuffer(b, np.uint8) for b in blocks]), names)
+        alone = [npz_parts(b, names)[1] for b in blocks]
+        assert list(stacked) == list(alone[0])
+        for item, (dims, values) in stacked.items():
+            assert dims == alone[0][item][0] and values.dtype == alone[0][item][1].dtype
+            np.testing.assert_array_equal(values, np.stack([parts[item][1] for parts in alone]))
+
+
+def test_a_block_of_another_layout_or_a_corrupt_member_is_not_read_stacked():
+    from sim.run.block_codec import BlockLayout
+
+    blocks = _blocks_alike(2)
+    layout = BlockLayout.of(blocks[0])
+    rows = np.stack([np.frombuffer(b, np.uint8) for b in blocks])
+    assert layout.stacked(rows) is not None
+    corrupt = rows.copy()
+    corrupt[1, 200] ^= 0xFF  # inside the first member's data
+    assert layout.stacked(corrupt) is None
+    other = dataset_to_npz_bytes(_block().assign_attrs(run_id="abd"))  # same length, other attributes
+    assert len(other) == len(blocks[0])
+    assert layout.stacked(np.stack([rows[0], np.frombuffer(other, np.uint8)])) is None
+    assert layout.stacked(rows[:, :-1]) is None
+    assert BlockLayout.of(_savez_bytes(_block())) is not None  # numpy's own archive too

@@ -175,3 +175,35 @@ def test_a_block_written_from_its_parts_is_the_block_written_from_its_dataset(tm
     assert ((tmp_path / "a" / "blocks" / "c0000_b000002.npz").read_bytes()
             == (tmp_path / "b" / "blocks" / "c0000_b000002.npz").read_bytes())
     assert parts.nbytes == parts.to_dataset().nbytes
+
+
+def test_a_group_read_at_once_is_the_group_read_block_by_block_and_refuses_the_same_blocks(tmp_path):
+    import zipfile
+
+    from sim.run.runner import run_keys
+    from sim.run.store import group_keys
+
+    run(tmp_path / "mine", replicates=14)  # blocks of 4, 4, 4, 2
+    run(tmp_path / "other", replicates=14, seed=8)
+    with RunFolder(tmp_path / "mine", {"seed": 7, "block_size": 4}) as folder:
+        (group,) = group_keys(run_keys([14], 4))
+        whole = group_keys(run_keys([12], 4))[0]  # blocks of one layout
+        for names in (None, ("log_hr",)):
+            for g in (group, whole):
+                fast = folder.read_blocks(g, names)
+                folder._read_stacked = lambda *args: None  # block by block
+                slow = folder.read_blocks(g, names)
+                del folder._read_stacked
+                xr.testing.assert_identical(fast, slow)
+        assert folder._read_stacked(whole, None) is not None and folder._read_stacked(group, None) is None
+        blocks = folder.path / "blocks"
+        own = (blocks / "c0000_b000001.npz").read_bytes()
+        shutil.copy(tmp_path / "other" / "blocks" / "c0000_b000001.npz", blocks)
+        with pytest.raises(RunFolderError, match="c0000_b000001.npz: belongs to another run"):
+            folder.read_blocks(whole)
+        (blocks / "c0000_b000001.npz").write_bytes(own)
+        data = bytearray((blocks / "c0000_b000002.npz").read_bytes())
+        data[200] ^= 0xFF  # inside the first member's data
+        (blocks / "c0000_b000002.npz").write_bytes(bytes(data))
+        with pytest.raises(zipfile.BadZipFile, match="CRC"):
+            folder.read_blocks(whole)
