@@ -104,11 +104,15 @@ class ReplicatesWriter:
                                                 fillvalue=fill, chunks=chunks if all(chunks) else None)
             for key, value in var_attrs.items():
                 target.attrs[key] = value
-            if encoded.dtype.kind in "biuf":
+            direct = encoded.dtype.kind in "biuf" and hasattr(target, "_h5ds")
+            if direct:
                 # the h5py dataset itself: h5netcdf's __setitem__ hands plain numbers to it as
                 # they are, after checks (enum types, the legacy API) costing 0.4 of 0.6 ms a block
-                target = getattr(target, "_h5ds", target)
-            self._targets[name] = (target, encoded.dims)
+                target = target._h5ds
+            # a variable xarray writes as it is (no fill to put in, no dtype to change: every
+            # number of a run's blocks) is written without encoding each block again
+            plain = encoded.values is variable.variable.values and not variable.attrs and not variable.encoding
+            self._targets[name] = (target, encoded.dims, variable.dtype if plain else None, direct)
         self._template = template
 
     def write(self, block: xr.Dataset) -> None:
@@ -121,8 +125,17 @@ class ReplicatesWriter:
         if condition.size != 1 or not np.array_equal(replicate, np.arange(start, start + replicate.size)):
             raise ValueError("a block of replicates.nc holds one condition and consecutive replicates")
         rows = slice(start, start + replicate.size)
-        for name, (target, dims) in self._targets.items():
-            values = conventions.encode_cf_variable(block[name].variable, name=name).values
+        for name, (target, dims, plain, direct) in self._targets.items():
+            variable = block.variables[name]
+            if plain is not None and variable.dtype == plain and not variable.attrs and not variable.encoding:
+                values = variable.values
+            else:
+                values = conventions.encode_cf_variable(variable, name=name).values
+            if direct and values.dtype == target.dtype and values.flags.c_contiguous \
+                    and dims[0] == "condition" and values.shape[0] == 1:
+                _write_slab(target, values, tuple(int(condition[0]) if d == "condition" else start
+                                                  if d == "replicate" else 0 for d in dims))
+                continue
             index = tuple(int(condition[0]) if d == "condition" else rows if d == "replicate" else slice(None)
                           for d in dims)
             target[index] = values[0] if dims[0] == "condition" else values
@@ -153,6 +166,18 @@ class ReplicatesWriter:
     def _discard(self) -> None:
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
+
+
+def _write_slab(target, values: np.ndarray, start: tuple[int, ...]) -> None:
+    """``values`` (C-ordered, of the dataset's dtype) into ``target`` from ``start`` on: the
+    write ``target[...] = values`` makes (the same hyperslab, the same bytes), through h5py's
+    low-level calls (its ``__setitem__`` parses the selection again each time: 1.3 of 3 ms per
+    group of liu2021 variables)."""
+    space = target.id.get_space()
+    space.select_hyperslab(start, values.shape)
+    from h5py import h5s
+
+    target.id.write(h5s.create_simple(values.shape), space, values)
 
 
 def _named(error: BaseException, path: Path) -> BaseException:

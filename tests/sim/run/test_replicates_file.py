@@ -91,3 +91,21 @@ def test_blocks_with_other_labels_are_refused(tmp_path):
     with pytest.raises(ValueError, match="method"):
         write_replicates_streamed(tmp_path / "r.nc", keys, blocks.__getitem__, replicates=8,
                                   truths=_truths(1), grid=[{}], attrs={})
+
+
+def test_blocks_that_need_encoding_are_encoded_as_xarray_encodes_them(tmp_path):
+    # a bool variable (xarray writes int8) and a block whose float variable came as float32:
+    # those go through xarray's encoding, the rest is written as it is
+    keys, blocks = _blocks(1, 12, 4)
+    for i, key in enumerate(keys):
+        blocks[key]["separated"] = blocks[key].log_hr > 0
+        if i == 1:
+            blocks[key]["se"] = blocks[key].se.astype(np.float32)
+    truths, attrs = _truths(1), {"root_seed": 7}
+    whole = combine_blocks([blocks[k].assign(se=blocks[k].se.astype(float)) for k in keys], truths=truths,
+                           grid=[{}], attrs=attrs)
+    whole.to_netcdf(tmp_path / "whole.nc", engine="h5netcdf")
+    path = write_replicates_streamed(tmp_path / "replicates.nc", keys, blocks.__getitem__, replicates=12,
+                                     truths=truths, grid=[{}], attrs=attrs)
+    with xr.open_dataset(tmp_path / "whole.nc", engine="h5netcdf") as a, xr.open_dataset(path, engine="h5netcdf") as b:
+        xr.testing.assert_identical(_strip_time(a.load()), _strip_time(b.load()))
