@@ -28,7 +28,7 @@ from functools import cached_property, reduce
 from typing import Callable, Iterable
 
 from analysis.performance.accumulate import INTERVAL_VARIABLES, CentreCoverageState, SummaryState, check_replicates
-from analysis.performance.paired import merge_paired_states, paired_difference_state, paired_from_state
+from analysis.performance.paired import PairedState, paired_from_state
 from analysis.performance.summary import summarise_state, summary_to_frame
 from analysis.performance.text_report import format_summary
 from sim.calibrate.cache import calibrate_cached, true_estimands_cached
@@ -244,9 +244,9 @@ class SummaryAccumulator:
                 self._truths = self._skeleton(block)
                 self._attrs = dict(self._truths.attrs) if self._attrs is None else self._attrs
         block_state = SummaryState.from_block(block, truths=self._truths)
-        block_paired = paired_difference_state(block, reference=self._references)
+        block_paired = PairedState.of(block, reference=self._references)
         self._state = block_state if self._state is None else self._state.merge(block_state)
-        self._paired = block_paired if self._paired is None else merge_paired_states(self._paired, block_paired)
+        self._paired = block_paired if self._paired is None else self._paired.merge(block_paired)
 
     def summary(self, intervals: Callable[[], Iterable[xr.Dataset]]) -> xr.Dataset:
         """The summary, after the second pass over ``intervals()``: the blocks added, in any
@@ -257,7 +257,7 @@ class SummaryAccumulator:
         coverage = reduce(CentreCoverageState.merge,
                           (CentreCoverageState.from_block(block, centres) for block in intervals()))
         summary = summarise_state(self._state, coverage, attrs=self._attrs)
-        paired = paired_from_state(self._paired).transpose(*summary.power_logrank.dims)
+        paired = paired_from_state(self._paired.to_dataset()).transpose(*summary.power_logrank.dims)
         return xr.merge([summary, paired], compat="no_conflicts", join="exact", combine_attrs="override")
 
 

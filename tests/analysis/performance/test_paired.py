@@ -78,3 +78,24 @@ def test_blocks_merged_in_any_order_equal_the_whole_array():
         np.testing.assert_allclose(got[name].sel(condition=expected.condition).values, expected[name].values,
                                    rtol=1e-12, atol=1e-15, err_msg=name)
     assert got.attrs["reference_method"] == "paper"
+
+
+def test_numpy_states_are_the_datasets_to_the_last_bit():
+    """PairedState (what a run merges) gives the Datasets of paired_difference_state and
+    merge_paired_states exactly, blocks of several conditions in any order, dims in any order."""
+    from functools import reduce
+
+    from analysis.performance.paired import PairedState, merge_paired_states, paired_difference_state
+
+    parts = [replicates(seed=c, n=300).expand_dims(condition=[c]) for c in range(3)]
+    blocks = [part.isel(replicate=slice(start, start + 100)) for part in parts for start in (0, 100, 200)]
+    blocks[4] = blocks[4].transpose("method", "replicate", "condition")
+    order = np.random.default_rng(5).permutation(len(blocks))
+    for reference in ("paper", {"recommended": "paper"}):
+        datasets = [paired_difference_state(blocks[i], reference=reference) for i in order]
+        states = [PairedState.of(blocks[i], reference=reference) for i in order]
+        for dataset, state in zip(datasets, states):
+            xr.testing.assert_identical(state.to_dataset(), dataset)
+        merged = reduce(merge_paired_states, datasets)
+        xr.testing.assert_identical(reduce(PairedState.merge, states).to_dataset(), merged)
+        assert merged.condition.values.tolist() == [0, 1, 2]
