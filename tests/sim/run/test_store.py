@@ -207,3 +207,18 @@ def test_a_group_read_at_once_is_the_group_read_block_by_block_and_refuses_the_s
         (blocks / "c0000_b000002.npz").write_bytes(bytes(data))
         with pytest.raises(zipfile.BadZipFile, match="CRC"):
             folder.read_blocks(whole)
+
+
+def test_a_block_missing_either_file_or_failing_its_checksum_is_unfinished_and_removed(tmp_path):
+    from sim.run.store import BlockKey
+
+    run(tmp_path / "r", replicates=12)
+    blocks = tmp_path / "r" / "blocks"
+    with RunFolder(tmp_path / "r", {"seed": 7, "block_size": 4}) as folder:
+        keys = [BlockKey(0, b, 4 * b, 4) for b in range(4)]
+        assert [folder.is_finished(k) for k in keys] == [True, True, True, False]
+        (blocks / "c0000_b000000.sha256").unlink()  # data without checksum
+        (blocks / "c0000_b000001.npz").unlink()  # checksum without data
+        (blocks / "c0000_b000002.sha256").write_text("0" * 64 + f" {folder.run_id} 4\n")  # wrong checksum
+        assert [folder.is_finished(k) for k in keys[:3]] == [False, False, False]
+        assert not list(blocks.glob("c*"))
