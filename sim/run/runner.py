@@ -13,9 +13,10 @@ Blocks are enumerated lazily and handed to the workers a few at a time, so no st
 list of a million tasks. A task is a group of up to ten pending blocks of one grid point
 (:mod:`sim.run.block_groups`: for liu2021 about a tenth less CPU per replicate): each block
 still draws from its own streams and is written as its own file, byte for byte what it is
-computed alone, so grouping, like the number of workers, changes no result. The first pending block is computed here, alone, and timed: a large
-run prints its estimated time, disk (and, where the blocks are combined in memory, memory)
-before the rest starts, and one that cannot fit in memory is refused (:mod:`sim.run.scale`).
+computed alone, so grouping, like the number of workers, changes no result. The first pending
+block is computed here, alone, then the next task, timed: a large run prints its estimated
+time (at the second's speed: the first pays every first call), disk (and, where the blocks are
+combined in memory, memory) before the rest starts, and one that cannot fit in memory is refused (:mod:`sim.run.scale`).
 The pools themselves (loky, Dask; ``--jobs`` capped at the cores; workers that die with their
 parent; shut down before returning) are :mod:`sim.run.workers`; :mod:`sim.run.store` owns the
 disk.
@@ -28,7 +29,7 @@ import pickle
 import sys
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
@@ -322,6 +323,7 @@ def compute_blocks(
     with _progress(total, config.quiet) as bar, one_blas_thread():  # the blocks computed here: as a worker does
         pending = _pending(folder, run_keys(counts, config.block_size), bar, finished)
         first = next(pending, None)
+        scale = None
         if first is not None:  # computed here, alone, and timed before the rest starts
             _warm_up(conditions[first.condition].scenario, calibrations[first.condition])
             started = time.perf_counter()
@@ -333,8 +335,6 @@ def compute_blocks(
             scale = RunScale(first.size, seconds, written, int(dataset.nbytes), max(to_do, first.size),
                              total, jobs, in_memory=in_memory)
             scale.check(config.size_field)
-            if scale.is_large:
-                bar.write(f"note: {scale.describe()}", file=sys.stderr)
         tasks = (task(key) for key in pending)
         group_work = _GROUP_WORK.get(work)
         size = 1 if group_work is None else group_size(
@@ -345,6 +345,21 @@ def compute_blocks(
             keyed = partial(_computed_group, work, group_work, write)
         else:
             keyed = partial(_computed, work, write)
+        if scale is not None:
+            # The first block pays every first call (fresh memory, caches, lazy imports: ~5x a
+            # later block's time); the time per replicate comes from the next task, computed
+            # here too, as a worker computes its tasks.
+            second = next(tasks, None)
+            if second is not None:
+                started = time.perf_counter()
+                keys = keyed(second)
+                scale = replace(scale, rate_size=sum(key.size for key in keys),
+                                rate_seconds=time.perf_counter() - started)
+                for done in keys:
+                    bar.update(done.size)
+                    finished(done)
+            if scale.is_large:
+                bar.write(f"note: {scale.describe()}", file=sys.stderr)
         if config.backend == "dask":
             stream = run_dask(keyed, tasks, jobs, config.scheduler)
         elif jobs == 1:

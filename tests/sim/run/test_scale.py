@@ -64,10 +64,30 @@ def test_the_estimate_extrapolates_the_first_block():
     assert one.seconds_left == pytest.approx(2.0 / 100 * 999_900 / 2)
     assert one.disk_bytes == pytest.approx(4e9) and one.peak_memory == pytest.approx(5e9)
     assert one.describe() == ("1,000,000 replicates: about 2 h 46 min more on 2 workers, 4.0 GB on disk "
-                              "and 5.0 GB of memory (the first block: 100 replicates in 2.0 s)")
+                              "and 5.0 GB of memory (the first block: 100 replicates in 2.00 s)")
     with pytest.raises(RunScaleError, match=r"^simulation.replicates = 1000000: .* 5.0 GB of memory and this machine has 4.0 GB"):
         one.check("simulation.replicates = 1000000", memory=4_000_000_000)
     one.check("x", memory=8_000_000_000)
+
+
+def test_the_estimate_takes_its_speed_from_the_task_after_the_first_block():
+    """The first block pays the process's first calls; the next task's speed is the one used."""
+    timed = RunScale(first_size=100, seconds=0.12, file_bytes=200_000, memory_bytes=200_000,
+                     to_do=1_000_000, total=1_000_000, workers=2, in_memory=False, rate_size=1_000, rate_seconds=0.25)
+    assert timed.seconds_left == pytest.approx(0.25 / 1_000 * (1_000_000 - 1_100) / 2)
+    assert timed.describe() == ("1,000,000 replicates: about 2 min 4 s more on 2 workers, 4.0 GB on disk "
+                                "(the first block: 100 replicates in 0.12 s, the next 1,000 in 0.25 s)")
+
+
+def test_a_run_times_the_task_after_its_first_block(tmp_path, monkeypatch, capsys):
+    """Blocks of 10, fake work: the note names the first block and the next one (one job, no
+    groups for a block function without a group function)."""
+    monkeypatch.setattr(scale, "LARGE_SECONDS", 0.0)
+    run(tmp_path / "large", 30)
+    line = capsys.readouterr().err.strip()
+    assert "(the first block: 10 replicates in " in line and ", the next 10 in " in line
+    run(tmp_path / "one_block", 10)
+    assert ", the next" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, line", [
