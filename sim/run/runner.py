@@ -346,7 +346,7 @@ def compute_blocks(
         else:
             keyed = partial(_computed, work, write)
         if scale is not None:
-            # The first block pays every first call (fresh memory, caches, lazy imports: ~5x a
+            # The first block pays every first call (fresh memory, caches, lazy imports: 3-5x a
             # later block's time); the time per replicate comes from the next task, computed
             # here too, as a worker computes its tasks.
             second = next(tasks, None)

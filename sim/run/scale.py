@@ -8,10 +8,10 @@ cost does not depend on its index):
 
 - time left ≈ seconds per replicate × replicates to do / workers, at the second task's speed
   (the first block pays every first call of the process — fresh memory, lazy imports, cold
-  caches: a liu2021 block of 100 replicates took 0.12 s, a later one 0.025 s); the time two
-  workers take on two cores is about a quarter more than one process alone (10⁶ liu2021
-  replicates: 165 s against an estimate of 2 min 13 s), and a worker's start (imports, the
-  compiled kernels loaded) adds about 3 s;
+  caches: a liu2021 first block of 100 replicates took 0.08–0.12 s, the next 1,000 replicates
+  0.26 s); two workers sharing two cores, the workers' start (imports and the compiled
+  kernels loaded, about 3 s each) and the read-back make a run somewhat longer (10⁶ liu2021
+  replicates: 152 s against an estimate of 2 min 9 s);
 - disk ≈ (block file bytes + in-memory bytes) per replicate × replicates (the blocks, then
   ``replicates.nc`` of about the in-memory size);
 - memory of this process, where the blocks are read back and combined whole (a sweep: its
