@@ -316,7 +316,7 @@ def main(argv=None) -> dict:
     from sim.generate.cohorts import generate_cohorts, warm_up
     from sim.run.results import block_dataset
     from sim.run.block_codec import dataset_to_npz_bytes
-    from sim.run.store import atomic_write_bytes
+    from sim.run.atomic_files import atomic_write_bytes
     from sim.scenario.plans import scenario_plan
 
     scenario = load_scenario_scaled(args.scale)

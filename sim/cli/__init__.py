@@ -107,7 +107,7 @@ def cohort(scenario: str, seed: int, out: str, force: bool) -> None:
     from sim.calibrate.cache import calibrate_cached
     from sim.generate.cohort_csv import cohort_to_csv
     from sim.generate.cohorts import generate_cohorts
-    from sim.run.store import atomic_write_bytes
+    from sim.run.atomic_files import atomic_write_bytes
 
     path = Path(out)
     refuse_overwrite(path, force, "--out")
@@ -177,7 +177,7 @@ def analyse(cohort_csv: str, scenario_path: str | None, preset: str | None, meth
     from sim.generate.cohort_csv import describe_covariate_kinds, near_binary_warnings, read_cohort_csv
     from sim.errors import CohortFileError
     from sim.scenario.plans import UnknownMethodError, scenario_plan
-    from sim.run.store import atomic_write_bytes
+    from sim.run.atomic_files import atomic_write_bytes
 
     if method and preset:
         raise PsmsimError("--method and --plan: give one (--plan names a preset, --method any method of the scenario)")

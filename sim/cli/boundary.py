@@ -6,7 +6,7 @@
 * Any operating-system error — a full disk, no permission, a read-only or missing folder —
   found in the exception's chain of causes and contexts (also behind joblib's
   ``ShutdownExecutorError``): the path and the cause (:func:`sim.errors.describe_os_error`).
-  Files are written atomically (:func:`sim.run.store.atomic_write_bytes`), so such a failure
+  Files are written atomically (:func:`sim.run.atomic_files.atomic_write_bytes`), so such a failure
   leaves no half-written file and the earlier version of the file, if any, intact.
 
 The output checks here run before any computing, so a path that cannot be written is refused

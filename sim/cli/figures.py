@@ -50,7 +50,7 @@ def plot(run_dir: str, kind: str, measure: str | None, factor: str | None, out: 
       psmsim plot results/liu2021-unmeasured_confounder --kind bias-surface
     """
     from sim.run.reporting import plot_run
-    from sim.run.store import atomic_write_bytes
+    from sim.run.atomic_files import atomic_write_bytes
 
     fmt = "png"
     if out:

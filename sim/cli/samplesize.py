@@ -75,7 +75,7 @@ def samplesize(scenario: str, endpoint: str, target_power: float, design: str, m
     from sim.run.samplesize import run_samplesize
     from sim.run.samplesize_output import answer_json, format_answer
     from sim.run.samplesize_setup import SampleSizeRequest
-    from sim.run.store import atomic_write_bytes
+    from sim.run.atomic_files import atomic_write_bytes
     from sim.scenario import load_scenario
 
     check_parallel(jobs, backend, scheduler)

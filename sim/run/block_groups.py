@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from sim.run.results import BlockParts, block_parts
+from sim.run.seeds import block_rng
 
 #: Largest group: (replicate, patient) values of its cohorts (liu2021: 1,000 replicates).
 GROUP_CELLS = 100_000
@@ -82,7 +83,6 @@ def simulate_group_parts(tasks: Sequence[Any]) -> list[BlockParts]:
     from analysis.plan.analyse import analyse_cohorts
     from analysis.plan.segments import SegmentStreams, concatenate_batches, same_design_levels, segments_allowed
     from sim.generate.cohorts import generate_cohorts
-    from sim.run.runner import block_rng
     from sim.scenario.plans import method_stream, scenario_plan
 
     first = tasks[0]

@@ -38,8 +38,8 @@ from sim.run.identity import PSMSIM_VERSION
 from sim.run.readback import GroupSpill, ReadBack
 from sim.run.runner import RunConfig, run_keys, compute_blocks, iter_conditions, run_identity
 from sim.run.folder_lock import FolderLock
-from sim.run.store import (GROUP_REPLICATES, REPLICATES_FILE, RunFolder, group_keys, open_replicates, read_dataset,
-                           write_summary)
+from sim.run.store import GROUP_REPLICATES, REPLICATES_FILE, RunFolder, group_keys, open_replicates, write_summary
+from sim.run.atomic_files import read_dataset
 from sim.scenario.feasibility import run_block_size
 from sim.scenario.model import Scenario
 from sim.scenario.parser import parse_scenario

@@ -28,7 +28,7 @@ import xarray as xr
 from xarray import conventions
 
 from sim.run.results import annotate_replicates
-from sim.run.store import new_file_mode
+from sim.run.atomic_files import new_file_mode
 
 #: Dims a block holds in full (every block has the same labels along them).
 _LABEL_DIMS = ("method", "cohort", "endpoint", "covariate")

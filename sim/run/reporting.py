@@ -28,7 +28,8 @@ from analysis.plots.style import figure_bytes
 from sim.errors import PsmsimError, RunFolderError
 from sim.run.report_facts import study_facts
 from sim.run.folder_lock import FolderLock
-from sim.run.store import SUMMARY_NC, BlockKey, atomic_write_bytes, open_replicates, read_dataset
+from sim.run.store import SUMMARY_NC, BlockKey, open_replicates
+from sim.run.atomic_files import atomic_write_bytes, read_dataset
 from sim.scenario import Scenario, parse_scenario
 
 __all__ = ["PLOT_KINDS", "PlotOptionError", "RunFigure", "cohort_figures", "plot_run", "regenerate_replicate",

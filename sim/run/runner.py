@@ -33,13 +33,13 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
-import numpy as np
 
 from sim.errors import PsmsimError
 from sim.run import identity
 from sim.run.block_groups import group_size, grouped, simulate_group_parts
 from sim.run.results import BlockParts, block_parts, combine_blocks
 from sim.run.scale import RunScale
+from sim.run.seeds import block_rng
 from sim.run.store import BlockKey, BlockWriter, RunFolder
 from sim.run.workers import BackendError, keep_freed_memory, one_blas_thread, run_dask, run_loky, worker_count
 
@@ -155,12 +155,6 @@ def block_keys(n_conditions: int, replicates: int, block_size: int) -> Iterator[
     for condition in range(n_conditions):
         for block, start in enumerate(range(0, replicates, block_size)):
             yield BlockKey(condition, block, start, min(block_size, replicates - start))
-
-
-def block_rng(root_seed: int, key: BlockKey, stream: int) -> np.random.Generator:
-    """The generator of ``stream`` in block ``key`` (see the module docstring)."""
-    sequence = np.random.SeedSequence(root_seed, spawn_key=(key.condition, key.block, stream))
-    return np.random.default_rng(sequence)
 
 
 def simulate_block_parts(task: BlockTask) -> BlockParts:

@@ -52,7 +52,8 @@ from sim.run.results import block_dataset
 from sim.run.runner import BlockTask, RunConfig, block_rng, iter_conditions, run_identity, run_simulation
 from sim.run.samplesize_setup import SampleSizeRequest, SearchSetup, prepare_search
 from sim.run.folder_lock import LOCK_FILE, FolderLock
-from sim.run.store import BlockKey, RunFolder, atomic_write_bytes
+from sim.run.store import BlockKey, RunFolder
+from sim.run.atomic_files import atomic_write_bytes
 from sim.scenario.model import Scenario
 
 __all__ = ["SampleSizeCell", "RoundData", "SearchOutcome", "simulate_samplesize_block",

@@ -22,7 +22,7 @@ import xarray as xr
 
 from analysis.performance.samplesize import pooled_observations, power_points
 from analysis.performance.samplesize_answer import curve_table, mean_at, point_means, power_at
-from sim.run.store import atomic_write_bytes, write_dataset
+from sim.run.atomic_files import atomic_write_bytes, write_dataset
 
 __all__ = ["Answer", "answer_of", "answer_dataset", "answer_json", "format_answer",
            "write_answer", "ANSWER_FILES", "SAMPLESIZE_NC", "SAMPLESIZE_CSV"]

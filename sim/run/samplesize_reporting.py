@@ -12,7 +12,7 @@ import xarray as xr
 from analysis.plots.report import Figure, Paragraph, Report, Section, Table
 from analysis.plots.style import ENDPOINT_NAMES, figure_bytes
 from sim.run.samplesize_output import SAMPLESIZE_NC
-from sim.run.store import read_dataset
+from sim.run.atomic_files import read_dataset
 
 __all__ = ["is_samplesize_folder", "samplesize_figure", "build_samplesize_report"]
 

@@ -15,7 +15,8 @@ import xarray as xr
 from analysis.performance.sensitivity.of_sweep import sensitivity_to_frame, sweep_sensitivity
 from sim.errors import RunFolderError
 from sim.run.folder_lock import FolderLock
-from sim.run.store import SUMMARY_NC, atomic_write_bytes, read_dataset, write_dataset
+from sim.run.store import SUMMARY_NC
+from sim.run.atomic_files import atomic_write_bytes, read_dataset, write_dataset
 
 __all__ = ["SensitivityOutcome", "sensitivity_folder", "format_sensitivity"]
 

@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
@@ -38,8 +36,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from sim.errors import RunFolderError
-from sim.run.block_codec import BlockLayout, dataset_from_parts, encode_block, npz_parts
+from sim.run.block_codec import dataset_from_parts, encode_block, npz_parts
+from sim.run.atomic_files import NETCDF_ENGINE, atomic_write_bytes, read_dataset, write_dataset
 from sim.run.folder_lock import LOCK_FILE, FolderLock
+from sim.run.group_files import read_stacked
 from sim.run.identity import difference, run_id
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ BLOCK_FOLDER = "blocks"
 REPLICATES_FILE = "replicates.nc"
 SUMMARY_NC = "summary.nc"
 SUMMARY_CSV = "summary.csv"
-NETCDF_ENGINE = "h5netcdf"
 #: Derived files other commands write into a run folder (psmsim sensitivity, report, plot).
 DERIVED_FILES = ("sensitivity.nc", "sensitivity.csv", "report.html", "report.md")
 REPORT_FIGURES, FIGURE_FOLDER = "report_figures", "figures"
@@ -77,69 +76,6 @@ class BlockKey:
     @property
     def stem(self) -> str:
         return f"c{self.condition:04d}_b{self.block:06d}"
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``.
-
-    ``durable``: flush the file to disk (``fsync``) before it takes the name, so a power cut
-    leaves the old file or the new one. A block file skips it (4 ms of a worker's time per file
-    on a virtual disk, two files per block): its checksum line is checked before a block is
-    trusted, so a block the disk lost or tore is recomputed, never merged.
-
-    The file gets the permissions a plain ``open(path, "w")`` would (0666 less the umask), not
-    the temporary file's 0600. An operating-system error (no space, no permission, no such
-    folder) leaves no temporary file and is re-raised as an ``OSError`` naming ``path`` itself
-    (not the temporary name), which the CLI prints as one line.
-    """
-    path = Path(path)
-    try:
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise OSError(err.errno, err.strerror, str(path)) from err
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            os.fchmod(stream.fileno(), 0o666 & ~_umask())
-            stream.write(data)
-            stream.flush()
-            if durable:
-                os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno is not None:
-            raise OSError(err.errno, err.strerror, str(path)) from err
-        raise
-
-
-def _umask() -> int:
-    """The process's umask (read without changing it where /proc allows)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def new_file_mode() -> int:
-    """The permissions of a newly created file: 0666 less the umask."""
-    return 0o666 & ~_umask()
-
-
-def dataset_to_bytes(dataset: xr.Dataset) -> bytes:
-    """The netCDF4 (HDF5) bytes of ``dataset``."""
-    return bytes(dataset.to_netcdf(path=None, engine=NETCDF_ENGINE))
-
-
-def write_dataset(path: Path, dataset: xr.Dataset) -> str:
-    """Write ``dataset`` atomically to ``path``; return the sha256 of the bytes written."""
-    data = dataset_to_bytes(dataset)
-    atomic_write_bytes(Path(path), data)
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -178,13 +114,6 @@ def group_keys(keys: Iterable[BlockKey], replicates: int = GROUP_REPLICATES) -> 
         current.append(key)
     close()
     return groups
-
-
-def read_dataset(path: Path) -> xr.Dataset:
-    """Load a whole netCDF file into memory (no file handle stays open)."""
-    import xarray as xr
-
-    return xr.load_dataset(path, engine=NETCDF_ENGINE)
 
 
 def _walk(folder: Path) -> Iterator[tuple[Path, bool]]:
@@ -453,48 +382,9 @@ class RunFolder:
         return attrs, variables
 
     def _read_stacked(self, group: BlockGroup, names: tuple[str, ...] | None) -> tuple[dict, dict] | None:
-        """:meth:`read_blocks_parts` of a group whose blocks all have the layout of its first
-        (one read of each file into one buffer, no parsing per block), or None for any other
-        group (read block by block)."""
-        blocks = os.path.join(self.path, BLOCK_FOLDER)
-        paths = [os.path.join(blocks, f"{key.stem}.npz") for key in group.keys]  # (pathlib: 1.3 ms a group)
-        try:
-            with open(paths[0], "rb") as stream:
-                layout = BlockLayout.of(stream.read())
-        except OSError:
-            return None
-        if layout is None or layout.attrs.get("run_id") != self.run_id:
-            return None
-        buffer = np.empty((len(paths), layout.size), dtype=np.uint8)
-        for row, path in zip(buffer, paths):
-            try:
-                with open(path, "rb", buffering=0) as stream:
-                    if os.fstat(stream.fileno()).st_size != layout.size or stream.readinto(row) != layout.size:
-                        return None
-            except OSError:
-                return None
-        stacked = layout.stacked(buffer, names)
-        if stacked is None:
-            return None
-        replicates = stacked[("coords", "replicate")][1]
-        if (replicates.shape[1] != np.array([key.size for key in group.keys])).any() \
-                or (replicates[:, 0] != np.array([key.start for key in group.keys])).any():
-            return None
-        variables = {}
-        for item, (dims, values) in stacked.items():
-            if "replicate" not in dims:
-                values = values[0].copy()
-            else:
-                axis = dims.index("replicate")
-                shape = values.shape[1:]
-                if math.prod(shape[:axis]) == 1:  # blocks lie one after another in memory
-                    values = values.reshape(*shape[:axis], len(values) * shape[axis], *shape[axis + 1:])
-                else:
-                    values = np.concatenate(list(values), axis=axis)
-            variables[item] = (dims, values)
-        attrs = dict(layout.attrs)
-        attrs.pop("run_id")
-        return attrs, variables
+        """:meth:`read_blocks_parts` of a group whose blocks all have the layout of its first,
+        or None (:func:`sim.run.group_files.read_stacked`)."""
+        return read_stacked(os.path.join(self.path, BLOCK_FOLDER), self.run_id, group.keys, names)
 
     def pending(self, keys: Iterable[BlockKey]) -> Iterator[BlockKey]:
         """The blocks still to compute (missing, failing their checksum or of another run),

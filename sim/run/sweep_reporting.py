@@ -19,7 +19,8 @@ from analysis.plots.report import Report
 from analysis.plots.report_sweep import SWEEP_SECTIONS, SweepContext
 from sim.errors import PsmsimError, RunFolderError
 from sim.run.report_facts import study_facts
-from sim.run.store import NETCDF_ENGINE, SUMMARY_NC, read_dataset
+from sim.run.store import SUMMARY_NC
+from sim.run.atomic_files import NETCDF_ENGINE, read_dataset
 from sim.scenario import Scenario, parse_scenario
 
 __all__ = ["SWEEP_PLOT_KINDS", "SweepData", "build_sweep_report", "is_sweep_folder", "load_sweep", "sweep_figure"]

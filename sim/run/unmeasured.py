@@ -23,7 +23,8 @@ from analysis.performance.sensitivity import (
     hazard_ratio_from_medians,
     lpk_bias_factor,
 )
-from sim.run.store import REPLICATES_FILE, read_dataset, write_dataset
+from sim.run.store import REPLICATES_FILE
+from sim.run.atomic_files import read_dataset, write_dataset
 
 __all__ = ["measured_benchmarks", "unmeasured_dataset", "unmeasured_surface", "unmeasured_report", "BIAS_SURFACE_NC"]
 

@@ -99,12 +99,12 @@ def test_unwritable_output_folder(tmp_path, readonly_folder):
 
 def test_a_permission_error_inside_the_writer_names_the_file(tmp_path, monkeypatch):
     """Past the up-front checks (e.g. permissions changed meanwhile), the writer's own error."""
-    import sim.run.store as store
+    import sim.run.atomic_files as atomic_files
 
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".c.csv.x.tmp"))
 
-    monkeypatch.setattr(store.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(atomic_files.tempfile, "mkstemp", refuse)
     line = one_error_line(invoke("cohort", LIU2021, "--seed", 1, "--out", tmp_path / "c.csv").output)
     assert line == f"error: {tmp_path / 'c.csv'}: permission denied (EACCES); choose a folder you can write to"
 
@@ -140,9 +140,9 @@ def test_full_disk_leaves_the_earlier_file_intact(small_disk, monkeypatch):
     path = folder / "c.csv"
     path.write_text("earlier\n")
     if not mounted:
-        import sim.run.store as store
+        import sim.run.atomic_files as atomic_files
 
-        monkeypatch.setattr(store.os, "fdopen", lambda handle, mode: _FullDiskStream(handle))
+        monkeypatch.setattr(atomic_files.os, "fdopen", lambda handle, mode: _FullDiskStream(handle))
     result = invoke("cohort", LIU2021, "--seed", 1, "--out", path, "--force")
     assert result.exit_code == 2
     assert one_error_line(result.output) == (

@@ -13,7 +13,7 @@ import pytest
 
 from sim.cli import main
 from sim.run.folder_lock import FolderLock
-from sim.run.store import read_dataset
+from sim.run.atomic_files import read_dataset
 from tests.sim.cli.helpers import assert_one_line_error, invoke
 
 ROOT = Path(__file__).resolve().parents[3]

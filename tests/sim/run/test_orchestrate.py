@@ -7,7 +7,8 @@ import xarray as xr
 from analysis.performance.paired import paired_differences
 from analysis.performance.summary import summarise_run
 from sim.run.orchestrate import run_scenario, summarise_folder
-from sim.run.store import BLOCK_FOLDER, REPLICATES_FILE, SUMMARY_NC, open_replicates, read_dataset
+from sim.run.store import BLOCK_FOLDER, REPLICATES_FILE, SUMMARY_NC, open_replicates
+from sim.run.atomic_files import read_dataset
 from sim.scenario import load_scenario
 
 

@@ -17,7 +17,7 @@ from sim.run.samplesize import run_samplesize
 from sim.run.samplesize_output import answer_json
 from sim.run.samplesize_setup import SampleSizeRequest
 from sim.scenario import parse_scenario
-from sim.run.store import read_dataset
+from sim.run.atomic_files import read_dataset
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 
