@@ -8,6 +8,7 @@ Shapes: ``(replicate, patient)`` and ``(replicate, patient, covariate)``; times 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -90,3 +91,10 @@ class CohortBatch:
             ae_names=self.ae_names,
             patient_id=self.patient_id[pick],
         )
+
+
+def segment_rows(sizes: Sequence[int]) -> list[slice]:
+    """The rows of consecutive segments of ``sizes`` replicates (batches joined along the
+    replicate axis): ``[slice(0, sizes[0]), slice(sizes[0], sizes[0] + sizes[1]), ...]``."""
+    edges = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from analysis.cohort import CohortBatch
+from analysis.cohort import CohortBatch, segment_rows
 from analysis.plan.options import Plan
 from analysis.propensity.matched_sets import MatchResult
 
@@ -49,8 +49,7 @@ class SegmentStreams:
 
     def slices(self) -> list[slice]:
         """The rows of each segment."""
-        edges = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
-        return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+        return segment_rows(self.sizes)
 
 
 def segments_allowed(plan: Plan) -> bool:

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 from scipy import special
 
+from analysis.cohort import segment_rows
 from analysis.survival.cox import CoxResult, cox_from_table, result_of_fit
 from analysis.survival.cox_terms import TIES
 from analysis.survival.kaplan_meier import _CI_METHODS, _MEDIAN_RULES, MedianEstimate, km_median
@@ -143,7 +144,7 @@ def _compiled(time, event, treated, weight, cluster, *, sizes, ties, median_ci, 
     if len(sizes) == 1:
         widths = np.full(n_rep, kernels.event_width(event, weight), np.int64)
     else:  # each segment's own width (the batch it was alone)
-        widths = np.repeat([kernels.event_width(event[rows], weight[rows]) for rows in _rows(sizes)],
+        widths = np.repeat([kernels.event_width(event[rows], weight[rows]) for rows in segment_rows(sizes)],
                            sizes).astype(np.int64)
     z = float(special.ndtri(1.0 - (1.0 - level) / 2.0))
     floats = np.empty((len(kernels.FLOAT_ROWS), n_rep))
@@ -170,11 +171,6 @@ def _compiled(time, event, treated, weight, cluster, *, sizes, ties, median_ci, 
                               status=count[f"status_{arm}"].astype(np.int8))
                for arm in ("treated", "control")]
     return EndpointSurvival(cox, logrank, *medians)
-
-
-def _rows(sizes: Sequence[int]) -> list[slice]:
-    edges = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def warm_up() -> None:

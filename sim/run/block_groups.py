@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from analysis.cohort import segment_rows
 from sim.run.results import BlockParts, block_parts
 from sim.run.seeds import block_rng
 
@@ -91,8 +92,7 @@ def simulate_group_parts(tasks: Sequence[Any]) -> list[BlockParts]:
     batches = [generate_cohorts(first.scenario, first.calibration, task.key.size,
                                 rng=block_rng(task.root_seed, task.key, 0)) for task in tasks]
     sizes = tuple(task.key.size for task in tasks)
-    edges = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-    rows = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+    rows = segment_rows(sizes)
     joined = None
     per_block: list[dict] = [{} for _ in tasks]
     for method in first.methods:
